@@ -1,0 +1,3 @@
+from axme_cli.main import main
+
+main()

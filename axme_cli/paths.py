@@ -1,0 +1,60 @@
+"""Where axme keeps its state: one home directory per daemon.
+
+Shared by the CLI and the daemon so that both agree on the socket and database paths
+without a handshake. `AXME_HOME` wins; otherwise the platform's user data directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def axme_home() -> Path:
+    env = os.environ.get("AXME_HOME")
+    if env:
+        return Path(env).expanduser().absolute()
+    import platformdirs  # only when AXME_HOME is unset: keeps `axme` start-up lean
+
+    return platformdirs.user_data_path("axme")
+
+
+@dataclass(frozen=True)
+class HomePaths:
+    """The files of one axme home."""
+
+    home: Path
+
+    @property
+    def run_dir(self) -> Path:
+        """Private (0700) directory for the socket and pidfile."""
+        return self.home / "run"
+
+    @property
+    def socket(self) -> Path:
+        return self.run_dir / "axme.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.run_dir / "daemon.pid"
+
+    @property
+    def lockfile(self) -> Path:
+        return self.run_dir / "daemon.lock"
+
+    @property
+    def database(self) -> Path:
+        return self.home / "axme.db"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def daemon_log(self) -> Path:
+        return self.log_dir / "daemon.log"
+
+
+def home_paths(home: Path | None = None) -> HomePaths:
+    return HomePaths(home or axme_home())

@@ -1,0 +1,59 @@
+"""Wire vocabulary of the AXME Intent Protocol, shared by the CLI, the SDK and the daemon.
+
+Imports nothing third-party: the daemon and agents import it, and the CLI's start time
+depends on it staying cheap.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+API_PREFIX = "/v1"
+
+
+class IntentStatus(StrEnum):
+    CREATED = "CREATED"
+    SUBMITTED = "SUBMITTED"
+    DELIVERED = "DELIVERED"
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+    IN_PROGRESS = "IN_PROGRESS"
+    WAITING = "WAITING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    TIMED_OUT = "TIMED_OUT"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {IntentStatus.COMPLETED, IntentStatus.FAILED, IntentStatus.CANCELED, IntentStatus.TIMED_OUT}
+)
+
+#: Statuses a client may ask `/resolve` for.
+RESOLVE_STATUSES = frozenset({IntentStatus.COMPLETED, IntentStatus.FAILED, IntentStatus.CANCELED})
+
+#: The event type that goes with each status change.
+STATUS_EVENT = {
+    IntentStatus.CREATED: "intent.created",
+    IntentStatus.SUBMITTED: "intent.submitted",
+    IntentStatus.DELIVERED: "intent.delivered",
+    IntentStatus.ACKNOWLEDGED: "intent.acknowledged",
+    IntentStatus.IN_PROGRESS: "intent.in_progress",
+    IntentStatus.WAITING: "intent.waiting",
+    IntentStatus.COMPLETED: "intent.completed",
+    IntentStatus.FAILED: "intent.failed",
+    IntentStatus.CANCELED: "intent.canceled",
+    IntentStatus.TIMED_OUT: "intent.timed_out",
+}
+
+#: `agent://org/env/name`: one or more path segments of letters, digits, `._-`.
+AGENT_ADDRESS_RE = re.compile(r"^agent://[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+#: `intent.pipeline.process.v1`: dotted words, no spaces.
+INTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+DEFAULT_MAX_DELIVERY_ATTEMPTS = 3

@@ -1,0 +1,41 @@
+"""`python -m axme_daemon`: what `axme daemon start` runs (it never imports this package)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from axme_daemon.config import load_settings
+from axme_daemon.log import configure_logging
+from axme_daemon.server import AlreadyRunning
+from axme_daemon.service import run
+
+#: Exit code when another daemon already serves the home (the CLI treats it as success).
+EXIT_ALREADY_RUNNING = 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="axme-daemon", description="Run the axme daemon.")
+    parser.add_argument("--home", type=Path, help="axme home (default: $AXME_HOME or XDG)")
+    parser.add_argument("--foreground", action="store_true", help="also log to stderr")
+    parser.add_argument(
+        "--max-payload-bytes", type=int, help="largest request body accepted (default 1 MiB)"
+    )
+    args = parser.parse_args(argv)
+    if args.max_payload_bytes is not None and args.max_payload_bytes <= 0:
+        parser.error("--max-payload-bytes must be positive")
+    settings = load_settings(
+        args.home, max_payload_bytes=args.max_payload_bytes, foreground=args.foreground
+    )
+    try:
+        configure_logging(settings)
+        run(settings)
+    except AlreadyRunning:
+        print(f"axme daemon: already running for {settings.paths.home}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""The HTTP API: AXME's /v1 intent paths plus `/health`, over FastAPI.
+
+No SQL and no process work here: routes validate, call the engine, and shape responses. Every
+error leaves as `{"error": {"code", "message", "details"}, "detail": message}` with the
+status the AXME SDK maps to its exception types.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from axme_cli import __version__
+from axme_cli.errors import AxmeError, PayloadTooLarge
+from axme_cli.protocol import IntentStatus
+from axme_daemon.config import DaemonSettings
+from axme_daemon.engine import Engine, KeepAlive, StreamTimeout
+from axme_daemon.intents import NewIntent, request_hash
+from axme_daemon.models import CreateIntent, ResolveIntent
+from axme_daemon.store import IntentFilter
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "validation_error",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> JSONResponse:
+    body = {
+        "error": {"code": code, "message": message, "details": details or {}},
+        "detail": message,
+    }
+    return JSONResponse(body, status_code=status)
+
+
+def _describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
+    errors = exc.errors()
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            ctx = err.get("ctx") or {}
+            return 400, "invalid_json", f"request body is not valid JSON: {ctx.get('error', '')}"
+    parts = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "missing":
+            msg = "is required"
+        where = ".".join(loc) or "body"
+        if err.get("type") in {"model_attributes_type", "dict_type"} and not loc:
+            msg = "must be a JSON object"
+        parts.append(f"{where} {msg}" if msg == "is required" or where == "body" else msg)
+    return 422, "validation_error", "; ".join(parts) or "invalid request"
+
+
+class BodyLimit:
+    """Answer 413 in our error shape for a body over the limit, before reading it all."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    def _error(self) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"request body is larger than the limit of {self.limit} bytes "
+            "(set AXME_MAX_PAYLOAD_BYTES or --max-payload-bytes to change it)",
+            details={"limit_bytes": self.limit},
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            exc = self._error()
+            response = error_response(exc.http_status, exc.code, exc.message, exc.details)
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise self._error()
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def create_app(engine: Engine, settings: DaemonSettings) -> FastAPI:
+    started = time.time()
+    app = FastAPI(
+        title="axme daemon",
+        version=__version__,
+        description="Durable intents for agent work: the AXME Intent Protocol on a local socket.",
+    )
+    app.add_middleware(BodyLimit, limit=settings.max_payload_bytes)
+
+    @app.exception_handler(AxmeError)
+    async def _axme_error(request: Request, exc: AxmeError) -> JSONResponse:
+        return error_response(exc.http_status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        status, code, message = _describe_validation(exc)
+        return error_response(status, code, message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, AxmeError):  # e.g. the body limit hit while parsing
+            cause = exc.__cause__
+            return error_response(cause.http_status, cause.code, cause.message, cause.details)
+        if exc.status_code == 404:
+            message = f"no route {request.method} {request.url.path}"
+        else:
+            message = str(exc.detail)
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, message)
+
+    @app.get("/health", tags=["daemon"])
+    async def health() -> dict[str, Any]:
+        stats = engine.store.stats()
+        return {
+            "ok": True,
+            "service": "axme",
+            "version": __version__,
+            "pid": settings.pid,
+            "home": str(settings.paths.home),
+            "socket": str(settings.paths.socket),
+            "database": settings.database_url,
+            "uptime_seconds": round(time.time() - started, 3),
+            "store": {"commits": stats.commits, "writes": stats.writes},
+            "streams": engine.hub.subscribers,
+        }
+
+    @app.post("/v1/intents", tags=["intents"])
+    async def create_intent(
+        body: CreateIntent,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> dict[str, Any]:
+        fields = body.model_dump()
+        new = NewIntent(
+            **fields,
+            idempotency_key=idempotency_key or None,
+            # correlation_id is per-call metadata (the SDK makes a new one each send), so
+            # it does not count when telling a replay from a reused key.
+            request_hash=request_hash({k: v for k, v in fields.items() if k != "correlation_id"})
+            if idempotency_key
+            else None,
+        )
+        intent, created = await engine.create(new)
+        return {
+            "ok": True,
+            "intent_id": intent.intent_id,
+            "status": intent.status.value,
+            "created_at": intent.created_at,
+            "idempotent_replay": not created,
+            "intent": intent.to_wire(),
+        }
+
+    @app.get("/v1/intents", tags=["intents"])
+    async def list_intents(
+        status: IntentStatus | None = None,
+        to_agent: str | None = None,
+        intent_type: str | None = None,
+        id_prefix: Annotated[str | None, Query(max_length=36, pattern=r"^[0-9a-f-]+$")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        page = await engine.list(
+            IntentFilter(status, to_agent, intent_type, id_prefix), limit, cursor
+        )
+        return {
+            "ok": True,
+            "intents": [i.to_wire() for i in page.intents],
+            "next_cursor": page.next_cursor,
+        }
+
+    @app.get("/v1/intents/{intent_id}", tags=["intents"])
+    async def get_intent(intent_id: str) -> dict[str, Any]:
+        wire = (await engine.get(intent_id)).to_wire()
+        # Some AXME clients read the intent at top level, others under "intent".
+        return {"ok": True, **wire, "intent": wire}
+
+    @app.get("/v1/intents/{intent_id}/events", tags=["events"])
+    async def list_events(intent_id: str, since: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+        events = await engine.events(intent_id, since)
+        return {"ok": True, "events": [e.to_wire() for e in events]}
+
+    @app.get("/v1/intents/{intent_id}/events/stream", tags=["events"])
+    async def stream_events(
+        intent_id: str,
+        since: Annotated[int, Query(ge=0)] = 0,
+        wait_seconds: Annotated[float, Query(ge=0, le=3600)] = 15,
+    ) -> StreamingResponse:
+        """Server-sent events after `since`, held `wait_seconds`, then `stream.timeout`.
+
+        The stream ends right after a final event (COMPLETED, FAILED, CANCELED, TIMED_OUT).
+        """
+        await engine.get(intent_id)
+
+        async def frames() -> AsyncIterator[bytes]:
+            async for item in engine.follow(intent_id, since, wait_seconds):
+                if isinstance(item, KeepAlive):
+                    yield KEEPALIVE_COMMENT
+                elif isinstance(item, StreamTimeout):
+                    data = json.dumps({"ok": True, "next_seq": item.next_seq})
+                    yield format_sse_event(event="stream.timeout", data_str=data)
+                else:
+                    data = json.dumps(item.to_wire(), separators=(",", ":"))
+                    yield format_sse_event(event=item.event_type, data_str=data, id=str(item.seq))
+
+        return StreamingResponse(
+            frames(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.post("/v1/intents/{intent_id}/resolve", tags=["intents"])
+    async def resolve_intent(intent_id: str, body: ResolveIntent) -> dict[str, Any]:
+        intent, event = await engine.resolve(
+            intent_id,
+            body.status,
+            actor=body.actor,
+            result=body.result,
+            error=body.error,
+            reason=body.reason,
+        )
+        return {"ok": True, "intent": intent.to_wire(), "event": event.to_wire()}
+
+    return app

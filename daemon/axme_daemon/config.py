@@ -1,0 +1,52 @@
+"""Daemon settings: flags win over `AXME_*` environment variables, which win over defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from axme_cli.paths import HomePaths, home_paths
+from axme_cli.protocol import DEFAULT_MAX_PAYLOAD_BYTES
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"axme daemon: {name} must be an integer, got {raw!r}") from None
+    if value <= 0:
+        raise SystemExit(f"axme daemon: {name} must be positive, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    paths: HomePaths
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    store_url: str = ""
+    foreground: bool = False
+    pid: int = field(default_factory=os.getpid)
+
+    @property
+    def database_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.paths.database}"
+
+
+def load_settings(
+    home: Path | None = None,
+    *,
+    max_payload_bytes: int | None = None,
+    store_url: str | None = None,
+    foreground: bool = False,
+) -> DaemonSettings:
+    return DaemonSettings(
+        paths=home_paths(home),
+        max_payload_bytes=max_payload_bytes
+        or _env_int("AXME_MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES),
+        store_url=store_url or os.environ.get("AXME_STORE_URL", ""),
+        foreground=foreground,
+    )

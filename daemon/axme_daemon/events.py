@@ -1,0 +1,40 @@
+"""Wakes event streams when an intent's timeline grows.
+
+The store is the source of truth: a woken stream re-reads events after its cursor, so a
+missed or coalesced wake-up costs nothing, and a client that reconnects with `since=` resumes
+exactly where it left off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+
+class EventHub:
+    def __init__(self) -> None:
+        self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+
+    def notify(self, intent_ids: Iterable[str]) -> None:
+        for intent_id in intent_ids:
+            for wake in self._waiters.get(intent_id, ()):
+                wake.set()
+
+    @contextmanager
+    def subscribe(self, intent_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever `intent_id` changes; subscribe before reading to miss nothing."""
+        wake = asyncio.Event()
+        self._waiters[intent_id].add(wake)
+        try:
+            yield wake
+        finally:
+            waiters = self._waiters[intent_id]
+            waiters.discard(wake)
+            if not waiters:
+                del self._waiters[intent_id]
+
+    @property
+    def subscribers(self) -> int:
+        return sum(len(w) for w in self._waiters.values())

@@ -1,0 +1,153 @@
+"""Intents and events as the daemon holds them; no I/O here.
+
+`check_transition` is the one place that says which status changes are allowed, so the
+store, the API and (later) the dispatcher cannot disagree about the lifecycle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from axme_cli.errors import AlreadyFinal, Conflict
+from axme_cli.protocol import IntentStatus
+
+S = IntentStatus
+
+#: Allowed status changes (AXME lifecycle; any non-final status may also end).
+_NEXT: dict[IntentStatus, frozenset[IntentStatus]] = {
+    S.CREATED: frozenset({S.SUBMITTED}),
+    S.SUBMITTED: frozenset({S.DELIVERED, S.IN_PROGRESS, S.WAITING}),
+    S.DELIVERED: frozenset({S.ACKNOWLEDGED, S.IN_PROGRESS, S.WAITING, S.SUBMITTED}),
+    S.ACKNOWLEDGED: frozenset({S.IN_PROGRESS, S.WAITING, S.SUBMITTED}),
+    S.IN_PROGRESS: frozenset({S.WAITING, S.SUBMITTED}),
+    S.WAITING: frozenset({S.IN_PROGRESS, S.SUBMITTED}),
+}
+_ENDINGS = frozenset({S.COMPLETED, S.FAILED, S.CANCELED, S.TIMED_OUT})
+
+
+def check_transition(current: IntentStatus, target: IntentStatus) -> None:
+    """Raise unless an intent in `current` may move to `target`."""
+    if current.is_final:
+        raise AlreadyFinal(
+            f"intent is already {current.value}",
+            details={"status": current.value, "requested": target.value},
+        )
+    if target in _ENDINGS or target in _NEXT.get(current, frozenset()):
+        return
+    raise Conflict(
+        f"cannot move an intent from {current.value} to {target.value}",
+        details={"status": current.value, "requested": target.value},
+    )
+
+
+def now_iso() -> str:
+    """UTC with milliseconds, `Z`-suffixed: sortable as text and parsed by every client."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def request_hash(body: dict[str, Any]) -> str:
+    """Fingerprint of a create request, to tell a replay from a reused Idempotency-Key."""
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewIntent:
+    """A validated create request."""
+
+    intent_type: str
+    to_agent: str
+    payload: dict[str, Any]
+    from_agent: str | None = None
+    reply_to: str | None = None
+    correlation_id: str | None = None
+    human_task: dict[str, Any] | None = None
+    deadline_at: str | None = None
+    max_delivery_attempts: int = 3
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    intent_id: str
+    seq: int
+    event_type: str
+    status: IntentStatus
+    at: str
+    actor: str | None = None
+    details: dict[str, Any] | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "intent_id": self.intent_id,
+            "seq": self.seq,
+            "event_type": self.event_type,
+            "status": self.status.value,
+            "at": self.at,
+        }
+        if self.actor is not None:
+            out["actor"] = self.actor
+        if self.details:
+            out["details"] = self.details
+            if "result" in self.details:
+                out["result"] = self.details["result"]
+        return out
+
+
+@dataclass(frozen=True)
+class Intent:
+    intent_id: str
+    intent_type: str
+    to_agent: str
+    payload: dict[str, Any]
+    status: IntentStatus
+    created_at: str
+    updated_at: str
+    last_seq: int
+    max_delivery_attempts: int
+    delivery_attempt: int = 0
+    from_agent: str | None = None
+    reply_to: str | None = None
+    correlation_id: str | None = None
+    human_task: dict[str, Any] | None = None
+    deadline_at: str | None = None
+    waiting_reason: str | None = None
+    result: Any = None
+    error: Any = None
+    idempotency_key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The intent as AXME clients read it (`status` and `lifecycle_status` both)."""
+        return {
+            "intent_id": self.intent_id,
+            "intent_type": self.intent_type,
+            "to_agent": self.to_agent,
+            "from_agent": self.from_agent,
+            "reply_to": self.reply_to,
+            "correlation_id": self.correlation_id,
+            "payload": self.payload,
+            "status": self.status.value,
+            "lifecycle_status": self.status.value,
+            "lifecycle_waiting_reason": self.waiting_reason,
+            "waiting_reason": self.waiting_reason,
+            "human_task": self.human_task,
+            "deadline_at": self.deadline_at,
+            "due_at": self.deadline_at,
+            "result": self.result,
+            "error": self.error,
+            "delivery_attempt": self.delivery_attempt,
+            "max_delivery_attempts": self.max_delivery_attempts,
+            "idempotency_key": self.idempotency_key,
+            "last_seq": self.last_seq,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }

@@ -1,0 +1,67 @@
+"""The daemon's listening socket and the single-instance lock.
+
+The socket lives in a 0700 directory and is created 0600 under a temporary name, then
+renamed into place, so no client ever sees it with looser permissions. Holding the lock
+proves no other daemon serves this home, which is what makes removing a leftover socket or
+pidfile after a crash safe.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+from pathlib import Path
+
+from axme_cli.paths import HomePaths
+
+
+class AlreadyRunning(Exception):
+    """Another daemon holds the lock of this home."""
+
+
+def acquire_lock(paths: HomePaths) -> int:
+    """Take the home's lock for the life of the process; return its file descriptor."""
+    ensure_private_dir(paths.run_dir)
+    fd = os.open(paths.lockfile, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AlreadyRunning(str(paths.home)) from None
+    os.set_inheritable(fd, False)
+    return fd
+
+
+def ensure_private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+
+
+def write_pidfile(paths: HomePaths) -> None:
+    tmp = paths.pidfile.with_suffix(".tmp")
+    tmp.write_text(f"{os.getpid()}\n")
+    os.replace(tmp, paths.pidfile)
+
+
+def bind_unix_socket(path: Path) -> socket.socket:
+    """Bind `path` (mode 0600); a leftover file there is stale because we hold the lock."""
+    ensure_private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        sock.bind(str(tmp))
+    finally:
+        os.umask(old_umask)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def cleanup(paths: HomePaths) -> None:
+    for leftover in (paths.socket, paths.pidfile):
+        leftover.unlink(missing_ok=True)

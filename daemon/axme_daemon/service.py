@@ -1,0 +1,61 @@
+"""Wiring and lifecycle: lock the home, open the store, serve the API until told to stop.
+
+SIGTERM and SIGINT stop gracefully: uvicorn stops accepting, finishes in-flight requests
+(streams get a short grace), then the store commits what is queued and closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import uvicorn
+
+from axme_daemon.api import create_app
+from axme_daemon.config import DaemonSettings
+from axme_daemon.engine import Engine
+from axme_daemon.server import acquire_lock, bind_unix_socket, cleanup, write_pidfile
+from axme_daemon.store import open_store
+
+log = logging.getLogger("axme_daemon")
+
+#: Seconds held streams get to finish when the daemon stops.
+SHUTDOWN_GRACE = 2
+
+
+async def serve(settings: DaemonSettings) -> None:
+    store = open_store(settings.database_url)
+    await store.open()
+    engine = Engine(store)
+    app = create_app(engine, settings)
+    sock = bind_unix_socket(settings.paths.socket)
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        lifespan="off",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    write_pidfile(settings.paths)
+    log.info(
+        "axme daemon serving",
+        extra={"action": "start", "pid": os.getpid(), "socket": str(settings.paths.socket)},
+    )
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        await store.close()
+        stats = store.stats()
+        log.info("axme daemon stopped (%d commits, %d writes)", stats.commits, stats.writes)
+
+
+def run(settings: DaemonSettings) -> None:
+    """Run the daemon in this process until SIGTERM/SIGINT; the lock is held throughout."""
+    lock_fd = acquire_lock(settings.paths)
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        cleanup(settings.paths)
+        os.close(lock_fd)

@@ -1,0 +1,20 @@
+"""Pick a store backend by URL; optional drivers are imported only when asked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from axme_daemon.store.base import IntentFilter, Page, Store, StoreStats
+
+__all__ = ["IntentFilter", "Page", "Store", "StoreStats", "open_store"]
+
+
+def open_store(url: str) -> Store:
+    """`sqlite:///path/to/axme.db` (or a bare path) → SQLite."""
+    if url.startswith("sqlite:///"):
+        url = url.removeprefix("sqlite://")
+    elif "://" in url:
+        raise ValueError(f"unsupported store URL {url!r}: expected sqlite:///PATH")
+    from axme_daemon.store.sqlite import SqliteStore
+
+    return SqliteStore(Path(url))
