@@ -1,0 +1,256 @@
+"""The one module that knows the daemon's URLs.
+
+`DaemonClient` speaks HTTP over the home's Unix socket (or any injected httpx transport, for
+tests) and turns every failure into a typed `AxmeError`: transport errors become
+`DaemonUnreachable`, error bodies become the error class their `code` names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from axme_cli.errors import (
+    AmbiguousId,
+    AxmeError,
+    BadInput,
+    DaemonUnreachable,
+    NotFound,
+    WaitTimedOut,
+    from_wire,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_PREFIX_RE = re.compile(r"^[0-9a-f-]{1,36}$")
+
+#: Extra seconds a held stream may take beyond its `wait_seconds` before the read times out.
+STREAM_SLACK = 15.0
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    code = message = None
+    details: Any = None
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            code, message, details = err.get("code"), err.get("message"), err.get("details")
+        elif isinstance(err, str):
+            message = err
+        message = message or body.get("detail")
+    raise from_wire(
+        response.status_code, code, str(message or response.text or response.reason_phrase), details
+    )
+
+
+class DaemonClient:
+    def __init__(
+        self,
+        socket_path: Path,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 15.0,
+        autostart: Callable[[], None] | None = None,
+    ) -> None:
+        """`autostart` is called once when nothing listens on the socket, then the request is
+        retried: safe for any method, since a refused connection sent nothing."""
+        import httpx
+
+        self.socket_path = socket_path
+        self._autostart = autostart
+        self._http = httpx.Client(
+            transport=transport or httpx.HTTPTransport(uds=str(socket_path)),
+            base_url="http://axme",
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> DaemonClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start_daemon(self) -> bool:
+        """Run the autostart hook once; True when the caller should retry."""
+        if self._autostart is None:
+            return False
+        hook, self._autostart = self._autostart, None
+        hook()
+        return True
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        import httpx
+
+        try:
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.ConnectError:
+                if not self._start_daemon():
+                    raise
+                response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise DaemonUnreachable(
+                f"cannot reach the axme daemon at {self.socket_path}: {exc}"
+            ) from exc
+        _raise_for(response)
+        data = response.json()
+        if not isinstance(data, dict):
+            raise AxmeError(f"unexpected answer from the daemon: {data!r}")
+        return data
+
+    # -- daemon --------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return self._request("GET", "/health")
+
+    # -- intents -------------------------------------------------------------------
+
+    def create_intent(
+        self, body: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._request("POST", "/v1/intents", json=body, headers=headers)
+
+    def get_intent(self, intent_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/intents/{intent_id}")["intent"]  # type: ignore[no-any-return]
+
+    def list_intents(
+        self,
+        *,
+        status: str | None = None,
+        to_agent: str | None = None,
+        intent_type: str | None = None,
+        id_prefix: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        params = {
+            "status": status,
+            "to_agent": to_agent,
+            "intent_type": intent_type,
+            "id_prefix": id_prefix,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        return self._request(
+            "GET", "/v1/intents", params={k: v for k, v in params.items() if v is not None}
+        )
+
+    def list_events(self, intent_id: str, since: int = 0) -> list[dict[str, Any]]:
+        data = self._request("GET", f"/v1/intents/{intent_id}/events", params={"since": since})
+        return data["events"]  # type: ignore[no-any-return]
+
+    def resolve_intent(
+        self,
+        intent_id: str,
+        status: str,
+        *,
+        reason: str | None = None,
+        actor: str | None = None,
+        result: Any = None,
+        error: Any = None,
+    ) -> dict[str, Any]:
+        body = {
+            "status": status,
+            "reason": reason,
+            "actor": actor,
+            "result": result,
+            "error": error,
+        }
+        return self._request(
+            "POST",
+            f"/v1/intents/{intent_id}/resolve",
+            json={k: v for k, v in body.items() if v is not None},
+        )
+
+    def stream_events(
+        self, intent_id: str, *, since: int = 0, wait_seconds: float = 15.0
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(event name, data) pairs from one held stream, `stream.timeout` included."""
+        import json
+
+        import httpx
+        from httpx_sse import connect_sse
+
+        timeout = httpx.Timeout(10.0, read=wait_seconds + STREAM_SLACK)
+        params = {"since": since, "wait_seconds": wait_seconds}
+        try:
+            with connect_sse(
+                self._http,
+                "GET",
+                f"/v1/intents/{intent_id}/events/stream",
+                params=params,
+                timeout=timeout,
+            ) as source:
+                if source.response.status_code >= 400:
+                    source.response.read()
+                    _raise_for(source.response)
+                for sse in source.iter_sse():
+                    data = json.loads(sse.data) if sse.data else {}
+                    yield sse.event, data
+        except httpx.TransportError as exc:
+            raise DaemonUnreachable(f"lost the axme daemon at {self.socket_path}: {exc}") from exc
+
+    def resolve_id(self, ref: str) -> str:
+        """A full intent id from a full id or a unique prefix of one (as git and docker allow)."""
+        ref = ref.strip().lower()
+        if _UUID_RE.match(ref):
+            return ref
+        if not _PREFIX_RE.match(ref):
+            raise BadInput(f"{ref!r} is not an intent id or a prefix of one (hex digits)")
+        matches = self.list_intents(id_prefix=ref, limit=10)["intents"]
+        if not matches:
+            raise NotFound(f"no intent matches {ref!r}")
+        if len(matches) > 1:
+            listing = ", ".join(
+                f"{m['intent_id']} ({m['intent_type']}, {m['status']})" for m in matches
+            )
+            more = " and more" if len(matches) == 10 else ""
+            raise AmbiguousId(
+                f"{ref!r} matches several intents: {listing}{more}; give more characters",
+                details={"matches": [m["intent_id"] for m in matches]},
+            )
+        return matches[0]["intent_id"]  # type: ignore[no-any-return]
+
+    def follow(
+        self, intent_id: str, *, since: int = 0, timeout: float | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every event after `since` until a final one, across as many held streams as needed.
+
+        Raises `WaitTimedOut` when `timeout` seconds pass first.
+        """
+        import time
+
+        from axme_cli.protocol import FINAL_STATUSES
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        cursor = since
+        while True:
+            hold = 60.0
+            if deadline is not None:
+                hold = min(hold, deadline - time.monotonic())
+                if hold <= 0:
+                    raise WaitTimedOut(
+                        f"intent {intent_id} is not final after {timeout:g}s",
+                        details={"intent_id": intent_id, "seq": cursor},
+                    )
+            for name, data in self.stream_events(intent_id, since=cursor, wait_seconds=hold):
+                if name == "stream.timeout":
+                    break
+                cursor = max(cursor, int(data.get("seq", cursor)))
+                yield data
+                if data.get("status") in FINAL_STATUSES:
+                    return

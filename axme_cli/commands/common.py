@@ -1,0 +1,85 @@
+"""Options, parsing and the daemon connection that several commands share."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from axme_cli.errors import BadInput
+from axme_cli.paths import HomePaths
+
+if TYPE_CHECKING:
+    from axme_cli.client import DaemonClient
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print JSON for scripts instead of a table or text.")
+]
+IdArg = Annotated[str, typer.Argument(help="Intent id, or a unique prefix of one.")]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(text: str, *, option: str = "--timeout") -> float:
+    """`30s`, `5m`, `1.5h`, `250ms` or plain seconds."""
+    m = _DURATION.match(text)
+    if not m:
+        raise BadInput(f"{option}: {text!r} is not a duration (examples: 30s, 5m, 1h, 250ms)")
+    seconds = float(m[1]) * _UNITS[m[2]]
+    if seconds <= 0:
+        raise BadInput(f"{option}: must be more than zero")
+    return seconds
+
+
+def read_payload(spec: str | None) -> dict[str, Any]:
+    """`--payload` as JSON text, `@file` or `-` (stdin); it must be a JSON object."""
+    if spec is None:
+        return {}
+    if spec == "-":
+        text, origin = sys.stdin.read(), "stdin"
+    elif spec.startswith("@"):
+        path = Path(spec[1:]).expanduser()
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise BadInput(f"--payload: file not found: {path}") from None
+        except OSError as exc:
+            raise BadInput(f"--payload: cannot read {path}: {exc.strerror}") from None
+        origin = str(path)
+    else:
+        text, origin = spec, "--payload"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInput(
+            f"{origin}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not isinstance(value, dict):
+        raise BadInput(f"{origin}: the payload must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+@contextmanager
+def connect(ctx: typer.Context, *, autostart: bool = True) -> Iterator[DaemonClient]:
+    """A client for this home's daemon; the daemon is started if nothing answers."""
+    from axme_cli.client import DaemonClient
+
+    paths: HomePaths = ctx.obj
+
+    def start() -> None:
+        from axme_cli import daemonctl
+        from axme_cli.render import note
+
+        started = daemonctl.ensure_running(paths)
+        if not started.already_running:
+            note(f"started the axme daemon (pid {started.pid}, socket {started.socket})")
+
+    with DaemonClient(paths.socket, autostart=start if autostart else None) as client:
+        yield client

@@ -1,0 +1,160 @@
+"""`axme daemon start | stop | status | logs`."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from axme_cli.commands.common import JsonOpt
+from axme_cli.errors import EXIT_UNREACHABLE, BadInput
+from axme_cli.paths import HomePaths
+
+app = typer.Typer(
+    help="Run the axme daemon: one per axme home, started by any command that needs it.",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def start(
+    ctx: typer.Context,
+    foreground: Annotated[
+        bool,
+        typer.Option(
+            "--foreground",
+            "-f",
+            help="Run in this process, logging to stderr (systemd, containers).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start the daemon in the background and wait until it answers."""
+    from axme_cli import daemonctl, render
+
+    paths: HomePaths = ctx.obj
+    if foreground:
+        running = daemonctl.probe(paths)
+        if running is not None:
+            render.note(f"the axme daemon is already running (pid {running['pid']})")
+            return
+        cmd = daemonctl.daemon_command(paths, foreground=True)
+        os.execv(cmd[0], cmd)
+    started = daemonctl.start(paths)
+    if as_json:
+        render.print_json(
+            {
+                "pid": started.pid,
+                "socket": started.socket,
+                "already_running": started.already_running,
+            }
+        )
+    elif started.already_running:
+        render.out().print(f"already running: pid {started.pid}, socket {started.socket}")
+    else:
+        render.out().print(f"started: pid {started.pid}, socket {started.socket}")
+
+
+@app.command()
+def stop(
+    ctx: typer.Context,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait after SIGTERM before SIGKILL.")
+    ] = 10.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop the daemon gracefully (SIGTERM, then SIGKILL after --timeout)."""
+    from axme_cli import daemonctl, render
+
+    stopped = daemonctl.stop(ctx.obj, timeout=timeout)
+    if as_json:
+        render.print_json(
+            {"pid": stopped.pid, "was_running": stopped.was_running, "killed": stopped.killed}
+        )
+    elif not stopped.was_running:
+        render.out().print("not running")
+    elif stopped.killed:
+        render.out().print(f"killed pid {stopped.pid} (it did not stop within {timeout:g}s)")
+    else:
+        render.out().print(f"stopped pid {stopped.pid}")
+
+
+@app.command()
+def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Is the daemon running? Exit 0 if it is, 5 if not."""
+    from axme_cli import daemonctl, render
+
+    paths: HomePaths = ctx.obj
+    health = daemonctl.probe(paths)
+    if as_json:
+        render.print_json(
+            {"running": True, **health} if health else {"running": False, "home": str(paths.home)}
+        )
+    elif health is None:
+        render.out().print(f"not running (home {paths.home})")
+    else:
+        uptime = int(health["uptime_seconds"])
+        render.out().print(
+            f"running: pid {health['pid']}, up {uptime}s, version {health['version']}\n"
+            f"  socket   {health['socket']}\n"
+            f"  database {health['database']}\n"
+            f"  log      {paths.daemon_log}"
+        )
+    if health is None:
+        raise typer.Exit(EXIT_UNREACHABLE)
+
+
+def _last_lines(path: Path, count: int) -> tuple[list[str], int]:
+    """The last `count` lines of `path` and the offset where the file ends."""
+    with open(path, "rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        block, data = 64 * 1024, b""
+        pos = end
+        while pos > 0 and data.count(b"\n") <= count:
+            pos = max(0, pos - block)
+            f.seek(pos)
+            data = f.read(end - pos)
+    lines = data.decode(errors="replace").splitlines()
+    return lines[-count:] if count else [], end
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines to show first.")] = 50,
+) -> None:
+    """Print the daemon's log (and follow it with -f)."""
+    paths: HomePaths = ctx.obj
+    path = paths.daemon_log
+    if not path.exists():
+        raise BadInput(f"no daemon log yet at {path} (the daemon has never run in this home)")
+    tail, offset = _last_lines(path, lines)
+    for line in tail:
+        print(line)
+    if not follow:
+        return
+    inode = path.stat().st_ino
+    try:
+        while True:
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                time.sleep(0.25)
+                continue
+            if st.st_ino != inode or st.st_size < offset:  # rotated or truncated
+                inode, offset = st.st_ino, 0
+            if st.st_size > offset:
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    chunk = f.read()
+                offset += len(chunk)
+                print(chunk.decode(errors="replace"), end="", flush=True)
+            time.sleep(0.25)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None

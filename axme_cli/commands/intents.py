@@ -1,0 +1,198 @@
+"""`axme send | list | show | cancel | wait`."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Annotated, Any
+
+import typer
+
+from axme_cli.commands.common import IdArg, JsonOpt, connect, parse_duration, read_payload
+from axme_cli.errors import STATUS_EXIT, BadInput
+from axme_cli.protocol import IntentStatus
+
+
+def _actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _finish(intent: dict[str, Any], as_json: bool) -> None:
+    """Print where a followed intent ended and exit with its outcome code."""
+    from axme_cli import render
+
+    if as_json:
+        render.print_json(intent)
+    else:
+        line = f"{intent['intent_id']} {render.status_text(intent['status'])}"
+        render.out().print(line)
+        for key in ("result", "error"):
+            if intent.get(key) is not None:
+                render.out().print_json(data=intent[key])
+    raise typer.Exit(STATUS_EXIT.get(IntentStatus(intent["status"]), 1))
+
+
+def send(
+    ctx: typer.Context,
+    intent_type: Annotated[
+        str, typer.Argument(help="Intent type, e.g. intent.pipeline.process.v1.")
+    ],
+    to: Annotated[
+        str, typer.Option("--to", help="Agent address, e.g. agent://myorg/production/pipeline.")
+    ],
+    payload: Annotated[
+        str | None,
+        typer.Option(
+            "--payload",
+            "-p",
+            help="JSON object: inline text, @file to read a file, or - for stdin.",
+        ),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            "-k",
+            help="Sending again with the same key returns the same intent instead of a new one.",
+        ),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", "-w", help="Wait until the intent is final; exit by outcome.")
+    ] = False,
+    timeout: Annotated[
+        str | None,
+        typer.Option(help="With --wait: give up after this long (30s, 5m, 1h); exit 9."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send an intent to an agent; prints its id (and waits for the outcome with --wait)."""
+    from axme_cli import render
+
+    body: dict[str, Any] = {"intent_type": intent_type, "to_agent": to}
+    body["payload"] = read_payload(payload)
+    if timeout is not None and not wait:
+        raise BadInput("--timeout only applies with --wait")
+    limit = parse_duration(timeout) if timeout else None
+    with connect(ctx) as client:
+        created = client.create_intent(body, idempotency_key=idempotency_key)
+        intent_id = created["intent_id"]
+        if not wait:
+            if as_json:
+                render.print_json(created["intent"])
+            else:
+                replay = " (existing intent for this idempotency key)"
+                print(intent_id)
+                if created.get("idempotent_replay"):
+                    render.note(f"{intent_id}{replay}")
+            return
+        if not as_json:
+            render.note(f"sent {intent_id}; waiting for it to finish")
+        for _ in client.follow(intent_id, timeout=limit):
+            pass
+        _finish(client.get_intent(intent_id), as_json)
+
+
+def wait(
+    ctx: typer.Context,
+    intent: IdArg,
+    timeout: Annotated[
+        str | None,
+        typer.Option(help="Give up after this long (30s, 5m, 1h); exit 9. Default: no limit."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Wait until an intent is final; the exit code tells the outcome."""
+    limit = parse_duration(timeout) if timeout else None
+    with connect(ctx) as client:
+        intent_id = client.resolve_id(intent)
+        current = client.get_intent(intent_id)
+        if current["status"] not in {s.value for s in STATUS_EXIT}:
+            for _ in client.follow(intent_id, since=current["last_seq"], timeout=limit):
+                pass
+            current = client.get_intent(intent_id)
+        _finish(current, as_json)
+
+
+def show(ctx: typer.Context, intent: IdArg, as_json: JsonOpt = False) -> None:
+    """Show an intent's fields, payload, result and event timeline."""
+    from axme_cli import render
+
+    with connect(ctx) as client:
+        intent_id = client.resolve_id(intent)
+        data = client.get_intent(intent_id)
+        events = client.list_events(intent_id)
+    if as_json:
+        render.print_json({"intent": data, "events": events})
+    else:
+        render.intent_panel(data, events)
+
+
+def list_(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option("--status", "-s", help="Only this status, e.g. FAILED.")
+    ] = None,
+    agent: Annotated[
+        str | None, typer.Option("--agent", "--to", help="Only intents sent to this agent.")
+    ] = None,
+    intent_type: Annotated[
+        str | None, typer.Option("--type", "-t", help="Only this intent type.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500)] = 20,
+    cursor: Annotated[
+        str | None, typer.Option(help="Continue after a previous page (printed at its end).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List intents, newest first (JSON lines with --json)."""
+    from axme_cli import render
+
+    if status is not None:
+        status = status.upper()
+        if status not in IntentStatus.__members__:
+            allowed = ", ".join(IntentStatus.__members__)
+            raise BadInput(f"--status: unknown status {status!r}; one of {allowed}")
+    with connect(ctx) as client:
+        page = client.list_intents(
+            status=status, to_agent=agent, intent_type=intent_type, limit=limit, cursor=cursor
+        )
+    if as_json:
+        for item in page["intents"]:
+            render.print_json_line(item)
+        return
+    if not page["intents"]:
+        render.note("no intents" + (" match" if status or agent or intent_type else " yet"))
+        return
+    render.intents_table(page["intents"])
+    if page.get("next_cursor"):
+        render.note(f"more: axme list --cursor {page['next_cursor']}")
+
+
+def cancel(
+    ctx: typer.Context,
+    intent: IdArg,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why; kept in the timeline.")] = (
+        "canceled from the command line"
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel an intent that is not final yet."""
+    from axme_cli import render
+
+    with connect(ctx) as client:
+        intent_id = client.resolve_id(intent)
+        answer = client.resolve_intent(intent_id, "CANCELED", reason=reason, actor=_actor())
+    if as_json:
+        render.print_json(answer["intent"])
+    else:
+        render.out().print(f"{intent_id} {render.status_text('CANCELED')}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(send)
+    app.command("list")(list_)
+    app.command()(show)
+    app.command()(cancel)
+    app.command()(wait)

@@ -1,0 +1,164 @@
+"""Start, find and stop the daemon of an axme home, from the CLI side.
+
+The daemon runs as `python -m axme_daemon` in its own session, never imported here. Whether
+it runs is decided by asking it (`/health`), and which process it is by the pid it reports,
+falling back to the pidfile only when it does not answer.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from axme_cli.client import DaemonClient
+from axme_cli.errors import DaemonUnreachable
+from axme_cli.paths import HomePaths
+
+#: What `python -m axme_daemon` exits with when another daemon holds the home's lock.
+DAEMON_EXIT_ALREADY_RUNNING = 3
+
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+
+#: Daemons this process spawned; kept so their Popen objects outlive the call.
+_spawned: list[subprocess.Popen[bytes]] = []
+
+
+@dataclass(frozen=True)
+class Started:
+    pid: int
+    socket: str
+    already_running: bool
+
+
+def probe(paths: HomePaths, timeout: float = 2.0) -> dict[str, Any] | None:
+    """The daemon's /health answer, or None when nothing answers on the socket."""
+    if not paths.socket.exists():
+        return None
+    try:
+        with DaemonClient(paths.socket, timeout=timeout) as client:
+            return client.health()
+    except DaemonUnreachable:
+        return None
+
+
+def _log_tail(paths: HomePaths, lines: int = 12) -> str:
+    try:
+        text = paths.daemon_log.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def daemon_command(paths: HomePaths, *, foreground: bool = False) -> list[str]:
+    cmd = [sys.executable, "-m", "axme_daemon", "--home", str(paths.home)]
+    return [*cmd, "--foreground"] if foreground else cmd
+
+
+def start(paths: HomePaths, *, timeout: float = START_TIMEOUT) -> Started:
+    """Start a detached daemon unless one answers; return once it serves requests."""
+    health = probe(paths)
+    if health is not None:
+        return Started(int(health["pid"]), str(health["socket"]), already_running=True)
+    paths.log_dir.mkdir(parents=True, exist_ok=True)
+    with open(paths.daemon_log, "ab") as log:
+        proc = subprocess.Popen(
+            daemon_command(paths),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
+    _spawned.append(proc)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = probe(paths, timeout=1.0)
+        if health is not None:
+            pid = int(health["pid"])
+            return Started(pid, str(health["socket"]), already_running=pid != proc.pid)
+        code = proc.poll()
+        if code is not None and code != DAEMON_EXIT_ALREADY_RUNNING:
+            raise DaemonUnreachable(
+                f"the axme daemon exited with code {code} while starting; "
+                f"last lines of {paths.daemon_log}:\n{_log_tail(paths)}"
+            )
+        time.sleep(0.02)
+    raise DaemonUnreachable(
+        f"the axme daemon did not answer within {timeout:.0f}s; see {paths.daemon_log}"
+    )
+
+
+def ensure_running(paths: HomePaths) -> Started:
+    """What every command that needs the daemon calls first."""
+    return start(paths)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)  # our own child: reap it if it ended
+        return reaped != pid
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _pidfile_pid(paths: HomePaths) -> int | None:
+    """The pidfile's pid, if that process still is an axme daemon (pids get reused)."""
+    try:
+        pid = int(paths.pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        try:
+            cmdline = subprocess.run(
+                ["ps", "-p", str(pid), "-o", "command="], capture_output=True, check=False
+            ).stdout
+        except OSError:
+            return None
+    return pid if b"axme_daemon" in cmdline else None
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.02)
+    return not _alive(pid)
+
+
+@dataclass(frozen=True)
+class Stopped:
+    pid: int | None
+    was_running: bool
+    killed: bool
+
+
+def stop(paths: HomePaths, *, timeout: float = STOP_TIMEOUT) -> Stopped:
+    """SIGTERM, wait up to `timeout`, then SIGKILL."""
+    health = probe(paths)
+    pid = int(health["pid"]) if health else _pidfile_pid(paths)
+    if pid is None or not _alive(pid):
+        return Stopped(pid, was_running=False, killed=False)
+    os.kill(pid, signal.SIGTERM)
+    if _wait_gone(pid, timeout):
+        return Stopped(pid, was_running=True, killed=False)
+    os.kill(pid, signal.SIGKILL)
+    _wait_gone(pid, 5.0)
+    # A killed daemon cannot clean up; the next one will (it holds the lock when it does).
+    return Stopped(pid, was_running=True, killed=True)

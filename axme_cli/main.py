@@ -1,0 +1,86 @@
+"""The `axme` command: parse, call the daemon, render. The one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from axme_cli import __version__
+from axme_cli.errors import EXIT_CODES_HELP
+
+HELP = """Durable execution for agent work, without a cluster.
+
+A local daemon keeps every intent in SQLite; this command sends intents, follows them and
+runs the daemon (started on first use).
+
+  axme send intent.pipeline.process.v1 --to agent://myorg/production/data-pipeline \\
+       --payload '{"source": "postgres-main"}'
+  axme list
+  axme tail <id>
+"""
+
+app = typer.Typer(
+    name="axme",
+    help=HELP,
+    epilog=f"Exit codes: {EXIT_CODES_HELP}",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"axme {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            envvar="AXME_HOME",
+            help="axme home: database, socket and logs. [env: AXME_HOME; default: XDG data dir]",
+            show_envvar=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    from axme_cli.paths import home_paths
+
+    ctx.obj = home_paths(home.expanduser().absolute() if home else None)
+
+
+def _register() -> None:
+    from axme_cli.commands import daemon, intents, tail
+
+    intents.register(app)
+    tail.register(app)
+    app.add_typer(daemon.app, name="daemon")
+
+
+_register()
+
+
+def main() -> None:
+    from axme_cli.errors import AxmeError
+
+    try:
+        app()
+    except AxmeError as exc:
+        from axme_cli.render import error_line
+
+        error_line(exc.message)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
