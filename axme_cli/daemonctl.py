@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,9 +38,22 @@ class Started:
     already_running: bool
 
 
+def socket_accepts(path: Path) -> bool:
+    """Whether something listens on `path`: a leftover socket file refuses connections."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(1.0)
+        sock.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        sock.close()
+    return True
+
+
 def probe(paths: HomePaths, timeout: float = 2.0) -> dict[str, Any] | None:
     """The daemon's /health answer, or None when nothing answers on the socket."""
-    if not paths.socket.exists():
+    if not socket_accepts(paths.socket):
         return None
     try:
         with DaemonClient(paths.socket, timeout=timeout) as client:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 
 import uvicorn
 
@@ -26,24 +27,33 @@ SHUTDOWN_GRACE = 2
 
 async def serve(settings: DaemonSettings) -> None:
     store = open_store(settings.database_url)
-    await store.open()
     engine = Engine(store)
-    app = create_app(engine, settings)
-    sock = bind_unix_socket(settings.paths.socket)
     config = uvicorn.Config(
-        app,
+        create_app(engine, settings),
         log_config=None,
         lifespan="off",
         timeout_graceful_shutdown=SHUTDOWN_GRACE,
         access_log=False,
     )
     server = uvicorn.Server(config)
-    write_pidfile(settings.paths)
-    log.info(
-        "axme daemon serving",
-        extra={"action": "start", "pid": os.getpid(), "socket": str(settings.paths.socket)},
-    )
+
+    # Ours, not uvicorn's: uvicorn re-raises a caught SIGTERM once it has shut down, which
+    # would kill the process before the store is closed. These handlers only ask it to stop,
+    # also during start-up, before uvicorn installs its own.
+    def request_stop(signum: int, frame: object) -> None:
+        server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, request_stop)
+
+    await store.open()
     try:
+        sock = bind_unix_socket(settings.paths.socket)
+        write_pidfile(settings.paths)
+        log.info(
+            "axme daemon serving",
+            extra={"action": "start", "pid": os.getpid(), "socket": str(settings.paths.socket)},
+        )
         await server.serve(sockets=[sock])
     finally:
         await store.close()

@@ -1,0 +1,183 @@
+"""`axme daemon start | stop | status | logs` on a real home, as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from axme_cli.errors import EXIT_UNREACHABLE
+from axme_cli.paths import HomePaths
+from tests.daemon import Daemon, env_for, run_cli, wait_for
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (dead, not yet reaped by init) counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _status_pid(home: Path) -> int:
+    result = run_cli(home, "daemon", "status", "--json")
+    assert result.returncode == 0, result.stderr
+    import json
+
+    return int(json.loads(result.stdout)["pid"])
+
+
+def test_start_status_stop(cli_home: Path) -> None:
+    started = run_cli(cli_home, "daemon", "start")
+    assert started.returncode == 0, started.stderr
+    assert "started: pid" in started.stdout and "axme.sock" in started.stdout
+    pid = _status_pid(cli_home)
+    assert _alive(pid)
+
+    paths = HomePaths(cli_home)
+    assert stat.S_IMODE(paths.run_dir.stat().st_mode) == 0o700
+    assert stat.S_ISSOCK(paths.socket.stat().st_mode)
+    assert stat.S_IMODE(paths.socket.stat().st_mode) == 0o600
+
+    status = run_cli(cli_home, "daemon", "status")
+    assert status.returncode == 0
+    assert f"pid {pid}" in status.stdout
+
+    again = run_cli(cli_home, "daemon", "start")
+    assert again.returncode == 0
+    assert f"already running: pid {pid}" in again.stdout
+    assert _status_pid(cli_home) == pid
+
+    stopped = run_cli(cli_home, "daemon", "stop")
+    assert stopped.returncode == 0
+    assert f"stopped pid {pid}" in stopped.stdout
+    wait_for(lambda: not _alive(pid), what="the daemon to exit")
+    assert not paths.socket.exists() and not paths.pidfile.exists()
+    gone = run_cli(cli_home, "daemon", "status")
+    assert gone.returncode == EXIT_UNREACHABLE
+    assert "not running" in gone.stdout
+    assert run_cli(cli_home, "daemon", "stop").stdout.strip() == "not running"
+
+
+def test_concurrent_starts_make_one_daemon(cli_home: Path) -> None:
+    results: list[subprocess.CompletedProcess[str]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(run_cli(cli_home, "daemon", "start")))
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
+    pids = {line.split("pid ")[1].split(",")[0] for r in results for line in r.stdout.splitlines()}
+    assert len(pids) == 1, results
+    assert sum("started: pid" in r.stdout for r in results) == 1
+
+
+def test_a_second_daemon_process_on_the_same_home_refuses(daemon: Daemon) -> None:
+    second = subprocess.run(
+        [sys.executable, "-m", "axme_daemon", "--home", str(daemon.home)],
+        env=env_for(daemon.home),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert second.returncode == 3
+    assert "already running" in second.stderr
+    assert daemon.health()["pid"] == daemon.proc.pid  # type: ignore[union-attr]
+
+
+def test_restart_after_sigkill_recovers_stale_socket_and_pidfile(cli_home: Path) -> None:
+    crashed = Daemon(cli_home).start()
+    with crashed.client() as client:
+        body = {"intent_type": "intent.a.v1", "to_agent": "agent://a/b"}
+        intent_id = client.post("/v1/intents", json=body).json()["intent_id"]
+    crashed.kill()
+    paths = HomePaths(cli_home)
+    assert paths.socket.exists() and paths.pidfile.exists(), "SIGKILL leaves both behind"
+
+    status = run_cli(cli_home, "daemon", "status")
+    assert status.returncode == EXIT_UNREACHABLE
+    shown = run_cli(cli_home, "show", intent_id[:8], "--json")  # auto-starts a new daemon
+    assert shown.returncode == 0, shown.stderr
+    assert "started the axme daemon" in shown.stderr
+    assert _status_pid(cli_home) != crashed.proc.pid  # type: ignore[union-attr]
+
+
+def test_stop_escalates_to_sigkill_when_the_daemon_does_not_exit(cli_home: Path) -> None:
+    assert run_cli(cli_home, "daemon", "start").returncode == 0
+    pid = _status_pid(cli_home)
+    os.kill(pid, signal.SIGSTOP)  # a hung daemon: SIGTERM stays pending
+    try:
+        stopped = run_cli(cli_home, "daemon", "stop", "--timeout", "1")
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"killed pid {pid}" in stopped.stdout
+    wait_for(lambda: not _alive(pid), what="the daemon to be killed")
+
+
+def test_foreground_runs_in_place_and_stops_on_sigterm(axme_home: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "axme_cli", "daemon", "start", "--foreground"],
+        env=env_for(axme_home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(
+            lambda: run_cli(axme_home, "daemon", "status").returncode == 0,
+            timeout=20,
+            what="the foreground daemon",
+        )
+        # exec: the daemon is the very process we started.
+        assert _status_pid(axme_home) == proc.pid
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        assert proc.stderr is not None
+        assert "axme daemon serving" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def test_logs_prints_and_follows(cli_home: Path) -> None:
+    none_yet = run_cli(cli_home, "daemon", "logs")
+    assert none_yet.returncode == 2 and "no daemon log" in none_yet.stderr
+    assert run_cli(cli_home, "daemon", "start").returncode == 0
+    logs = run_cli(cli_home, "daemon", "logs", "-n", "5")
+    assert logs.returncode == 0 and "axme daemon serving" in logs.stdout
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "axme_cli", "daemon", "logs", "-f", "-n", "0"],
+        env=env_for(cli_home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(follower.stdout.readline, "")))  # type: ignore[union-attr]
+    reader.start()
+    try:
+        assert run_cli(cli_home, "daemon", "stop").returncode == 0
+        wait_for(lambda: any("daemon stopped" in line for line in seen), what="the stop line")
+    finally:
+        follower.terminate()
+        follower.wait(10)
+        reader.join(10)
+        if follower.stdout:
+            follower.stdout.close()
