@@ -32,6 +32,21 @@ _PREFIX_RE = re.compile(r"^[0-9a-f-]{1,36}$")
 STREAM_SLACK = 15.0
 
 
+def socket_accepts(path: Path) -> bool:
+    """Whether something listens on `path`: a leftover socket file refuses connections."""
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(1.0)
+        sock.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        sock.close()
+    return True
+
+
 def _raise_for(response: httpx.Response) -> None:
     if response.status_code < 400:
         return
@@ -68,6 +83,9 @@ class DaemonClient:
 
         self.socket_path = socket_path
         self._autostart = autostart
+        # Checked once, before the first request: a clean answer for "nothing listens", and
+        # no half-open socket left behind by a failed connect inside the transport.
+        self._must_check_socket = transport is None
         self._http = httpx.Client(
             transport=transport or httpx.HTTPTransport(uds=str(socket_path)),
             base_url="http://axme",
@@ -91,9 +109,20 @@ class DaemonClient:
         hook()
         return True
 
+    def _ensure_listening(self) -> None:
+        if not self._must_check_socket:
+            return
+        if not socket_accepts(self.socket_path) and not self._start_daemon():
+            raise DaemonUnreachable(
+                f"the axme daemon is not running (nothing listens on {self.socket_path}); "
+                "start it with: axme daemon start"
+            )
+        self._must_check_socket = False
+
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         import httpx
 
+        self._ensure_listening()
         try:
             try:
                 response = self._http.request(method, path, **kwargs)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from axme_cli.client import DaemonClient
+from axme_cli.client import DaemonClient, socket_accepts
 from axme_cli.errors import DaemonUnreachable
 from axme_cli.paths import HomePaths
 
@@ -36,19 +35,6 @@ class Started:
     pid: int
     socket: str
     already_running: bool
-
-
-def socket_accepts(path: Path) -> bool:
-    """Whether something listens on `path`: a leftover socket file refuses connections."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(1.0)
-        sock.connect(str(path))
-    except OSError:
-        return False
-    finally:
-        sock.close()
-    return True
 
 
 def probe(paths: HomePaths, timeout: float = 2.0) -> dict[str, Any] | None:

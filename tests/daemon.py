@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from axme_cli.daemonctl import socket_accepts
+from axme_cli.client import socket_accepts
 from axme_cli.paths import HomePaths
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,6 +8,7 @@ status the AXME SDK maps to its exception types.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -28,6 +29,11 @@ from axme_daemon.engine import Engine, KeepAlive, StreamTimeout
 from axme_daemon.intents import NewIntent, request_hash
 from axme_daemon.models import CreateIntent, ResolveIntent
 from axme_daemon.store import IntentFilter
+
+#: Largest `since` accepted: SQLite integers are 64-bit.
+MAX_SEQ = 2**62
+
+log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -51,6 +57,7 @@ def error_response(
 
 
 def _describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
+    """One message naming each wrong field, e.g. `payload: must be a JSON object`."""
     errors = exc.errors()
     for err in errors:
         if err.get("type") == "json_invalid":
@@ -58,14 +65,23 @@ def _describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
             return 400, "invalid_json", f"request body is not valid JSON: {ctx.get('error', '')}"
     parts = []
     for err in errors:
-        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        if err.get("type") == "missing":
+        loc = [str(p) for p in err.get("loc", ()) if p not in {"body", "query", "path", "header"}]
+        where = ".".join(loc)
+        kind = err.get("type")
+        msg = str(err.get("msg", "is invalid")).removeprefix("Value error, ")
+        if kind == "missing":
             msg = "is required"
-        where = ".".join(loc) or "body"
-        if err.get("type") in {"model_attributes_type", "dict_type"} and not loc:
+        elif kind in {"dict_type", "model_attributes_type"}:
             msg = "must be a JSON object"
-        parts.append(f"{where} {msg}" if msg == "is required" or where == "body" else msg)
+        elif kind == "enum":
+            expected = (err.get("ctx") or {}).get("expected", "")
+            msg = f"must be one of {expected}".replace("'", "")
+        if not where:
+            parts.append(f"request body {msg}")
+        elif msg.startswith(where):
+            parts.append(msg)
+        else:
+            parts.append(f"{where}: {msg}")
     return 422, "validation_error", "; ".join(parts) or "invalid request"
 
 
@@ -118,6 +134,12 @@ def create_app(engine: Engine, settings: DaemonSettings) -> FastAPI:
     @app.exception_handler(AxmeError)
     async def _axme_error(request: Request, exc: AxmeError) -> JSONResponse:
         return error_response(exc.http_status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        message = f"internal error: {type(exc).__name__}: {exc} (details in the daemon log)"
+        return error_response(500, "internal_error", message)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -202,14 +224,16 @@ def create_app(engine: Engine, settings: DaemonSettings) -> FastAPI:
         return {"ok": True, **wire, "intent": wire}
 
     @app.get("/v1/intents/{intent_id}/events", tags=["events"])
-    async def list_events(intent_id: str, since: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    async def list_events(
+        intent_id: str, since: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0
+    ) -> dict[str, Any]:
         events = await engine.events(intent_id, since)
         return {"ok": True, "events": [e.to_wire() for e in events]}
 
     @app.get("/v1/intents/{intent_id}/events/stream", tags=["events"])
     async def stream_events(
         intent_id: str,
-        since: Annotated[int, Query(ge=0)] = 0,
+        since: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
         wait_seconds: Annotated[float, Query(ge=0, le=3600)] = 15,
     ) -> StreamingResponse:
         """Server-sent events after `since`, held `wait_seconds`, then `stream.timeout`.

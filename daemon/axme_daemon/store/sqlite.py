@@ -355,8 +355,8 @@ class SqliteStore(Store):
             where.append("intent_id >= ? AND intent_id < ?")
             args += [p, p[:-1] + chr(ord(p[-1]) + 1)]
         if cursor is not None:
-            if not cursor.isdigit():
-                raise BadInput(f"invalid cursor {cursor!r}")
+            if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
+                raise BadInput(f"invalid cursor {cursor!r}: pass the next_cursor of a page")
             where.append("pos < ?")
             args.append(int(cursor))
         sql = f"SELECT {_INTENT_COLUMNS} FROM intents"

@@ -1,0 +1,225 @@
+"""The official AXME SDK (`axme_sdk.AxmeClient`) against a real daemon on its Unix socket."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from axme_sdk import AxmeClient, AxmeClientConfig
+from axme_sdk.exceptions import AxmeHttpError, AxmeValidationError
+
+from tests.daemon import Daemon, wait_for
+
+INTENT = {
+    "intent_type": "intent.test.echo.v1",
+    "to_agent": "agent://acme/dev/echo",
+    "payload": {"question": "ping"},
+}
+
+
+def _sdk(daemon: Daemon) -> tuple[AxmeClient, httpx.Client]:
+    http = httpx.Client(
+        transport=httpx.HTTPTransport(uds=str(daemon.socket)),
+        base_url="http://axme",
+        headers={"x-api-key": "dev", "Content-Type": "application/json"},
+    )
+    return AxmeClient(
+        AxmeClientConfig(base_url="http://axme", api_key="dev"), http_client=http
+    ), http
+
+
+@pytest.fixture
+def sdk(daemon: Daemon) -> Iterator[AxmeClient]:
+    client, http = _sdk(daemon)
+    with http:
+        yield client
+        client.close()
+
+
+class Background:
+    """Run `target` in a thread; `join` re-raises what it raised, so failures are not lost."""
+
+    def __init__(self, target: Callable[[], Any]) -> None:
+        self.error: BaseException | None = None
+        self.result: Any = None
+
+        def run() -> None:
+            try:
+                self.result = target()
+            except BaseException as exc:
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def join(self, timeout: float = 15.0) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "background thread did not finish"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def _resolve_once_watched(daemon: Daemon, intent_id: str, payload: dict[str, Any]) -> dict:
+    """Resolve `intent_id` once someone holds an event stream open on the daemon."""
+    wait_for(lambda: daemon.health()["streams"] >= 1, timeout=10, what="an open event stream")
+    client, http = _sdk(daemon)
+    with http:
+        return client.resolve_intent(intent_id, payload)
+
+
+def test_send_intent_returns_an_id_the_daemon_knows(sdk: AxmeClient) -> None:
+    intent_id = sdk.send_intent(INTENT)
+    assert str(uuid.UUID(intent_id)) == intent_id
+    got = sdk.get_intent(intent_id)
+    assert got["intent_id"] == intent_id
+    assert got["intent"]["intent_id"] == intent_id
+    assert got["status"] == got["lifecycle_status"] == "SUBMITTED"
+    assert got["payload"] == INTENT["payload"]
+    # send_intent makes up a correlation id when none is given.
+    assert str(uuid.UUID(got["correlation_id"])) == got["correlation_id"]
+
+
+def test_create_intent_with_correlation_id(sdk: AxmeClient) -> None:
+    created = sdk.create_intent(INTENT, correlation_id="corr-7")
+    intent_id = created["intent_id"]
+    assert str(uuid.UUID(intent_id)) == intent_id
+    assert created["status"] == "SUBMITTED"
+    got = sdk.get_intent(intent_id)
+    assert got["correlation_id"] == "corr-7"
+    assert got["intent_type"] == INTENT["intent_type"]
+    assert got["to_agent"] == INTENT["to_agent"]
+
+
+def test_list_intent_events_and_since(sdk: AxmeClient) -> None:
+    intent_id = sdk.send_intent(INTENT)
+    listed = sdk.list_intent_events(intent_id)
+    assert listed["ok"] is True
+    assert [(e["seq"], e["event_type"], e["status"]) for e in listed["events"]] == [
+        (1, "intent.created", "CREATED"),
+        (2, "intent.submitted", "SUBMITTED"),
+    ]
+    assert [e["seq"] for e in sdk.list_intent_events(intent_id, since=1)["events"]] == [2]
+    assert sdk.list_intent_events(intent_id, since=2)["events"] == []
+
+
+def test_resolve_intent_completed_with_result(sdk: AxmeClient) -> None:
+    intent_id = sdk.send_intent(INTENT)
+    result = {"answer": "pong", "took_ms": 3}
+    resolved = sdk.resolve_intent(intent_id, {"status": "COMPLETED", "result": result})
+    assert resolved["ok"] is True
+    assert resolved["intent"]["status"] == "COMPLETED"
+    event = resolved["event"]
+    assert (event["seq"], event["event_type"], event["status"]) == (
+        3,
+        "intent.completed",
+        "COMPLETED",
+    )
+    assert event["result"] == result
+
+    got = sdk.get_intent(intent_id)
+    assert got["status"] == got["lifecycle_status"] == "COMPLETED"
+    assert got["result"] == result
+    assert [e["seq"] for e in sdk.list_intent_events(intent_id, since=2)["events"]] == [3]
+
+
+def test_wait_for_returns_the_terminal_event(daemon: Daemon, sdk: AxmeClient) -> None:
+    intent_id = sdk.send_intent(INTENT)
+    result = {"answer": 42}
+    resolver = Background(
+        lambda: _resolve_once_watched(daemon, intent_id, {"status": "COMPLETED", "result": result})
+    )
+    terminal = sdk.wait_for(intent_id, wait_seconds=10, timeout_seconds=20)
+    resolver.join()
+    assert terminal["intent_id"] == intent_id
+    assert terminal["status"] == "COMPLETED"
+    assert terminal["event_type"] == "intent.completed"
+    assert terminal["seq"] == 3
+    assert terminal["result"] == result
+    assert terminal == resolver.result["event"]
+
+
+def test_observe_yields_in_order_and_stops_at_the_terminal_event(
+    daemon: Daemon, sdk: AxmeClient
+) -> None:
+    intent_id = sdk.send_intent(INTENT)
+    resolver = Background(
+        lambda: _resolve_once_watched(
+            daemon, intent_id, {"status": "FAILED", "error": {"why": "boom"}, "reason": "boom"}
+        )
+    )
+    seen = list(sdk.observe(intent_id, wait_seconds=10, timeout_seconds=20))
+    resolver.join()
+    assert [e["seq"] for e in seen] == [1, 2, 3]
+    assert [e["status"] for e in seen] == ["CREATED", "SUBMITTED", "FAILED"]
+    assert seen[-1]["event_type"] == "intent.failed"
+    assert seen[-1]["details"]["reason"] == "boom"
+
+
+def test_observe_since_skips_seen_events(sdk: AxmeClient) -> None:
+    intent_id = sdk.send_intent(INTENT)
+    sdk.resolve_intent(intent_id, {"status": "CANCELED", "reason": "not needed"})
+    seen = list(sdk.observe(intent_id, since=2, wait_seconds=5, timeout_seconds=10))
+    assert [(e["seq"], e["status"]) for e in seen] == [(3, "CANCELED")]
+
+
+def test_get_of_unknown_intent_raises_http_error_404(sdk: AxmeClient) -> None:
+    missing = str(uuid.uuid4())
+    with pytest.raises(AxmeHttpError) as info:
+        sdk.get_intent(missing)
+    assert type(info.value) is AxmeHttpError
+    assert info.value.status_code == 404
+    assert missing in info.value.message
+    assert info.value.body["error"]["code"] == "not_found"
+
+
+def test_resolve_of_a_final_intent_raises_validation_error_409(sdk: AxmeClient) -> None:
+    intent_id = sdk.send_intent(INTENT)
+    sdk.resolve_intent(intent_id, {"status": "COMPLETED", "result": {"n": 1}})
+    with pytest.raises(AxmeValidationError) as info:
+        sdk.resolve_intent(intent_id, {"status": "FAILED", "error": {"n": 2}})
+    assert info.value.status_code == 409
+    assert "COMPLETED" in info.value.message
+    assert info.value.body["error"]["code"] == "already_final"
+    got = sdk.get_intent(intent_id)
+    assert got["status"] == "COMPLETED"
+    assert got["result"] == {"n": 1}
+    assert len(sdk.list_intent_events(intent_id)["events"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({**INTENT, "to_agent": "http://x"}, "to_agent"),
+        ({**INTENT, "intent_type": "has spaces"}, "intent_type"),
+        ({k: v for k, v in INTENT.items() if k != "to_agent"}, "to_agent"),
+    ],
+)
+def test_bad_create_raises_validation_error(
+    daemon: Daemon, sdk: AxmeClient, body: dict, named: str
+) -> None:
+    with pytest.raises(AxmeValidationError) as info:
+        sdk.send_intent(body)
+    assert info.value.status_code == 422
+    assert named in info.value.message
+    with daemon.client() as raw:
+        assert raw.get("/v1/intents").json()["intents"] == []
+
+
+def test_create_with_idempotency_key_twice_returns_the_same_id(
+    daemon: Daemon, sdk: AxmeClient
+) -> None:
+    first = sdk.send_intent(INTENT, idempotency_key="job-1")
+    # The SDK gives each call a fresh correlation id; that must not break the replay.
+    second = sdk.send_intent(INTENT, idempotency_key="job-1")
+    assert first == second
+    with daemon.client() as raw:
+        assert [i["intent_id"] for i in raw.get("/v1/intents").json()["intents"]] == [first]
+    with pytest.raises(AxmeValidationError) as info:
+        sdk.send_intent({**INTENT, "payload": {"question": "other"}}, idempotency_key="job-1")
+    assert info.value.status_code == 409
+    assert info.value.body["error"]["code"] == "idempotency_conflict"
