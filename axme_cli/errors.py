@@ -41,11 +41,13 @@ STATUS_EXIT = {
     IntentStatus.TIMED_OUT: EXIT_TIMED_OUT,
 }
 
-EXIT_CODES_HELP = (
-    "0 completed or success, 1 unexpected error, 2 bad input, 3 not found, "
-    "4 conflict (e.g. already final), 5 daemon unreachable, 6 intent FAILED, "
-    "7 intent CANCELED, 8 intent TIMED_OUT, 9 --timeout elapsed while waiting."
-)
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  completed, or success      5  daemon unreachable
+  1  unexpected error           6  intent FAILED
+  2  bad input                  7  intent CANCELED
+  3  not found                  8  intent TIMED_OUT
+  4  conflict (already final)   9  --timeout elapsed while waiting"""
 
 
 class AxmeError(Exception):

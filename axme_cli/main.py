@@ -14,18 +14,21 @@ from axme_cli.errors import EXIT_CODES_HELP
 HELP = """Durable execution for agent work, without a cluster.
 
 A local daemon keeps every intent in SQLite; this command sends intents, follows them and
-runs the daemon (started on first use).
+runs the daemon (started on first use). Intent ids may be shortened to a unique prefix.
 
+\b
+Examples:
   axme send intent.pipeline.process.v1 --to agent://myorg/production/data-pipeline \\
        --payload '{"source": "postgres-main"}'
-  axme list
-  axme tail <id>
+  axme list --status SUBMITTED
+  axme tail 3f2a
+  axme send TYPE --to ADDR --wait --timeout 5m --json   # a CI gate
 """
 
 app = typer.Typer(
     name="axme",
     help=HELP,
-    epilog=f"Exit codes: {EXIT_CODES_HELP}",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -76,7 +79,8 @@ def main() -> None:
     from axme_cli.errors import AxmeError
 
     try:
-        app()
+        # The name, not argv[0]: `python -m axme_cli` must complete and print usage as `axme`.
+        app(prog_name="axme")
     except AxmeError as exc:
         from axme_cli.render import error_line
 

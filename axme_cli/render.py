@@ -105,12 +105,12 @@ def intents_table(intents: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    table.add_column("ID", no_wrap=True)
-    table.add_column("STATUS", no_wrap=True)
-    table.add_column("TYPE", overflow="fold")
-    table.add_column("AGENT", overflow="fold")
-    table.add_column("ATTEMPT", justify="right")
-    table.add_column("AGE", justify="right", no_wrap=True)
+    table.add_column("ID", no_wrap=True, min_width=8)
+    table.add_column("STATUS", no_wrap=True, min_width=11)
+    table.add_column("TYPE", overflow="ellipsis", min_width=12)
+    table.add_column("AGENT", overflow="ellipsis", min_width=12)
+    table.add_column("ATTEMPT", justify="right", no_wrap=True, min_width=7)
+    table.add_column("AGE", justify="right", no_wrap=True, min_width=4)
     for intent in intents:
         table.add_row(
             short_id(intent["intent_id"]),

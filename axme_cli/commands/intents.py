@@ -67,7 +67,17 @@ def send(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Send an intent to an agent; prints its id (and waits for the outcome with --wait)."""
+    """Send an intent to an agent; prints its id (and waits for the outcome with --wait).
+
+    \b
+    Examples:
+      axme send intent.pipeline.process.v1 --to agent://myorg/production/data-pipeline \\
+           --payload '{"source": "postgres-main"}'
+      axme send intent.report.v1 --to agent://me/dev/reports --payload @report.json
+      echo '{"n": 1}' | axme send intent.demo.v1 --to agent://me/dev/demo --payload -
+      axme send intent.deploy.v1 --to agent://ops/prod/deployer -k deploy-42 \\
+           --wait --timeout 10m --json
+    """
     from axme_cli import render
 
     body: dict[str, Any] = {"intent_type": intent_type, "to_agent": to}

@@ -1,0 +1,1 @@
+complete --command axme --no-files --arguments "(env _AXME_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) axme)" --condition "env _AXME_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) axme"
