@@ -45,7 +45,8 @@ def err() -> Console:
     if _err is None:
         from rich.console import Console
 
-        _err = Console(stderr=True, highlight=False)
+        # Never wrap diagnostics: one error is one line, whatever reads stderr.
+        _err = Console(stderr=True, highlight=False, soft_wrap=True)
     return _err
 
 
@@ -175,4 +176,4 @@ def intent_panel(intent: dict[str, Any], events: list[dict[str, Any]]) -> None:
             console.print_json(data=intent[key])
     console.print("[bold]timeline[/]")
     for event in events:
-        console.print("  " + event_line(event))
+        console.print("  " + event_line(event), soft_wrap=True)

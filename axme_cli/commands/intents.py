@@ -171,6 +171,8 @@ def list_(
     if as_json:
         for item in page["intents"]:
             render.print_json_line(item)
+        if page.get("next_cursor"):  # stderr: stdout stays one intent per line
+            render.note(f"more: axme list --json --cursor {page['next_cursor']}")
         return
     if not page["intents"]:
         render.note("no intents" + (" match" if status or agent or intent_type else " yet"))

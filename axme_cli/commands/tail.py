@@ -36,7 +36,7 @@ def tail(
                 if as_json:
                     render.print_json_line(event)
                 else:
-                    render.out().print(render.event_line(event))
+                    render.out().print(render.event_line(event), soft_wrap=True)
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
         if last is None:  # `since` was already past a final event
