@@ -47,6 +47,11 @@ def socket_accepts(path: Path) -> bool:
     return True
 
 
+def _given(**fields: Any) -> dict[str, Any]:
+    """The fields that were set: the daemon applies its own defaults to the rest."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
 def _raise_for(response: httpx.Response) -> None:
     if response.status_code < 400:
         return
@@ -166,17 +171,15 @@ class DaemonClient:
         limit: int = 50,
         cursor: str | None = None,
     ) -> dict[str, Any]:
-        params = {
-            "status": status,
-            "to_agent": to_agent,
-            "intent_type": intent_type,
-            "id_prefix": id_prefix,
-            "limit": limit,
-            "cursor": cursor,
-        }
-        return self._request(
-            "GET", "/v1/intents", params={k: v for k, v in params.items() if v is not None}
+        params = _given(
+            status=status,
+            to_agent=to_agent,
+            intent_type=intent_type,
+            id_prefix=id_prefix,
+            limit=limit,
+            cursor=cursor,
         )
+        return self._request("GET", "/v1/intents", params=params)
 
     def list_events(self, intent_id: str, since: int = 0) -> list[dict[str, Any]]:
         data = self._request("GET", f"/v1/intents/{intent_id}/events", params={"since": since})
@@ -192,17 +195,11 @@ class DaemonClient:
         result: Any = None,
         error: Any = None,
     ) -> dict[str, Any]:
-        body = {
-            "status": status,
-            "reason": reason,
-            "actor": actor,
-            "result": result,
-            "error": error,
-        }
+        body = _given(status=status, reason=reason, actor=actor, result=result, error=error)
         return self._request(
             "POST",
             f"/v1/intents/{intent_id}/resolve",
-            json={k: v for k, v in body.items() if v is not None},
+            json=body,
         )
 
     def stream_events(

@@ -208,7 +208,7 @@ def create_app(engine: Engine, settings: DaemonSettings) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: str | None = None,
     ) -> dict[str, Any]:
-        page = await engine.list(
+        page = await engine.list_intents(
             IntentFilter(status, to_agent, intent_type, id_prefix), limit, cursor
         )
         return {

@@ -47,7 +47,7 @@ class Engine:
             raise NotFound(f"no intent {intent_id}", details={"intent_id": intent_id})
         return intent
 
-    async def list(self, filt: IntentFilter, limit: int, cursor: str | None) -> Page:
+    async def list_intents(self, filt: IntentFilter, limit: int, cursor: str | None) -> Page:
         return await self.store.list_intents(filt, limit, cursor)
 
     async def events(self, intent_id: str, since: int) -> list[Event]:
