@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Annotated
@@ -121,6 +122,17 @@ def _last_lines(path: Path, count: int) -> tuple[list[str], int]:
     return lines[-count:] if count else [], end
 
 
+_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) (\w+) ([\w.]+): (.*)$")
+
+
+def _log_record(line: str) -> dict[str, str]:
+    """A daemon log line as JSON fields; continuation lines (tracebacks) keep only `message`."""
+    m = _LOG_LINE.match(line)
+    if m is None:
+        return {"message": line}
+    return {"at": m[1], "level": m[2], "logger": m[3], "message": m[4]}
+
+
 @app.command()
 def logs(
     ctx: typer.Context,
@@ -128,18 +140,30 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines to show first.")] = 50,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line: at, level, logger, message.")
+    ] = False,
 ) -> None:
     """Print the daemon's log (and follow it with -f)."""
+    from axme_cli import render
+
+    def emit(line: str) -> None:
+        if as_json:
+            render.print_json_line(_log_record(line))
+        else:
+            print(line, flush=True)
+
     paths: HomePaths = ctx.obj
     path = paths.daemon_log
     if not path.exists():
         raise BadInput(f"no daemon log yet at {path} (the daemon has never run in this home)")
     tail, offset = _last_lines(path, lines)
     for line in tail:
-        print(line)
+        emit(line)
     if not follow:
         return
     inode = path.stat().st_ino
+    partial = ""
     try:
         while True:
             try:
@@ -154,7 +178,9 @@ def logs(
                     f.seek(offset)
                     chunk = f.read()
                 offset += len(chunk)
-                print(chunk.decode(errors="replace"), end="", flush=True)
+                *complete, partial = (partial + chunk.decode(errors="replace")).split("\n")
+                for line in complete:
+                    emit(line)
             time.sleep(0.25)
     except KeyboardInterrupt:
         raise typer.Exit(0) from None

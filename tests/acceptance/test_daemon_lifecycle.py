@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -30,8 +31,6 @@ def _alive(pid: int) -> bool:
 def _status_pid(home: Path) -> int:
     result = run_cli(home, "daemon", "status", "--json")
     assert result.returncode == 0, result.stderr
-    import json
-
     return int(json.loads(result.stdout)["pid"])
 
 
@@ -162,6 +161,11 @@ def test_logs_prints_and_follows(cli_home: Path) -> None:
     assert run_cli(cli_home, "daemon", "start").returncode == 0
     logs = run_cli(cli_home, "daemon", "logs", "-n", "5")
     assert logs.returncode == 0 and "axme daemon serving" in logs.stdout
+    as_json = run_cli(cli_home, "daemon", "logs", "-n", "5", "--json")
+    records = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert len(records) == len(logs.stdout.splitlines())
+    serving = [r for r in records if r.get("message") == "axme daemon serving"]
+    assert serving and serving[0]["level"] == "INFO" and serving[0]["logger"] == "axme_daemon"
     follower = subprocess.Popen(
         [sys.executable, "-m", "axme_cli", "daemon", "logs", "-f", "-n", "0"],
         env=env_for(cli_home),
