@@ -103,24 +103,29 @@ def short_id(intent_id: str) -> str:
 
 
 def intents_table(intents: list[dict[str, Any]]) -> None:
+    """ID, status, type, agent (without `agent://`), age; ATTEMPT only once any was retried."""
     from rich.table import Table
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
+    show_attempt = any((i.get("delivery_attempt") or 0) > 1 for i in intents)
+    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
     table.add_column("ID", no_wrap=True, min_width=8)
-    table.add_column("STATUS", no_wrap=True, min_width=11)
+    table.add_column("STATUS", no_wrap=True)
     table.add_column("TYPE", overflow="ellipsis", min_width=12)
     table.add_column("AGENT", overflow="ellipsis", min_width=12)
-    table.add_column("ATTEMPT", justify="right", no_wrap=True, min_width=7)
-    table.add_column("AGE", justify="right", no_wrap=True, min_width=4)
+    if show_attempt:
+        table.add_column("ATTEMPT", justify="right", no_wrap=True)
+    table.add_column("AGE", justify="right", no_wrap=True, min_width=3)
     for intent in intents:
-        table.add_row(
+        row = [
             short_id(intent["intent_id"]),
             status_text(intent["status"]),
             intent["intent_type"],
-            intent["to_agent"],
-            str(intent.get("delivery_attempt") or 0),
-            age(intent.get("created_at")),
-        )
+            intent["to_agent"].removeprefix("agent://"),
+        ]
+        if show_attempt:
+            row.append(str(intent.get("delivery_attempt") or 0))
+        row.append(age(intent.get("created_at")))
+        table.add_row(*row)
     out().print(table)
 
 
