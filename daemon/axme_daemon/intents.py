@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,7 +123,8 @@ class Intent:
     result: Any = None
     error: Any = None
     idempotency_key: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    delivery_seq: int = 0
+    lease_worker: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """The intent as AXME clients read it (`status` and `lifecycle_status` both)."""
@@ -146,8 +147,29 @@ class Intent:
             "error": self.error,
             "delivery_attempt": self.delivery_attempt,
             "max_delivery_attempts": self.max_delivery_attempts,
+            "leased_to": self.lease_worker,
             "idempotency_key": self.idempotency_key,
             "last_seq": self.last_seq,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class Step:
+    """A memoized step result: recorded once, replayed on every later delivery."""
+
+    ordinal: int
+    key: str
+    result: Any
+    attempt: int
+    at: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "ordinal": self.ordinal,
+            "key": self.key,
+            "result": self.result,
+            "attempt": self.attempt,
+            "at": self.at,
         }

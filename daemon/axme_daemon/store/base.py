@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from axme_cli.protocol import IntentStatus
-from axme_daemon.intents import Event, Intent, NewIntent
+from axme_daemon.intents import Event, Intent, NewIntent, Step
 
 #: Called after each commit with the ids of the intents whose events changed.
 CommitListener = Callable[[Iterable[str]], None]
@@ -80,6 +80,7 @@ class Store(ABC):
         intent_id: str,
         status: IntentStatus,
         *,
+        worker_id: str | None = None,
         event_type: str | None = None,
         actor: str | None = None,
         details: dict[str, Any] | None = None,
@@ -88,8 +89,66 @@ class Store(ABC):
     ) -> tuple[Intent, Event]:
         """Move an intent to `status` and append its event, in one transaction.
 
-        Raises `NotFound`, or `AlreadyFinal`/`Conflict` when the lifecycle forbids it.
+        Raises `NotFound`, or `AlreadyFinal`/`Conflict` when the lifecycle forbids it, or
+        `Conflict` when `worker_id` is given and another worker holds the delivery.
         """
+
+    # -- delivery --------------------------------------------------------------------
+
+    @abstractmethod
+    async def lease(
+        self, address: str, worker_id: str, limit: int, reasons: dict[str, str]
+    ) -> list[tuple[Intent, Event]]:
+        """Deliver up to `limit` queued intents of `address` to `worker_id` (oldest first):
+        DELIVERED, `delivery_attempt` + 1, a new `delivery_seq`, `intent.delivered`
+        (with `reasons[intent_id]` when it is a redelivery)."""
+
+    @abstractmethod
+    async def release(
+        self, *, intent_ids: list[str] | None = None, worker_id: str | None = None, reason: str
+    ) -> list[tuple[Intent, Event]]:
+        """End deliveries (of these intents, or all of one worker's, or all): back to
+        SUBMITTED, or FAILED with `intent.delivery_failed` once attempts are used up."""
+
+    @abstractmethod
+    async def retry(self, intent_id: str, actor: str | None) -> tuple[Intent, Event]:
+        """FAILED or TIMED_OUT back to SUBMITTED with fresh attempts; `Conflict` otherwise."""
+
+    @abstractmethod
+    async def record_step(
+        self, intent_id: str, ordinal: int, key: str, result: Any, worker_id: str | None
+    ) -> tuple[Step, list[Event]]:
+        """Record a step result once (the same ordinal and key again returns the record)."""
+
+    @abstractmethod
+    async def progress(
+        self, intent_id: str, message: str, data: dict[str, Any], worker_id: str | None
+    ) -> list[Event]: ...
+
+    @abstractmethod
+    async def list_steps(self, intent_id: str) -> list[Step]: ...
+
+    @abstractmethod
+    async def leased_to(self, worker_id: str, after_delivery_seq: int) -> list[Intent]:
+        """Open intents delivered to `worker_id` with `delivery_seq` above the cursor."""
+
+    @abstractmethod
+    async def count_queued(self, address: str) -> int: ...
+
+    # -- agent registry --------------------------------------------------------------
+
+    @abstractmethod
+    async def put_agents(
+        self, source: str, digest: str | None, specs: list[dict[str, Any]], replace_source: bool
+    ) -> bool:
+        """Upsert agent specs from `source` (an axme.toml path, or 'cli'); False when
+        `digest` says that source is already applied as is."""
+
+    @abstractmethod
+    async def delete_agent(self, address: str) -> bool: ...
+
+    @abstractmethod
+    async def list_agents(self) -> list[dict[str, Any]]: ...
 
     @abstractmethod
     def stats(self) -> StoreStats: ...

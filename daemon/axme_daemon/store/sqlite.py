@@ -13,17 +13,19 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
-from axme_cli.errors import AxmeError, BadInput, IdempotencyConflict, NotFound
-from axme_cli.protocol import STATUS_EVENT, IntentStatus
-from axme_daemon.intents import Event, Intent, NewIntent, check_transition, now_iso
+from axme_cli.errors import AxmeError, BadInput
+from axme_cli.protocol import IntentStatus
+from axme_daemon.intents import Event, Intent, NewIntent, Step
+from axme_daemon.store import sqlite_writes as writes
 from axme_daemon.store.base import CommitListener, IntentFilter, Page, Store, StoreStats
 from axme_daemon.store.migrations import migrate
+from axme_daemon.store.sqlite_writes import INTENT_COLUMNS, load, row_to_intent
 
 log = logging.getLogger(__name__)
 
@@ -39,44 +41,6 @@ _PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=5000",
 )
-
-_INTENT_COLUMNS = (
-    "pos, intent_id, intent_type, to_agent, from_agent, reply_to, correlation_id, payload, "
-    "human_task, status, waiting_reason, result, error, idempotency_key, delivery_attempt, "
-    "max_delivery_attempts, deadline_at, last_seq, created_at, updated_at"
-)
-
-
-def _dump(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
-
-
-def _load(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _row_to_intent(row: aiosqlite.Row) -> Intent:
-    return Intent(
-        intent_id=row[1],
-        intent_type=row[2],
-        to_agent=row[3],
-        from_agent=row[4],
-        reply_to=row[5],
-        correlation_id=row[6],
-        payload=json.loads(row[7]),
-        human_task=_load(row[8]),
-        status=IntentStatus(row[9]),
-        waiting_reason=row[10],
-        result=_load(row[11]),
-        error=_load(row[12]),
-        idempotency_key=row[13],
-        delivery_attempt=row[14],
-        max_delivery_attempts=row[15],
-        deadline_at=row[16],
-        last_seq=row[17],
-        created_at=row[18],
-        updated_at=row[19],
-    )
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:
@@ -97,6 +61,7 @@ class SqliteStore(Store):
         self._listeners: list[CommitListener] = []
         self._commits = 0
         self._writes = 0
+        self._delivery_seq = 0  # last cursor value handed out on the agent streams
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -107,6 +72,9 @@ class SqliteStore(Store):
         if applied:
             log.info("schema migrated", extra={"action": "migrate", "versions": applied})
         self._rdb = await _connect(self.path)
+        async with self._rdb.execute("SELECT coalesce(max(delivery_seq), 0) FROM intents") as cur:
+            row = await cur.fetchone()
+        self._delivery_seq = int(row[0]) if row else 0
         self._writer = asyncio.create_task(self._write_loop(), name="sqlite-writer")
 
     async def close(self) -> None:
@@ -194,148 +162,108 @@ class SqliteStore(Store):
     # -- writes ----------------------------------------------------------------------
 
     async def create_intent(self, new: NewIntent, intent_id: str) -> tuple[Intent, bool]:
-        async def op(db: aiosqlite.Connection) -> tuple[tuple[Intent, bool], list[str]]:
-            if new.idempotency_key is not None:
-                async with db.execute(
-                    f"SELECT {_INTENT_COLUMNS}, request_hash FROM intents "
-                    "WHERE idempotency_key = ?",
-                    (new.idempotency_key,),
-                ) as cur:
-                    row = await cur.fetchone()
-                if row is not None:
-                    if row[20] != new.request_hash:
-                        raise IdempotencyConflict(
-                            "Idempotency-Key was already used with a different request body",
-                            details={"intent_id": row[1]},
-                        )
-                    return (_row_to_intent(row), False), []
-            now = now_iso()
-            cur = await db.execute(
-                "INSERT INTO intents (intent_id, intent_type, to_agent, from_agent, reply_to, "
-                "correlation_id, payload, human_task, status, idempotency_key, request_hash, "
-                "max_delivery_attempts, deadline_at, last_seq, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 2, ?, ?)",
-                (
-                    intent_id,
-                    new.intent_type,
-                    new.to_agent,
-                    new.from_agent,
-                    new.reply_to,
-                    new.correlation_id,
-                    _dump(new.payload),
-                    _dump(new.human_task),
-                    IntentStatus.SUBMITTED.value,
-                    new.idempotency_key,
-                    new.request_hash,
-                    new.max_delivery_attempts,
-                    new.deadline_at,
-                    now,
-                    now,
-                ),
-            )
-            pos = cur.lastrowid
-            await cur.close()
-            await db.executemany(
-                "INSERT INTO events (intent_pos, seq, event_type, status, at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [
-                    (pos, 1, STATUS_EVENT[IntentStatus.CREATED], IntentStatus.CREATED.value, now),
-                    (pos, 2, STATUS_EVENT[IntentStatus.SUBMITTED], "SUBMITTED", now),
-                ],
-            )
-            intent = Intent(
-                intent_id=intent_id,
-                intent_type=new.intent_type,
-                to_agent=new.to_agent,
-                from_agent=new.from_agent,
-                reply_to=new.reply_to,
-                correlation_id=new.correlation_id,
-                payload=new.payload,
-                human_task=new.human_task,
-                status=IntentStatus.SUBMITTED,
-                idempotency_key=new.idempotency_key,
-                max_delivery_attempts=new.max_delivery_attempts,
-                deadline_at=new.deadline_at,
-                last_seq=2,
-                created_at=now,
-                updated_at=now,
-            )
-            return (intent, True), [intent_id]
-
-        return await self._write(op)
+        return await self._write(partial(writes.create, new=new, intent_id=intent_id))
 
     async def transition(
         self,
         intent_id: str,
         status: IntentStatus,
         *,
+        worker_id: str | None = None,
         event_type: str | None = None,
         actor: str | None = None,
         details: dict[str, Any] | None = None,
         result: Any = None,
         error: Any = None,
     ) -> tuple[Intent, Event]:
-        async def op(db: aiosqlite.Connection) -> tuple[tuple[Intent, Event], list[str]]:
-            async with db.execute(
-                f"SELECT {_INTENT_COLUMNS} FROM intents WHERE intent_id = ?", (intent_id,)
-            ) as cur:
-                row = await cur.fetchone()
-            if row is None:
-                raise NotFound(f"no intent {intent_id}")
-            current = _row_to_intent(row)
-            check_transition(current.status, status)
-            seq = current.last_seq + 1
-            now = now_iso()
-            await db.execute(
-                "UPDATE intents SET status = ?, last_seq = ?, updated_at = ?, "
-                "result = coalesce(?, result), error = coalesce(?, error), "
-                "waiting_reason = NULL WHERE pos = ?",
-                (status.value, seq, now, _dump(result), _dump(error), row[0]),
-            )
-            await db.execute(
-                "INSERT INTO events (intent_pos, seq, event_type, status, at, actor, details) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row[0],
-                    seq,
-                    event_type or STATUS_EVENT[status],
-                    status.value,
-                    now,
-                    actor,
-                    _dump(details or None),
-                ),
-            )
-            updated = replace(
-                current,
+        return await self._write(
+            partial(
+                writes.transition,
+                intent_id=intent_id,
                 status=status,
-                last_seq=seq,
-                updated_at=now,
-                result=current.result if result is None else result,
-                error=current.error if error is None else error,
-                waiting_reason=None,
+                worker_id=worker_id,
+                event_type=event_type,
+                actor=actor,
+                details=details,
+                result=result,
+                error=error,
             )
-            event = Event(
-                intent_id,
-                seq,
-                event_type or STATUS_EVENT[status],
-                status,
-                now,
-                actor,
-                details or None,
+        )
+
+    async def lease(
+        self, address: str, worker_id: str, limit: int, reasons: dict[str, str]
+    ) -> list[tuple[Intent, Event]]:
+        async def op(db: aiosqlite.Connection) -> tuple[list[tuple[Intent, Event]], list[str]]:
+            leased, ids = await writes.lease(
+                db, address, worker_id, limit, self._delivery_seq + 1, reasons
             )
-            return (updated, event), [intent_id]
+            self._delivery_seq += len(leased)
+            return leased, ids
 
         return await self._write(op)
+
+    async def release(
+        self, *, intent_ids: list[str] | None = None, worker_id: str | None = None, reason: str
+    ) -> list[tuple[Intent, Event]]:
+        return await self._write(
+            partial(writes.release, intent_ids=intent_ids, worker_id=worker_id, reason=reason)
+        )
+
+    async def retry(self, intent_id: str, actor: str | None) -> tuple[Intent, Event]:
+        return await self._write(partial(writes.retry, intent_id=intent_id, actor=actor))
+
+    async def record_step(
+        self, intent_id: str, ordinal: int, key: str, result: Any, worker_id: str | None
+    ) -> tuple[Step, list[Event]]:
+        return await self._write(
+            partial(
+                writes.record_step,
+                intent_id=intent_id,
+                ordinal=ordinal,
+                key=key,
+                result=result,
+                worker_id=worker_id,
+            )
+        )
+
+    async def progress(
+        self, intent_id: str, message: str, data: dict[str, Any], worker_id: str | None
+    ) -> list[Event]:
+        return await self._write(
+            partial(
+                writes.progress,
+                intent_id=intent_id,
+                message=message,
+                data=data,
+                worker_id=worker_id,
+            )
+        )
+
+    async def put_agents(
+        self, source: str, digest: str | None, specs: list[dict[str, Any]], replace_source: bool
+    ) -> bool:
+        return await self._write(
+            partial(
+                writes.put_agents,
+                source=source,
+                digest=digest,
+                specs=specs,
+                replace_source=replace_source,
+            )
+        )
+
+    async def delete_agent(self, address: str) -> bool:
+        return await self._write(partial(writes.delete_agent, address=address))
 
     # -- reads -----------------------------------------------------------------------
 
     async def get_intent(self, intent_id: str) -> Intent | None:
         assert self._rdb is not None
         async with self._rdb.execute(
-            f"SELECT {_INTENT_COLUMNS} FROM intents WHERE intent_id = ?", (intent_id,)
+            f"SELECT {INTENT_COLUMNS} FROM intents WHERE intent_id = ?", (intent_id,)
         ) as cur:
             row = await cur.fetchone()
-        return None if row is None else _row_to_intent(row)
+        return None if row is None else row_to_intent(row)
 
     async def list_intents(self, filt: IntentFilter, limit: int, cursor: str | None) -> Page:
         assert self._rdb is not None
@@ -359,7 +287,7 @@ class SqliteStore(Store):
                 raise BadInput(f"invalid cursor {cursor!r}: pass the next_cursor of a page")
             where.append("pos < ?")
             args.append(int(cursor))
-        sql = f"SELECT {_INTENT_COLUMNS} FROM intents"
+        sql = f"SELECT {INTENT_COLUMNS} FROM intents"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY pos DESC LIMIT ?"
@@ -368,7 +296,7 @@ class SqliteStore(Store):
             rows = list(await cur.fetchall())
         more = len(rows) > limit
         rows = rows[:limit]
-        return Page([_row_to_intent(r) for r in rows], str(rows[-1][0]) if more else None)
+        return Page([row_to_intent(r) for r in rows], str(rows[-1][0]) if more else None)
 
     async def list_events(self, intent_id: str, since: int = 0, limit: int = 1000) -> list[Event]:
         assert self._rdb is not None
@@ -380,5 +308,46 @@ class SqliteStore(Store):
         ) as cur:
             rows = await cur.fetchall()
         return [
-            Event(intent_id, r[0], r[1], IntentStatus(r[2]), r[3], r[4], _load(r[5])) for r in rows
+            Event(intent_id, r[0], r[1], IntentStatus(r[2]), r[3], r[4], load(r[5])) for r in rows
+        ]
+
+    async def list_steps(self, intent_id: str) -> list[Step]:
+        assert self._rdb is not None
+        async with self._rdb.execute(
+            "SELECT s.ordinal, s.step_key, s.result, s.attempt, s.at "
+            "FROM steps s JOIN intents i ON i.pos = s.intent_pos "
+            "WHERE i.intent_id = ? ORDER BY s.ordinal",
+            (intent_id,),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [Step(r[0], r[1], load(r[2]), r[3], r[4]) for r in rows]
+
+    async def leased_to(self, worker_id: str, after_delivery_seq: int) -> list[Intent]:
+        assert self._rdb is not None
+        async with self._rdb.execute(
+            f"SELECT {INTENT_COLUMNS} FROM intents WHERE lease_worker = ? AND delivery_seq > ? "
+            "ORDER BY delivery_seq",
+            (worker_id, after_delivery_seq),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [row_to_intent(r) for r in rows if not IntentStatus(r[9]).is_final]
+
+    async def count_queued(self, address: str) -> int:
+        assert self._rdb is not None
+        async with self._rdb.execute(
+            "SELECT count(*) FROM intents WHERE to_agent = ? AND status = ?",
+            (address, IntentStatus.SUBMITTED.value),
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def list_agents(self) -> list[dict[str, Any]]:
+        assert self._rdb is not None
+        async with self._rdb.execute(
+            "SELECT spec, source, created_at, updated_at FROM agents ORDER BY address"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            {**json.loads(r[0]), "source": r[1], "created_at": r[2], "updated_at": r[3]}
+            for r in rows
         ]

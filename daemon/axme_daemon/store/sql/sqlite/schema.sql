@@ -21,12 +21,16 @@ CREATE TABLE intents (
     deadline_at TEXT,
     last_seq INTEGER NOT NULL,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    delivery_seq INTEGER NOT NULL DEFAULT 0, -- cursor of the agent stream, new per delivery
+    lease_worker TEXT                        -- the worker holding the current delivery
 );
 
 CREATE INDEX intents_status ON intents (status, pos);
 CREATE INDEX intents_to_agent ON intents (to_agent, pos);
 CREATE INDEX intents_intent_type ON intents (intent_type, pos);
+CREATE INDEX intents_queue ON intents (to_agent, status, pos);
+CREATE INDEX intents_lease ON intents (lease_worker) WHERE lease_worker IS NOT NULL;
 
 CREATE TABLE events (
     intent_pos INTEGER NOT NULL REFERENCES intents (pos),
@@ -38,3 +42,27 @@ CREATE TABLE events (
     details TEXT,                            -- JSON object or NULL
     PRIMARY KEY (intent_pos, seq)
 ) WITHOUT ROWID;
+
+CREATE TABLE steps (
+    intent_pos INTEGER NOT NULL REFERENCES intents (pos),
+    ordinal INTEGER NOT NULL,                -- 1-based order in the handler
+    step_key TEXT NOT NULL,                  -- name, or name#N for its Nth occurrence
+    result TEXT,                             -- JSON
+    attempt INTEGER NOT NULL,                -- the delivery attempt that ran it
+    at TEXT NOT NULL,
+    PRIMARY KEY (intent_pos, ordinal)
+) WITHOUT ROWID;
+
+CREATE TABLE agents (
+    address TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,                      -- JSON: command, cwd, env, replicas, ...
+    source TEXT NOT NULL,                    -- the axme.toml that declares it, or 'cli'
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+CREATE TABLE projects (
+    config_path TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+);

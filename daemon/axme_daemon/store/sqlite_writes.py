@@ -1,0 +1,478 @@
+"""The SQLite write operations. Each runs inside the writer's shared transaction (see
+`sqlite.py`), checks everything before it writes, and returns its result plus the ids of the
+intents whose timelines it changed.
+
+Status changes go through `_apply`, which updates the intent and appends its event together,
+so the timeline can never disagree with the status.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import aiosqlite
+
+from axme_cli.errors import AlreadyFinal, BadInput, Conflict, IdempotencyConflict, NotFound
+from axme_cli.protocol import FINAL_STATUSES, STATUS_EVENT, IntentStatus
+from axme_daemon.intents import Event, Intent, NewIntent, Step, check_transition, now_iso
+
+S = IntentStatus
+
+INTENT_COLUMNS = (
+    "pos, intent_id, intent_type, to_agent, from_agent, reply_to, correlation_id, payload, "
+    "human_task, status, waiting_reason, result, error, idempotency_key, delivery_attempt, "
+    "max_delivery_attempts, deadline_at, last_seq, created_at, updated_at, delivery_seq, "
+    "lease_worker"
+)
+_LEASED = (S.DELIVERED.value, S.ACKNOWLEDGED.value, S.IN_PROGRESS.value)
+
+
+def dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+def load(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def row_to_intent(row: aiosqlite.Row) -> Intent:
+    return Intent(
+        intent_id=row[1],
+        intent_type=row[2],
+        to_agent=row[3],
+        from_agent=row[4],
+        reply_to=row[5],
+        correlation_id=row[6],
+        payload=json.loads(row[7]),
+        human_task=load(row[8]),
+        status=IntentStatus(row[9]),
+        waiting_reason=row[10],
+        result=load(row[11]),
+        error=load(row[12]),
+        idempotency_key=row[13],
+        delivery_attempt=row[14],
+        max_delivery_attempts=row[15],
+        deadline_at=row[16],
+        last_seq=row[17],
+        created_at=row[18],
+        updated_at=row[19],
+        delivery_seq=row[20],
+        lease_worker=row[21],
+    )
+
+
+async def _row(db: aiosqlite.Connection, intent_id: str) -> tuple[int, Intent]:
+    async with db.execute(
+        f"SELECT {INTENT_COLUMNS} FROM intents WHERE intent_id = ?", (intent_id,)
+    ) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no intent {intent_id}", details={"intent_id": intent_id})
+    return row[0], row_to_intent(row)
+
+
+async def _apply(
+    db: aiosqlite.Connection,
+    pos: int,
+    intent: Intent,
+    status: IntentStatus,
+    *,
+    event_type: str | None = None,
+    actor: str | None = None,
+    details: dict[str, Any] | None = None,
+    **changes: Any,
+) -> tuple[Intent, Event]:
+    """Write `changes` (Intent field names) and the status, and append the event."""
+    seq = intent.last_seq + 1
+    now = now_iso()
+    updated = replace(intent, status=status, last_seq=seq, updated_at=now, **changes)
+    await db.execute(
+        "UPDATE intents SET status = ?, last_seq = ?, updated_at = ?, result = ?, error = ?, "
+        "waiting_reason = ?, delivery_attempt = ?, delivery_seq = ?, lease_worker = ? "
+        "WHERE pos = ?",
+        (
+            status.value,
+            seq,
+            now,
+            dump(updated.result),
+            dump(updated.error),
+            updated.waiting_reason,
+            updated.delivery_attempt,
+            updated.delivery_seq,
+            updated.lease_worker,
+            pos,
+        ),
+    )
+    event_type = event_type or STATUS_EVENT[status]
+    await db.execute(
+        "INSERT INTO events (intent_pos, seq, event_type, status, at, actor, details) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (pos, seq, event_type, status.value, now, actor, dump(details or None)),
+    )
+    return updated, Event(intent.intent_id, seq, event_type, status, now, actor, details or None)
+
+
+# -- intents ---------------------------------------------------------------------------
+
+
+async def create(
+    db: aiosqlite.Connection, new: NewIntent, intent_id: str
+) -> tuple[tuple[Intent, bool], list[str]]:
+    if new.idempotency_key is not None:
+        async with db.execute(
+            f"SELECT {INTENT_COLUMNS}, request_hash FROM intents WHERE idempotency_key = ?",
+            (new.idempotency_key,),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is not None:
+            if row[22] != new.request_hash:
+                raise IdempotencyConflict(
+                    "Idempotency-Key was already used with a different request body",
+                    details={"intent_id": row[1]},
+                )
+            return (row_to_intent(row), False), []
+    now = now_iso()
+    cur = await db.execute(
+        "INSERT INTO intents (intent_id, intent_type, to_agent, from_agent, reply_to, "
+        "correlation_id, payload, human_task, status, idempotency_key, request_hash, "
+        "max_delivery_attempts, deadline_at, last_seq, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 2, ?, ?)",
+        (
+            intent_id,
+            new.intent_type,
+            new.to_agent,
+            new.from_agent,
+            new.reply_to,
+            new.correlation_id,
+            dump(new.payload),
+            dump(new.human_task),
+            S.SUBMITTED.value,
+            new.idempotency_key,
+            new.request_hash,
+            new.max_delivery_attempts,
+            new.deadline_at,
+            now,
+            now,
+        ),
+    )
+    pos = cur.lastrowid
+    await cur.close()
+    await db.executemany(
+        "INSERT INTO events (intent_pos, seq, event_type, status, at) VALUES (?, ?, ?, ?, ?)",
+        [
+            (pos, 1, STATUS_EVENT[S.CREATED], S.CREATED.value, now),
+            (pos, 2, STATUS_EVENT[S.SUBMITTED], S.SUBMITTED.value, now),
+        ],
+    )
+    intent = Intent(
+        intent_id=intent_id,
+        intent_type=new.intent_type,
+        to_agent=new.to_agent,
+        from_agent=new.from_agent,
+        reply_to=new.reply_to,
+        correlation_id=new.correlation_id,
+        payload=new.payload,
+        human_task=new.human_task,
+        status=S.SUBMITTED,
+        idempotency_key=new.idempotency_key,
+        max_delivery_attempts=new.max_delivery_attempts,
+        deadline_at=new.deadline_at,
+        last_seq=2,
+        created_at=now,
+        updated_at=now,
+    )
+    return (intent, True), [intent_id]
+
+
+async def transition(
+    db: aiosqlite.Connection,
+    intent_id: str,
+    status: IntentStatus,
+    *,
+    worker_id: str | None = None,
+    event_type: str | None = None,
+    actor: str | None = None,
+    details: dict[str, Any] | None = None,
+    result: Any = None,
+    error: Any = None,
+) -> tuple[tuple[Intent, Event], list[str]]:
+    """A status change requested from outside; ending an intent also ends its lease.
+
+    With `worker_id`, the change is refused unless that worker holds the delivery (or nobody
+    does): a worker whose lease was taken away must not finish an intent twice.
+    """
+    pos, current = await _row(db, intent_id)
+    check_transition(current.status, status)
+    if worker_id is not None:
+        _check_lease(current, worker_id)
+    changes: dict[str, Any] = {"waiting_reason": None}
+    if result is not None:
+        changes["result"] = result
+    if error is not None:
+        changes["error"] = error
+    if status in FINAL_STATUSES:
+        changes["lease_worker"] = None
+    updated = await _apply(
+        db,
+        pos,
+        current,
+        status,
+        event_type=event_type,
+        actor=actor,
+        details=details,
+        **changes,
+    )
+    return updated, [intent_id]
+
+
+def _check_lease(intent: Intent, worker_id: str) -> None:
+    if intent.lease_worker not in (None, worker_id):
+        raise Conflict(
+            f"intent {intent.intent_id} is no longer delivered to this worker "
+            f"(it was redelivered; attempt {intent.delivery_attempt})",
+            details={"intent_id": intent.intent_id, "code_reason": "lease_lost"},
+        )
+
+
+# -- delivery --------------------------------------------------------------------------
+
+
+async def lease(
+    db: aiosqlite.Connection,
+    address: str,
+    worker_id: str,
+    limit: int,
+    next_delivery_seq: int,
+    reasons: dict[str, str],
+) -> tuple[list[tuple[Intent, Event]], list[str]]:
+    """Deliver up to `limit` waiting intents of `address` to `worker_id`, oldest first."""
+    async with db.execute(
+        f"SELECT {INTENT_COLUMNS} FROM intents WHERE to_agent = ? AND status = ? "
+        "ORDER BY pos LIMIT ?",
+        (address, S.SUBMITTED.value, limit),
+    ) as cur:
+        rows = list(await cur.fetchall())
+    out = []
+    for offset, row in enumerate(rows):
+        intent = row_to_intent(row)
+        attempt = intent.delivery_attempt + 1
+        details: dict[str, Any] = {"delivery_attempt": attempt, "worker": worker_id}
+        if intent.intent_id in reasons:
+            details["reason"] = reasons[intent.intent_id]
+        out.append(
+            await _apply(
+                db,
+                row[0],
+                intent,
+                S.DELIVERED,
+                details=details,
+                delivery_attempt=attempt,
+                delivery_seq=next_delivery_seq + offset,
+                lease_worker=worker_id,
+            )
+        )
+    return out, [i.intent_id for i, _ in out]
+
+
+async def release(
+    db: aiosqlite.Connection, intent_ids: list[str] | None, worker_id: str | None, reason: str
+) -> tuple[list[tuple[Intent, Event]], list[str]]:
+    """End deliveries: back to SUBMITTED for another attempt, or FAILED once attempts ran out.
+
+    Selects by `intent_ids`, or every delivery `worker_id` holds, or (both None) every
+    delivery at all, which is what a daemon restart does.
+    """
+    if intent_ids is not None:
+        rows = []
+        for intent_id in intent_ids:
+            pos, intent = await _row(db, intent_id)
+            rows.append((pos, intent))
+    else:
+        where = "lease_worker = ?" if worker_id is not None else "lease_worker IS NOT NULL"
+        args = (worker_id,) if worker_id is not None else ()
+        async with db.execute(f"SELECT {INTENT_COLUMNS} FROM intents WHERE {where}", args) as cur:
+            rows = [(r[0], row_to_intent(r)) for r in await cur.fetchall()]
+    out = []
+    for pos, intent in rows:
+        if intent.status.is_final or intent.status.value not in _LEASED:
+            continue
+        details = {"reason": reason, "delivery_attempt": intent.delivery_attempt}
+        if intent.delivery_attempt >= intent.max_delivery_attempts:
+            error = {
+                "message": f"gave up after {intent.delivery_attempt} delivery attempts: {reason}",
+                "delivery_attempt": intent.delivery_attempt,
+            }
+            out.append(
+                await _apply(
+                    db,
+                    pos,
+                    intent,
+                    S.FAILED,
+                    event_type="intent.delivery_failed",
+                    details={**details, "error": error},
+                    error=error,
+                    lease_worker=None,
+                )
+            )
+        else:
+            out.append(
+                await _apply(db, pos, intent, S.SUBMITTED, details=details, lease_worker=None)
+            )
+    return out, [i.intent_id for i, _ in out]
+
+
+async def retry(
+    db: aiosqlite.Connection, intent_id: str, actor: str | None
+) -> tuple[tuple[Intent, Event], list[str]]:
+    """A FAILED or TIMED_OUT intent goes back to the queue with fresh delivery attempts."""
+    pos, intent = await _row(db, intent_id)
+    if intent.status not in (S.FAILED, S.TIMED_OUT):
+        raise Conflict(
+            f"only FAILED or TIMED_OUT intents can be retried; this one is {intent.status.value}",
+            details={"status": intent.status.value},
+        )
+    updated = await _apply(
+        db,
+        pos,
+        intent,
+        S.SUBMITTED,
+        actor=actor,
+        details={"reason": f"retried (was {intent.status.value})"},
+        delivery_attempt=0,
+        lease_worker=None,
+        error=None,
+    )
+    return updated, [intent_id]
+
+
+async def _start_work(
+    db: aiosqlite.Connection, intent_id: str, worker_id: str | None
+) -> tuple[int, Intent, list[Event]]:
+    """Load an intent a worker reports on; its first report moves it to IN_PROGRESS."""
+    pos, intent = await _row(db, intent_id)
+    if intent.status.is_final:
+        raise AlreadyFinal(f"intent is already {intent.status.value}")
+    if worker_id is not None:
+        _check_lease(intent, worker_id)
+    events = []
+    if intent.status in (S.DELIVERED, S.ACKNOWLEDGED, S.SUBMITTED):
+        intent, event = await _apply(
+            db, pos, intent, S.IN_PROGRESS, details={"worker": worker_id} if worker_id else None
+        )
+        events.append(event)
+    return pos, intent, events
+
+
+async def record_step(
+    db: aiosqlite.Connection,
+    intent_id: str,
+    ordinal: int,
+    key: str,
+    result: Any,
+    worker_id: str | None,
+) -> tuple[tuple[Step, list[Event]], list[str]]:
+    pos, intent, events = await _start_work(db, intent_id, worker_id)
+    async with db.execute(
+        "SELECT step_key, result, attempt, at FROM steps WHERE intent_pos = ? AND ordinal = ?",
+        (pos, ordinal),
+    ) as cur:
+        existing = await cur.fetchone()
+    if existing is not None:
+        if existing[0] != key:
+            raise Conflict(
+                f"step {ordinal} of this intent was recorded as {existing[0]!r}, not {key!r}",
+                details={"ordinal": ordinal, "recorded": existing[0], "key": key},
+            )
+        return (Step(ordinal, key, load(existing[1]), existing[2], existing[3]), events), []
+    async with db.execute("SELECT count(*) FROM steps WHERE intent_pos = ?", (pos,)) as cur:
+        count = (await cur.fetchone() or (0,))[0]
+    if ordinal != count + 1:
+        raise BadInput(f"step ordinal {ordinal} is out of order: {count} steps are recorded")
+    now = now_iso()
+    await db.execute(
+        "INSERT INTO steps (intent_pos, ordinal, step_key, result, attempt, at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (pos, ordinal, key, dump(result), intent.delivery_attempt, now),
+    )
+    _, event = await _apply(
+        db,
+        pos,
+        intent,
+        S.IN_PROGRESS,
+        event_type="intent.step_completed",
+        details={"step": key, "ordinal": ordinal, "attempt": intent.delivery_attempt},
+    )
+    return (Step(ordinal, key, result, intent.delivery_attempt, now), [*events, event]), [intent_id]
+
+
+async def progress(
+    db: aiosqlite.Connection,
+    intent_id: str,
+    message: str,
+    data: dict[str, Any],
+    worker_id: str | None,
+) -> tuple[list[Event], list[str]]:
+    pos, intent, events = await _start_work(db, intent_id, worker_id)
+    _, event = await _apply(
+        db,
+        pos,
+        intent,
+        S.IN_PROGRESS,
+        event_type="intent.progress",
+        details={"message": message, **({"data": data} if data else {})},
+    )
+    return [*events, event], [intent_id]
+
+
+# -- agents ----------------------------------------------------------------------------
+
+
+async def put_agents(
+    db: aiosqlite.Connection,
+    source: str,
+    digest: str | None,
+    specs: list[dict[str, Any]],
+    replace_source: bool,
+) -> tuple[bool, list[str]]:
+    """Upsert `specs` from `source`; with `replace_source`, drop that source's other agents.
+
+    Returns False (and writes nothing) when `digest` is the one already applied for `source`.
+    """
+    if digest is not None:
+        async with db.execute(
+            "SELECT digest FROM projects WHERE config_path = ?", (source,)
+        ) as cur:
+            row = await cur.fetchone()
+        if row is not None and row[0] == digest:
+            return False, []
+    now = now_iso()
+    if replace_source:
+        keep = [s["address"] for s in specs]
+        marks = ",".join("?" * len(keep)) or "''"
+        await db.execute(
+            f"DELETE FROM agents WHERE source = ? AND address NOT IN ({marks})", (source, *keep)
+        )
+    for spec in specs:
+        await db.execute(
+            "INSERT INTO agents (address, spec, source, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET "
+            "spec = excluded.spec, source = excluded.source, updated_at = excluded.updated_at",
+            (spec["address"], dump(spec), source, now, now),
+        )
+    if digest is not None:
+        await db.execute(
+            "INSERT INTO projects (config_path, digest, applied_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (config_path) DO UPDATE SET digest = excluded.digest, "
+            "applied_at = excluded.applied_at",
+            (source, digest, now),
+        )
+    return True, []
+
+
+async def delete_agent(db: aiosqlite.Connection, address: str) -> tuple[bool, list[str]]:
+    cur = await db.execute("DELETE FROM agents WHERE address = ?", (address,))
+    deleted = cur.rowcount > 0
+    await cur.close()
+    return deleted, []
