@@ -24,8 +24,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from axme_cli import __version__
 from axme_cli.errors import AxmeError, PayloadTooLarge
 from axme_cli.protocol import IntentStatus
+from axme_daemon.api_workers import ApiKeys, worker_routes
 from axme_daemon.config import DaemonSettings
-from axme_daemon.engine import Engine, KeepAlive, StreamTimeout
+from axme_daemon.engine import Engine
+from axme_daemon.events import KeepAlive, StreamTimeout
 from axme_daemon.intents import NewIntent, request_hash
 from axme_daemon.models import CreateIntent, ResolveIntent
 from axme_daemon.store import IntentFilter
@@ -122,7 +124,9 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-def create_app(engine: Engine, settings: DaemonSettings) -> FastAPI:
+def create_app(
+    engine: Engine, settings: DaemonSettings, api_keys: ApiKeys | None = None
+) -> FastAPI:
     started = time.time()
     app = FastAPI(
         title="axme daemon",
@@ -157,6 +161,8 @@ def create_app(engine: Engine, settings: DaemonSettings) -> FastAPI:
             message = str(exc.detail)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, message)
+
+    app.include_router(worker_routes(engine, api_keys if api_keys is not None else {}))
 
     @app.get("/health", tags=["daemon"])
     async def health() -> dict[str, Any]:

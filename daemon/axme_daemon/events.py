@@ -38,3 +38,18 @@ class EventHub:
     @property
     def subscribers(self) -> int:
         return sum(len(w) for w in self._waiters.values())
+
+
+#: Keep-alive cadence for held streams, below common proxy idle timeouts.
+KEEPALIVE_SECONDS = 15.0
+
+
+class StreamTimeout:
+    """Yielded by a held stream when its hold elapsed; carries the cursor to resume from."""
+
+    def __init__(self, next_seq: int) -> None:
+        self.next_seq = next_seq
+
+
+class KeepAlive:
+    """Yielded by a held stream while nothing happens, so the transport can ping."""

@@ -281,13 +281,15 @@ async def release(
 ) -> tuple[list[tuple[Intent, Event]], list[str]]:
     """End deliveries: back to SUBMITTED for another attempt, or FAILED once attempts ran out.
 
-    Selects by `intent_ids`, or every delivery `worker_id` holds, or (both None) every
-    delivery at all, which is what a daemon restart does.
+    Selects by `intent_ids` (held by `worker_id`, when given), or every delivery `worker_id`
+    holds, or (both None) every delivery at all, which is what a daemon restart does.
     """
     if intent_ids is not None:
         rows = []
         for intent_id in intent_ids:
             pos, intent = await _row(db, intent_id)
+            if worker_id is not None:
+                _check_lease(intent, worker_id)
             rows.append((pos, intent))
     else:
         where = "lease_worker = ?" if worker_id is not None else "lease_worker IS NOT NULL"

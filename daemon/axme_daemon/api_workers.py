@@ -1,0 +1,172 @@
+"""What agents use: the AXME agent stream, `/resume`, and axme's step and progress records.
+
+A worker is identified by `X-Axme-Worker` (axme's SDK), or by its API key (the key the
+supervisor gave that process, or any other key: AXME SDK agents send one on every call).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import StreamingResponse
+from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
+from pydantic import BaseModel, Field
+
+from axme_cli.errors import BadInput, Conflict, ValidationFailed
+from axme_cli.protocol import AGENT_ADDRESS_RE
+from axme_daemon.delivery import Delivery
+from axme_daemon.engine import Engine
+from axme_daemon.events import KeepAlive, StreamTimeout
+
+#: Per-worker keys handed out by the supervisor: key → worker id.
+ApiKeys = dict[str, str]
+
+
+def normalize_address(raw: str) -> str:
+    """`agent://org/env/name`, `org/env/name` (AXME SDK paths) or a bare name."""
+    address = raw if raw.startswith("agent://") else f"agent://{raw}"
+    if not AGENT_ADDRESS_RE.match(address):
+        raise BadInput(f"not an agent address: {raw!r} (expected agent://org/env/name)")
+    return address
+
+
+def worker_identity(request: Request, api_keys: ApiKeys) -> str | None:
+    explicit = request.headers.get("x-axme-worker")
+    if explicit:
+        return explicit[:200]
+    key = request.headers.get("x-api-key") or ""
+    auth = request.headers.get("authorization") or ""
+    if not key and auth.lower().startswith("bearer "):
+        key = auth[7:].strip()
+    if not key:
+        return None
+    return api_keys.get(key) or "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+class StepRecord(BaseModel):
+    ordinal: int = Field(ge=1, le=1_000_000)
+    key: str = Field(min_length=1, max_length=300)
+    result: Any = None
+
+
+class ProgressRecord(BaseModel):
+    message: str = Field(min_length=1, max_length=2000)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class RetryRequest(BaseModel):
+    actor: str | None = Field(default=None, max_length=200)
+
+
+def _error_of(body: dict[str, Any]) -> dict[str, Any]:
+    error = body.get("error")
+    if isinstance(error, dict):
+        return error
+    if error is not None:
+        return {"message": str(error)}
+    return {"message": str(body.get("reason") or "the agent reported a failure")}
+
+
+def worker_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
+    router = APIRouter(tags=["agents"])
+
+    @router.get("/v1/agents/{address:path}/intents/stream")
+    async def agent_stream(
+        request: Request,
+        address: str,
+        since: Annotated[int, Query(ge=0, le=2**62)] = 0,
+        wait_seconds: Annotated[float, Query(ge=0, le=3600)] = 15,
+        max_in_flight: Annotated[int | None, Query(ge=1, le=1024)] = None,
+        status: str | None = None,
+    ) -> StreamingResponse:
+        """Deliveries for one worker, as server-sent `intent.delivered` events.
+
+        `seq` is the agent's delivery cursor: `since=0` replays what this worker holds and
+        is not finished. Each delivery is leased to the worker until it resumes the intent.
+        """
+        target = normalize_address(address)
+        worker_id = worker_identity(request, api_keys)
+
+        async def frames() -> AsyncIterator[bytes]:
+            async for item in engine.dispatcher.stream(
+                target, worker_id, since=since, wait_seconds=wait_seconds, limit=max_in_flight
+            ):
+                if isinstance(item, KeepAlive):
+                    yield KEEPALIVE_COMMENT
+                elif isinstance(item, StreamTimeout):
+                    data = json.dumps({"ok": True, "next_seq": item.next_seq})
+                    yield format_sse_event(event="stream.timeout", data_str=data)
+                elif isinstance(item, Delivery):
+                    wire = item.to_wire()
+                    data = json.dumps(wire, separators=(",", ":"))
+                    yield format_sse_event(
+                        event="intent.delivered", data_str=data, id=str(wire["seq"])
+                    )
+
+        return StreamingResponse(
+            frames(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+
+    @router.post("/v1/intents/{intent_id}/resume", tags=["intents"])
+    async def resume_intent(
+        request: Request, intent_id: str, body: Annotated[dict[str, Any], Body()]
+    ) -> dict[str, Any]:
+        """An agent's outcome: `action: complete` (with `result`, or the other keys as the
+        result) or `action: fail` (with `error`, and `retryable: true` to be redelivered)."""
+        worker_id = worker_identity(request, api_keys)
+        if any(k in body for k in ("task_result", "approve_current_step", "outcome")):
+            raise Conflict(
+                f"intent {intent_id} has no pending human task to decide",
+                details={"intent_id": intent_id},
+            )
+        action = body.get("action", "complete")
+        if action == "complete":
+            if "result" in body:
+                result = body["result"]
+            else:
+                result = {k: v for k, v in body.items() if k != "action"} or None
+            intent = await engine.complete(intent_id, result, worker_id)
+        elif action == "fail":
+            retryable = body.get("retryable", False)
+            if not isinstance(retryable, bool):
+                raise ValidationFailed("retryable: must be true or false")
+            intent = await engine.fail(
+                intent_id, _error_of(body), retryable=retryable, worker_id=worker_id
+            )
+        else:
+            raise ValidationFailed(f"action: must be complete or fail, got {action!r}")
+        return {"ok": True, "applied": True, "intent": intent.to_wire()}
+
+    @router.post("/v1/intents/{intent_id}/steps", tags=["intents"])
+    async def record_step(request: Request, intent_id: str, body: StepRecord) -> dict[str, Any]:
+        """Record a finished step's result once; later deliveries replay it."""
+        worker_id = worker_identity(request, api_keys)
+        step = await engine.record_step(intent_id, body.ordinal, body.key, body.result, worker_id)
+        return {"ok": True, "step": step.to_wire()}
+
+    @router.get("/v1/intents/{intent_id}/steps", tags=["intents"])
+    async def list_steps(intent_id: str) -> dict[str, Any]:
+        return {"ok": True, "steps": [s.to_wire() for s in await engine.steps(intent_id)]}
+
+    @router.post("/v1/intents/{intent_id}/progress", tags=["intents"])
+    async def progress(request: Request, intent_id: str, body: ProgressRecord) -> dict[str, Any]:
+        worker_id = worker_identity(request, api_keys)
+        event = await engine.progress(intent_id, body.message, body.data, worker_id)
+        return {"ok": True, "event": event.to_wire()}
+
+    @router.post("/v1/intents/{intent_id}/retry", tags=["intents"])
+    async def retry(intent_id: str, body: RetryRequest | None = None) -> dict[str, Any]:
+        """Put a FAILED (or TIMED_OUT) intent back in the queue with fresh attempts."""
+        intent = await engine.retry(intent_id, body.actor if body else None)
+        return {"ok": True, "intent": intent.to_wire()}
+
+    @router.post("/v1/workers/{worker_id}/heartbeat", tags=["agents"])
+    async def heartbeat(worker_id: str) -> dict[str, Any]:
+        """Keep an unsupervised worker's leases while it works without an open stream."""
+        return {"ok": True, "known": engine.dispatcher.heartbeat(worker_id)}
+
+    return router

@@ -1,0 +1,243 @@
+"""Delivery of intents to workers: leases, the agent stream, and redelivery.
+
+A worker is one agent process connected to the daemon. A delivery is leased to exactly one
+worker (the store fences every report by `lease_worker`). Leases end when the worker finishes
+the intent, when the supervisor sees the process exit (at once: no timeout involved), or, for
+an unsupervised worker, when it has had no open stream and no heartbeat for `lease_grace`
+seconds. An ended lease puts the intent back in the queue, or fails it once its attempts are
+used up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from axme_cli.errors import BadInput
+from axme_cli.protocol import IntentStatus
+from axme_daemon.events import KEEPALIVE_SECONDS, EventHub, KeepAlive, StreamTimeout
+from axme_daemon.intents import Event, Intent
+from axme_daemon.store import Store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE_GRACE = 10.0
+
+
+def agent_topic(address: str) -> str:
+    """The hub key that wakes an address's streams: new work, or a worker's freed capacity."""
+    return f"agent:{address}"
+
+
+@dataclass
+class Worker:
+    worker_id: str
+    address: str
+    supervised: bool
+    limit: int
+    pid: int | None = None
+    streams: int = 0
+    last_seen: float = field(default_factory=time.monotonic)
+    held: set[str] = field(default_factory=set)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "worker_id": self.worker_id,
+            "address": self.address,
+            "supervised": self.supervised,
+            "pid": self.pid,
+            "streams": self.streams,
+            "in_flight": sorted(self.held),
+            "max_in_flight": self.limit,
+        }
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One intent handed to a worker on its stream."""
+
+    intent: Intent
+    steps: list[dict[str, Any]]
+
+    def to_wire(self) -> dict[str, Any]:
+        # The shape AXME's listen() yields (intent_id, seq as the cursor, status DELIVERED),
+        # plus what axme's own SDK needs to run the handler without another round trip.
+        i = self.intent
+        return {
+            "intent_id": i.intent_id,
+            "seq": i.delivery_seq,
+            "event_type": "intent.delivered",
+            "status": IntentStatus.DELIVERED.value,
+            "intent_type": i.intent_type,
+            "to_agent": i.to_agent,
+            "delivery_attempt": i.delivery_attempt,
+            "max_delivery_attempts": i.max_delivery_attempts,
+            "intent": i.to_wire(),
+            "steps": self.steps,
+        }
+
+
+class Dispatcher:
+    def __init__(self, store: Store, hub: EventHub, *, lease_grace: float = DEFAULT_LEASE_GRACE):
+        self.store = store
+        self.hub = hub
+        self.lease_grace = lease_grace
+        self.workers: dict[str, Worker] = {}
+        self._reasons: dict[str, str] = {}  # why an intent's next delivery is a redelivery
+        self._reaper: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Leases do not survive the daemon: put every delivery of the last run back."""
+        released = await self.store.release(reason="the daemon restarted")
+        self.requeued(released)
+        if released:
+            log.info("requeued %d deliveries after a restart", len(released))
+        self._reaper = asyncio.create_task(self._reap_forever(), name="lease-reaper")
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+
+    # -- workers ---------------------------------------------------------------------
+
+    def register(
+        self, worker_id: str, address: str, *, supervised: bool, limit: int, pid: int | None
+    ) -> Worker:
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            worker = Worker(worker_id, address, supervised, limit, pid)
+            self.workers[worker_id] = worker
+        elif worker.address != address:
+            raise BadInput(
+                f"worker {worker_id} serves {worker.address}, not {address}",
+                details={"worker_id": worker_id},
+            )
+        return worker
+
+    def workers_for(self, address: str) -> list[Worker]:
+        return [w for w in self.workers.values() if w.address == address]
+
+    def heartbeat(self, worker_id: str) -> bool:
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            return False
+        worker.last_seen = time.monotonic()
+        return True
+
+    async def worker_gone(self, worker_id: str, reason: str) -> list[Intent]:
+        """Release everything the worker held; its intents go to the next worker at once."""
+        worker = self.workers.pop(worker_id, None)
+        released = await self.store.release(worker_id=worker_id, reason=reason)
+        self.requeued(released)
+        if released:
+            log.info(
+                "released %d deliveries of %s: %s",
+                len(released),
+                worker.address if worker else worker_id,
+                reason,
+            )
+        return [intent for intent, _ in released]
+
+    def requeued(self, released: list[tuple[Intent, Event]]) -> None:
+        """Deliveries ended: remember why, and wake the streams that can take them."""
+        addresses = set()
+        for intent, event in released:
+            for worker in self.workers.values():
+                worker.held.discard(intent.intent_id)
+            if intent.status is IntentStatus.SUBMITTED:
+                self._reasons[intent.intent_id] = str((event.details or {}).get("reason", ""))
+                addresses.add(intent.to_agent)
+        self.hub.notify(agent_topic(a) for a in addresses)
+
+    def finished(self, intent: Intent) -> None:
+        """A worker reported an outcome: free its slot and wake its streams."""
+        self._reasons.pop(intent.intent_id, None)
+        for worker in self.workers.values():
+            if intent.intent_id in worker.held:
+                worker.held.discard(intent.intent_id)
+        self.hub.notify([agent_topic(intent.to_agent)])
+
+    def queued(self, address: str) -> None:
+        self.hub.notify([agent_topic(address)])
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.lease_grace / 2))
+            now = time.monotonic()
+            for worker in list(self.workers.values()):
+                if worker.supervised or worker.streams > 0:
+                    continue
+                if now - worker.last_seen > self.lease_grace:
+                    await self.worker_gone(
+                        worker.worker_id,
+                        f"worker {worker.worker_id} stopped listening "
+                        f"(no stream or heartbeat for {self.lease_grace:g}s)",
+                    )
+
+    # -- the agent stream --------------------------------------------------------------
+
+    async def stream(
+        self,
+        address: str,
+        worker_id: str | None,
+        *,
+        since: int,
+        wait_seconds: float,
+        limit: int | None,
+    ) -> AsyncIterator[Delivery | StreamTimeout | KeepAlive]:
+        """Deliveries for one worker: first those it holds past `since` (a reconnecting
+        worker gets them again), then new leases up to its limit, for `wait_seconds`."""
+        worker_id = worker_id or f"anon-{uuid.uuid4().hex[:12]}"
+        worker = self.register(worker_id, address, supervised=False, limit=limit or 1, pid=None)
+        if limit is not None:
+            worker.limit = limit
+        worker.streams += 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        cursor = since
+        try:
+            with self.hub.subscribe(agent_topic(address)) as wake:
+                while True:
+                    wake.clear()
+                    for intent in await self.store.leased_to(worker_id, cursor):
+                        worker.held.add(intent.intent_id)
+                        cursor = max(cursor, intent.delivery_seq)
+                        yield await self._delivery(intent)
+                    free = worker.limit - len(worker.held)
+                    if free > 0:
+                        leased = await self.store.lease(address, worker_id, free, self._reasons)
+                        for intent, _ in leased:
+                            self._reasons.pop(intent.intent_id, None)
+                            worker.held.add(intent.intent_id)
+                            cursor = max(cursor, intent.delivery_seq)
+                            yield await self._delivery(intent)
+                        if leased:
+                            continue  # more may be queued than fit in one lease call
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        yield StreamTimeout(cursor)
+                        return
+                    try:
+                        await asyncio.wait_for(wake.wait(), min(remaining, KEEPALIVE_SECONDS))
+                    except TimeoutError:
+                        if deadline - loop.time() > 0:
+                            yield KeepAlive()
+        finally:
+            worker.streams -= 1
+            worker.last_seen = time.monotonic()
+
+    async def _delivery(self, intent: Intent) -> Delivery:
+        steps = []
+        if intent.delivery_attempt > 1:  # a first delivery has nothing recorded yet
+            steps = [s.to_wire() for s in await self.store.list_steps(intent.intent_id)]
+        return Delivery(intent, steps)
