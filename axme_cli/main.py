@@ -54,6 +54,13 @@ def _root(
             show_envvar=False,
         ),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="The project's axme.toml (default: ./axme.toml or the nearest one above).",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -65,10 +72,11 @@ def _root(
 
 
 def _register() -> None:
-    from axme_cli.commands import daemon, intents, tail
+    from axme_cli.commands import agents, daemon, intents, tail
 
     intents.register(app)
     tail.register(app)
+    app.add_typer(agents.app, name="agents")
     app.add_typer(daemon.app, name="daemon")
 
 

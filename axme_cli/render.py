@@ -27,6 +27,15 @@ STATUS_STYLE = {
     "TIMED_OUT": "red",
 }
 
+AGENT_STATE_STYLE = {
+    "RUNNING": "green",
+    "STARTING": "yellow",
+    "BACKOFF": "yellow",
+    "EXITED": "yellow",
+    "STOPPED": "dim",
+    "FATAL": "bold red",
+}
+
 _out: Console | None = None
 _err: Console | None = None
 
@@ -75,6 +84,11 @@ def note(message: str) -> None:
 def status_text(status: str | None) -> str:
     status = status or "?"
     return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def agent_state_text(state: str | None) -> str:
+    state = state or "?"
+    return f"[{AGENT_STATE_STYLE.get(state, 'white')}]{state}[/]"
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -172,6 +186,8 @@ def intent_panel(intent: dict[str, Any], events: list[dict[str, Any]]) -> None:
     )
     rows.append(("created", f"{intent['created_at']} ({age(intent['created_at'])} ago)"))
     rows.append(("updated", intent["updated_at"]))
+    if intent.get("pending_reason"):
+        rows.append(("waiting", f"[yellow]{escape(intent['pending_reason'])}[/]"))
     for key, value in rows:
         fields.add_row(key, value)
     console.print(fields)

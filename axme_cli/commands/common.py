@@ -67,7 +67,9 @@ def read_payload(spec: str | None) -> dict[str, Any]:
 
 
 @contextmanager
-def connect(ctx: typer.Context, *, autostart: bool = True) -> Iterator[DaemonClient]:
+def connect(
+    ctx: typer.Context, *, autostart: bool = True, apply_project: bool = True
+) -> Iterator[DaemonClient]:
     """A client for this home's daemon; the daemon is started if nothing answers."""
     from axme_cli.client import DaemonClient
 
@@ -82,4 +84,23 @@ def connect(ctx: typer.Context, *, autostart: bool = True) -> Iterator[DaemonCli
             note(f"started the axme daemon (pid {started.pid}, socket {started.socket})")
 
     with DaemonClient(paths.socket, autostart=start if autostart else None) as client:
+        if apply_project:
+            _apply_project(ctx, client)
         yield client
+
+
+def _apply_project(ctx: typer.Context, client: DaemonClient) -> None:
+    """Send this project's axme.toml (as `docker compose up` would); the daemon applies it only
+    when it changed, so `axme send` in a fresh checkout needs no setup step."""
+    from axme_cli.project import find_config, load_config
+
+    config_path: Path | None = (ctx.find_root().params or {}).get("config")
+    path = config_path or find_config(Path.cwd())
+    if path is None:
+        return
+    if not path.is_file():
+        raise BadInput(f"--config: no such file: {path}")
+    if client.apply_project(load_config(path).to_wire()):
+        from axme_cli.render import note
+
+        note(f"applied {path}")

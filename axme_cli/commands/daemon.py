@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from axme_cli.commands.common import JsonOpt
 from axme_cli.errors import EXIT_UNREACHABLE, BadInput
+from axme_cli.logtail import print_log
 from axme_cli.paths import HomePaths
 
 app = typer.Typer(
@@ -108,20 +107,6 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         raise typer.Exit(EXIT_UNREACHABLE)
 
 
-def _last_lines(path: Path, count: int) -> tuple[list[str], int]:
-    """The last `count` lines of `path` and the offset where the file ends."""
-    with open(path, "rb") as f:
-        end = f.seek(0, os.SEEK_END)
-        block, data = 64 * 1024, b""
-        pos = end
-        while pos > 0 and data.count(b"\n") <= count:
-            pos = max(0, pos - block)
-            f.seek(pos)
-            data = f.read(end - pos)
-    lines = data.decode(errors="replace").splitlines()
-    return lines[-count:] if count else [], end
-
-
 _LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) (\w+) ([\w.]+): (.*)$")
 
 
@@ -157,30 +142,4 @@ def logs(
     path = paths.daemon_log
     if not path.exists():
         raise BadInput(f"no daemon log yet at {path} (the daemon has never run in this home)")
-    tail, offset = _last_lines(path, lines)
-    for line in tail:
-        emit(line)
-    if not follow:
-        return
-    inode = path.stat().st_ino
-    partial = ""
-    try:
-        while True:
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                time.sleep(0.25)
-                continue
-            if st.st_ino != inode or st.st_size < offset:  # rotated or truncated
-                inode, offset = st.st_ino, 0
-            if st.st_size > offset:
-                with open(path, "rb") as f:
-                    f.seek(offset)
-                    chunk = f.read()
-                offset += len(chunk)
-                *complete, partial = (partial + chunk.decode(errors="replace")).split("\n")
-                for line in complete:
-                    emit(line)
-            time.sleep(0.25)
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    print_log(path, lines=lines, follow=follow, emit=emit)

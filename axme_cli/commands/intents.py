@@ -12,7 +12,7 @@ from axme_cli.errors import STATUS_EXIT, BadInput
 from axme_cli.protocol import IntentStatus
 
 
-def _actor() -> str:
+def actor() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -195,7 +195,7 @@ def cancel(
 
     with connect(ctx) as client:
         intent_id = client.resolve_id(intent)
-        answer = client.resolve_intent(intent_id, "CANCELED", reason=reason, actor=_actor())
+        answer = client.resolve_intent(intent_id, "CANCELED", reason=reason, actor=actor())
     if as_json:
         render.print_json(answer["intent"])
     else:
@@ -208,3 +208,6 @@ def register(app: typer.Typer) -> None:
     app.command()(show)
     app.command()(cancel)
     app.command()(wait)
+    from axme_cli.commands.agents import retry
+
+    app.command()(retry)

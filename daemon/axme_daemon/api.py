@@ -23,13 +23,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from axme_cli import __version__
 from axme_cli.errors import AxmeError, PayloadTooLarge
-from axme_cli.protocol import IntentStatus
+from axme_cli.protocol import DEFAULT_MAX_DELIVERY_ATTEMPTS, IntentStatus
+from axme_daemon.api_agents import agent_routes
 from axme_daemon.api_workers import ApiKeys, worker_routes
 from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
 from axme_daemon.events import KeepAlive, StreamTimeout
 from axme_daemon.intents import NewIntent, request_hash
 from axme_daemon.models import CreateIntent, ResolveIntent
+from axme_daemon.registry import Registry
 from axme_daemon.store import IntentFilter
 
 #: Largest `since` accepted: SQLite integers are 64-bit.
@@ -125,7 +127,10 @@ class BodyLimit:
 
 
 def create_app(
-    engine: Engine, settings: DaemonSettings, api_keys: ApiKeys | None = None
+    engine: Engine,
+    settings: DaemonSettings,
+    api_keys: ApiKeys | None = None,
+    registry: Registry | None = None,
 ) -> FastAPI:
     started = time.time()
     app = FastAPI(
@@ -163,6 +168,8 @@ def create_app(
         return error_response(exc.status_code, code, message)
 
     app.include_router(worker_routes(engine, api_keys if api_keys is not None else {}))
+    if registry is not None:
+        app.include_router(agent_routes(registry))
 
     @app.get("/health", tags=["daemon"])
     async def health() -> dict[str, Any]:
@@ -186,12 +193,19 @@ def create_app(
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> dict[str, Any]:
         fields = body.model_dump()
+        attempts = fields.pop("max_delivery_attempts")
+        if attempts is None:
+            spec = registry.specs.get(body.to_agent) if registry else None
+            attempts = spec.max_delivery_attempts if spec else DEFAULT_MAX_DELIVERY_ATTEMPTS
         new = NewIntent(
             **fields,
+            max_delivery_attempts=attempts,
             idempotency_key=idempotency_key or None,
             # correlation_id is per-call metadata (the SDK makes a new one each send), so
             # it does not count when telling a replay from a reused key.
-            request_hash=request_hash({k: v for k, v in fields.items() if k != "correlation_id"})
+            request_hash=request_hash(
+                {k: v for k, v in body.model_dump().items() if k != "correlation_id"}
+            )
             if idempotency_key
             else None,
         )
@@ -225,7 +239,10 @@ def create_app(
 
     @app.get("/v1/intents/{intent_id}", tags=["intents"])
     async def get_intent(intent_id: str) -> dict[str, Any]:
-        wire = (await engine.get(intent_id)).to_wire()
+        intent = await engine.get(intent_id)
+        wire = intent.to_wire()
+        if intent.status is IntentStatus.SUBMITTED and registry is not None:
+            wire["pending_reason"] = registry.pending_reason(intent.to_agent)
         # Some AXME clients read the intent at top level, others under "intent".
         return {"ok": True, **wire, "intent": wire}
 

@@ -29,6 +29,8 @@ class DaemonSettings:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     store_url: str = ""
     foreground: bool = False
+    #: How long an unsupervised worker keeps its deliveries without a stream or heartbeat.
+    lease_grace: float = 10.0
     pid: int = field(default_factory=os.getpid)
 
     @property
@@ -48,5 +50,6 @@ def load_settings(
         max_payload_bytes=max_payload_bytes
         or _env_int("AXME_MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES),
         store_url=store_url or os.environ.get("AXME_STORE_URL", ""),
+        lease_grace=float(_env_int("AXME_LEASE_GRACE_SECONDS", 10)),
         foreground=foreground,
     )

@@ -27,7 +27,8 @@ class CreateIntent(BaseModel):
     correlation_id: str | None = Field(default=None, max_length=200)
     human_task: dict[str, Any] | None = None
     deadline_at: str | None = None
-    max_delivery_attempts: int = Field(default=3, ge=1, le=100)
+    #: Default: the registered agent's `max_delivery_attempts`, else 3.
+    max_delivery_attempts: int | None = Field(default=None, ge=1, le=100)
 
     @field_validator("intent_type")
     @classmethod

@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from subprocess import DEVNULL, STDOUT
 from typing import Any
 
 from axme_cli.errors import NotFound
@@ -50,6 +51,7 @@ _MAX_LINE = 64 * 1024
 _DRAIN_SECONDS = 1.0
 
 _PR_SET_PDEATHSIG = 1
+_SIGKILL = int(signal.SIGKILL)
 # Loaded at import, not in the child: between fork and exec the child should do almost nothing.
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
@@ -88,7 +90,7 @@ def check_transition(old: ProcState, new: ProcState) -> None:
 
 @dataclass(frozen=True)
 class AgentSpec:
-    """How to run one agent. `apply` restarts an agent exactly when its spec stops comparing equal."""
+    """How to run one agent; `apply` restarts an agent when its spec stops comparing equal."""
 
     address: str
     command: tuple[str, ...]
@@ -105,26 +107,21 @@ class AgentSpec:
         # Copies, so a caller mutating its list or dict cannot change a running spec.
         object.__setattr__(self, "command", tuple(self.command))
         object.__setattr__(self, "env", dict(self.env))
-        if not self.address.startswith("agent://") or self.address == "agent://":
-            raise ValueError(f"agent address must look like agent://org/env/name: {self.address!r}")
-        if not self.command:
-            raise ValueError(f"agent {self.address} has an empty command")
-        if self.replicas < 0:
-            raise ValueError(f"agent {self.address}: replicas must be >= 0")
-        if min(self.concurrency, self.max_delivery_attempts, self.start_retries) < 1:
-            raise ValueError(
-                f"agent {self.address}: concurrency, max_delivery_attempts, start_retries >= 1"
-            )
-        if self.start_seconds < 0 or self.stop_grace_seconds < 0:
-            raise ValueError(f"agent {self.address}: start/stop seconds must be >= 0")
+        if not self.address.startswith("agent://") or not self.command:
+            raise ValueError(f"an agent needs an agent:// address and a command: {self!r}")
+        counts = (self.concurrency, self.max_delivery_attempts, self.start_retries)
+        if (
+            self.replicas < 0
+            or min(counts) < 1
+            or min(self.start_seconds, self.stop_grace_seconds) < 0
+        ):
+            raise ValueError(f"agent {self.address}: a count or duration is out of range")
 
     def __repr__(self) -> str:
         # env values may be secrets: show the keys only.
-        parts = [
-            f"{f.name}={({k: '***' for k in self.env} if f.name == 'env' else getattr(self, f.name))!r}"
-            for f in dataclasses.fields(self)
-        ]
-        return f"AgentSpec({', '.join(parts)})"
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        shown["env"] = {key: "***" for key in self.env}
+        return f"AgentSpec({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
 
 @dataclass(frozen=True)
@@ -224,15 +221,15 @@ class _Replica:
         self.state = new
 
     def status(self, now: float) -> dict[str, Any]:
-        alive = self.worker is not None and self.state in (_S.STARTING, _S.RUNNING)
+        live = self.worker if self.state in (_S.STARTING, _S.RUNNING) else None
         last = self.last_exit
         return {
             "replica": self.number,
             "state": self.state.value,
-            "pid": self.worker.pid if alive and self.worker else None,
-            "worker_id": self.worker.worker_id if alive and self.worker else None,
+            "pid": live.pid if live else None,
+            "worker_id": live.worker_id if live else None,
             "restarts": self.restarts,
-            "uptime_seconds": round(now - self.started_at, 3) if alive else None,
+            "uptime_seconds": round(now - self.started_at, 3) if live else None,
             "last_exit": None
             if last is None
             else {
@@ -424,42 +421,30 @@ class Supervisor:
                 r._transition(_S.STARTING)
                 worker, ex = await self._attempt(r)
                 r.last_exit, r.last_exit_at = ex, now_iso()
-                what = ex.describe() if ex.error else f"exited: {ex.describe()}"
-                delay = 0.0
+                what = f"exited: {ex.describe()}" if ex.signal else ex.describe()
+                delay, n, retries = 0.0, r.fast_failures + 1, agent.spec.start_retries
                 if ex.requested:
-                    r._transition(_S.STOPPED)
-                    self._note(agent, r, f"stopped ({ex.describe()})")
-                elif ex.fast:
-                    r.fast_failures += 1
-                    retries = agent.spec.start_retries
-                    if r.fast_failures >= retries:
-                        r._transition(_S.FATAL)
-                        self._note(
-                            agent,
-                            r,
-                            f"{what}; FATAL after {r.fast_failures} fast failures; fix it "
-                            f"and run: axme agents restart {agent.spec.address}",
-                            logging.ERROR,
-                        )
-                    else:
-                        r._transition(_S.BACKOFF)
-                        delay = self._backoff(r.fast_failures)
-                        self._note(
-                            agent,
-                            r,
-                            f"{what}; fast failure {r.fast_failures}/{retries}, "
-                            f"retrying in {delay:.2f}s",
-                            logging.WARNING,
-                        )
+                    new, level, text = _S.STOPPED, logging.INFO, f"stopped ({ex.describe()})"
+                elif not ex.fast:
+                    new, level, text = _S.EXITED, logging.WARNING, f"{what}; restarting"
+                elif n >= retries:
+                    new, level = _S.FATAL, logging.ERROR
+                    text = f"{what}; FATAL after {n} fast failures; fix it and run: "
+                    text += f"axme agents restart {agent.spec.address}"
                 else:
-                    r._transition(_S.EXITED)
-                    self._note(agent, r, f"{what}; restarting", logging.WARNING)
+                    new, level, delay = _S.BACKOFF, logging.WARNING, self._backoff(n)
+                    text = f"{what}; fast failure {n}/{retries}, retrying in {delay:.2f}s"
+                r.fast_failures = n if ex.fast else r.fast_failures
+                r._transition(new)
+                self._note(agent, r, text, level)
                 if worker is not None:
                     # Before any restart: the daemon releases this worker's deliveries here.
                     await self._notify_exited(worker, ex)
                 if r.state in (_S.STOPPED, _S.FATAL):
                     return
-                if r.stop_requested.is_set() or await _wait_event(r.stop_requested, delay):
+                if r.stop_requested.is_set() or (
+                    delay > 0 and await _wait_event(r.stop_requested, delay)
+                ):
                     r._transition(_S.STOPPED)
                     self._note(agent, r, "stopped")
                     return
@@ -470,33 +455,32 @@ class Supervisor:
     async def _attempt(self, r: _Replica) -> tuple[WorkerInfo | None, ExitInfo]:
         """Run one process to its end; (None, exit) when it could not even be started."""
         spec = r.agent.spec
-        pending = WorkerInfo(
-            worker_id=uuid.uuid4().hex,
-            address=spec.address,
-            replica=r.number,
-            pid=0,
-            api_key=secrets.token_urlsafe(24),
-        )
+        pending = WorkerInfo(uuid.uuid4().hex, spec.address, r.number, 0, secrets.token_urlsafe(24))
+        read_fd, write_fd = os.pipe()  # see _pump for why not stdout=PIPE
         try:
             env = {k: v for k, v in os.environ.items() if not k.startswith("AXME_")}
             env.update(spec.env)
             env.update(self._worker_env(spec, pending))
+            # Its own process group (new session), so stop signals reach everything it started.
             proc = await asyncio.create_subprocess_exec(
                 *spec.command,
                 cwd=spec.cwd,
                 env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+                stdin=DEVNULL,
+                stdout=write_fd,
+                stderr=STDOUT,
                 start_new_session=True,
                 preexec_fn=_die_with_parent(os.getpid()) if _libc is not None else None,
             )
         except Exception as exc:
+            os.close(read_fd)
             if not isinstance(exc, OSError):
                 log.exception("cannot start %s r%d", spec.address, r.number)
             requested = r.stop_requested.is_set()
             error = f"cannot start: {_explain(exc)}"
             return None, ExitInfo(None, None, requested, not requested, 0.0, error)
+        finally:
+            os.close(write_fd)  # the child has its copy; EOF comes when the last holder exits
 
         started = r.started_at = self._clock()
         worker = r.worker = dataclasses.replace(pending, pid=proc.pid)
@@ -505,8 +489,7 @@ class Supervisor:
             self._on_started(worker)
         except Exception:
             log.exception("on_started failed for %s r%d", spec.address, r.number)
-        assert proc.stdout is not None
-        pump = asyncio.create_task(self._pump(r.agent.log, r.number, proc.pid, proc.stdout))
+        pump = asyncio.create_task(self._pump(r.agent.log, r.number, proc.pid, read_fd))
         try:
             requested = await self._watch(r, proc, spec)
         finally:
@@ -521,7 +504,7 @@ class Supervisor:
         assert rc is not None
         fast = r.state is _S.STARTING and not requested
         sig = -rc if rc < 0 else None
-        return worker, ExitInfo(None if sig else rc, sig, requested, fast, uptime)
+        return worker, ExitInfo(rc if sig is None else None, sig, requested, fast, uptime)
 
     async def _watch(self, r: _Replica, proc: asyncio.subprocess.Process, spec: AgentSpec) -> bool:
         """Wait for the exit, passing RUNNING on the way; stop it if asked. True when asked."""
@@ -529,11 +512,13 @@ class Supervisor:
         stopping = asyncio.ensure_future(r.stop_requested.wait())
         try:
             either = (exited, stopping)
-            done, _ = await asyncio.wait(either, timeout=spec.start_seconds, return_when="FIRST_COMPLETED")
+            done, _ = await asyncio.wait(
+                either, timeout=spec.start_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
             if not done:
                 r._transition(_S.RUNNING)
                 r.fast_failures = 0
-                done, _ = await asyncio.wait(either, return_when="FIRST_COMPLETED")
+                done, _ = await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             if exited in done:
                 return r.stop_requested.is_set()
             _signal_group(proc.pid, signal.SIGTERM)
@@ -553,14 +538,22 @@ class Supervisor:
             exited.cancel()
             stopping.cancel()
 
-    async def _pump(
-        self, agent_log: _AgentLog, replica: int, pid: int, stream: asyncio.StreamReader
-    ) -> None:
-        """Copy a process's merged stdout/stderr into its agent's log, line by line."""
+    async def _pump(self, agent_log: _AgentLog, replica: int, pid: int, fd: int) -> None:
+        """Copy a process's merged stdout/stderr into its agent's log, line by line.
+
+        Our own pipe, not `stdout=PIPE`: from Python 3.12 `Process.wait()` also waits for the
+        transport's pipes, so a grandchild holding stdout would hide a crash of the agent.
+        """
         tag = f"r{replica} pid {pid}"
+        pipe = os.fdopen(fd, "rb", buffering=0)
+        reader = asyncio.StreamReader()
+        transport: asyncio.ReadTransport | None = None
         buf = b""
         try:
-            while chunk := await stream.read(_READ_CHUNK):
+            transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(reader), pipe
+            )
+            while chunk := await reader.read(_READ_CHUNK):
                 buf += chunk
                 *lines, buf = buf.split(b"\n")
                 if len(buf) > _MAX_LINE:
@@ -572,6 +565,11 @@ class Supervisor:
                 agent_log.write(tag, buf.rstrip(b"\r").decode("utf-8", "replace"))
         except Exception:
             log.exception("reading the output of pid %d failed", pid)
+        finally:
+            if transport is not None:
+                transport.close()  # closes the pipe too
+            else:
+                pipe.close()
 
     async def _notify_exited(self, worker: WorkerInfo, ex: ExitInfo) -> None:
         try:
@@ -580,7 +578,7 @@ class Supervisor:
             log.exception("on_exited failed for %s r%d", worker.address, worker.replica)
 
     def _backoff(self, failures: int) -> float:
-        delay = min(self._backoff_cap, self._backoff_base * 2 ** (failures - 1))
+        delay = min(self._backoff_cap, self._backoff_base * 2.0 ** (failures - 1))
         return max(0.0, delay * (1 + self._rng.uniform(-self._jitter, self._jitter)))
 
     def _note(
@@ -600,7 +598,7 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
 
     def preexec() -> None:
         assert _libc is not None
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        _libc.prctl(_PR_SET_PDEATHSIG, _SIGKILL)
         if os.getppid() != parent:  # the daemon died before prctl took effect
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -633,7 +631,6 @@ async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
 
 async def _gather(jobs: Sequence[Coroutine[Any, Any, None]]) -> None:
     """Run all jobs to the end, even when one fails, then raise the first failure."""
-    results = await asyncio.gather(*jobs, return_exceptions=True)
-    for result in results:
+    for result in await asyncio.gather(*jobs, return_exceptions=True):
         if isinstance(result, BaseException):
             raise result

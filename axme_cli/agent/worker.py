@@ -1,0 +1,202 @@
+"""`Agent`: register handlers by intent type, then `run()` takes deliveries until stopped.
+
+Run under the daemon's supervisor (declared in axme.toml or with `axme agents add`), the
+process finds its socket, worker id and concurrency in its environment. A handler's return
+value completes the intent; an exception fails it, or has it delivered again when it is a
+`RetryableError` (or listed in `retry_on`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from axme_cli.agent.context import (
+    AsyncContext,
+    Context,
+    ReplayMismatch,
+    RetryableError,
+    StepResultNotJSON,
+)
+from axme_cli.client import DaemonClient
+from axme_cli.errors import AxmeError, Conflict, DaemonUnreachable
+from axme_cli.paths import home_paths
+from axme_cli.protocol import AGENT_ADDRESS_RE
+
+log = logging.getLogger("axme.agent")
+
+#: How long one agent stream is held before it reconnects.
+STREAM_HOLD_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class _Handler:
+    fn: Callable[..., Any]
+    retry_on: tuple[type[BaseException], ...]
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return {"type": type(exc).__name__, "message": str(exc), "traceback": "".join(lines[-12:])}
+
+
+class Agent:
+    """A named handler of intents, e.g. `Agent("agent://myorg/production/data-pipeline")`."""
+
+    def __init__(self, address: str, *, concurrency: int | None = None) -> None:
+        if not AGENT_ADDRESS_RE.match(address):
+            raise ValueError(f"not an agent address: {address!r} (expected agent://org/env/name)")
+        self.address = address
+        self.concurrency = concurrency
+        self.handlers: dict[str, _Handler] = {}
+        self._local = threading.local()
+        self._stopping = threading.Event()
+
+    def handler(
+        self, intent_type: str, *, retry_on: tuple[type[BaseException], ...] = ()
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorate `fn(ctx)` (or `async def fn(ctx)`) as the handler of `intent_type`."""
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            if intent_type in self.handlers:
+                raise ValueError(f"{intent_type!r} already has a handler")
+            self.handlers[intent_type] = _Handler(fn, retry_on)
+            return fn
+
+        return register
+
+    # -- running ---------------------------------------------------------------------
+
+    def _settings(self) -> tuple[str, int, bool]:
+        worker_id = os.environ.get("AXME_WORKER_ID") or f"sdk-{uuid.uuid4().hex[:16]}"
+        supervised = "AXME_WORKER_ID" in os.environ
+        concurrency = self.concurrency or int(os.environ.get("AXME_CONCURRENCY") or 1)
+        return worker_id, max(1, concurrency), supervised
+
+    def _client(self, worker_id: str) -> DaemonClient:
+        """One client per thread: handlers run side by side."""
+        client: DaemonClient | None = getattr(self._local, "client", None)
+        if client is None:
+            socket = os.environ.get("AXME_SOCKET") or str(home_paths().socket)
+            client = DaemonClient(Path(socket), headers={"X-Axme-Worker": worker_id})
+            self._local.client = client
+        return client
+
+    def stop(self) -> None:
+        """Ask `run()` to return after its current stream (for tests and embedding)."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        """Take deliveries until stopped; under the supervisor, until the daemon goes away."""
+        if not logging.getLogger().handlers:
+            logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+        worker_id, concurrency, supervised = self._settings()
+        log.info(
+            "%s ready (%d at a time; handles %s)",
+            self.address,
+            concurrency,
+            ", ".join(sorted(self.handlers)) or "nothing",
+        )
+        cursor = 0
+        failures = 0
+        running: set[str] = set()
+        lock = threading.Lock()
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="axme-handler") as pool:
+            while not self._stopping.is_set():
+                try:
+                    stream = self._client(worker_id).agent_stream(
+                        self.address,
+                        since=cursor,
+                        wait_seconds=STREAM_HOLD_SECONDS,
+                        max_in_flight=concurrency,
+                    )
+                    for name, data in stream:
+                        failures = 0
+                        if name != "intent.delivered":
+                            continue
+                        cursor = max(cursor, int(data.get("seq") or 0))
+                        intent_id = data["intent_id"]
+                        with lock:
+                            if intent_id in running:
+                                continue
+                            running.add(intent_id)
+                        pool.submit(self._run_one, worker_id, data, running, lock)
+                except DaemonUnreachable as exc:
+                    if supervised:
+                        # The daemon that started us is gone; the next one starts a new us.
+                        log.error("lost the daemon (%s); exiting", exc)
+                        sys.exit(1)
+                    failures += 1
+                    delay = min(30.0, 0.5 * 2**failures)
+                    log.warning("cannot reach the daemon (%s); retrying in %.0fs", exc, delay)
+                    time.sleep(delay)
+
+    def _run_one(
+        self, worker_id: str, delivery: dict[str, Any], running: set[str], lock: threading.Lock
+    ) -> None:
+        intent_id = delivery["intent_id"]
+        try:
+            self._handle(self._client(worker_id), delivery)
+        except Conflict as exc:
+            log.warning("%s: %s", intent_id, exc.message)  # lease lost: another worker has it
+        except AxmeError as exc:
+            log.error("%s: could not report to the daemon: %s", intent_id, exc.message)
+        except BaseException:
+            log.exception("%s: unexpected error", intent_id)
+        finally:
+            with lock:
+                running.discard(intent_id)
+
+    def _handle(self, client: DaemonClient, delivery: dict[str, Any]) -> None:
+        intent_id = delivery["intent_id"]
+        intent_type = delivery["intent"]["intent_type"]
+        handler = self.handlers.get(intent_type)
+        if handler is None:
+            known = ", ".join(sorted(self.handlers)) or "nothing"
+            message = f"{self.address} has no handler for {intent_type!r} (it handles: {known})"
+            log.error("%s: %s", intent_id, message)
+            error = {"type": "UnknownIntentType", "message": message}
+            client.resume(intent_id, {"action": "fail", "error": error, "retryable": False})
+            return
+        try:
+            if inspect.iscoroutinefunction(handler.fn):
+                result = asyncio.run(handler.fn(AsyncContext(client, delivery)))
+            else:
+                result = handler.fn(Context(client, delivery))
+            try:
+                json.dumps(result)
+            except (TypeError, ValueError) as exc:
+                raise StepResultNotJSON(
+                    f"the handler returned a {type(result).__name__}, which cannot be recorded "
+                    f"as JSON ({exc}); return dicts, lists, strings, numbers, booleans or None"
+                ) from None
+        except AxmeError:
+            raise  # the daemon refused a report (e.g. a lost lease): nothing more to say
+        except Exception as exc:
+            retryable = isinstance(exc, RetryableError | handler.retry_on) and not isinstance(
+                exc, ReplayMismatch | StepResultNotJSON
+            )
+            log.error(
+                "%s failed (%s): %s",
+                intent_id,
+                "will be delivered again" if retryable else "not retried",
+                "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip(),
+            )
+            body = {"action": "fail", "error": _error(exc), "retryable": retryable}
+            client.resume(intent_id, body)
+            return
+        client.resume(intent_id, {"action": "complete", "result": result})

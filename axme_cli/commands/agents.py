@@ -1,0 +1,197 @@
+"""`axme agents list | add | remove | restart | logs`, and `axme retry`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from axme_cli.commands.common import IdArg, JsonOpt, connect
+from axme_cli.errors import AmbiguousId, BadInput, NotFound
+
+if TYPE_CHECKING:
+    from axme_cli.client import DaemonClient
+
+app = typer.Typer(
+    help="Agents the daemon supervises: declared in axme.toml or added here.",
+    no_args_is_help=True,
+)
+
+NameArg = Annotated[
+    str, typer.Argument(help="Agent address (agent://org/env/name) or a unique last part of it.")
+]
+
+
+def resolve_agent(client: DaemonClient, name: str) -> str:
+    """A registered agent's address from its address or a unique trailing part of it."""
+    if name.startswith("agent://"):
+        return name
+    addresses: list[str] = [a["address"] for a in client.list_agents()]
+    exact = f"agent://{name}"
+    if exact in addresses:
+        return exact
+    matches = [a for a in addresses if a.endswith("/" + name)]
+    if not matches:
+        known = ", ".join(addresses) or "none yet"
+        raise NotFound(f"no agent matches {name!r} (registered: {known})")
+    if len(matches) > 1:
+        raise AmbiguousId(f"{name!r} matches several agents: {', '.join(matches)}")
+    return matches[0]
+
+
+def _replica_summary(agent: dict[str, Any]) -> tuple[str, str, str]:
+    replicas = agent.get("replicas") or []
+    pids = ",".join(str(r["pid"]) for r in replicas if r.get("pid")) or "-"
+    restarts = str(sum(r.get("restarts") or 0 for r in replicas))
+    exits = [r["last_exit"] for r in replicas if r.get("last_exit")]
+    last = max(exits, key=lambda e: e.get("at") or "")["description"] if exits else "-"
+    return pids, restarts, last
+
+
+@app.command("list")
+def list_agents(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Each agent's state, pids, restarts, last exit and deliveries in flight."""
+    from axme_cli import render
+
+    with connect(ctx) as client:
+        agents = client.list_agents()
+    if as_json:
+        for agent in agents:
+            render.print_json_line(agent)
+        return
+    if not agents:
+        render.note("no agents registered (declare them in axme.toml, or: axme agents add)")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
+    table.add_column("AGENT", overflow="ellipsis", min_width=12)
+    for column in ("STATE", "PID", "RESTARTS", "IN FLIGHT"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("LAST EXIT", overflow="fold")
+    for agent in agents:
+        pids, restarts, last = _replica_summary(agent)
+        table.add_row(
+            agent["address"].removeprefix("agent://"),
+            render.agent_state_text(agent["state"]),
+            pids,
+            restarts,
+            str(agent.get("in_flight", 0)),
+            last,
+        )
+    render.out().print(table)
+
+
+def _parse_env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BadInput(f"--env: expected KEY=VALUE, got {key or pair!r}")
+        env[key] = value
+    return env
+
+
+@app.command()
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Agent address, e.g. agent://myorg/dev/pipeline.")],
+    command: Annotated[
+        list[str], typer.Argument(help="The command to run, after --: -- python agent.py")
+    ],
+    replicas: Annotated[int, typer.Option(help="Processes to run.")] = 1,
+    concurrency: Annotated[int, typer.Option(help="Intents each process handles at once.")] = 1,
+    max_delivery_attempts: Annotated[
+        int, typer.Option(help="Deliveries of an intent before it FAILS.")
+    ] = 3,
+    env: Annotated[
+        list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE for the process; repeat.")
+    ] = None,
+    cwd: Annotated[
+        Path | None, typer.Option(help="Working directory (default: this directory).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register an agent and start it: axme agents add agent://me/dev/echo -- python echo.py"""
+    from axme_cli import render
+    from axme_cli.project import agent_from_args
+
+    address = name if name.startswith("agent://") else f"agent://{name}"
+    spec = agent_from_args(
+        address,
+        command,
+        (cwd or Path.cwd()).absolute(),
+        replicas=replicas,
+        concurrency=concurrency,
+        max_delivery_attempts=max_delivery_attempts,
+        env=_parse_env(env or []),
+    )
+    with connect(ctx, apply_project=False) as client:
+        agent = client.add_agent(spec.to_wire())
+    if as_json:
+        render.print_json(agent)
+    else:
+        render.out().print(f"added {agent['address']} ({render.agent_state_text(agent['state'])})")
+
+
+@app.command()
+def remove(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
+    """Stop an agent and forget it (its queued intents wait for a new one)."""
+    from axme_cli import render
+
+    with connect(ctx, apply_project=False) as client:
+        address = resolve_agent(client, name)
+        client.remove_agent(address)
+    if as_json:
+        render.print_json({"removed": address})
+    else:
+        render.out().print(f"removed {address}")
+
+
+@app.command()
+def restart(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
+    """Restart every process of an agent; also the way out of FATAL."""
+    from axme_cli import render
+
+    with connect(ctx) as client:
+        address = resolve_agent(client, name)
+        agent = client.restart_agent(address)
+    if as_json:
+        render.print_json(agent)
+    else:
+        render.out().print(f"restarted {address} ({render.agent_state_text(agent['state'])})")
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    name: NameArg,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines to show first.")] = 50,
+) -> None:
+    """Print an agent's output (stdout and stderr of every replica), and follow it with -f."""
+    from axme_cli.logtail import print_log
+
+    with connect(ctx) as client:
+        address = resolve_agent(client, name)
+        path = Path(client.get_agent(address)["log_path"])
+    if not path.exists():
+        raise BadInput(f"{address} has no log yet at {path}")
+    print_log(path, lines=lines, follow=follow, emit=lambda line: print(line, flush=True))
+
+
+def retry(ctx: typer.Context, intent: IdArg, as_json: JsonOpt = False) -> None:
+    """Put a FAILED intent back in the queue with fresh delivery attempts."""
+    from axme_cli import render
+    from axme_cli.commands.intents import actor
+
+    with connect(ctx) as client:
+        intent_id = client.resolve_id(intent)
+        answer = client.retry_intent(intent_id, actor=actor())
+    if as_json:
+        render.print_json(answer["intent"])
+    else:
+        render.out().print(f"{intent_id} {render.status_text(answer['intent']['status'])}")

@@ -1,0 +1,149 @@
+"""The agent registry: specs kept in the store, processes run by the supervisor.
+
+Specs come from projects' `axme.toml` files (the CLI sends a project's file when it runs
+there; the daemon applies it only when its digest changed) and from `axme agents add`. The
+registry is re-applied to the supervisor after every change and when the daemon starts, so a
+daemon restart brings every agent back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from axme_cli.errors import NotFound
+from axme_cli.protocol import AGENT_ADDRESS_RE
+from axme_daemon.delivery import Dispatcher
+from axme_daemon.store import Store
+from axme_daemon.supervisor import AgentSpec, Supervisor
+
+log = logging.getLogger(__name__)
+
+
+class AgentIn(BaseModel):
+    """One agent as the CLI sends it (validated again here: the API is public)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str
+    command: list[str] = Field(min_length=1)
+    cwd: str = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    replicas: int = Field(default=1, ge=0, le=64)
+    concurrency: int = Field(default=1, ge=1, le=1024)
+    max_delivery_attempts: int = Field(default=3, ge=1, le=100)
+    start_seconds: float = Field(default=1.0, ge=0, le=3600)
+    start_retries: int = Field(default=3, ge=1, le=100)
+    stop_grace_seconds: float = Field(default=5.0, ge=0, le=3600)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not AGENT_ADDRESS_RE.match(value):
+            raise ValueError(f"address must be like agent://org/env/name, got {value!r}")
+        return value
+
+    def spec(self) -> AgentSpec:
+        return AgentSpec(**{**self.model_dump(), "command": tuple(self.command)})
+
+
+class ProjectIn(BaseModel):
+    """A project's axme.toml, as `axme` found and validated it."""
+
+    config_path: str = Field(min_length=1)
+    project_dir: str = Field(min_length=1)
+    digest: str = Field(min_length=1, max_length=128)
+    agents: list[AgentIn]
+
+
+def _spec(stored: dict[str, Any]) -> AgentSpec:
+    fields = {k: v for k, v in stored.items() if k in AgentIn.model_fields}
+    return AgentIn(**fields).spec()
+
+
+class Registry:
+    def __init__(self, store: Store, supervisor: Supervisor, dispatcher: Dispatcher) -> None:
+        self.store = store
+        self.supervisor = supervisor
+        self.dispatcher = dispatcher
+        self.specs: dict[str, AgentSpec] = {}
+        self._sources: dict[str, str] = {}
+
+    async def start(self) -> None:
+        await self._reconcile()
+
+    async def _reconcile(self) -> None:
+        stored = await self.store.list_agents()
+        self.specs = {s["address"]: _spec(s) for s in stored}
+        self._sources = {s["address"]: s["source"] for s in stored}
+        await self.supervisor.apply(list(self.specs.values()))
+
+    async def apply_project(self, project: ProjectIn) -> bool:
+        changed = await self.store.put_agents(
+            project.config_path,
+            project.digest,
+            [a.model_dump() for a in project.agents],
+            replace_source=True,
+        )
+        if changed:
+            log.info(
+                "applied %s (%d agents)",
+                project.config_path,
+                len(project.agents),
+                extra={"action": "apply"},
+            )
+            await self._reconcile()
+        return changed
+
+    async def add(self, agent: AgentIn) -> None:
+        await self.store.put_agents("cli", None, [agent.model_dump()], replace_source=False)
+        await self._reconcile()
+
+    async def remove(self, address: str) -> None:
+        if not await self.store.delete_agent(address):
+            raise NotFound(f"no agent {address} is registered")
+        await self._reconcile()
+
+    async def restart(self, address: str) -> None:
+        if address not in self.specs:
+            raise NotFound(f"no agent {address} is registered")
+        await self.supervisor.restart(address)
+
+    def describe(self, address: str | None = None) -> list[dict[str, Any]]:
+        """Each agent's spec (env keys only), process states and deliveries in flight."""
+        out = []
+        for status in self.supervisor.status():
+            if address is not None and status["address"] != address:
+                continue
+            workers = self.dispatcher.workers_for(status["address"])
+            status["in_flight"] = sum(len(w.held) for w in workers)
+            status["source"] = self._sources.get(status["address"], "")
+            out.append(status)
+        if address is not None and not out:
+            raise NotFound(f"no agent {address} is registered")
+        return out
+
+    def pending_reason(self, address: str) -> str:
+        """Why an intent for `address` is still waiting for a worker, in a user's words."""
+        workers = self.dispatcher.workers_for(address)
+        if address not in self.specs:
+            if workers:
+                return f"queued for {address} (served by an unsupervised worker)"
+            return (
+                f"no agent is registered at {address}; it waits until one is "
+                f"(declare it in axme.toml, or: axme agents add {address} -- COMMAND)"
+            )
+        state: dict[str, Any] = next(
+            (s for s in self.supervisor.status() if s["address"] == address), {"state": "?"}
+        )
+        if state["state"] == "FATAL":
+            exits = [r["last_exit"]["description"] for r in state["replicas"] if r["last_exit"]]
+            last = exits[0] if exits else "it keeps failing to start"
+            return f"agent {address} is FATAL ({last}); fix it, then: axme agents restart {address}"
+        if state["state"] in ("STARTING", "BACKOFF"):
+            return f"agent {address} is starting ({state['state']})"
+        if state["state"] == "STOPPED":
+            return f"agent {address} is stopped; start it with: axme agents restart {address}"
+        return f"queued for {address}: waiting for a free worker"
