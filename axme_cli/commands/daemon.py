@@ -100,7 +100,8 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         render.out().print(
             f"running: pid {health['pid']}, up {uptime}s, version {health['version']}\n"
             f"  socket   {health['socket']}\n"
-            f"  database {health['database']}\n"
+            + (f"  tcp      {health['tcp']} (API key required)\n" if health.get("tcp") else "")
+            + f"  database {health['database']}\n"
             f"  log      {paths.daemon_log}"
         )
     if health is None:

@@ -22,11 +22,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-payload-bytes", type=int, help="largest request body accepted (default 1 MiB)"
     )
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="also serve on loopback TCP, API key required (default: only when agents run)",
+    )
     args = parser.parse_args(argv)
+    if args.listen is not None:
+        host, sep, port = args.listen.rpartition(":")
+        if not sep or not port.isdigit() or host not in ("127.0.0.1", "localhost", "::1"):
+            parser.error("--listen must be a loopback HOST:PORT, e.g. 127.0.0.1:8765")
     if args.max_payload_bytes is not None and args.max_payload_bytes <= 0:
         parser.error("--max-payload-bytes must be positive")
     settings = load_settings(
-        args.home, max_payload_bytes=args.max_payload_bytes, foreground=args.foreground
+        args.home,
+        max_payload_bytes=args.max_payload_bytes,
+        foreground=args.foreground,
+        listen=args.listen,
     )
     try:
         configure_logging(settings)

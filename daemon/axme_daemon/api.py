@@ -126,6 +126,12 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+def attach_registry(app: FastAPI, registry: Registry) -> None:
+    """Add the agent registry to an app built before the registry existed."""
+    app.state.registry = registry
+    app.include_router(agent_routes(registry))
+
+
 def create_app(
     engine: Engine,
     settings: DaemonSettings,
@@ -168,6 +174,7 @@ def create_app(
         return error_response(exc.status_code, code, message)
 
     app.include_router(worker_routes(engine, api_keys if api_keys is not None else {}))
+    app.state.registry = registry
     if registry is not None:
         app.include_router(agent_routes(registry))
 
@@ -181,6 +188,7 @@ def create_app(
             "pid": settings.pid,
             "home": str(settings.paths.home),
             "socket": str(settings.paths.socket),
+            "tcp": getattr(app.state, "tcp_url", None),
             "database": settings.database_url,
             "uptime_seconds": round(time.time() - started, 3),
             "store": {"commits": stats.commits, "writes": stats.writes},
@@ -195,7 +203,8 @@ def create_app(
         fields = body.model_dump()
         attempts = fields.pop("max_delivery_attempts")
         if attempts is None:
-            spec = registry.specs.get(body.to_agent) if registry else None
+            reg: Registry | None = app.state.registry
+            spec = reg.specs.get(body.to_agent) if reg else None
             attempts = spec.max_delivery_attempts if spec else DEFAULT_MAX_DELIVERY_ATTEMPTS
         new = NewIntent(
             **fields,
@@ -241,8 +250,9 @@ def create_app(
     async def get_intent(intent_id: str) -> dict[str, Any]:
         intent = await engine.get(intent_id)
         wire = intent.to_wire()
-        if intent.status is IntentStatus.SUBMITTED and registry is not None:
-            wire["pending_reason"] = registry.pending_reason(intent.to_agent)
+        reg: Registry | None = app.state.registry
+        if intent.status is IntentStatus.SUBMITTED and reg is not None:
+            wire["pending_reason"] = reg.pending_reason(intent.to_agent)
         # Some AXME clients read the intent at top level, others under "intent".
         return {"ok": True, **wire, "intent": wire}
 

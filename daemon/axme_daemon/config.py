@@ -31,6 +31,8 @@ class DaemonSettings:
     foreground: bool = False
     #: How long an unsupervised worker keeps its deliveries without a stream or heartbeat.
     lease_grace: float = 10.0
+    #: `HOST:PORT` for the loopback TCP listener; otherwise it opens only when agents run.
+    listen: str | None = None
     pid: int = field(default_factory=os.getpid)
 
     @property
@@ -44,6 +46,7 @@ def load_settings(
     max_payload_bytes: int | None = None,
     store_url: str | None = None,
     foreground: bool = False,
+    listen: str | None = None,
 ) -> DaemonSettings:
     return DaemonSettings(
         paths=home_paths(home),
@@ -51,5 +54,6 @@ def load_settings(
         or _env_int("AXME_MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES),
         store_url=store_url or os.environ.get("AXME_STORE_URL", ""),
         lease_grace=float(_env_int("AXME_LEASE_GRACE_SECONDS", 10)),
+        listen=listen or os.environ.get("AXME_LISTEN") or None,
         foreground=foreground,
     )

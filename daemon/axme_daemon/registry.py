@@ -9,6 +9,7 @@ daemon restart brings every agent back.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -64,8 +65,18 @@ def _spec(stored: dict[str, Any]) -> AgentSpec:
 
 
 class Registry:
-    def __init__(self, store: Store, supervisor: Supervisor, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self,
+        store: Store,
+        supervisor: Supervisor,
+        dispatcher: Dispatcher,
+        *,
+        before_start: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        """`before_start` runs before any agent process starts (the daemon opens its TCP
+        listener there, so AXME SDK agents get a URL)."""
         self.store = store
+        self._before_start = before_start
         self.supervisor = supervisor
         self.dispatcher = dispatcher
         self.specs: dict[str, AgentSpec] = {}
@@ -78,6 +89,8 @@ class Registry:
         stored = await self.store.list_agents()
         self.specs = {s["address"]: _spec(s) for s in stored}
         self._sources = {s["address"]: s["source"] for s in stored}
+        if self.specs and self._before_start is not None:
+            await self._before_start()
         await self.supervisor.apply(list(self.specs.values()))
 
     async def apply_project(self, project: ProjectIn) -> bool:

@@ -7,14 +7,18 @@ SIGTERM and SIGINT stop gracefully: uvicorn stops accepting, finishes in-flight 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 
 import uvicorn
+from fastapi import FastAPI
 
-from axme_daemon.api import create_app
+from axme_daemon.api import attach_registry, create_app
+from axme_daemon.auth import RequireApiKey, static_api_keys
 from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
 from axme_daemon.registry import Registry
@@ -28,11 +32,63 @@ log = logging.getLogger("axme_daemon")
 SHUTDOWN_GRACE = 2
 
 
-def _worker_env(settings: DaemonSettings) -> Callable[[AgentSpec, WorkerInfo], dict[str, str]]:
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon runs two servers (socket and TCP)
+    and stops both, and its agents and store, from one handler of its own."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class TcpListener:
+    """The loopback TCP listener: off until configured (`--listen`) or needed (agents run,
+    and AXME SDK agents need an http URL), then API-key protected."""
+
+    def __init__(self, app: FastAPI, listen: str | None, keys: dict[str, str]) -> None:
+        self.inner = app
+        self.app = RequireApiKey(app, keys, static_api_keys())
+        self.listen = listen
+        self.url: str | None = None
+        self.server: _Server | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def ensure(self) -> str:
+        if self.url is not None:
+            return self.url
+        host, _, port = (self.listen or "127.0.0.1:0").rpartition(":")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host or "127.0.0.1", int(port)))
+        sock.listen(1024)
+        sock.setblocking(False)
+        bound_host, bound_port = sock.getsockname()[:2]
+        self.url = f"http://{bound_host}:{bound_port}"
+        self.inner.state.tcp_url = self.url
+        config = uvicorn.Config(self.app, log_config=None, lifespan="off", access_log=False)
+        config.timeout_graceful_shutdown = SHUTDOWN_GRACE
+        self.server = _Server(config)
+        self.task = asyncio.create_task(self.server.serve(sockets=[sock]), name="tcp-listener")
+        log.info("listening on %s (API key required)", self.url)
+        return self.url
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+
+    async def wait(self) -> None:
+        if self.task is not None:
+            await self.task
+
+
+def _worker_env(
+    settings: DaemonSettings, tcp: TcpListener
+) -> Callable[[AgentSpec, WorkerInfo], dict[str, str]]:
     """What each agent process finds in its environment to reach the daemon as itself."""
 
     def env(spec: AgentSpec, worker: WorkerInfo) -> dict[str, str]:
         return {
+            "AXME_BASE_URL": tcp.url or "",
             "AXME_HOME": str(settings.paths.home),
             "AXME_SOCKET": str(settings.paths.socket),
             "AXME_AGENT": spec.address,
@@ -68,27 +124,30 @@ async def serve(settings: DaemonSettings) -> None:
             worker.worker_id, f"worker pid {worker.pid} of {worker.address} {exit.describe()}"
         )
 
+    app = create_app(engine, settings, api_keys, None)
+    tcp = TcpListener(app, settings.listen, api_keys)
     supervisor = Supervisor(
         settings.paths.log_dir,
-        worker_env=_worker_env(settings),
+        worker_env=_worker_env(settings, tcp),
         on_started=on_started,
         on_exited=on_exited,
     )
-    registry = Registry(store, supervisor, dispatcher)
+    registry = Registry(store, supervisor, dispatcher, before_start=tcp.ensure)
+    attach_registry(app, registry)
     config = uvicorn.Config(
-        create_app(engine, settings, api_keys, registry),
+        app,
         log_config=None,
         lifespan="off",
         timeout_graceful_shutdown=SHUTDOWN_GRACE,
         access_log=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
 
-    # Ours, not uvicorn's: uvicorn re-raises a caught SIGTERM once it has shut down, which
-    # would kill the process before the store is closed. These handlers only ask it to stop,
-    # also during start-up, before uvicorn installs its own.
+    # One handler stops everything gracefully, also during start-up. (uvicorn's own would
+    # re-raise SIGTERM after its shutdown and kill the process before the store is closed.)
     def request_stop(signum: int, frame: object) -> None:
         server.should_exit = True
+        tcp.stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, request_stop)
@@ -102,8 +161,12 @@ async def serve(settings: DaemonSettings) -> None:
             "axme daemon serving",
             extra={"action": "start", "pid": os.getpid(), "socket": str(settings.paths.socket)},
         )
+        if settings.listen:
+            await tcp.ensure()
         await registry.start()  # agents connect to the socket bound above
         await server.serve(sockets=[sock])
+        tcp.stop()
+        await tcp.wait()
     finally:
         await supervisor.close()
         await dispatcher.close()
