@@ -48,7 +48,7 @@ _READ_CHUNK = 64 * 1024
 #: Longer output without a newline is logged in pieces rather than buffered without bound.
 _MAX_LINE = 64 * 1024
 #: How long an exited process's last output may take to reach its log before we move on.
-_DRAIN_SECONDS = 1.0
+_DRAIN_SECONDS = 0.5
 
 _PR_SET_PDEATHSIG = 1
 _SIGKILL = int(signal.SIGKILL)
