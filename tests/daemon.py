@@ -43,8 +43,9 @@ def env_for(home: Path) -> dict[str, str]:
 class Daemon:
     """`python -m axme_daemon` as a child of the test, with helpers to talk to it."""
 
-    def __init__(self, home: Path, *args: str) -> None:
+    def __init__(self, home: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.home = home
+        self.extra_env = env or {}
         self.paths = HomePaths(home)
         self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
@@ -56,7 +57,7 @@ class Daemon:
     def start(self, timeout: float = 15.0) -> Daemon:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "axme_daemon", "--home", str(self.home), *self.args],
-            env=env_for(self.home),
+            env={**env_for(self.home), **self.extra_env},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

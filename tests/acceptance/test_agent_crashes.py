@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -20,7 +23,7 @@ from tests.agents import (
     step_log,
     wait_final,
 )
-from tests.daemon import Daemon, wait_for
+from tests.daemon import Daemon, env_for, wait_for
 
 ADDRESS = "agent://test/crash/steps"
 TYPE = "intent.test.steps.v1"
@@ -163,4 +166,52 @@ def test_sigkill_of_the_daemon_loses_nothing_and_leaves_no_orphans(axme_home: Pa
             ]
             assert any(e["details"]["reason"] == "the daemon restarted" for e in requeued)
     finally:
+        daemon.stop()
+
+
+def _unsupervised_worker(daemon: Daemon, log: Path) -> subprocess.Popen[bytes]:
+    """The steps agent run by hand, not by the daemon: its lease lives by its stream."""
+    from tests.agents import AGENTS
+
+    env = {
+        **env_for(daemon.home),
+        "AXME_SOCKET": str(daemon.socket),
+        "AXME_AGENT": ADDRESS,
+        "STEP_LOG": str(log),
+    }
+    return subprocess.Popen(
+        [sys.executable, str(AGENTS / "steps_agent.py")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_an_unsupervised_workers_lease_lapses_when_its_stream_drops(axme_home: Path) -> None:
+    log = axme_home / "steps.log"
+    daemon = Daemon(axme_home, env={"AXME_LEASE_GRACE_SECONDS": "1"}).start()
+    first = second = None
+    try:
+        first = _unsupervised_worker(daemon, log)
+        with daemon.client() as client:
+            intent_id = send(client, ADDRESS, TYPE, {"block_at": 2})
+            wait_for(lambda: _started(log, intent_id, 2), timeout=20, what="step 2 to start")
+            first.kill()
+            first.wait(10)
+            killed = time.monotonic()
+            second = _unsupervised_worker(daemon, log)
+            final = wait_final(daemon, [intent_id], timeout=30)[intent_id]
+            assert final["status"] == "COMPLETED" and final["delivery_attempt"] == 2
+            assert time.monotonic() - killed >= 1.0, "redelivered before the lease grace"
+            timeline = events(client, intent_id)
+            requeue = [
+                e for e in timeline if e["event_type"] == "intent.submitted" and e["seq"] > 2
+            ]
+            assert "stopped listening" in requeue[0]["details"]["reason"]
+            assert_finished_steps_not_rerun(client, intent_id, log)
+    finally:
+        for worker in (first, second):
+            if worker is not None and worker.poll() is None:
+                worker.kill()
+                worker.wait(10)
         daemon.stop()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from axme_cli.errors import AlreadyFinal, IdempotencyConflict, NotFound
+from axme_cli.errors import AlreadyFinal, BadInput, Conflict, IdempotencyConflict, NotFound
 from axme_cli.protocol import IntentStatus
 from axme_daemon.intents import NewIntent
 from axme_daemon.store import IntentFilter, Store, open_store
@@ -146,3 +146,103 @@ async def test_data_survives_reopen(store: Store, axme_home: Path) -> None:
     finally:
         await reopened.close()
     await store.open()  # the fixture closes it again
+
+
+# -- delivery ------------------------------------------------------------------------------
+
+
+async def _queued(store: Store, n: int, **kw: object) -> list[str]:
+    ids = []
+    for i in range(n):
+        intent, _ = await store.create_intent(
+            _new(i, **kw), f"00000000-0000-4000-8000-{i + 100:012d}"
+        )
+        ids.append(intent.intent_id)
+    return ids
+
+
+async def test_lease_delivers_oldest_first_to_one_worker(store: Store) -> None:
+    ids = await _queued(store, 3)
+    first = await store.lease("agent://test/a", "w1", 2, {})
+    assert [i.intent_id for i, _ in first] == ids[:2]
+    for intent, event in first:
+        assert intent.status is IntentStatus.DELIVERED and intent.lease_worker == "w1"
+        assert intent.delivery_attempt == 1
+        assert event.event_type == "intent.delivered"
+        assert event.details == {"delivery_attempt": 1, "worker": "w1"}
+    second = await store.lease("agent://test/a", "w2", 5, {})
+    assert [i.intent_id for i, _ in second] == ids[2:]
+    assert await store.lease("agent://test/a", "w3", 5, {}) == []
+    seqs = [i.delivery_seq for i, _ in first + second]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    assert [i.intent_id for i in await store.leased_to("w1", 0)] == ids[:2]
+    assert [i.intent_id for i in await store.leased_to("w1", seqs[0])] == ids[1:2]
+    assert await store.lease("agent://test/other", "w1", 5, {}) == []
+
+
+async def test_release_requeues_then_fails_when_attempts_run_out(store: Store) -> None:
+    (intent_id,) = await _queued(store, 1, max_delivery_attempts=2)
+    await store.lease("agent://test/a", "w1", 1, {})
+    released = await store.release(worker_id="w1", reason="worker exited")
+    assert [(i.status, e.event_type) for i, e in released] == [
+        (IntentStatus.SUBMITTED, "intent.submitted")
+    ]
+    assert released[0][1].details == {"reason": "worker exited", "delivery_attempt": 1}
+    again = await store.lease("agent://test/a", "w2", 1, {intent_id: "worker exited"})
+    assert again[0][0].delivery_attempt == 2
+    assert again[0][1].details["reason"] == "worker exited"  # type: ignore[index]
+    final = await store.release(worker_id="w2", reason="worker exited again")
+    intent, event = final[0]
+    assert intent.status is IntentStatus.FAILED and event.event_type == "intent.delivery_failed"
+    assert intent.error["delivery_attempt"] == 2
+    assert await store.release(worker_id="w2", reason="nothing left") == []
+    retried, _ = await store.retry(intent_id, "alice")
+    assert retried.status is IntentStatus.SUBMITTED and retried.delivery_attempt == 0
+    with pytest.raises(Conflict):
+        await store.retry(intent_id, "alice")  # only FAILED or TIMED_OUT
+
+
+async def test_reports_are_fenced_by_the_lease(store: Store) -> None:
+    (intent_id,) = await _queued(store, 1)
+    await store.lease("agent://test/a", "w1", 1, {})
+    with pytest.raises(Conflict):
+        await store.record_step(intent_id, 1, "s", {"x": 1}, "intruder")
+    with pytest.raises(Conflict):
+        await store.transition(intent_id, IntentStatus.COMPLETED, worker_id="intruder")
+    step, events = await store.record_step(intent_id, 1, "s", {"x": 1}, "w1")
+    assert [e.event_type for e in events] == ["intent.in_progress", "intent.step_completed"]
+    assert (step.ordinal, step.key, step.result, step.attempt) == (1, "s", {"x": 1}, 1)
+    same, none = await store.record_step(intent_id, 1, "s", {"x": 2}, "w1")
+    assert same.result == {"x": 1} and none == []  # recorded once
+    with pytest.raises(Conflict):
+        await store.record_step(intent_id, 1, "other", {}, "w1")
+    with pytest.raises(BadInput):
+        await store.record_step(intent_id, 3, "gap", {}, "w1")
+    (progress,) = await store.progress(intent_id, "half way", {"n": 5}, "w1")
+    assert progress.details == {"message": "half way", "data": {"n": 5}}
+    done, _ = await store.transition(intent_id, IntentStatus.COMPLETED, worker_id="w1")
+    assert done.lease_worker is None
+    assert [s.key for s in await store.list_steps(intent_id)] == ["s"]
+
+
+async def test_restart_recovery_releases_every_lease(store: Store) -> None:
+    ids = await _queued(store, 2)
+    await store.lease("agent://test/a", "w1", 1, {})
+    await store.lease("agent://test/a", "w2", 1, {})
+    released = await store.release(reason="the daemon restarted")
+    assert sorted(i.intent_id for i, _ in released) == sorted(ids)
+    assert await store.count_queued("agent://test/a") == 2
+
+
+async def test_agent_registry_applies_a_source_only_when_it_changed(store: Store) -> None:
+    spec = {"address": "agent://p/a", "command": ["x"], "cwd": "/"}
+    assert await store.put_agents("/p/axme.toml", "d1", [spec], replace_source=True)
+    assert not await store.put_agents("/p/axme.toml", "d1", [spec], replace_source=True)
+    other = {"address": "agent://p/b", "command": ["y"], "cwd": "/"}
+    assert await store.put_agents("/p/axme.toml", "d2", [other], replace_source=True)
+    assert await store.put_agents("cli", None, [spec], replace_source=False)
+    agents = {a["address"]: a for a in await store.list_agents()}
+    assert set(agents) == {"agent://p/a", "agent://p/b"}
+    assert agents["agent://p/a"]["source"] == "cli"
+    assert await store.delete_agent("agent://p/a")
+    assert not await store.delete_agent("agent://p/a")
