@@ -129,10 +129,27 @@ def add(
     )
     with connect(ctx, apply_project=False) as client:
         agent = client.add_agent(spec.to_wire())
+        agent = _settled(client, agent, spec.start_seconds + 2.0)
     if as_json:
         render.print_json(agent)
     else:
-        render.out().print(f"added {agent['address']} ({render.agent_state_text(agent['state'])})")
+        line = f"added {agent['address']} ({render.agent_state_text(agent['state'])})"
+        exits = [r["last_exit"]["description"] for r in agent["replicas"] if r.get("last_exit")]
+        if agent["state"] == "FATAL" and exits:
+            line += f": {exits[-1]}; see: axme agents logs {agent['address']}"
+        render.out().print(line, soft_wrap=True)
+
+
+def _settled(client: DaemonClient, agent: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """The agent once it is RUNNING or FATAL (or as it is after `timeout`): what the user
+    wants to know right after adding it."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while agent["state"] not in ("RUNNING", "FATAL") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        agent = client.get_agent(agent["address"])
+    return agent
 
 
 @app.command()
