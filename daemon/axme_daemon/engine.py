@@ -96,8 +96,7 @@ class Engine:
                     worker_id=worker_id,
                     reason=f"attempt {current.delivery_attempt} failed: {message}",
                 )
-                self.dispatcher.requeued(released)
-                self.dispatcher.finished(current)
+                self.dispatcher.requeued(released)  # frees the worker's slot, keeps the reason
                 return released[0][0] if released else await self.get(intent_id)
         intent, _ = await self.store.transition(
             intent_id,
