@@ -1,0 +1,135 @@
+"""The step machinery of the agent SDK, against a recording stand-in for the daemon."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from axme_cli.agent import AsyncContext, Context, ReplayMismatch, StepResultNotJSON
+
+
+class Recorder:
+    """Stands in for DaemonClient: keeps what a handler reported."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[int, str, Any]] = []
+        self.progress_events: list[tuple[str, dict[str, Any]]] = []
+
+    def record_step(self, intent_id: str, ordinal: int, key: str, result: Any) -> dict[str, Any]:
+        self.steps.append((ordinal, key, result))
+        return {}
+
+    def progress(self, intent_id: str, message: str, data: dict[str, Any]) -> dict[str, Any]:
+        self.progress_events.append((message, data))
+        return {}
+
+
+def _delivery(steps: list[dict[str, Any]] | None = None, attempt: int = 1) -> dict[str, Any]:
+    return {
+        "intent_id": "i-1",
+        "delivery_attempt": attempt,
+        "intent": {"intent_type": "t.v1", "payload": {"n": 2}},
+        "steps": steps or [],
+    }
+
+
+def _context(recorder: Recorder, **kw: Any) -> Context:
+    return Context(recorder, _delivery(**kw))  # type: ignore[arg-type]
+
+
+def test_steps_run_once_and_repeat_names_get_occurrence_keys() -> None:
+    recorder = Recorder()
+    ctx = _context(recorder)
+    assert ctx.payload == {"n": 2} and ctx.attempt == 1
+    assert ctx.step("fetch", lambda: (1, 2)) == [1, 2]  # as JSON, like a replay
+    assert ctx.step("fetch", lambda x: x * 2, 21) == 42
+    assert ctx.step("other", dict, a=1) == {"a": 1}
+    assert recorder.steps == [(1, "fetch", [1, 2]), (2, "fetch#2", 42), (3, "other", {"a": 1})]
+
+
+def test_recorded_steps_replay_without_running() -> None:
+    recorded = [
+        {"ordinal": 1, "key": "fetch", "result": [1, 2]},
+        {"ordinal": 2, "key": "fetch#2", "result": 42},
+    ]
+    recorder = Recorder()
+    ctx = _context(recorder, steps=recorded, attempt=2)
+
+    def boom() -> None:
+        raise AssertionError("a recorded step must not run again")
+
+    assert ctx.step("fetch", boom) == [1, 2]
+    assert ctx.step("fetch", boom) == 42
+    assert ctx.replayed_steps == 2
+    assert ctx.step("load", lambda: "new") == "new"
+    assert recorder.steps == [(3, "load", "new")]
+
+
+def test_a_changed_step_order_is_reported_plainly() -> None:
+    ctx = _context(Recorder(), steps=[{"ordinal": 1, "key": "extract", "result": 1}])
+    with pytest.raises(ReplayMismatch) as info:
+        ctx.step("load", lambda: 1)
+    assert "'extract'" in str(info.value) and "'load'" in str(info.value)
+
+
+def test_non_json_results_are_refused_with_the_step_name() -> None:
+    recorder = Recorder()
+    ctx = _context(recorder)
+    with pytest.raises(StepResultNotJSON) as info:
+        ctx.step("rows", lambda: {1, 2})
+    assert "'rows'" in str(info.value) and "set" in str(info.value) and "JSON" in str(info.value)
+    assert recorder.steps == []
+
+
+def test_retries_back_off_then_give_up() -> None:
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("not yet")
+        return "ok"
+
+    ctx = _context(Recorder())
+    assert ctx.step("flaky", flaky, retries=2, backoff=0.001) == "ok"
+    assert len(calls) == 3
+    with pytest.raises(ConnectionError):
+        ctx.step(
+            "never",
+            lambda: (_ for _ in ()).throw(ConnectionError("down")),
+            retries=1,
+            backoff=0.001,
+        )
+
+
+@pytest.mark.parametrize("name", ["", "a#b"])
+def test_bad_step_names(name: str) -> None:
+    with pytest.raises(ValueError):
+        _context(Recorder()).step(name, lambda: 1)
+
+
+def test_progress_is_reported() -> None:
+    recorder = Recorder()
+    _context(recorder).progress("half way", rows=3)
+    assert recorder.progress_events == [("half way", {"rows": 3})]
+
+
+def test_async_context_awaits_coroutine_steps() -> None:
+    recorder = Recorder()
+    ctx = AsyncContext(recorder, _delivery())  # type: ignore[arg-type]
+
+    async def fetch(n: int) -> int:
+        await asyncio.sleep(0)
+        return n + 1
+
+    async def handler() -> tuple[int, int]:
+        a = await ctx.step("fetch", fetch, 1)
+        b = await ctx.step("sync", lambda: 5)
+        await ctx.progress("done")
+        return a, b
+
+    assert asyncio.run(handler()) == (2, 5)
+    assert recorder.steps == [(1, "fetch", 2), (2, "sync", 5)]
+    assert recorder.progress_events == [("done", {})]
