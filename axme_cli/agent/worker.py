@@ -187,7 +187,7 @@ class Agent:
         except AxmeError:
             raise  # the daemon refused a report (e.g. a lost lease): nothing more to say
         except Exception as exc:
-            retryable = isinstance(exc, RetryableError | handler.retry_on) and not isinstance(
+            retryable = isinstance(exc, (RetryableError, *handler.retry_on)) and not isinstance(
                 exc, ReplayMismatch | StepResultNotJSON
             )
             log.error(

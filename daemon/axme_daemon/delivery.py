@@ -224,7 +224,7 @@ class Dispatcher:
                         if leased:
                             continue  # more may be queued than fit in one lease call
                     remaining = deadline - loop.time()
-                    if remaining <= 0:
+                    if remaining <= 0 or self.hub.closing:
                         yield StreamTimeout(cursor)
                         return
                     try:

@@ -148,7 +148,7 @@ class Engine:
                     if event.status.is_final:
                         return
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if remaining <= 0 or self.hub.closing:
                     yield StreamTimeout(cursor)
                     return
                 try:

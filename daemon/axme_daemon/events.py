@@ -16,6 +16,14 @@ from contextlib import contextmanager
 class EventHub:
     def __init__(self) -> None:
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        #: Set when the daemon stops: held streams end now instead of at their timeout.
+        self.closing = False
+
+    def close(self) -> None:
+        self.closing = True
+        for waiters in self._waiters.values():
+            for wake in waiters:
+                wake.set()
 
     def notify(self, intent_ids: Iterable[str]) -> None:
         for intent_id in intent_ids:

@@ -145,9 +145,12 @@ async def serve(settings: DaemonSettings) -> None:
 
     # One handler stops everything gracefully, also during start-up. (uvicorn's own would
     # re-raise SIGTERM after its shutdown and kill the process before the store is closed.)
+    loop = asyncio.get_running_loop()
+
     def request_stop(signum: int, frame: object) -> None:
         server.should_exit = True
         tcp.stop()
+        loop.call_soon_threadsafe(engine.hub.close)  # held streams end now, not after the grace
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, request_stop)

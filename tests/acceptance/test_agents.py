@@ -221,7 +221,7 @@ def test_agents_commands(daemon: Daemon, tmp_path: Path, agent_pids: Callable[[i
             cwd=tmp_path,
         )
     )
-    assert address in added.stdout
+    assert f"added {address} (RUNNING)" in added.stdout  # add waits until it runs
     pid = agent_pids(wait_running(daemon, address))
 
     listed = ok(cli(home, "agents", "list", cwd=tmp_path)).stdout
@@ -494,13 +494,14 @@ def test_handler_mistakes_fail_or_retry_as_documented(
 ) -> None:
     address = "agent://t/dev/handlers"
     with daemon.client() as client:
-        add_agent(client, address, "handlers_agent.py", tmp_path)
+        # Four at a time: each intent's fate is its own, even if another one wedges the agent.
+        add_agent(client, address, "handlers_agent.py", tmp_path, concurrency=4)
         agent_pids(wait_running(daemon, address))
         ids = {
             kind: send(client, address, f"intent.test.{kind}.v1", {"row": 7})
             for kind in ("set", "nope", "flaky", "boom")
         }
-        final = _wait_final(daemon, list(ids.values()), timeout=30)
+        final = _wait_final(daemon, list(ids.values()), timeout=20)
 
         def deliveries(kind: str) -> list[int]:
             return [
@@ -533,6 +534,10 @@ def test_handler_mistakes_fail_or_retry_as_documented(
         assert flaky["delivery_attempt"] == 2
         assert flaky["result"] == {"ok": True, "attempt": 2}
         assert deliveries("flaky") == [1, 2]
+        [_, again] = [
+            e for e in events(client, ids["flaky"]) if e["event_type"] == "intent.delivered"
+        ]
+        assert "the upstream is not ready yet" in again["details"]["reason"]
 
         # Any other exception fails the intent at once, with its type and message.
         boom = final[ids["boom"]]
