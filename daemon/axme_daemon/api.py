@@ -17,14 +17,16 @@ from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
+from pydantic import ValidationError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from axme_cli import __version__
-from axme_cli.errors import AxmeError, PayloadTooLarge
+from axme_cli.errors import AxmeError, PayloadTooLarge, ValidationFailed
 from axme_cli.protocol import DEFAULT_MAX_DELIVERY_ATTEMPTS, IntentStatus
 from axme_daemon.api_agents import agent_routes
+from axme_daemon.api_tasks import task_routes
 from axme_daemon.api_workers import ApiKeys, worker_routes
 from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
@@ -173,7 +175,9 @@ def create_app(
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, message)
 
-    app.include_router(worker_routes(engine, api_keys if api_keys is not None else {}))
+    keys = api_keys if api_keys is not None else {}
+    app.include_router(worker_routes(engine, keys))
+    app.include_router(task_routes(engine, keys))
     app.state.registry = registry
     if registry is not None:
         app.include_router(agent_routes(registry))
@@ -201,6 +205,20 @@ def create_app(
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> dict[str, Any]:
         fields = body.model_dump()
+        if body.human_task is not None:
+            from axme_daemon.tasks import TaskSpec
+
+            try:
+                TaskSpec(**body.human_task)
+            except ValidationError as exc:
+                raise ValidationFailed(
+                    "human_task: "
+                    + "; ".join(
+                        f"{'.'.join(str(p) for p in e['loc']) or 'task'}: "
+                        f"{str(e['msg']).removeprefix('Value error, ')}"
+                        for e in exc.errors()
+                    )
+                ) from None
         attempts = fields.pop("max_delivery_attempts")
         if attempts is None:
             reg: Registry | None = app.state.registry

@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 from pydantic import BaseModel, Field
 
-from axme_cli.errors import BadInput, Conflict, ValidationFailed
+from axme_cli.errors import BadInput, ValidationFailed
 from axme_cli.protocol import AGENT_ADDRESS_RE
 from axme_daemon.delivery import Delivery
 from axme_daemon.engine import Engine
@@ -119,10 +119,9 @@ def worker_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
         result) or `action: fail` (with `error`, and `retryable: true` to be redelivered)."""
         worker_id = worker_identity(request, api_keys)
         if any(k in body for k in ("task_result", "approve_current_step", "outcome")):
-            raise Conflict(
-                f"intent {intent_id} has no pending human task to decide",
-                details={"intent_id": intent_id},
-            )
+            from axme_daemon.api_tasks import decide_resume
+
+            return await decide_resume(engine, intent_id, body)
         action = body.get("action", "complete")
         if action == "complete":
             if "result" in body:

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +91,9 @@ class Dispatcher:
         self.workers: dict[str, Worker] = {}
         self._reasons: dict[str, str] = {}  # why an intent's next delivery is a redelivery
         self._reaper: asyncio.Task[None] | None = None
+        #: Called for each intent a release made final (attempts used up).
+        self.on_final: Callable[[Intent], Coroutine[Any, Any, None]] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -157,6 +160,10 @@ class Dispatcher:
             if intent.status is IntentStatus.SUBMITTED:
                 self._reasons[intent.intent_id] = str((event.details or {}).get("reason", ""))
                 addresses.add(intent.to_agent)
+            elif intent.status.is_final and self.on_final is not None:
+                task = asyncio.create_task(self.on_final(intent))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
         self.hub.notify(agent_topic(a) for a in addresses)
 
     def finished(self, intent: Intent) -> None:

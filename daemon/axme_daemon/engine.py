@@ -7,16 +7,22 @@ them directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from axme_cli.errors import NotFound
 from axme_cli.protocol import IntentStatus
 from axme_daemon.delivery import Dispatcher
 from axme_daemon.events import KEEPALIVE_SECONDS, EventHub, KeepAlive, StreamTimeout
-from axme_daemon.intents import Event, Intent, NewIntent, Step
+from axme_daemon.intents import Event, Intent, NewIntent, Step, Task, request_hash
 from axme_daemon.store import IntentFilter, Page, Store
+from axme_daemon.store.base import Effects
+
+log = logging.getLogger(__name__)
 
 
 class Engine:
@@ -27,11 +33,137 @@ class Engine:
         self.dispatcher = Dispatcher(
             store, self.hub, **({"lease_grace": lease_grace} if lease_grace else {})
         )
+        self.dispatcher.on_final = self._ended
+        self.notices: list[Callable[[dict[str, Any]], None]] = []
+        self._timer_wake = asyncio.Event()
+        self._timers: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        await self.dispatcher.start()
+        self._timers = asyncio.create_task(self._timer_loop(), name="timers")
+
+    async def close(self) -> None:
+        if self._timers is not None:
+            self._timers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timers
+        await self.dispatcher.close()
+
+    # -- durable waits -----------------------------------------------------------------
+
+    async def _timer_loop(self) -> None:
+        """Sleep until the next timer in the store, fire what is due, repeat. Timers live in
+        the store, so a restarted daemon neither loses nor double-fires them."""
+        while True:
+            due = await self.store.next_timer()
+            delay = None if due is None else max(0.0, due - time.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timer_wake.wait(), delay)
+            self._timer_wake.clear()
+            if due is not None and time.time() >= due:
+                try:
+                    await self._apply(await self.store.fire_timers(time.time()))
+                except Exception:
+                    log.exception("firing timers failed; retrying in 1 s")
+                    await asyncio.sleep(1)
+
+    async def _apply(self, effects: Effects) -> None:
+        for intent in effects.requeued:
+            self.dispatcher.queued(intent.to_agent)
+        for intent in effects.finished:
+            await self._ended(intent)
+        for notice in effects.notices:
+            for hook in self.notices:
+                hook(notice)
+        self._timer_wake.set()  # a wait may have added or removed timers
+
+    async def _ended(self, intent: Intent) -> None:
+        """An intent became final: free its worker's slot; a parent waiting on it resumes."""
+        self.dispatcher.finished(intent)
+        if intent.status.is_final:
+            await self._apply(await self.store.child_finished(intent))
+
+    async def begin_wait(
+        self,
+        intent_id: str,
+        worker_id: str | None,
+        ordinal: int,
+        key: str,
+        kind: str,
+        arguments: dict[str, Any],
+    ) -> dict[str, Any]:
+        if kind == "child":
+            arguments = {
+                **arguments,
+                "child_intent_id": await self._child(intent_id, ordinal, arguments),
+            }
+        state, effects = await self.store.begin_wait(
+            intent_id, worker_id, ordinal, key, kind, arguments
+        )
+        await self._apply(effects)
+        if state["state"] == "waiting":
+            self.dispatcher.finished(await self.get(intent_id))
+        return state
+
+    async def _child(self, parent_id: str, ordinal: int, arguments: dict[str, Any]) -> str:
+        """The child intent of a `ctx.call`, created once however often the step replays."""
+        body = {
+            "intent_type": arguments["intent_type"],
+            "to_agent": arguments["to_agent"],
+            "payload": arguments.get("payload") or {},
+        }
+        new = NewIntent(
+            **body,
+            from_agent=arguments.get("from_agent"),
+            reply_to=parent_id,
+            correlation_id=parent_id,
+            idempotency_key=f"child:{parent_id}:{ordinal}",
+            request_hash=request_hash(body),
+        )
+        child, _ = await self.create(new)
+        return child.intent_id
+
+    async def decide(
+        self, task_id: str, outcome: str, actor: str, comment: str | None, data: dict[str, Any]
+    ) -> Task:
+        task, effects = await self.store.decide(task_id, outcome, actor, comment, data)
+        await self._apply(effects)
+        return task
+
+    async def signal(self, intent_id: str, name: str, data: Any) -> bool:
+        delivered, effects = await self.store.send_signal(intent_id, name, data)
+        await self._apply(effects)
+        return delivered
+
+    async def tasks(
+        self,
+        *,
+        status: str | None = None,
+        intent_id: str | None = None,
+        prefix: str | None = None,
+        limit: int = 200,
+    ) -> list[Task]:
+        return await self.store.list_tasks(
+            status=status, intent_id=intent_id, prefix=prefix, limit=limit
+        )
+
+    async def task(self, task_id: str) -> Task:
+        found = await self.store.list_tasks(prefix=task_id, limit=2)
+        match = [t for t in found if t.task_id == task_id]
+        if not match:
+            raise NotFound(f"no task {task_id}", details={"task_id": task_id})
+        return match[0]
 
     async def create(self, new: NewIntent) -> tuple[Intent, bool]:
         intent, created = await self.store.create_intent(new, str(uuid.uuid4()))
         if created:
-            self.dispatcher.queued(intent.to_agent)
+            if new.human_task is not None:  # no agent code: the intent waits for a person
+                _, effects = await self.store.open_intent_task(intent.intent_id, new.human_task)
+                await self._apply(effects)
+                intent = await self.get(intent.intent_id)
+            else:
+                self.dispatcher.queued(intent.to_agent)
         return intent, created
 
     async def get(self, intent_id: str) -> Intent:
@@ -67,7 +199,7 @@ class Engine:
         intent, event = await self.store.transition(
             intent_id, status, actor=actor, details=details, result=result, error=error
         )
-        self.dispatcher.finished(intent)
+        await self._ended(intent)
         return intent, event
 
     # -- what workers report -----------------------------------------------------------
@@ -80,7 +212,7 @@ class Engine:
             details={"result": result} if result is not None else None,
             result=result,
         )
-        self.dispatcher.finished(intent)
+        await self._ended(intent)
         return intent
 
     async def fail(
@@ -105,7 +237,7 @@ class Engine:
             details={"error": error},
             error=error,
         )
-        self.dispatcher.finished(intent)
+        await self._ended(intent)
         return intent
 
     async def record_step(

@@ -173,3 +173,53 @@ class Step:
             "attempt": self.attempt,
             "at": self.at,
         }
+
+
+@dataclass(frozen=True)
+class Task:
+    """Something a person must decide; the intent (or one of its steps) waits on it."""
+
+    task_id: str
+    intent_id: str
+    intent_type: str
+    to_agent: str
+    ordinal: int | None
+    spec: dict[str, Any]
+    status: str
+    assignee: str | None
+    reminders: int
+    deadline_at: float | None
+    decision: dict[str, Any] | None
+    created_at: str
+    decided_at: str | None
+
+    def to_wire(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "task_id": self.task_id,
+            "intent_id": self.intent_id,
+            "intent_type": self.intent_type,
+            "to_agent": self.to_agent,
+            "status": self.status,
+            "task_type": spec.get("task_type", "approval"),
+            "title": spec.get("title", ""),
+            "description": spec.get("description"),
+            "details": spec.get("details"),
+            "form_schema": spec.get("form_schema"),
+            "allowed_outcomes": spec.get("allowed_outcomes"),
+            "required_comment": bool(spec.get("required_comment")),
+            "on_timeout": spec.get("on_timeout"),
+            "assignee": self.assignee,
+            "reminders_sent": self.reminders,
+            "deadline_at": _iso(self.deadline_at),
+            "decision": self.decision,
+            "created_at": self.created_at,
+            "decided_at": self.decided_at,
+            "human_task": spec,
+        }
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

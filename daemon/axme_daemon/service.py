@@ -157,7 +157,7 @@ async def serve(settings: DaemonSettings) -> None:
 
     await store.open()
     try:
-        await dispatcher.start()
+        await engine.start()
         sock = bind_unix_socket(settings.paths.socket)
         write_pidfile(settings.paths)
         log.info(
@@ -172,7 +172,7 @@ async def serve(settings: DaemonSettings) -> None:
         await tcp.wait()
     finally:
         await supervisor.close()
-        await dispatcher.close()
+        await engine.close()
         await store.close()
         stats = store.stats()
         log.info("axme daemon stopped (%d commits, %d writes)", stats.commits, stats.writes)

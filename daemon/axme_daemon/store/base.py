@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from axme_cli.protocol import IntentStatus
-from axme_daemon.intents import Event, Intent, NewIntent, Step
+from axme_daemon.intents import Event, Intent, NewIntent, Step, Task
 
 #: Called after each commit with the ids of the intents whose events changed.
 CommitListener = Callable[[Iterable[str]], None]
@@ -32,6 +32,16 @@ class IntentFilter:
 class Page:
     intents: list[Intent]
     next_cursor: str | None
+
+
+@dataclass
+class Effects:
+    """What a wait operation changed besides its result, for the engine to act on."""
+
+    requeued: list[Intent] = field(default_factory=list)  # back in the queue: wake agents
+    finished: list[Intent] = field(default_factory=list)  # final now: wake a waiting parent
+    notices: list[dict[str, Any]] = field(default_factory=list)  # for notification hooks
+    touched: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,61 @@ class Store(ABC):
 
     @abstractmethod
     async def count_queued(self, address: str) -> int: ...
+
+    # -- durable waits ---------------------------------------------------------------
+
+    @abstractmethod
+    async def begin_wait(
+        self,
+        intent_id: str,
+        worker_id: str | None,
+        ordinal: int,
+        key: str,
+        kind: str,
+        arguments: dict[str, Any],
+    ) -> tuple[dict[str, Any], Effects]:
+        """A handler step starts waiting (kind human, time, signal or child); the intent goes
+        to WAITING without a lease, unless the wait is already over (`state: done`)."""
+
+    @abstractmethod
+    async def open_intent_task(
+        self, intent_id: str, spec: dict[str, Any]
+    ) -> tuple[Task, Effects]: ...
+
+    @abstractmethod
+    async def decide(
+        self,
+        task_id: str,
+        outcome: str,
+        actor: str,
+        comment: str | None,
+        data: dict[str, Any],
+    ) -> tuple[Task, Effects]:
+        """Record a decision once (`Conflict` after); it resumes whatever waits on the task."""
+
+    @abstractmethod
+    async def send_signal(self, intent_id: str, name: str, data: Any) -> tuple[bool, Effects]:
+        """Resume the wait for `name`, or keep the signal for a wait to come."""
+
+    @abstractmethod
+    async def child_finished(self, child: Intent) -> Effects: ...
+
+    @abstractmethod
+    async def fire_timers(self, now: float) -> Effects:
+        """Apply every timer due by `now`, each exactly once."""
+
+    @abstractmethod
+    async def next_timer(self) -> float | None: ...
+
+    @abstractmethod
+    async def list_tasks(
+        self,
+        *,
+        status: str | None = None,
+        intent_id: str | None = None,
+        prefix: str | None = None,
+        limit: int = 200,
+    ) -> list[Task]: ...
 
     # -- agent registry --------------------------------------------------------------
 

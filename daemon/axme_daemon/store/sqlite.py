@@ -21,9 +21,17 @@ import aiosqlite
 
 from axme_cli.errors import AxmeError, BadInput
 from axme_cli.protocol import IntentStatus
-from axme_daemon.intents import Event, Intent, NewIntent, Step
+from axme_daemon.intents import Event, Intent, NewIntent, Step, Task
+from axme_daemon.store import sqlite_waits as waits
 from axme_daemon.store import sqlite_writes as writes
-from axme_daemon.store.base import CommitListener, IntentFilter, Page, Store, StoreStats
+from axme_daemon.store.base import (
+    CommitListener,
+    Effects,
+    IntentFilter,
+    Page,
+    Store,
+    StoreStats,
+)
 from axme_daemon.store.migrations import migrate
 from axme_daemon.store.sqlite_writes import INTENT_COLUMNS, load, row_to_intent
 
@@ -251,6 +259,75 @@ class SqliteStore(Store):
                 replace_source=replace_source,
             )
         )
+
+    async def begin_wait(
+        self,
+        intent_id: str,
+        worker_id: str | None,
+        ordinal: int,
+        key: str,
+        kind: str,
+        arguments: dict[str, Any],
+    ) -> tuple[dict[str, Any], Effects]:
+        return await self._write(
+            partial(
+                waits.begin_wait,
+                intent_id=intent_id,
+                worker_id=worker_id,
+                ordinal=ordinal,
+                key=key,
+                kind=kind,
+                arguments=arguments,
+            )
+        )
+
+    async def open_intent_task(self, intent_id: str, spec: dict[str, Any]) -> tuple[Task, Effects]:
+        return await self._write(partial(waits.open_intent_task, intent_id=intent_id, spec=spec))
+
+    async def decide(
+        self,
+        task_id: str,
+        outcome: str,
+        actor: str,
+        comment: str | None,
+        data: dict[str, Any],
+    ) -> tuple[Task, Effects]:
+        return await self._write(
+            partial(
+                waits.decide,
+                task_id=task_id,
+                outcome=outcome,
+                actor=actor,
+                comment=comment,
+                data=data,
+            )
+        )
+
+    async def send_signal(self, intent_id: str, name: str, data: Any) -> tuple[bool, Effects]:
+        return await self._write(
+            partial(waits.send_signal, intent_id=intent_id, name=name, data=data)
+        )
+
+    async def child_finished(self, child: Intent) -> Effects:
+        return await self._write(partial(waits.child_finished, child=child))
+
+    async def fire_timers(self, now: float) -> Effects:
+        return await self._write(partial(waits.fire_timers, now=now))
+
+    async def next_timer(self) -> float | None:
+        assert self._rdb is not None
+        return await waits.next_timer(self._rdb)
+
+    async def list_tasks(
+        self,
+        *,
+        status: str | None = None,
+        intent_id: str | None = None,
+        prefix: str | None = None,
+        limit: int = 200,
+    ) -> list[Task]:
+        assert self._rdb is not None
+        return await waits.list_tasks(self._rdb, status, intent_id, prefix, limit)
 
     async def delete_agent(self, address: str) -> bool:
         return await self._write(partial(writes.delete_agent, address=address))

@@ -63,7 +63,7 @@ def row_to_intent(row: aiosqlite.Row) -> Intent:
     )
 
 
-async def _row(db: aiosqlite.Connection, intent_id: str) -> tuple[int, Intent]:
+async def load_intent(db: aiosqlite.Connection, intent_id: str) -> tuple[int, Intent]:
     async with db.execute(
         f"SELECT {INTENT_COLUMNS} FROM intents WHERE intent_id = ?", (intent_id,)
     ) as cur:
@@ -73,7 +73,7 @@ async def _row(db: aiosqlite.Connection, intent_id: str) -> tuple[int, Intent]:
     return row[0], row_to_intent(row)
 
 
-async def _apply(
+async def apply_change(
     db: aiosqlite.Connection,
     pos: int,
     intent: Intent,
@@ -203,10 +203,10 @@ async def transition(
     With `worker_id`, the change is refused unless that worker holds the delivery (or nobody
     does): a worker whose lease was taken away must not finish an intent twice.
     """
-    pos, current = await _row(db, intent_id)
+    pos, current = await load_intent(db, intent_id)
     check_transition(current.status, status)
     if worker_id is not None:
-        _check_lease(current, worker_id)
+        check_lease(current, worker_id)
     changes: dict[str, Any] = {"waiting_reason": None}
     if result is not None:
         changes["result"] = result
@@ -214,7 +214,7 @@ async def transition(
         changes["error"] = error
     if status in FINAL_STATUSES:
         changes["lease_worker"] = None
-    updated = await _apply(
+    updated = await apply_change(
         db,
         pos,
         current,
@@ -227,7 +227,7 @@ async def transition(
     return updated, [intent_id]
 
 
-def _check_lease(intent: Intent, worker_id: str) -> None:
+def check_lease(intent: Intent, worker_id: str) -> None:
     if intent.lease_worker not in (None, worker_id):
         raise Conflict(
             f"intent {intent.intent_id} is no longer delivered to this worker "
@@ -262,7 +262,7 @@ async def lease(
         if intent.intent_id in reasons:
             details["reason"] = reasons[intent.intent_id]
         out.append(
-            await _apply(
+            await apply_change(
                 db,
                 row[0],
                 intent,
@@ -287,9 +287,9 @@ async def release(
     if intent_ids is not None:
         rows = []
         for intent_id in intent_ids:
-            pos, intent = await _row(db, intent_id)
+            pos, intent = await load_intent(db, intent_id)
             if worker_id is not None:
-                _check_lease(intent, worker_id)
+                check_lease(intent, worker_id)
             rows.append((pos, intent))
     else:
         where = "lease_worker = ?" if worker_id is not None else "lease_worker IS NOT NULL"
@@ -307,7 +307,7 @@ async def release(
                 "delivery_attempt": intent.delivery_attempt,
             }
             out.append(
-                await _apply(
+                await apply_change(
                     db,
                     pos,
                     intent,
@@ -320,7 +320,7 @@ async def release(
             )
         else:
             out.append(
-                await _apply(db, pos, intent, S.SUBMITTED, details=details, lease_worker=None)
+                await apply_change(db, pos, intent, S.SUBMITTED, details=details, lease_worker=None)
             )
     return out, [i.intent_id for i, _ in out]
 
@@ -329,13 +329,13 @@ async def retry(
     db: aiosqlite.Connection, intent_id: str, actor: str | None
 ) -> tuple[tuple[Intent, Event], list[str]]:
     """A FAILED or TIMED_OUT intent goes back to the queue with fresh delivery attempts."""
-    pos, intent = await _row(db, intent_id)
+    pos, intent = await load_intent(db, intent_id)
     if intent.status not in (S.FAILED, S.TIMED_OUT):
         raise Conflict(
             f"only FAILED or TIMED_OUT intents can be retried; this one is {intent.status.value}",
             details={"status": intent.status.value},
         )
-    updated = await _apply(
+    updated = await apply_change(
         db,
         pos,
         intent,
@@ -349,18 +349,18 @@ async def retry(
     return updated, [intent_id]
 
 
-async def _start_work(
+async def start_work(
     db: aiosqlite.Connection, intent_id: str, worker_id: str | None
 ) -> tuple[int, Intent, list[Event]]:
     """Load an intent a worker reports on; its first report moves it to IN_PROGRESS."""
-    pos, intent = await _row(db, intent_id)
+    pos, intent = await load_intent(db, intent_id)
     if intent.status.is_final:
         raise AlreadyFinal(f"intent is already {intent.status.value}")
     if worker_id is not None:
-        _check_lease(intent, worker_id)
+        check_lease(intent, worker_id)
     events = []
     if intent.status in (S.DELIVERED, S.ACKNOWLEDGED, S.SUBMITTED):
-        intent, event = await _apply(
+        intent, event = await apply_change(
             db, pos, intent, S.IN_PROGRESS, details={"worker": worker_id} if worker_id else None
         )
         events.append(event)
@@ -375,7 +375,7 @@ async def record_step(
     result: Any,
     worker_id: str | None,
 ) -> tuple[tuple[Step, list[Event]], list[str]]:
-    pos, intent, events = await _start_work(db, intent_id, worker_id)
+    pos, intent, events = await start_work(db, intent_id, worker_id)
     async with db.execute(
         "SELECT step_key, result, attempt, at FROM steps WHERE intent_pos = ? AND ordinal = ?",
         (pos, ordinal),
@@ -398,7 +398,7 @@ async def record_step(
         "VALUES (?, ?, ?, ?, ?, ?)",
         (pos, ordinal, key, dump(result), intent.delivery_attempt, now),
     )
-    _, event = await _apply(
+    _, event = await apply_change(
         db,
         pos,
         intent,
@@ -416,8 +416,8 @@ async def progress(
     data: dict[str, Any],
     worker_id: str | None,
 ) -> tuple[list[Event], list[str]]:
-    pos, intent, events = await _start_work(db, intent_id, worker_id)
-    _, event = await _apply(
+    pos, intent, events = await start_work(db, intent_id, worker_id)
+    _, event = await apply_change(
         db,
         pos,
         intent,

@@ -1,0 +1,184 @@
+"""Human tasks, signals and waits over HTTP: axme's own paths and the AXME dialects.
+
+Every way of deciding (axme's `/v1/tasks/{id}/decision`, AXME's `/resume` with `task_result`
+or `approve_current_step`, `/v1/approvals/{id}/decision`) ends in `Engine.decide`, so the same
+checks apply and the first decision wins.
+"""
+
+from __future__ import annotations
+
+import getpass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from axme_cli.errors import Conflict, ValidationFailed
+from axme_daemon.api_workers import ApiKeys, worker_identity
+from axme_daemon.engine import Engine
+from axme_daemon.intents import Task
+
+WAIT_KINDS = ("human", "time", "signal", "child")
+
+
+class WaitRequest(BaseModel):
+    ordinal: int = Field(ge=1, le=1_000_000)
+    key: str = Field(min_length=1, max_length=300)
+    kind: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class Decision(BaseModel):
+    outcome: str = Field(min_length=1, max_length=64)
+    actor: str | None = Field(default=None, max_length=200)
+    comment: str | None = Field(default=None, max_length=5000)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ApprovalDecision(BaseModel):
+    decision: str
+    comment: str | None = Field(default=None, max_length=5000)
+    actor: str | None = Field(default=None, max_length=200)
+
+
+class Signal(BaseModel):
+    data: Any = None
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+async def pending_task(engine: Engine, intent_id: str) -> Task:
+    await engine.get(intent_id)
+    tasks = await engine.tasks(status="PENDING", intent_id=intent_id)
+    if not tasks:
+        raise Conflict(
+            f"intent {intent_id} has no pending human task to decide",
+            details={"intent_id": intent_id},
+        )
+    return tasks[0]
+
+
+async def decide_resume(engine: Engine, intent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """AXME's `/resume` dialects for people: `task_result` {outcome, comment, ...data},
+    `outcome` + `task_result.approved`, or `approve_current_step`."""
+    task = await pending_task(engine, intent_id)
+    result = body.get("task_result")
+    if isinstance(result, dict):
+        result = dict(result)
+        outcome = result.pop("outcome", None) or body.get("outcome")
+        if outcome is None and isinstance(result.get("approved"), bool):
+            outcome = "approved" if result.pop("approved") else "rejected"
+        comment = result.pop("comment", None)
+        data = result.pop("data", None) or result
+    elif "approve_current_step" in body:
+        outcome = "approved" if body.get("approve_current_step", True) else "rejected"
+        comment, data = body.get("reason"), {}
+    else:
+        outcome, comment, data = body.get("outcome"), body.get("comment"), {}
+    if not isinstance(outcome, str) or not outcome:
+        raise ValidationFailed("task_result.outcome: is required (e.g. approved, rejected)")
+    actor = str(body.get("actor") or _default_actor())
+    decided = await engine.decide(task.task_id, outcome, actor, comment, data)
+    intent = await engine.get(intent_id)
+    return {"ok": True, "applied": True, "task": decided.to_wire(), "intent": intent.to_wire()}
+
+
+def task_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
+    router = APIRouter(tags=["tasks"])
+
+    @router.post("/v1/intents/{intent_id}/waits", tags=["intents"])
+    async def begin_wait(request: Request, intent_id: str, body: WaitRequest) -> dict[str, Any]:
+        """A handler step starts waiting: `human` (a task), `time`, `signal` or `child`.
+
+        `state: done` with `result` when it is already over; otherwise `state: waiting`, the
+        intent is WAITING and the worker lets the delivery go.
+        """
+        if body.kind not in WAIT_KINDS:
+            raise ValidationFailed(f"kind: must be one of {', '.join(WAIT_KINDS)}")
+        if body.kind == "human":
+            from axme_daemon.tasks import TaskSpec
+
+            TaskSpec(**body.arguments)  # 422 with the field named, before anything changes
+        worker_id = worker_identity(request, api_keys)
+        state = await engine.begin_wait(
+            intent_id, worker_id, body.ordinal, body.key, body.kind, body.arguments
+        )
+        return {"ok": True, **state}
+
+    @router.get("/v1/tasks")
+    async def list_tasks(
+        status: Annotated[str | None, Query(pattern="^(PENDING|DECIDED|TIMED_OUT)$")] = "PENDING",
+        intent_id: str | None = None,
+        id_prefix: Annotated[str | None, Query(max_length=36, pattern=r"^[0-9a-f-]+$")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> dict[str, Any]:
+        """Tasks, nearest deadline first, then oldest (the inbox)."""
+        tasks = await engine.tasks(
+            status=status or None, intent_id=intent_id, prefix=id_prefix, limit=limit
+        )
+        return {"ok": True, "tasks": [t.to_wire() for t in tasks]}
+
+    @router.get("/v1/me/tasks")
+    async def my_tasks() -> dict[str, Any]:
+        """AXME's task list shape."""
+        tasks = await engine.tasks(status="PENDING")
+        return {
+            "ok": True,
+            "tasks": [
+                {
+                    "task_id": t.task_id,
+                    "intent_id": t.intent_id,
+                    "intent_type": t.intent_type,
+                    "status": "WAITING",
+                    "to_agent": t.to_agent,
+                    "assigned_at": t.created_at,
+                    "due_at": t.to_wire()["deadline_at"],
+                    "human_task": t.spec,
+                }
+                for t in tasks
+            ],
+        }
+
+    @router.get("/v1/tasks/{task_id}")
+    async def get_task(task_id: str) -> dict[str, Any]:
+        return {"ok": True, "task": (await engine.task(task_id)).to_wire()}
+
+    @router.post("/v1/tasks/{task_id}/decision")
+    async def decide(task_id: str, body: Decision) -> dict[str, Any]:
+        """Decide once: a second decision is a 409, and of two at once exactly one wins."""
+        actor = body.actor or _default_actor()
+        task = await engine.decide(task_id, body.outcome, actor, body.comment, body.data)
+        return {"ok": True, "task": task.to_wire()}
+
+    @router.post("/v1/approvals/{approval_id}/decision")
+    async def decide_approval(approval_id: str, body: ApprovalDecision) -> dict[str, Any]:
+        """AXME's approvals API: `decision` approve or reject; the approval id is the task id."""
+        outcomes = {"approve": "approved", "reject": "rejected"}
+        if body.decision not in outcomes:
+            raise ValidationFailed("decision: must be approve or reject")
+        actor = body.actor or _default_actor()
+        task = await engine.decide(approval_id, outcomes[body.decision], actor, body.comment, {})
+        return {
+            "ok": True,
+            "approval": {
+                "approval_id": task.task_id,
+                "decision": body.decision,
+                "comment": body.comment,
+                "decided_at": task.decided_at,
+            },
+        }
+
+    @router.post("/v1/intents/{intent_id}/signals/{name}", tags=["intents"])
+    async def signal(intent_id: str, name: str, body: Signal | None = None) -> dict[str, Any]:
+        """Deliver a named signal to `ctx.wait_for_event(name)`; kept if nothing waits yet."""
+        if not name or len(name) > 200:
+            raise ValidationFailed("name: 1 to 200 characters")
+        delivered = await engine.signal(intent_id, name, body.data if body else None)
+        return {"ok": True, "delivered": delivered, "kept": not delivered}
+
+    return router
