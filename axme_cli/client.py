@@ -250,6 +250,13 @@ class DaemonClient:
         body = {"ordinal": ordinal, "key": key, "result": result}
         return self._request("POST", f"/v1/intents/{intent_id}/steps", json=body)
 
+    def begin_wait(
+        self, intent_id: str, ordinal: int, key: str, kind: str, arguments: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Start a durable wait for a handler step (human, time, signal, child)."""
+        body = {"ordinal": ordinal, "key": key, "kind": kind, "arguments": arguments}
+        return self._request("POST", f"/v1/intents/{intent_id}/waits", json=body)
+
     def progress(self, intent_id: str, message: str, data: dict[str, Any]) -> dict[str, Any]:
         body = {"message": message, "data": data}
         return self._request("POST", f"/v1/intents/{intent_id}/progress", json=body)
@@ -333,3 +340,40 @@ class DaemonClient:
 
     def apply_project(self, project: dict[str, Any]) -> bool:
         return bool(self._request("POST", "/v1/projects/apply", json=project)["changed"])
+
+    # -- human tasks and signals -------------------------------------------------------
+
+    def list_tasks(
+        self,
+        *,
+        status: str | None = "PENDING",
+        intent_id: str | None = None,
+        id_prefix: str | None = None,
+        limit: int = 200,
+    ) -> list[dict[str, Any]]:
+        """Tasks in one status (the daemon's default is PENDING), nearest deadline first."""
+        params = _given(status=status, intent_id=intent_id, id_prefix=id_prefix, limit=limit)
+        return self._request("GET", "/v1/tasks", params=params)["tasks"]  # type: ignore[no-any-return]
+
+    def get_task(self, task_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/tasks/{task_id}")["task"]  # type: ignore[no-any-return]
+
+    def decide_task(
+        self,
+        task_id: str,
+        outcome: str,
+        *,
+        actor: str | None = None,
+        comment: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Decide a task once; a second decision is a `Conflict` (the first one stands)."""
+        body = _given(outcome=outcome, actor=actor, comment=comment, data=data)
+        return self._request("POST", f"/v1/tasks/{task_id}/decision", json=body)["task"]  # type: ignore[no-any-return]
+
+    def send_signal(self, intent_id: str, name: str, data: Any = None) -> dict[str, Any]:
+        """`delivered` when a step was waiting for it, else `kept` for the wait to come."""
+        from urllib.parse import quote
+
+        path = f"/v1/intents/{intent_id}/signals/{quote(name, safe='')}"
+        return self._request("POST", path, json={"data": data})

@@ -15,7 +15,9 @@ agent.run()
 
 from axme_cli.agent.context import (
     AsyncContext,
+    ChildFailed,
     Context,
+    Decision,
     ReplayMismatch,
     RetryableError,
     StepResultNotJSON,
@@ -25,7 +27,9 @@ from axme_cli.agent.worker import Agent
 __all__ = [
     "Agent",
     "AsyncContext",
+    "ChildFailed",
     "Context",
+    "Decision",
     "ReplayMismatch",
     "RetryableError",
     "StepResultNotJSON",

@@ -15,7 +15,11 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from axme_cli.durations import parse_duration
+from axme_cli.errors import BadInput
 
 if TYPE_CHECKING:
     from axme_cli.client import DaemonClient
@@ -38,6 +42,101 @@ class ReplayMismatch(Exception):
 
 class StepResultNotJSON(TypeError):
     """A step returned something that cannot be recorded as JSON."""
+
+
+class Suspended(BaseException):
+    """The intent now waits (for a person, a timer, a signal, a child intent): the handler
+    unwinds and the worker lets the delivery go. Not an error; do not catch it."""
+
+
+class ChildFailed(Exception):
+    """A child intent started with `ctx.call` did not complete."""
+
+    def __init__(self, outcome: dict[str, Any]) -> None:
+        self.outcome = outcome
+        error = outcome.get("error") or {}
+        message = error.get("message") if isinstance(error, dict) else error
+        super().__init__(
+            f"child intent {outcome.get('intent_id')} ended {outcome.get('status')}"
+            + (f": {message}" if message else "")
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a person decided on a task (recorded once, returned on every replay)."""
+
+    outcome: str
+    actor: str | None
+    comment: str | None
+    data: dict[str, Any]
+    at: str | None
+    task_id: str | None
+
+    @property
+    def approved(self) -> bool:
+        return bool(self.outcome) and self.outcome not in NEGATIVE_OUTCOMES
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Decision:
+        return cls(
+            outcome=str(record.get("outcome", "")),
+            actor=record.get("actor"),
+            comment=record.get("comment"),
+            data=dict(record.get("data") or {}),
+            at=record.get("at"),
+            task_id=record.get("task_id"),
+        )
+
+
+#: Outcomes that say no (`Decision.approved` is False for them).
+NEGATIVE_OUTCOMES = frozenset({"rejected", "declined", "denied", "failed", "changes_requested"})
+
+
+def _seconds(value: str | float | None, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value, option=name)
+    except BadInput as exc:
+        raise ValueError(exc.message) from None
+
+
+def task_arguments(
+    task_type: str,
+    title: str,
+    *,
+    description: str | None = None,
+    details: Any = None,
+    form_schema: dict[str, Any] | None = None,
+    allowed_outcomes: list[str] | None = None,
+    required_comment: bool = False,
+    assignees: list[str] | None = None,
+    remind_after: str | float | None = None,
+    remind_interval: str | float | None = None,
+    max_reminders: int | None = None,
+    deadline: str | float | None = None,
+    on_timeout: str = "reject",
+    escalate_to: str | None = None,
+) -> dict[str, Any]:
+    """The task as the daemon takes it (durations like "5m" become seconds)."""
+    spec: dict[str, Any] = {
+        "task_type": task_type,
+        "title": title,
+        "description": description,
+        "details": _as_json("details", details) if details is not None else None,
+        "form_schema": form_schema,
+        "allowed_outcomes": allowed_outcomes,
+        "required_comment": required_comment,
+        "assignees": assignees,
+        "remind_after_seconds": _seconds(remind_after, "remind_after"),
+        "remind_interval_seconds": _seconds(remind_interval, "remind_interval"),
+        "max_reminders": max_reminders,
+        "deadline_seconds": _seconds(deadline, "deadline"),
+        "on_timeout": on_timeout,
+        "escalate_to": escalate_to,
+    }
+    return {k: v for k, v in spec.items() if v is not None}
 
 
 def _as_json(key: str, value: Any) -> Any:
@@ -132,6 +231,69 @@ class Context:
         """An `intent.progress` event on the intent's timeline (`axme tail` shows it)."""
         self._client.progress(self.intent_id, message, _as_json("progress", data))
 
+    # -- durable waits: the worker is released while they last ------------------------
+
+    def _wait(self, name: str, kind: str, arguments: dict[str, Any]) -> Any:
+        ordinal, key, replayed, result = self._steps.next(name, 0)
+        if replayed:
+            return result
+        answer = self._client.begin_wait(self.intent_id, ordinal, key, kind, arguments)
+        return self._settle(ordinal, key, answer)
+
+    def _settle(self, ordinal: int, key: str, answer: dict[str, Any]) -> Any:
+        if answer.get("state") == "done":  # already over: a kept signal, a finished child
+            self._steps.recorded.append(
+                {"ordinal": ordinal, "key": key, "result": answer["result"]}
+            )
+            return answer["result"]
+        raise Suspended(f"{key}: {kind_of(answer)}")
+
+    def request_approval(self, title: str, **options: Any) -> Decision:
+        """Ask a person to approve; returns their `Decision` (`.approved`, `.actor`, ...).
+
+        Options: details, description, remind_after, remind_interval, max_reminders,
+        deadline, on_timeout ("reject", "approve", "fail", "escalate"), escalate_to,
+        assignees, required_comment, key (the step name; default from the title).
+        """
+        key = options.pop("key", None) or f"approval:{title}"
+        record = self._wait(key, "human", task_arguments("approval", title, **options))
+        return Decision.from_record(record)
+
+    def ask(self, task_type: str, title: str, **options: Any) -> Decision:
+        """Any other human task: confirmation, review, form (with `form_schema`),
+        clarification, manual_action, override, assignment; see `request_approval`."""
+        key = options.pop("key", None) or f"{task_type}:{title}"
+        record = self._wait(key, "human", task_arguments(task_type, title, **options))
+        return Decision.from_record(record)
+
+    def sleep(self, duration: str | float, *, key: str = "sleep") -> None:
+        """Wait durably ("10m", 30): no process is held, a daemon restart keeps the timer."""
+        self._wait(key, "time", {"seconds": _seconds(duration, "duration")})
+
+    def wait_for_event(
+        self, name: str, *, timeout: str | float | None = None
+    ) -> dict[str, Any] | None:
+        """Wait for `axme signal <intent> NAME` (a signal sent earlier is kept, not lost);
+        returns {name, data, at}, or None when `timeout` passes first."""
+        arguments: dict[str, Any] = {"name": name}
+        if timeout is not None:
+            arguments["timeout_seconds"] = _seconds(timeout, "timeout")
+        result = self._wait(f"event:{name}", "signal", arguments)
+        return result if isinstance(result, dict) else None
+
+    def call(
+        self, to_agent: str, intent_type: str, payload: dict[str, Any] | None = None, **kw: Any
+    ) -> Any:
+        """Send a child intent and wait for it; returns its result, raises `ChildFailed`.
+
+        The child is created once, however often this handler is replayed."""
+        key = kw.pop("key", None) or f"call:{intent_type}"
+        arguments = {"to_agent": to_agent, "intent_type": intent_type, "payload": payload or {}}
+        outcome = self._wait(key, "child", arguments)
+        if outcome.get("status") != "COMPLETED":
+            raise ChildFailed(outcome)
+        return outcome.get("result")
+
 
 class AsyncContext(Context):
     """The context of one delivery, for an `async def` handler: `await ctx.step(...)`."""
@@ -165,3 +327,49 @@ class AsyncContext(Context):
     async def progress(self, message: str, **data: Any) -> None:  # type: ignore[override]
         payload = _as_json("progress", data)
         await asyncio.to_thread(self._client.progress, self.intent_id, message, payload)
+
+    async def _wait(self, name: str, kind: str, arguments: dict[str, Any]) -> Any:
+        ordinal, key, replayed, result = self._steps.next(name, 0)
+        if replayed:
+            return result
+        answer = await asyncio.to_thread(
+            self._client.begin_wait, self.intent_id, ordinal, key, kind, arguments
+        )
+        return self._settle(ordinal, key, answer)
+
+    async def request_approval(self, title: str, **options: Any) -> Decision:  # type: ignore[override]
+        key = options.pop("key", None) or f"approval:{title}"
+        record = await self._wait(key, "human", task_arguments("approval", title, **options))
+        return Decision.from_record(record)
+
+    async def ask(self, task_type: str, title: str, **options: Any) -> Decision:  # type: ignore[override]
+        key = options.pop("key", None) or f"{task_type}:{title}"
+        record = await self._wait(key, "human", task_arguments(task_type, title, **options))
+        return Decision.from_record(record)
+
+    async def sleep(self, duration: str | float, *, key: str = "sleep") -> None:  # type: ignore[override]
+        await self._wait(key, "time", {"seconds": _seconds(duration, "duration")})
+
+    async def wait_for_event(  # type: ignore[override]
+        self, name: str, *, timeout: str | float | None = None
+    ) -> dict[str, Any] | None:
+        arguments: dict[str, Any] = {"name": name}
+        if timeout is not None:
+            arguments["timeout_seconds"] = _seconds(timeout, "timeout")
+        result = await self._wait(f"event:{name}", "signal", arguments)
+        return result if isinstance(result, dict) else None
+
+    async def call(
+        self, to_agent: str, intent_type: str, payload: dict[str, Any] | None = None, **kw: Any
+    ) -> Any:
+        key = kw.pop("key", None) or f"call:{intent_type}"
+        arguments = {"to_agent": to_agent, "intent_type": intent_type, "payload": payload or {}}
+        outcome = await self._wait(key, "child", arguments)
+        if outcome.get("status") != "COMPLETED":
+            raise ChildFailed(outcome)
+        return outcome.get("result")
+
+
+def kind_of(answer: dict[str, Any]) -> str:
+    target = answer.get("target")
+    return f"waiting for {target}" if target else "waiting"

@@ -30,6 +30,7 @@ from axme_cli.agent.context import (
     ReplayMismatch,
     RetryableError,
     StepResultNotJSON,
+    Suspended,
 )
 from axme_cli.client import DaemonClient
 from axme_cli.errors import AxmeError, Conflict, DaemonUnreachable
@@ -184,6 +185,9 @@ class Agent:
                     f"the handler returned a {type(result).__name__}, which cannot be recorded "
                     f"as JSON ({exc}); return dicts, lists, strings, numbers, booleans or None"
                 ) from None
+        except Suspended as waiting:
+            log.info("%s: %s; the worker lets it go until then", intent_id, waiting)
+            return
         except AxmeError:
             raise  # the daemon refused a report (e.g. a lost lease): nothing more to say
         except Exception as exc:

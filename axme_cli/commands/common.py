@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,8 +11,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from axme_cli.durations import parse_duration
 from axme_cli.errors import BadInput
 from axme_cli.paths import HomePaths
+
+__all__ = ["IdArg", "JsonOpt", "connect", "parse_duration", "read_payload"]
 
 if TYPE_CHECKING:
     from axme_cli.client import DaemonClient
@@ -22,20 +24,6 @@ JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print JSON for scripts instead of a table or text.")
 ]
 IdArg = Annotated[str, typer.Argument(help="Intent id, or a unique prefix of one.")]
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
-def parse_duration(text: str, *, option: str = "--timeout") -> float:
-    """`30s`, `5m`, `1.5h`, `250ms` or plain seconds."""
-    m = _DURATION.match(text)
-    if not m:
-        raise BadInput(f"{option}: {text!r} is not a duration (examples: 30s, 5m, 1h, 250ms)")
-    seconds = float(m[1]) * _UNITS[m[2]]
-    if seconds <= 0:
-        raise BadInput(f"{option}: must be more than zero")
-    return seconds
 
 
 def read_payload(spec: str | None) -> dict[str, Any]:

@@ -1,0 +1,25 @@
+"""Durations as people write them: `30s`, `5m`, `1.5h`, `250ms`, `2d` or plain seconds."""
+
+from __future__ import annotations
+
+import re
+
+from axme_cli.errors import BadInput
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(text: str | float, *, option: str = "--timeout") -> float:
+    """Seconds, or `BadInput` naming `option` and showing what is expected."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        if text <= 0:
+            raise BadInput(f"{option}: must be more than zero")
+        return float(text)
+    m = _DURATION.match(str(text))
+    if not m:
+        raise BadInput(f"{option}: {text!r} is not a duration (examples: 30s, 5m, 1h, 250ms)")
+    seconds = float(m[1]) * _UNITS[m[2]]
+    if seconds <= 0:
+        raise BadInput(f"{option}: must be more than zero")
+    return seconds
