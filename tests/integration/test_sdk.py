@@ -223,3 +223,41 @@ def test_create_with_idempotency_key_twice_returns_the_same_id(
         sdk.send_intent({**INTENT, "payload": {"question": "other"}}, idempotency_key="job-1")
     assert info.value.status_code == 409
     assert info.value.body["error"]["code"] == "idempotency_conflict"
+
+
+def test_human_task_sent_decided_and_observed_with_the_sdk(daemon: Daemon, sdk: AxmeClient) -> None:
+    """An intent carrying a `human_task`, with no agent code: decided through `resume_intent`
+    with a `task_result`, observed to completion with `wait_for`."""
+    intent_id = sdk.send_intent(
+        {
+            "intent_type": "intent.test.gate.v1",
+            "to_agent": "agent://ci/gate",
+            "human_task": {
+                "title": "Ship release 1.2?",
+                "task_type": "approval",
+                "allowed_outcomes": ["approved", "rejected"],
+            },
+        }
+    )
+    waiting = sdk.get_intent(intent_id)
+    assert waiting["status"] == "WAITING"
+    assert waiting["lifecycle_waiting_reason"] == "WAITING_FOR_HUMAN"
+    assert waiting["human_task"]["title"] == "Ship release 1.2?"
+
+    def decide_when_watched() -> dict[str, Any]:
+        with daemon.client() as raw:
+            wait_for(lambda: raw.get("/health").json()["streams"] >= 1, what="an observer")
+        return sdk.resume_intent(
+            intent_id, {"task_result": {"outcome": "approved", "comment": "ship it"}}
+        )
+
+    decider = Background(decide_when_watched)
+    terminal = sdk.wait_for(intent_id, timeout_seconds=20)
+    decided = decider.join()
+    assert decided["applied"] is True and decided["task"]["decision"]["outcome"] == "approved"
+    assert terminal["status"] == "COMPLETED"
+    assert terminal["result"]["outcome"] == "approved"
+    assert terminal["result"]["comment"] == "ship it"
+    with pytest.raises(AxmeValidationError) as info:  # a second decision: 409
+        sdk.resume_intent(intent_id, {"task_result": {"outcome": "rejected"}})
+    assert info.value.status_code == 409
