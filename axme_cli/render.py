@@ -157,11 +157,39 @@ def event_line(event: dict[str, Any]) -> str:
     ]
     if event.get("actor"):
         parts.append(f"by {escape(str(event['actor']))}")
-    details = event.get("details") or {}
+    details = dict(event.get("details") or {})
+    summary = _summary(str(event.get("event_type")), details)
+    if summary:
+        parts.append(escape(summary))
     for key, value in details.items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if len(text) > 120:
+            text = text[:117] + "..."
         parts.append(f"[dim]{escape(key)}=[/]{escape(text)}")
     return " ".join(parts)
+
+
+def _summary(event_type: str, details: dict[str, Any]) -> str:
+    """Plain words for the events people read most; takes the keys it tells from `details`."""
+    if event_type == "intent.human_task_assigned":
+        task = details.pop("human_task", None) or {}
+        details.pop("pending_with", None)
+        task_id = str(details.pop("task_id", ""))[:8]
+        return f"task {task_id} {task.get('task_type', 'approval')}: {task.get('title', '')!r}"
+    if event_type == "intent.human_task_decided":
+        outcome = details.pop("outcome", "?")
+        comment = details.pop("comment", None)
+        details.pop("task_id", None)
+        return f"{outcome}" + (f": {comment!r}" if comment else "")
+    if event_type == "intent.reminder":
+        details.pop("task_id", None)
+        return f"reminder {details.pop('reminder', '')}"
+    if event_type == "intent.step_completed":
+        details.pop("ordinal", None)
+        return f"step {details.pop('step', '?')} done"
+    if event_type == "intent.progress":
+        return str(details.pop("message", ""))
+    return ""
 
 
 def intent_panel(intent: dict[str, Any], events: list[dict[str, Any]]) -> None:
@@ -198,3 +226,116 @@ def intent_panel(intent: dict[str, Any], events: list[dict[str, Any]]) -> None:
     console.print("[bold]timeline[/]")
     for event in events:
         console.print("  " + event_line(event), soft_wrap=True)
+
+
+TASK_STATUS_STYLE = {"PENDING": "magenta", "DECIDED": "green", "TIMED_OUT": "red"}
+
+
+def due(text: str | None, now: datetime | None = None) -> str:
+    """A task's time to its deadline: `in 4m`, `in 12s`, `overdue`, or `-` when it has none."""
+    at = parse_time(text)
+    if at is None:
+        return "-"
+    seconds = int((at - (now or datetime.now(UTC))).total_seconds())
+    if seconds <= 0:
+        return "overdue"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"in {seconds // size}{unit}"
+    return f"in {seconds}s"
+
+
+def task_status_text(status: str | None) -> str:
+    status = status or "?"
+    return f"[{TASK_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def tasks_table(tasks: list[dict[str, Any]], *, with_status: bool = False) -> None:
+    """The inbox: task, title, intent, agent, task type, age, deadline and reminders sent."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    # With STATUS, one column more: narrower gaps keep a row within 80 columns.
+    gap = 1 if with_status else 2
+    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, gap, 0, 0))
+    table.add_column("TASK", no_wrap=True, min_width=8)
+    if with_status:
+        table.add_column("STATUS", no_wrap=True)
+    table.add_column("TITLE", overflow="fold", min_width=8)
+    table.add_column("INTENT", no_wrap=True, min_width=8)
+    table.add_column("AGENT", overflow="ellipsis", min_width=8)
+    table.add_column("TYPE", no_wrap=True)
+    table.add_column("AGE", justify="right", no_wrap=True, min_width=3)
+    table.add_column("DEADLINE", no_wrap=True)
+    table.add_column("REMINDERS", justify="right", no_wrap=True)
+    for task in tasks:
+        deadline = due(task.get("deadline_at")) if task.get("status") == "PENDING" else "-"
+        row = [short_id(task["task_id"])]
+        if with_status:
+            row.append(task_status_text(task.get("status")))
+        row += [
+            escape(task.get("title") or ""),
+            short_id(task["intent_id"]),
+            escape(task["to_agent"].removeprefix("agent://")),
+            escape(task.get("task_type") or "approval"),
+            age(task.get("created_at")),
+            f"[red]{deadline}[/]" if deadline == "overdue" else deadline,
+            str(task.get("reminders_sent") or 0),
+        ]
+        table.add_row(*row)
+    out().print(table)
+
+
+def task_panel(task: dict[str, Any]) -> None:
+    """One task: what it asks, who it waits for, by when, and its decision once made."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = out()
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold", no_wrap=True)
+    fields.add_column(overflow="fold")
+    rows: list[tuple[str, str]] = [
+        ("task", escape(task["task_id"])),
+        ("title", escape(task.get("title") or "")),
+        ("type", escape(task.get("task_type") or "approval")),
+        ("status", task_status_text(task.get("status"))),
+        ("intent", f"{escape(task['intent_id'])} ({escape(task['intent_type'])})"),
+        ("agent", escape(task["to_agent"])),
+        ("assignee", escape(task.get("assignee") or "-")),
+    ]
+    deadline = task.get("deadline_at")
+    if deadline:
+        when = due(deadline) if task.get("status") == "PENDING" else None
+        rows.append(("deadline", escape(deadline) + (f" ({when})" if when else "")))
+        rows.append(("on timeout", escape(str(task.get("on_timeout") or "reject"))))
+    else:
+        rows.append(("deadline", "-"))
+    rows.append(("reminders", str(task.get("reminders_sent") or 0)))
+    outcomes = task.get("allowed_outcomes") or ["approved", "rejected"]
+    rows.append(("outcomes", escape(", ".join(str(o) for o in outcomes))))
+    if task.get("required_comment"):
+        rows.append(("comment", "required (-c/--comment)"))
+    if (task.get("human_task") or {}).get("evidence_required"):
+        rows.append(("evidence", "required (--data evidence=...)"))
+    rows.append(("created", f"{task['created_at']} ({age(task['created_at'])} ago)"))
+    for key, value in rows:
+        fields.add_row(key, value)
+    console.print(fields)
+    if task.get("description"):
+        console.print("[bold]description[/]")
+        console.print(escape(str(task["description"])), soft_wrap=True)
+    for key in ("details", "form_schema"):
+        if task.get(key) is not None:
+            console.print(f"[bold]{key.replace('_', ' ')}[/]")
+            console.print_json(data=task[key])
+    decision = task.get("decision")
+    if decision:
+        by = f"{decision.get('outcome')} by {decision.get('actor')} at {decision.get('at')}"
+        console.print(f"[bold]decision[/] {escape(by)}")
+        if decision.get("comment"):
+            console.print(f"  comment: {escape(str(decision['comment']))}", soft_wrap=True)
+        if decision.get("data"):
+            console.print_json(data=decision["data"])
+    elif task.get("status") == "TIMED_OUT":
+        console.print("[bold]decision[/] none: the deadline passed first")

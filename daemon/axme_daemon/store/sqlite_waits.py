@@ -367,7 +367,7 @@ async def decide(
         intent.status,
         event_type="intent.human_task_decided",
         actor=actor,
-        details={k: v for k, v in decision.items() if k not in ("at", "approved") and v},
+        details={k: v for k, v in decision.items() if k not in ("at", "approved", "actor") and v},
     )
     effects.touched.add(task.intent_id)
     if task.ordinal is not None:
@@ -501,7 +501,8 @@ async def _remind(
         intent.status,
         event_type="intent.reminder",
         actor="axme",
-        details={"task_id": task_id, "reminder": count, "assignee": task.assignee},
+        details={"task_id": task_id, "reminder": count}
+        | ({"assignee": task.assignee} if task.assignee else {}),
     )
     effects.touched.add(task.intent_id)
     effects.notices.append(
