@@ -72,10 +72,11 @@ def _root(
 
 
 def _register() -> None:
-    from axme_cli.commands import agents, daemon, intents, tail
+    from axme_cli.commands import agents, daemon, intents, tail, tasks
 
     intents.register(app)
     tail.register(app)
+    tasks.register(app)
     app.add_typer(agents.app, name="agents")
     app.add_typer(daemon.app, name="daemon")
 

@@ -1,12 +1,22 @@
-"""A project's agents, declared in `axme.toml`: find the file, validate it, hand it to the daemon.
+"""A project's agents and notification hooks, declared in `axme.toml`: find the file,
+validate it, hand it to the daemon.
 
     [agents."agent://myorg/production/data-pipeline"]
     command = ["python", "agents/pipeline.py"]
     replicas = 1
 
+    [[hooks]]                                   # runs with the task as JSON on stdin
+    command = ["notify-send", "axme"]
+    on = ["assigned", "timeout"]                # default: every event
+
+    [[hooks]]                                   # POSTs the same JSON, HMAC-signed
+    webhook = "https://chat.example.com/hooks/..."
+    secret = "..."
+
 Validation stops at the first problem and says exactly where it is (the file and the line or
 the key path) and what was expected, because the user fixes one thing and runs again. The
-values in `env` are secrets: no message and no repr ever shows them.
+values in `env` and a hook's `secret` are secrets: no message and no repr ever shows them
+(nor a webhook URL's path, which often holds a token).
 
 The CLI imports this module on every command, so the modules only a load or an error needs
 (tomllib, hashlib, shutil, shlex, difflib, json) are imported where they are used.
@@ -36,7 +46,10 @@ _INT_LIMITS: dict[str, int | None] = {
 }
 _SECONDS = ("start_seconds", "stop_grace_seconds")
 _AGENT_KEYS = ("command", "cwd", "env", *_INT_LIMITS, *_SECONDS)
-_TOP_LEVEL_KEYS = ("agents",)
+_TOP_LEVEL_KEYS = ("agents", "hooks")
+#: What a hook can be told about; the daemon sends each notice as {"event", "task", "at"}.
+HOOK_EVENTS = ("assigned", "reminder", "escalation", "timeout")
+_HOOK_KEYS = ("command", "on", "secret", "webhook")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _ADDRESS_HINT = "not an agent address (expected agent://org/env/name)"
 
@@ -76,6 +89,38 @@ class AgentConfig:
         return f"AgentConfig({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
 
+@dataclass(frozen=True, repr=False)
+class HookConfig:
+    """One `[[hooks]]` table: a command (argv, run in the project directory, the notice as
+    JSON on stdin) or a webhook (POST of the same JSON, signed with `secret` when set)."""
+
+    on: tuple[str, ...] = HOOK_EVENTS
+    command: tuple[str, ...] | None = None
+    webhook: str | None = None
+    secret: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """JSON-ready, the secret included: this goes to the daemon, never to a terminal."""
+        wire: dict[str, Any] = {"on": list(self.on)}
+        if self.command is not None:
+            wire["command"] = list(self.command)
+        if self.webhook is not None:
+            wire["webhook"] = self.webhook
+        if self.secret is not None:
+            wire["secret"] = self.secret
+        return wire
+
+    def __repr__(self) -> str:
+        # The secret is never shown, and a webhook's path often is a token (chat webhooks).
+        if self.command is not None:
+            what = f"command={self.command!r}"
+        else:
+            what = f"webhook={redact_url(self.webhook or '')!r}"
+            if self.secret is not None:
+                what += ", secret='***'"
+        return f"HookConfig({what}, on={self.on!r})"
+
+
 @dataclass(frozen=True)
 class ProjectConfig:
     """A loaded `axme.toml`; `digest` lets the daemon tell whether the file changed since."""
@@ -84,6 +129,7 @@ class ProjectConfig:
     project_dir: Path
     agents: tuple[AgentConfig, ...]
     digest: str
+    hooks: tuple[HookConfig, ...] = ()
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -91,7 +137,23 @@ class ProjectConfig:
             "project_dir": str(self.project_dir),
             "digest": self.digest,
             "agents": [agent.to_wire() for agent in self.agents],
+            "hooks": [hook.to_wire() for hook in self.hooks],
         }
+
+
+def redact_url(url: str) -> str:
+    """`https://hooks.example.com/…`: scheme and host only, for logs and reprs."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]  # never user:password@
+    except ValueError:
+        return "(an invalid URL)"
+    if not parts.scheme or not host:
+        return "(an invalid URL)"
+    rest = "/…" if (parts.path not in ("", "/") or parts.query or parts.fragment) else "/"
+    return f"{parts.scheme}://{host}{rest}"
 
 
 def find_config(start: Path) -> Path | None:
@@ -154,11 +216,13 @@ def load_config(path: Path) -> ProjectConfig:
             if key not in _AGENT_KEYS:
                 raise _unknown_key(prefix, "key", key, sorted(_AGENT_KEYS))
         agents.append(_build_agent(address, raw, absolute.parent, _FileKeys(prefix)))
+    hooks = _hooks(document.get("hooks", []), absolute.parent, shown)
     return ProjectConfig(
         path=absolute,
         project_dir=absolute.parent,
         agents=tuple(agents),
         digest=hashlib.sha256(data).hexdigest(),
+        hooks=hooks,
     )
 
 
@@ -361,6 +425,102 @@ def _seconds(value: object, where: str) -> float:
         if math.isfinite(seconds):
             return seconds
     raise ConfigError(f"{where}: expected a positive number of seconds, got {_show(value)}")
+
+
+# -- notification hooks ----------------------------------------------------------------------------
+
+
+class _HookKeys(_FileKeys):
+    """Names a value of one `[[hooks]]` table: `axme.toml: hooks[0].command`."""
+
+    command_example = '(a list like ["notify-send", "axme"])'
+
+
+_HOOK_EXAMPLE = '[[hooks]] then command = [...] or webhook = "https://..."'
+
+
+def _hooks(declared: object, project_dir: Path, shown: str) -> tuple[HookConfig, ...]:
+    if not isinstance(declared, list):
+        raise ConfigError(
+            f"{shown}: hooks: expected an array of tables, like {_HOOK_EXAMPLE},"
+            f" got {_show(declared)}"
+        )
+    return tuple(
+        _build_hook(raw, project_dir, _HookKeys(f"{shown}: hooks[{i}]"))
+        for i, raw in enumerate(declared)
+    )
+
+
+def _build_hook(raw: object, project_dir: Path, keys: _HookKeys) -> HookConfig:
+    # Never show the secret, not even a wrongly typed one, nor a webhook URL (a token).
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{keys.prefix}: expected a table ({_HOOK_EXAMPLE}), got {_show(raw)}")
+    for key in raw:
+        if key not in _HOOK_KEYS:
+            raise _unknown_key(keys.prefix, "key", key, _HOOK_KEYS)
+    has_command, has_webhook = "command" in raw, "webhook" in raw
+    if has_command and has_webhook:
+        raise ConfigError(
+            f"{keys.prefix}: has both a command and a webhook; give one per [[hooks]] table"
+        )
+    if not has_command and not has_webhook:
+        raise ConfigError(f'{keys.prefix}: needs a command = [...] or a webhook = "https://..."')
+    on = _hook_events(raw.get("on"), keys)
+    if has_command:
+        if "secret" in raw:
+            raise ConfigError(
+                f"{keys('secret')}: only a webhook takes a secret (it signs the request body);"
+                " a command hook has none"
+            )
+        command = _command(raw["command"], project_dir, {}, keys)
+        return HookConfig(on=on, command=command)
+    secret = raw.get("secret")
+    if secret is not None and (not isinstance(secret, str) or not secret):
+        raise ConfigError(f"{keys('secret')}: expected a non-empty string (the HMAC key)")
+    return HookConfig(on=on, webhook=_webhook(raw["webhook"], keys), secret=secret)
+
+
+def _hook_events(value: object, keys: _HookKeys) -> tuple[str, ...]:
+    if value is None:
+        return HOOK_EVENTS
+    example = f"like {_quote(HOOK_EVENTS[0])}, {_quote(HOOK_EVENTS[-1])}"
+    if not isinstance(value, list):
+        raise ConfigError(
+            f"{keys('on')}: expected a list of events [{example}], got {_show(value)}"
+        )
+    if not value:
+        raise ConfigError(f"{keys('on')}: must not be empty (leave it out for every event)")
+    events: list[str] = []
+    for i, name in enumerate(value):
+        if not isinstance(name, str):
+            raise ConfigError(f"{keys('on', i)}: expected an event name, got {_show(name)}")
+        if name not in HOOK_EVENTS:
+            raise _unknown_key(keys("on", i), "event", name, HOOK_EVENTS)
+        if name not in events:
+            events.append(name)
+    return tuple(events)
+
+
+def _webhook(value: object, keys: _HookKeys) -> str:
+    from urllib.parse import urlsplit
+
+    expected = "expected an http:// or https:// URL"
+    if not isinstance(value, str):
+        raise ConfigError(f"{keys('webhook')}: {expected}, got {_show(value)}")
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ConfigError(f"{keys('webhook')}: {expected} without spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        raise ConfigError(f"{keys('webhook')}: {expected}; this one does not parse") from None
+    if parts.scheme not in ("http", "https"):
+        got = f"got scheme {_show(parts.scheme)}" if parts.scheme else "got no scheme"
+        raise ConfigError(f"{keys('webhook')}: {expected}, {got}")
+    if not host:
+        raise ConfigError(f"{keys('webhook')}: {expected} with a host, like https://host/path")
+    return value
 
 
 # -- how messages show things ---------------------------------------------------------------------

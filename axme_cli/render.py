@@ -236,9 +236,10 @@ def due(text: str | None, now: datetime | None = None) -> str:
     at = parse_time(text)
     if at is None:
         return "-"
-    seconds = int((at - (now or datetime.now(UTC))).total_seconds())
-    if seconds <= 0:
+    left = (at - (now or datetime.now(UTC))).total_seconds()
+    if left <= 0:
         return "overdue"
+    seconds = max(1, int(left))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"in {seconds // size}{unit}"
@@ -251,39 +252,54 @@ def task_status_text(status: str | None) -> str:
 
 
 def tasks_table(tasks: list[dict[str, Any]], *, with_status: bool = False) -> None:
-    """The inbox: task, title, intent, agent, task type, age, deadline and reminders sent."""
+    """The inbox: task, title, intent, agent, task type, age, time to the deadline (`in 4m`,
+    `overdue`) and reminders sent."""
     from rich.markup import escape
     from rich.table import Table
 
-    # With STATUS, one column more: narrower gaps keep a row within 80 columns.
-    gap = 1 if with_status else 2
-    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, gap, 0, 0))
-    table.add_column("TASK", no_wrap=True, min_width=8)
-    if with_status:
-        table.add_column("STATUS", no_wrap=True)
-    table.add_column("TITLE", overflow="fold", min_width=8)
-    table.add_column("INTENT", no_wrap=True, min_width=8)
-    table.add_column("AGENT", overflow="ellipsis", min_width=8)
-    table.add_column("TYPE", no_wrap=True)
-    table.add_column("AGE", justify="right", no_wrap=True, min_width=3)
-    table.add_column("DEADLINE", no_wrap=True)
-    table.add_column("REMINDERS", justify="right", no_wrap=True)
+    rows: list[list[str]] = []
     for task in tasks:
         deadline = due(task.get("deadline_at")) if task.get("status") == "PENDING" else "-"
-        row = [short_id(task["task_id"])]
-        if with_status:
-            row.append(task_status_text(task.get("status")))
-        row += [
-            escape(task.get("title") or ""),
-            short_id(task["intent_id"]),
-            escape(task["to_agent"].removeprefix("agent://")),
-            escape(task.get("task_type") or "approval"),
-            age(task.get("created_at")),
-            f"[red]{deadline}[/]" if deadline == "overdue" else deadline,
-            str(task.get("reminders_sent") or 0),
-        ]
-        table.add_row(*row)
+        rows.append(
+            [
+                short_id(task["task_id"]),
+                str(task.get("status") or "?"),
+                task.get("title") or "",
+                short_id(task["intent_id"]),
+                task["to_agent"].removeprefix("agent://"),
+                task.get("task_type") or "approval",
+                age(task.get("created_at")),
+                deadline,
+                str(task.get("reminders_sent") or 0),
+            ]
+        )
+    # Within the terminal (80 columns too): the title wraps, a long agent address is cut.
+    title_min = 12 if with_status else 16
+    widest = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(_TASK_HEADERS)]
+    fixed = sum(w + 1 for i, w in enumerate(widest) if i not in (2, 4) and (i != 1 or with_status))
+    agent_width = max(8, min(32, out().width - fixed - title_min - 2))
+
+    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 1, 0, 0))
+    table.add_column("TASK", no_wrap=True)
+    if with_status:
+        table.add_column("STATUS", no_wrap=True)
+    table.add_column("TITLE", overflow="fold", min_width=title_min)
+    table.add_column("INTENT", no_wrap=True)
+    table.add_column("AGENT", overflow="ellipsis", no_wrap=True, max_width=agent_width)
+    table.add_column("TYPE", no_wrap=True)
+    table.add_column("AGE", justify="right", no_wrap=True)
+    table.add_column("DUE", no_wrap=True)
+    table.add_column("REMINDERS", justify="right", no_wrap=True)
+    for row in rows:
+        cells = [escape(cell) for cell in row]
+        cells[1] = task_status_text(row[1])
+        if row[7] == "overdue":
+            cells[7] = "[red]overdue[/]"
+        table.add_row(*(cells if with_status else cells[:1] + cells[2:]))
     out().print(table)
+
+
+_TASK_HEADERS = ("TASK", "STATUS", "TITLE", "INTENT", "AGENT", "TYPE", "AGE", "DUE", "REMINDERS")
 
 
 def task_panel(task: dict[str, Any]) -> None:

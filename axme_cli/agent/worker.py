@@ -114,7 +114,9 @@ class Agent:
         )
         cursor = 0
         failures = 0
-        running: set[str] = set()
+        # Deliveries in hand, by delivery cursor: a redelivery of the same intent has a new one
+        # and must run even while the previous attempt's thread is still finishing.
+        running: set[int] = set()
         lock = threading.Lock()
         with ThreadPoolExecutor(concurrency, thread_name_prefix="axme-handler") as pool:
             while not self._stopping.is_set():
@@ -129,12 +131,12 @@ class Agent:
                         failures = 0
                         if name != "intent.delivered":
                             continue
-                        cursor = max(cursor, int(data.get("seq") or 0))
-                        intent_id = data["intent_id"]
+                        seq = int(data.get("seq") or 0)
+                        cursor = max(cursor, seq)
                         with lock:
-                            if intent_id in running:
+                            if seq in running:  # offered again after a reconnect
                                 continue
-                            running.add(intent_id)
+                            running.add(seq)
                         pool.submit(self._run_one, worker_id, data, running, lock)
                 except DaemonUnreachable as exc:
                     if supervised:
@@ -147,7 +149,7 @@ class Agent:
                     time.sleep(delay)
 
     def _run_one(
-        self, worker_id: str, delivery: dict[str, Any], running: set[str], lock: threading.Lock
+        self, worker_id: str, delivery: dict[str, Any], running: set[int], lock: threading.Lock
     ) -> None:
         intent_id = delivery["intent_id"]
         try:
@@ -160,7 +162,7 @@ class Agent:
             log.exception("%s: unexpected error", intent_id)
         finally:
             with lock:
-                running.discard(intent_id)
+                running.discard(int(delivery.get("seq") or 0))
 
     def _handle(self, client: DaemonClient, delivery: dict[str, Any]) -> None:
         intent_id = delivery["intent_id"]

@@ -112,12 +112,14 @@ def task_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
 
     @router.get("/v1/tasks")
     async def list_tasks(
-        status: Annotated[str | None, Query(pattern="^(PENDING|DECIDED|TIMED_OUT)$")] = "PENDING",
+        status: Annotated[
+            str | None, Query(pattern="^(PENDING|DECIDED|TIMED_OUT|CLOSED)?$")
+        ] = "PENDING",
         intent_id: str | None = None,
         id_prefix: Annotated[str | None, Query(max_length=36, pattern=r"^[0-9a-f-]+$")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> dict[str, Any]:
-        """Tasks, nearest deadline first, then oldest (the inbox)."""
+        """Tasks, nearest deadline first, then oldest (the inbox); `status=` for all."""
         tasks = await engine.tasks(
             status=status or None, intent_id=intent_id, prefix=id_prefix, limit=limit
         )

@@ -75,7 +75,10 @@ class Engine:
             await self._ended(intent)
         for notice in effects.notices:
             for hook in self.notices:
-                hook(notice)
+                try:  # a notification is a side effect: it never fails the change it tells of
+                    hook(notice)
+                except Exception:
+                    log.exception("notice %s: a listener failed", notice.get("event"))
         self._timer_wake.set()  # a wait may have added or removed timers
 
     async def _ended(self, intent: Intent) -> None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal, Self, get_args
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from axme_cli.errors import NotFound
 from axme_cli.protocol import AGENT_ADDRESS_RE
 from axme_daemon.delivery import Dispatcher
+from axme_daemon.notify import HOOK_EVENTS, Hook, select_hooks
 from axme_daemon.store import Store
 from axme_daemon.supervisor import AgentSpec, Supervisor
 
@@ -50,6 +52,56 @@ class AgentIn(BaseModel):
         return AgentSpec(**{**self.model_dump(), "command": tuple(self.command)})
 
 
+HookEvent = Literal["assigned", "reminder", "escalation", "timeout"]
+_ALL_EVENTS: tuple[HookEvent, ...] = get_args(HookEvent)
+assert _ALL_EVENTS == HOOK_EVENTS, "the daemon and the CLI must agree on the events"
+
+
+class HookIn(BaseModel):
+    """One notification hook: a command (argv) or a webhook URL with an optional HMAC secret.
+
+    Messages never show the secret (our 422s carry no input values), and reprs show neither
+    the secret nor the webhook URL (a chat webhook's path is its token)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: list[str] | None = Field(default=None, min_length=1)
+    webhook: str | None = Field(default=None, min_length=1, max_length=4096, repr=False)
+    secret: str | None = Field(default=None, min_length=1, repr=False)
+    on: list[HookEvent] = Field(default_factory=lambda: list(_ALL_EVENTS), min_length=1)
+    cwd: str | None = Field(default=None, min_length=1)  # default: the project directory
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        if (self.command is None) == (self.webhook is None):
+            raise ValueError("a hook needs exactly one of command and webhook")
+        if self.command is not None:
+            if any(not word or "\0" in word for word in self.command):
+                raise ValueError("command: words must be non-empty and hold no NUL")
+            if self.secret is not None:
+                raise ValueError("secret: only a webhook takes a secret")
+        if self.webhook is not None:
+            try:
+                parts = urlsplit(self.webhook)
+                ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+                parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError("webhook: expected an http:// or https:// URL with a host")
+        return self
+
+    def hook(self, source: str) -> Hook:
+        return Hook(
+            on=frozenset(self.on),
+            command=None if self.command is None else tuple(self.command),
+            cwd=self.cwd,
+            webhook=self.webhook,
+            secret=self.secret,
+            source=source,
+        )
+
+
 class ProjectIn(BaseModel):
     """A project's axme.toml, as `axme` found and validated it."""
 
@@ -57,11 +109,31 @@ class ProjectIn(BaseModel):
     project_dir: str = Field(min_length=1)
     digest: str = Field(min_length=1, max_length=128)
     agents: list[AgentIn]
+    hooks: list[HookIn] = Field(default_factory=list)
+
+    def stored_hooks(self) -> list[dict[str, Any]]:
+        """The hooks as the store keeps them: command hooks run in the project directory."""
+        return [
+            hook.model_dump(exclude_none=True)
+            | ({"cwd": hook.cwd or self.project_dir} if hook.command is not None else {})
+            for hook in self.hooks
+        ]
 
 
 def _spec(stored: dict[str, Any]) -> AgentSpec:
     fields = {k: v for k, v in stored.items() if k in AgentIn.model_fields}
     return AgentIn(**fields).spec()
+
+
+def _hooks(project: dict[str, Any]) -> tuple[Hook, ...]:
+    source = str(project["config_path"])
+    hooks = []
+    for i, stored in enumerate(project.get("hooks") or []):
+        try:
+            hooks.append(HookIn(**stored).hook(source))
+        except (ValidationError, TypeError):  # written by another version: skip, say so
+            log.warning("%s: stored hook %d is not valid; it is skipped", source, i)
+    return tuple(hooks)
 
 
 class Registry:
@@ -81,14 +153,29 @@ class Registry:
         self.dispatcher = dispatcher
         self.specs: dict[str, AgentSpec] = {}
         self._sources: dict[str, str] = {}
+        self.hooks: dict[str, tuple[Hook, ...]] = {}  # by project (axme.toml path)
 
     async def start(self) -> None:
         await self._reconcile()
+
+    async def load_hooks(self) -> None:
+        """Projects' hooks and which project declares which agent, from the store; before the
+        engine starts, so notices of timers that fell due while the daemon was down find them."""
+        self._sources = {a["address"]: a["source"] for a in await self.store.list_agents()}
+        await self._load_project_hooks()
+
+    async def _load_project_hooks(self) -> None:
+        self.hooks = {p["config_path"]: _hooks(p) for p in await self.store.list_projects()}
+
+    def hooks_for(self, address: str) -> list[Hook]:
+        """The hooks a task for `address` fires (see `notify.select_hooks`)."""
+        return select_hooks(address, self._sources, self.hooks)
 
     async def _reconcile(self) -> None:
         stored = await self.store.list_agents()
         self.specs = {s["address"]: _spec(s) for s in stored}
         self._sources = {s["address"]: s["source"] for s in stored}
+        await self._load_project_hooks()
         if self.specs and self._before_start is not None:
             await self._before_start()
         await self.supervisor.apply(list(self.specs.values()))
@@ -99,12 +186,14 @@ class Registry:
             project.digest,
             [a.model_dump() for a in project.agents],
             replace_source=True,
+            hooks=project.stored_hooks(),
         )
         if changed:
             log.info(
-                "applied %s (%d agents)",
+                "applied %s (%d agents, %d hooks)",
                 project.config_path,
                 len(project.agents),
+                len(project.hooks),
                 extra={"action": "apply"},
             )
             await self._reconcile()

@@ -21,6 +21,7 @@ from axme_daemon.api import attach_registry, create_app
 from axme_daemon.auth import RequireApiKey, static_api_keys
 from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
+from axme_daemon.notify import Notifier
 from axme_daemon.registry import Registry
 from axme_daemon.server import acquire_lock, bind_unix_socket, cleanup, write_pidfile
 from axme_daemon.store import open_store
@@ -134,6 +135,8 @@ async def serve(settings: DaemonSettings) -> None:
     )
     registry = Registry(store, supervisor, dispatcher, before_start=tcp.ensure)
     attach_registry(app, registry)
+    notifier = Notifier(registry.hooks_for)
+    engine.notices.append(notifier)
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -157,6 +160,7 @@ async def serve(settings: DaemonSettings) -> None:
 
     await store.open()
     try:
+        await registry.load_hooks()  # timers due since the last run notify as they fire
         await engine.start()
         sock = bind_unix_socket(settings.paths.socket)
         write_pidfile(settings.paths)
@@ -173,6 +177,7 @@ async def serve(settings: DaemonSettings) -> None:
     finally:
         await supervisor.close()
         await engine.close()
+        await notifier.close()  # cancels deliveries still pending after a short grace
         await store.close()
         stats = store.stats()
         log.info("axme daemon stopped (%d commits, %d writes)", stats.commits, stats.writes)

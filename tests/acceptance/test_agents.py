@@ -501,7 +501,7 @@ def test_handler_mistakes_fail_or_retry_as_documented(
             kind: send(client, address, f"intent.test.{kind}.v1", {"row": 7})
             for kind in ("set", "nope", "flaky", "boom")
         }
-        final = _wait_final(daemon, list(ids.values()), timeout=20)
+        final = _wait_final(daemon, list(ids.values()), timeout=45)
 
         def deliveries(kind: str) -> list[int]:
             return [

@@ -138,6 +138,7 @@ def test_full_file_round_trips_to_wire(project: Path) -> None:
                 "stop_grace_seconds": 5.0,
             },
         ],
+        "hooks": [],
     }
     first = config.agents[0]
     assert first.command == ("python", "agents/pipeline.py")  # a tuple, the wire has a list
@@ -231,7 +232,8 @@ def test_load_given_a_relative_path(project: Path, monkeypatch: pytest.MonkeyPat
         ),
         (
             f'[agent."{ADDR}"]\ncommand = ["python"]\n',
-            'axme.toml: unknown top-level key "agent" (allowed: agents)',
+            'axme.toml: unknown top-level key "agent" (did you mean "agents"? allowed: agents,'
+            " hooks)",
         ),
         (
             '[agents.pipeline]\ncommand = ["python"]\n',

@@ -204,10 +204,20 @@ class Store(ABC):
 
     @abstractmethod
     async def put_agents(
-        self, source: str, digest: str | None, specs: list[dict[str, Any]], replace_source: bool
+        self,
+        source: str,
+        digest: str | None,
+        specs: list[dict[str, Any]],
+        replace_source: bool,
+        hooks: list[dict[str, Any]] | None = None,
     ) -> bool:
         """Upsert agent specs from `source` (an axme.toml path, or 'cli'); False when
-        `digest` says that source is already applied as is."""
+        `digest` says that source is already applied as is. With a digest, the project's
+        notification `hooks` are stored with it (replacing its previous ones)."""
+
+    @abstractmethod
+    async def list_projects(self) -> list[dict[str, Any]]:
+        """Applied projects: `config_path`, `digest`, `applied_at`, `hooks` (a list)."""
 
     @abstractmethod
     async def delete_agent(self, address: str) -> bool: ...

@@ -248,7 +248,12 @@ class SqliteStore(Store):
         )
 
     async def put_agents(
-        self, source: str, digest: str | None, specs: list[dict[str, Any]], replace_source: bool
+        self,
+        source: str,
+        digest: str | None,
+        specs: list[dict[str, Any]],
+        replace_source: bool,
+        hooks: list[dict[str, Any]] | None = None,
     ) -> bool:
         return await self._write(
             partial(
@@ -257,6 +262,7 @@ class SqliteStore(Store):
                 digest=digest,
                 specs=specs,
                 replace_source=replace_source,
+                hooks=hooks,
             )
         )
 
@@ -417,6 +423,17 @@ class SqliteStore(Store):
         ) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    async def list_projects(self) -> list[dict[str, Any]]:
+        assert self._rdb is not None
+        async with self._rdb.execute(
+            "SELECT config_path, digest, applied_at, hooks FROM projects ORDER BY config_path"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            {"config_path": r[0], "digest": r[1], "applied_at": r[2], "hooks": load(r[3]) or []}
+            for r in rows
+        ]
 
     async def list_agents(self) -> list[dict[str, Any]]:
         assert self._rdb is not None

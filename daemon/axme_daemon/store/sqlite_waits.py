@@ -336,6 +336,11 @@ async def decide(
     """Record a decision once: a second one is a Conflict, whichever comes first wins."""
     effects = Effects()
     pos, task = await _task_row(db, task_id)
+    if task.status == "CLOSED":
+        raise Conflict(
+            f"task {task_id} is closed: its intent ended before anyone decided",
+            details={"task_id": task_id},
+        )
     if task.status != "PENDING":
         by = (task.decision or {}).get("actor", "a timeout")
         raise Conflict(

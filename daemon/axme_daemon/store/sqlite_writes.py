@@ -105,6 +105,14 @@ async def apply_change(
             pos,
         ),
     )
+    if status in FINAL_STATUSES and not intent.status.is_final:
+        # Nothing waits for an intent that has ended: close its open task, drop its timers.
+        await db.execute(
+            "UPDATE tasks SET status = 'CLOSED' WHERE intent_pos = ? AND status = 'PENDING'",
+            (pos,),
+        )
+        await db.execute("DELETE FROM waits WHERE intent_pos = ?", (pos,))
+        await db.execute("DELETE FROM timers WHERE intent_pos = ?", (pos,))
     event_type = event_type or STATUS_EVENT[status]
     await db.execute(
         "INSERT INTO events (intent_pos, seq, event_type, status, at, actor, details) "
@@ -437,8 +445,10 @@ async def put_agents(
     digest: str | None,
     specs: list[dict[str, Any]],
     replace_source: bool,
+    hooks: list[dict[str, Any]] | None = None,
 ) -> tuple[bool, list[str]]:
     """Upsert `specs` from `source`; with `replace_source`, drop that source's other agents.
+    With a `digest` (a project), its `hooks` replace the ones stored for it.
 
     Returns False (and writes nothing) when `digest` is the one already applied for `source`.
     """
@@ -465,10 +475,10 @@ async def put_agents(
         )
     if digest is not None:
         await db.execute(
-            "INSERT INTO projects (config_path, digest, applied_at) VALUES (?, ?, ?) "
+            "INSERT INTO projects (config_path, digest, applied_at, hooks) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (config_path) DO UPDATE SET digest = excluded.digest, "
-            "applied_at = excluded.applied_at",
-            (source, digest, now),
+            "applied_at = excluded.applied_at, hooks = excluded.hooks",
+            (source, digest, now, dump(hooks or [])),
         )
     return True, []
 

@@ -64,7 +64,8 @@ CREATE TABLE agents (
 CREATE TABLE projects (
     config_path TEXT PRIMARY KEY,
     digest TEXT NOT NULL,
-    applied_at TEXT NOT NULL
+    applied_at TEXT NOT NULL,
+    hooks TEXT NOT NULL DEFAULT '[]'         -- JSON array: command or webhook, secret, on, cwd
 );
 CREATE TABLE tasks (
     task_id TEXT PRIMARY KEY,
