@@ -72,8 +72,9 @@ def _root(
 
 
 def _register() -> None:
-    from axme_cli.commands import agents, daemon, intents, tail, tasks
+    from axme_cli.commands import agents, daemon, demo, intents, tail, tasks
 
+    demo.register(app)
     intents.register(app)
     tail.register(app)
     tasks.register(app)

@@ -26,6 +26,7 @@ from axme_cli.paths import HomePaths
 from axme_cli.protocol import FINAL_STATUSES, IntentStatus
 
 if TYPE_CHECKING:
+    import queue
     from datetime import datetime
 
     from rich.console import Console, RenderableType
@@ -50,7 +51,7 @@ class _View:
 
     def __init__(self, console: Console | None) -> None:
         self.console = console
-        self.fancy = console is not None and console.is_terminal
+        self.fancy = console is not None and console.is_terminal and not console.is_dumb_terminal
         utf = console is not None and console.encoding.lower().replace("-", "").startswith("utf")
         self.marks = (
             {"send": "▶", "kill": "⚡", "restart": "↻", "ok": "✓", "fail": "✗", "arrow": "→"}
@@ -156,8 +157,14 @@ class _Demo:
         self.step_runs: dict[str, list[int]] = {}
         self.agent_log: str | None = None
         self.cleaned: list[str] = []  # what the cleanup did, to tell the user
+        self.signal: int | None = None  # SIGINT or SIGTERM, once one came in
 
     # -- the story -------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Stop here if a Ctrl-C (or SIGTERM) came in: the cleanup runs next."""
+        if self.signal is not None:
+            raise _Interrupted(self.signal)
 
     def remaining(self, what: str) -> float:
         left = self.deadline - time.monotonic()
@@ -169,10 +176,10 @@ class _Demo:
         from axme_cli import daemonctl
 
         self.view.status("starting the axme daemon")
-        # Set before the start, so that a Ctrl-C during it still stops what it started.
         self.own_daemon = daemonctl.probe(self.paths) is None
         started = daemonctl.ensure_running(self.paths)
         self.own_daemon, self.daemon_pid = not started.already_running, started.pid
+        self.check()
         if started.already_running:
             self.view.story("send", f"using the axme daemon already running (pid {started.pid})")
         else:
@@ -203,6 +210,7 @@ class _Demo:
         self.agent_added = True
         self.agent_log = agent.get("log_path")
         while True:
+            self.check()
             self.remaining(f"{self.address} did not start; its log: {self.agent_log}")
             agent = client.get_agent(self.address)
             if agent["state"] == "RUNNING" and self._pid(agent):
@@ -214,6 +222,7 @@ class _Demo:
                     f"the demo agent could not start ({why}); its log: {self.agent_log}"
                 )
             time.sleep(0.05)
+        self.check()
         self.view.story(
             "send",
             f"[bold]{self.address}[/] is RUNNING (pid {self._pid(agent)}), "
@@ -239,43 +248,66 @@ class _Demo:
         self.view.status("waiting for the agent")
 
     def follow(self, client: DaemonClient) -> None:
-        from axme_cli.render import parse_time
+        """Handle the intent's events until it is final: narrate, and kill at the right time.
+
+        A thread reads the event stream; this (main) thread waits on a queue, so a Ctrl-C is
+        seen within 0.1 s and never lands inside the HTTP client.
+        """
+        import queue
+        import threading
 
         assert self.intent_id is not None
         what = f"intent {self.intent_id} is not final; its log: {self.agent_log}"
-        try:
-            events = client.follow(self.intent_id, timeout=self.remaining(what))
-            for event in events:
-                self.view.event(event)
-                kind = event.get("event_type")
-                details = event.get("details") or {}
-                if kind == "intent.delivered":
-                    self.attempt = int(details.get("delivery_attempt") or self.attempt + 1)
-                    self.view.status(f"attempt {self.attempt}: running the pipeline")
-                    if self.killed_at is not None and self.redelivered_at is None:
-                        self.redelivered_at = parse_time(event.get("at"))
-                        self.restarted_pid = self._pid(client.get_agent(self.address))
-                        self._say_restarted()
-                elif kind == "intent.step_completed":
-                    step = str(details.get("step"))
-                    self.recorded[step] = int(details.get("attempt") or self.attempt)
-                    self._say_step(step)
-                elif kind == "intent.progress":
-                    message = str(details.get("message") or "")
-                    if message.startswith("resumed:"):
-                        for step, attempt in self.recorded.items():
-                            if attempt < self.attempt:
-                                self.view.story(
-                                    "ok", f"'{step}' replayed from the record, not re-run"
-                                )
-                    elif message.startswith("transforming") and self.killed_pid is None:
-                        self.kill(client)
-                if event.get("status") not in FINAL_STATUSES:
-                    self.remaining(what)
-        except WaitTimedOut:
-            raise WaitTimedOut(f"axme demo did not finish within {self.limit:g}s: {what}") from None
+        inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        reader = threading.Thread(
+            target=_read_events,
+            args=(self.paths, self.intent_id, self.remaining(what), inbox),
+            name="axme-demo-events",
+            daemon=True,
+        )
+        reader.start()
+        while True:
+            self.check()
+            try:
+                kind, item = inbox.get(timeout=0.1)
+            except queue.Empty:
+                self.remaining(what)
+                continue
+            if kind == "end":
+                break
+            if isinstance(item, WaitTimedOut):
+                raise WaitTimedOut(f"axme demo did not finish within {self.limit:g}s: {what}")
+            if isinstance(item, BaseException):
+                raise item
+            self.on_event(client, item)
         self.final = client.get_intent(self.intent_id)
         self.took = time.monotonic() - self.sent_at
+
+    def on_event(self, client: DaemonClient, event: dict[str, Any]) -> None:
+        from axme_cli.render import parse_time
+
+        self.view.event(event)
+        kind = event.get("event_type")
+        details = event.get("details") or {}
+        if kind == "intent.delivered":
+            self.attempt = int(details.get("delivery_attempt") or self.attempt + 1)
+            self.view.status(f"attempt {self.attempt}: running the pipeline")
+            if self.killed_at is not None and self.redelivered_at is None:
+                self.redelivered_at = parse_time(event.get("at"))
+                self.restarted_pid = self._pid(client.get_agent(self.address))
+                self._say_restarted()
+        elif kind == "intent.step_completed":
+            step = str(details.get("step"))
+            self.recorded[step] = int(details.get("attempt") or self.attempt)
+            self._say_step(step)
+        elif kind == "intent.progress":
+            message = str(details.get("message") or "")
+            if message.startswith("resumed:"):
+                for step, attempt in self.recorded.items():
+                    if attempt < self.attempt:
+                        self.view.story("ok", f"'{step}' replayed from the record, not re-run")
+            elif message.startswith("transforming") and self.attempt == 1:
+                self.kill(client)
 
     def kill(self, client: DaemonClient) -> None:
         """SIGKILL the agent once `transform` has really started (the agent notes it first)."""
@@ -286,6 +318,7 @@ class _Demo:
         self.view.status("transform is running")
         deadline = min(self.deadline, time.monotonic() + _KILL_WAIT)
         while not any(s == "transform" for s, _ in self._runs()):
+            self.check()
             if time.monotonic() > deadline:
                 raise AxmeError("the demo agent never started 'transform'")
             time.sleep(0.01)
@@ -480,20 +513,50 @@ def _print_summary(run: _Demo, view: _View) -> None:
     view.line(f"the whole timeline: [bold]axme show {run.intent_id}[/]")
 
 
-@contextmanager
-def _no_interrupt() -> Iterator[None]:
-    """Cleanup runs to the end: a second Ctrl-C does not cut it short."""
-    import signal
+class _Interrupted(Exception):
+    """A Ctrl-C or SIGTERM, raised where the demo can stop cleanly."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _read_events(
+    paths: HomePaths, intent_id: str, timeout: float, inbox: queue.Queue[tuple[str, Any]]
+) -> None:
+    """The event-stream thread: every event, then ("end", None), or the error it ended with."""
+    from axme_cli.client import DaemonClient
 
     try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: nothing to shield
-        previous = None
+        with DaemonClient(paths.socket) as client:
+            for event in client.follow(intent_id, timeout=timeout):
+                inbox.put(("event", event))
+        inbox.put(("end", None))
+    except Exception as exc:  # handed to the main thread, which raises it
+        inbox.put(("error", exc))
+
+
+@contextmanager
+def _deferred_signals(run: _Demo) -> Iterator[None]:
+    """Ctrl-C and SIGTERM set a flag the demo checks between steps, instead of raising
+    KeyboardInterrupt wherever the main thread happens to be (inside the HTTP client, a lock
+    could stay taken); the cleanup then always runs, and runs to the end."""
+    import signal
+
+    def note(signum: int, frame: object) -> None:
+        run.signal = run.signal or signum
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, note)
+        except ValueError:  # not the main thread: signals keep their default behaviour
+            break
     try:
         yield
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _cleanup(step: Callable[[], None]) -> None:
@@ -501,8 +564,7 @@ def _cleanup(step: Callable[[], None]) -> None:
     from axme_cli import render
 
     try:
-        with _no_interrupt():
-            step()
+        step()
     except AxmeError as exc:
         render.note(f"cleanup: {exc.message}")
 
@@ -526,13 +588,21 @@ def demo(
     limit = parse_duration(timeout)
     view = _View(None if as_json else render.out())
     run = _Demo(ctx.obj, view, limit)
+    with _deferred_signals(run):
+        _play(ctx, run, view, as_json)
+
+
+def _play(ctx: typer.Context, run: _Demo, view: _View, as_json: bool) -> None:
+    """The demo from start to cleanup, then its summary and exit code."""
+    from axme_cli import render
+
     try:
         with view:
             view.line(
                 "[bold]axme demo[/]: an agent is SIGKILLed mid-step; its intent completes anyway"
             )
-            run.start_daemon()
             try:
+                run.start_daemon()
                 with connect(ctx, apply_project=False) as client:
                     try:
                         run.register(client)
@@ -544,9 +614,9 @@ def demo(
                         _cleanup(lambda: run.drop_agent(client))
             finally:
                 _cleanup(run.drop_rest)
-    except KeyboardInterrupt:
+    except _Interrupted as exc:
         render.note(f"interrupted; {', '.join(run.cleaned) or 'nothing to clean up'}")
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + exc.signum) from None
     if as_json:
         render.print_json(run.summary())
     else:

@@ -1,6 +1,8 @@
 """`axme demo`'s bundled example agent (`pipeline_agent.py`), shipped in the wheel.
 
 The agent is run as a script by the daemon's supervisor: `python <path of pipeline_agent.py>`.
+It spells out its address, intent type and runs file itself, so that it reads as a
+self-contained example; keep them equal to the names here.
 """
 
 from __future__ import annotations
