@@ -261,3 +261,63 @@ def test_human_task_sent_decided_and_observed_with_the_sdk(daemon: Daemon, sdk: 
     with pytest.raises(AxmeValidationError) as info:  # a second decision: 409
         sdk.resume_intent(intent_id, {"task_result": {"outcome": "rejected"}})
     assert info.value.status_code == 409
+
+
+def _gate(sdk: AxmeClient, title: str) -> str:
+    return sdk.send_intent(
+        {
+            "intent_type": "intent.test.gate.v1",
+            "to_agent": "agent://ci/gate",
+            "human_task": {"title": title},
+        }
+    )
+
+
+def test_inbox_and_approvals_api_decide_tasks(sdk: AxmeClient) -> None:
+    approved, rejected = _gate(sdk, "Inbox gate"), _gate(sdk, "Approval gate")
+    threads = {t["intent_id"]: t for t in sdk.list_inbox()["threads"]}
+    assert threads[approved]["status"] == "pending"
+    assert threads[approved]["subject"] == "Inbox gate"
+    done = sdk.approve_inbox_thread(threads[approved]["thread_id"], {"comment": "fine"})
+    assert done["thread"]["status"] == "done"
+    assert sdk.get_intent(approved)["status"] == "COMPLETED"
+
+    approval = sdk.decide_approval(threads[rejected]["thread_id"], decision="reject", comment="no")[
+        "approval"
+    ]
+    assert approval["decision"] == "reject" and approval["comment"] == "no"
+    assert sdk.get_intent(rejected)["status"] == "CANCELED"
+    assert approved not in {t["intent_id"] for t in sdk.list_inbox()["threads"]}
+    with pytest.raises(AxmeValidationError) as info:  # decided already
+        sdk.approve_inbox_thread(threads[rejected]["thread_id"], {})
+    assert info.value.status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("task", "says"),
+    [
+        ({"title": "T", "deadline_seconds": "soon"}, "deadline_seconds"),
+        ({"title": "T", "remind_after_seconds": -5}, "remind_after_seconds"),
+        ({"title": "T", "on_timeout": "explode", "deadline_seconds": 5}, "on_timeout"),
+        ({"title": "T", "on_timeout": "escalate", "deadline_seconds": 5}, "escalate_to"),
+        ({"title": "T", "allowed_outcomes": []}, "allowed_outcomes"),
+        ({"title": "T", "form_schema": {"type": "nonsense"}}, "form_schema"),
+        ({"task_type": "approval"}, "title"),
+    ],
+)
+def test_bad_human_tasks_are_refused_and_create_nothing(
+    daemon: Daemon, sdk: AxmeClient, task: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(AxmeValidationError) as info:
+        sdk.send_intent(
+            {
+                "intent_type": "intent.test.gate.v1",
+                "to_agent": "agent://ci/gate",
+                "human_task": task,
+            }
+        )
+    assert info.value.status_code == 422
+    assert says in str(info.value)
+    with daemon.client() as raw:
+        assert raw.get("/v1/intents").json()["intents"] == []
+        assert raw.get("/v1/tasks").json()["tasks"] == []

@@ -133,3 +133,11 @@ def test_async_context_awaits_coroutine_steps() -> None:
     assert asyncio.run(handler()) == (2, 5)
     assert recorder.steps == [(1, "fetch", 2), (2, "sync", 5)]
     assert recorder.progress_events == [("done", {})]
+
+
+@pytest.mark.parametrize("bad", ["soon", "-5m", 0])
+def test_malformed_durations_in_waits_say_which(bad: Any) -> None:
+    ctx = _context(Recorder())
+    with pytest.raises(ValueError) as info:
+        ctx.request_approval("Ship?", deadline=bad)
+    assert "deadline" in str(info.value)
