@@ -65,6 +65,20 @@ def send(
         str | None,
         typer.Option(help="With --wait: give up after this long (30s, 5m, 1h); exit 9."),
     ] = None,
+    approval: Annotated[
+        str | None,
+        typer.Option(
+            help="Make it a human approval with this title (no agent code): with --wait, "
+            "exit 0 approved, 7 rejected, 8 timed out.",
+        ),
+    ] = None,
+    deadline: Annotated[
+        str | None, typer.Option(help="With --approval: decide within (30m, 1h).")
+    ] = None,
+    on_timeout: Annotated[
+        str,
+        typer.Option(help="With --approval and --deadline: reject, approve, or fail (TIMED_OUT)."),
+    ] = "fail",
     as_json: JsonOpt = False,
 ) -> None:
     """Send an intent to an agent; prints its id (and waits for the outcome with --wait).
@@ -77,11 +91,21 @@ def send(
       echo '{"n": 1}' | axme send intent.demo.v1 --to agent://me/dev/demo --payload -
       axme send intent.deploy.v1 --to agent://ops/prod/deployer -k deploy-42 \\
            --wait --timeout 10m --json
+      axme send intent.release.gate.v1 --to agent://ci/gate --approval "Ship 1.2?" \\
+           --deadline 1h --wait      # a CI gate: 0 approved, 7 rejected, 8 timed out
     """
     from axme_cli import render
 
     body: dict[str, Any] = {"intent_type": intent_type, "to_agent": to}
     body["payload"] = read_payload(payload)
+    if approval is not None:
+        task: dict[str, Any] = {"title": approval, "task_type": "approval"}
+        if deadline is not None:
+            task["deadline_seconds"] = parse_duration(deadline, option="--deadline")
+            task["on_timeout"] = on_timeout
+        body["human_task"] = task
+    elif deadline is not None:
+        raise BadInput("--deadline only applies with --approval")
     if timeout is not None and not wait:
         raise BadInput("--timeout only applies with --wait")
     limit = parse_duration(timeout) if timeout else None
