@@ -41,6 +41,13 @@ MAX_SEQ = 2**62
 
 log = logging.getLogger(__name__)
 
+_WAITING_WORDS = {
+    "WAITING_FOR_HUMAN": "waiting for a person to decide (axme inbox; axme approve {id})",
+    "WAITING_FOR_TIME": "sleeping until its timer fires",
+    "WAITING_FOR_TOOL": "waiting for a signal (axme signal {id} NAME)",
+    "WAITING_FOR_AGENT": "waiting for a child intent to finish",
+}
+
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -271,6 +278,10 @@ def create_app(
         reg: Registry | None = app.state.registry
         if intent.status is IntentStatus.SUBMITTED and reg is not None:
             wire["pending_reason"] = reg.pending_reason(intent.to_agent)
+        elif intent.status is IntentStatus.WAITING:
+            wire["pending_reason"] = _WAITING_WORDS.get(
+                intent.waiting_reason or "", "waiting"
+            ).format(id=intent.intent_id[:8])
         # Some AXME clients read the intent at top level, others under "intent".
         return {"ok": True, **wire, "intent": wire}
 
