@@ -72,8 +72,9 @@ def _root(
 
 
 def _register() -> None:
-    from axme_cli.commands import agents, daemon, demo, intents, tail, tasks
+    from axme_cli.commands import agents, bench, daemon, demo, intents, tail, tasks
 
+    bench.register(app)
     demo.register(app)
     intents.register(app)
     tail.register(app)

@@ -1,0 +1,67 @@
+"""The no-op agent `axme bench` runs: steps that return small dicts, and nothing else.
+
+- `intent.bench.pipeline.v1`: `payload.steps` steps (default 3), each returning a small dict.
+- `intent.bench.crash.v1`: 3 steps; a progress event right before step 2, which sleeps 2 s on
+  attempt 1 (the bench SIGKILLs the process there). Every real step execution is appended to
+  `$AXME_BENCH_DIR/runs.jsonl`, so the bench can check step 1 did not run again.
+- `intent.bench.approval.v1`: waits for a person (`ctx.request_approval`), then completes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from axme_cli.agent import Agent, Context
+
+agent = Agent(os.environ.get("AXME_AGENT") or "agent://bench/local/agent")
+
+
+def noop(n: int) -> dict[str, Any]:
+    return {"step": n, "ok": True}
+
+
+@agent.handler("intent.bench.pipeline.v1")
+def pipeline(ctx: Context) -> dict[str, Any]:
+    steps = int(ctx.payload.get("steps", 3))
+    for n in range(steps):
+        ctx.step(f"s{n + 1}", noop, n + 1)
+    return {"steps": steps}
+
+
+def _ran(intent_id: str, step: str, attempt: int) -> None:
+    """Note one real execution of `step` (appended and closed: a SIGKILL loses nothing)."""
+    directory = Path(os.environ.get("AXME_BENCH_DIR") or ".")
+    line = {"intent_id": intent_id, "step": step, "attempt": attempt}
+    with open(directory / "runs.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def crash_step(intent_id: str, step: str, attempt: int, sleep: float) -> dict[str, Any]:
+    _ran(intent_id, step, attempt)
+    if sleep:
+        time.sleep(sleep)
+    return {"step": step}
+
+
+@agent.handler("intent.bench.crash.v1")
+def crash(ctx: Context) -> dict[str, Any]:
+    ctx.step("s1", crash_step, ctx.intent_id, "s1", ctx.attempt, 0.0)
+    ctx.progress("before s2")
+    slow = 2.0 if ctx.attempt == 1 else 0.0
+    ctx.step("s2", crash_step, ctx.intent_id, "s2", ctx.attempt, slow)
+    ctx.step("s3", crash_step, ctx.intent_id, "s3", ctx.attempt, 0.0)
+    return {"attempt": ctx.attempt}
+
+
+@agent.handler("intent.bench.approval.v1")
+def approval(ctx: Context) -> dict[str, Any]:
+    decision = ctx.request_approval("bench: approve?")
+    return {"approved": decision.approved}
+
+
+if __name__ == "__main__":
+    agent.run()

@@ -1,0 +1,561 @@
+"""The workloads `axme bench` runs against a throwaway daemon on a temporary home.
+
+Each workload adds `Metric`s to a `Results`: a throughput metric holds one figure per
+repetition; a latency metric pools every sample of every repetition. `report()` turns them
+into median, p99, min and max (and, for throughputs, the ratio to W0's single-row commits).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from axme_cli.bench import AGENT_SCRIPT, APPROVAL_TYPE, CRASH_TYPE, PIPELINE_TYPE, RUNS_FILE
+from axme_cli.client import DaemonClient
+from axme_cli.errors import AxmeError
+from axme_cli.paths import HomePaths
+
+WORKLOADS = ("W0", "W1", "W1-seq", "W2", "W3", "CLI")
+
+PIPELINE_AGENT = "agent://bench/local/pipeline"
+CRASH_AGENT = "agent://bench/local/crash"
+APPROVAL_AGENT = "agent://bench/local/approval"
+#: No agent serves it: creates only.
+NOBODY = "agent://bench/local/nobody"
+
+#: The store's settings (daemon/axme_daemon/store/sqlite.py), for W0's raw commits.
+SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to run, and how much of it."""
+
+    intents: int
+    clients: int
+    replicas: int
+    repeat: int
+    seq: int
+    kills: int
+    decisions: int
+    cli_runs: int
+    w0_commits: int
+    only: tuple[str, ...]
+
+    @classmethod
+    def make(
+        cls,
+        *,
+        quick: bool,
+        tiny: bool,
+        intents: int | None,
+        clients: int,
+        replicas: int,
+        repeat: int | None,
+        only: tuple[str, ...],
+    ) -> Plan:
+        if tiny:
+            sizes = dict(intents=20, seq=5, kills=1, decisions=2, cli_runs=2, w0_commits=50)
+        elif quick:
+            sizes = dict(intents=300, seq=30, kills=3, decisions=10, cli_runs=5, w0_commits=300)
+        else:
+            sizes = dict(intents=2000, seq=100, kills=5, decisions=50, cli_runs=10, w0_commits=1000)
+        if intents is not None:
+            sizes["intents"] = intents
+        default_repeat = 1 if (quick or tiny) else 3
+        return cls(
+            clients=clients,
+            replicas=replicas,
+            repeat=repeat if repeat is not None else default_repeat,
+            only=only,
+            **sizes,
+        )
+
+
+@dataclass
+class Metric:
+    workload: str
+    name: str
+    unit: str  # "/s" (higher is better) or "ms"
+    samples: list[float] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def throughput(self) -> bool:
+        return self.unit.endswith("/s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+class Results:
+    def __init__(self) -> None:
+        self.metrics: dict[tuple[str, str], Metric] = {}
+        self.checks: dict[str, Any] = {}
+
+    def metric(self, workload: str, name: str, unit: str, note: str = "") -> Metric:
+        key = (workload, name)
+        if key not in self.metrics:
+            self.metrics[key] = Metric(workload, name, unit, note=note)
+        return self.metrics[key]
+
+    def add(self, workload: str, name: str, unit: str, *values: float, note: str = "") -> None:
+        self.metric(workload, name, unit, note).samples.extend(values)
+
+    def ceiling(self) -> float | None:
+        m = self.metrics.get(("W0", "1-row commits"))
+        return statistics.median(m.samples) if m and m.samples else None
+
+    def report(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """{workload: {metric: {unit, median, p99, min, max, n[, ratio_to_w0][, note]}}}."""
+        ceiling = self.ceiling()
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for m in self.metrics.values():
+            if not m.samples:
+                continue
+            row: dict[str, Any] = {
+                "unit": m.unit,
+                "median": round(statistics.median(m.samples), 3),
+                "p99": round(percentile(m.samples, 99), 3),
+                "min": round(min(m.samples), 3),
+                "max": round(max(m.samples), 3),
+                "n": len(m.samples),
+            }
+            if m.throughput and ceiling:
+                row["ratio_to_w0"] = round(statistics.median(m.samples) / ceiling, 4)
+            if m.note:
+                row["note"] = m.note
+            out.setdefault(m.workload, {})[m.name] = row
+        return out
+
+
+def _at(event: dict[str, Any]) -> float:
+    return datetime.fromisoformat(str(event["at"]).replace("Z", "+00:00")).timestamp()
+
+
+def _is_final(api: DaemonClient, intent_id: str) -> bool:
+    return api.get_intent(intent_id)["status"] in _FINAL
+
+
+def _last_event(api: DaemonClient, intent_id: str, since: int) -> dict[str, Any]:
+    """Follow the intent's event stream until a final event, and return that one."""
+    events = list(api.follow(intent_id, since=since, timeout=60))
+    return events[-1] if events else {}
+
+
+def _wait(what: str, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AxmeError(f"axme bench: timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.005)
+
+
+class Bench:
+    """One run: the temp home, its daemon, the agents; `close()` removes all of it."""
+
+    def __init__(self, plan: Plan, tick: Callable[[str, float], None]) -> None:
+        import tempfile
+
+        self.plan = plan
+        self.tick = tick  # (what is running, units done) for the progress bar
+        self.home = Path(tempfile.mkdtemp(prefix="axme-bench-"))
+        self.paths = HomePaths(self.home)
+        self.workdir = self.home / "agents"
+        self.workdir.mkdir()
+        self.client: DaemonClient | None = None
+        self.daemon_pid: int | None = None
+        self.results = Results()
+
+    # -- setup and cleanup ---------------------------------------------------------------
+
+    def start(self) -> None:
+        from axme_cli import daemonctl
+
+        started = daemonctl.start(self.paths)
+        self.daemon_pid = started.pid
+        self.client = DaemonClient(self.paths.socket, timeout=60.0)
+
+    def close(self) -> None:
+        import shutil
+
+        from axme_cli import daemonctl
+
+        try:
+            if self.client is not None:
+                for agent in (PIPELINE_AGENT, CRASH_AGENT, APPROVAL_AGENT):
+                    try:
+                        self.client.remove_agent(agent)
+                    except AxmeError:
+                        pass
+                self.client.close()
+                self.client = None
+        finally:
+            try:
+                daemonctl.stop(self.paths)  # also one that was still starting
+            finally:
+                shutil.rmtree(self.home, ignore_errors=True)
+
+    @property
+    def api(self) -> DaemonClient:
+        assert self.client is not None
+        return self.client
+
+    def add_agent(self, address: str, *, replicas: int, concurrency: int) -> None:
+        self.api.add_agent(
+            {
+                "address": address,
+                "command": [sys.executable, str(AGENT_SCRIPT)],
+                "cwd": str(self.workdir),
+                "env": {"AXME_BENCH_DIR": str(self.workdir)},
+                "replicas": replicas,
+                "concurrency": concurrency,
+                "max_delivery_attempts": 5,
+            }
+        )
+        _wait(f"{address} to run", lambda: self.running_pids(address, replicas))
+
+    def running_pids(self, address: str, replicas: int = 1) -> list[int]:
+        agent = self.api.get_agent(address)
+        if agent["state"] == "FATAL":
+            raise AxmeError(f"axme bench: the bench agent {address} could not start")
+        pids = [
+            int(r["pid"])
+            for r in agent.get("replicas") or []
+            if r.get("state") == "RUNNING" and r.get("pid")
+        ]
+        return pids if len(pids) >= replicas else []
+
+    # -- W0: the ceiling -------------------------------------------------------------------
+
+    def w0(self) -> None:
+        import sqlite3
+
+        path = self.home / "w0.db"
+        db = sqlite3.connect(path, isolation_level=None)
+        try:
+            for pragma in SQLITE_PRAGMAS:
+                db.execute(pragma)
+            db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+            body = json.dumps({"intent_type": PIPELINE_TYPE, "payload": {"n": 0}})
+            commits = self.plan.w0_commits
+            for _ in range(self.plan.repeat):
+                began = time.perf_counter()
+                for _ in range(commits):
+                    db.execute("BEGIN IMMEDIATE")
+                    db.execute("INSERT INTO t (body) VALUES (?)", (body,))
+                    db.execute("COMMIT")
+                took = time.perf_counter() - began
+                self.results.add("W0", "1-row commits", "tx/s", commits / took)
+                batches = max(5, commits // 10)
+                began = time.perf_counter()
+                for _ in range(batches):
+                    db.execute("BEGIN IMMEDIATE")
+                    db.executemany("INSERT INTO t (body) VALUES (?)", [(body,)] * 100)
+                    db.execute("COMMIT")
+                took = time.perf_counter() - began
+                self.results.add("W0", "100-row commits", "rows/s", batches * 100 / took)
+                self.tick("W0", 1)
+        finally:
+            db.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+    # -- W1: throughput --------------------------------------------------------------------
+
+    def w1(self) -> None:
+        self.add_agent(PIPELINE_AGENT, replicas=self.plan.replicas, concurrency=8)
+        for _ in range(self.plan.repeat):
+            for steps in (3, 1):
+                self._pipeline_run(steps)
+                self.tick("W1", 1)
+            for clients in (1, self.plan.clients):
+                self._creates(clients)
+                self.tick("W1", 1)
+
+    def _pipeline_run(self, steps: int) -> None:
+        api = self.api
+        body = {
+            "intent_type": PIPELINE_TYPE,
+            "to_agent": PIPELINE_AGENT,
+            "payload": {"steps": steps},
+        }
+        before = api.health()["store"]
+        ids = [str(api.create_intent(body)["intent_id"]) for _ in range(self.plan.intents)]
+        timeout = 60.0 + self.plan.intents * 0.1
+        for intent_id in reversed(ids):  # the last one first: the rest are done by then
+            _wait(
+                f"intent {intent_id} to finish",
+                partial(_is_final, api, intent_id),
+                timeout,
+            )
+        after = api.health()["store"]
+        created: list[float] = []
+        completed: list[float] = []
+        for intent_id in ids:
+            events = api.list_events(intent_id)
+            kinds = {e["event_type"]: e for e in events}
+            if "intent.completed" not in kinds:
+                final = api.get_intent(intent_id)
+                raise AxmeError(f"axme bench: intent {intent_id} ended {final['status']}")
+            created.append(_at(kinds["intent.created"]))
+            completed.append(_at(kinds["intent.completed"]))
+        took = max(completed) - min(created)
+        label = f"{steps}-step"
+        n = len(ids)
+        self.results.add("W1", f"{label} intents", "intents/s", n / took)
+        self.results.add("W1", f"{label} steps", "steps/s", n * steps / took)
+        self.results.add(
+            "W1",
+            f"{label} latency",
+            "ms",
+            *((c - s) * 1000 for s, c in zip(created, completed, strict=True)),
+            note="per intent: intent.created to intent.completed (event times)",
+        )
+        self.results.add(
+            "W1",
+            f"{label} commits",
+            "per intent",
+            (after["commits"] - before["commits"]) / n,
+            note="store transactions per intent (/health store.commits): group commit at work",
+        )
+
+    def _creates(self, clients: int) -> None:
+        """Create-only throughput (no agent serves the address), and store commits per create."""
+        before = self.api.health()["store"]["commits"]
+        rate, count = self._create_run(clients)
+        commits = (self.api.health()["store"]["commits"] - before) / count
+        who = f"{clients} client{'s' if clients > 1 else ''}"
+        self.results.add("W1", f"creates ({who})", "intents/s", rate)
+        self.results.add("W1", f"commits ({who})", "per create", commits)
+
+    def _create_run(self, clients: int) -> tuple[float, int]:
+        per_client = max(1, self.plan.intents // clients)
+        barrier = threading.Barrier(clients + 1)
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                with DaemonClient(self.paths.socket, timeout=60.0) as client:
+                    body = {"intent_type": PIPELINE_TYPE, "to_agent": NOBODY, "payload": {}}
+                    client.health()
+                    barrier.wait()
+                    for n in range(per_client):
+                        body["payload"] = {"n": n}
+                        client.create_intent(body)
+            except BaseException as exc:
+                errors.append(exc)
+                barrier.abort()
+
+        threads = [threading.Thread(target=work, daemon=True) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        began = time.perf_counter()
+        for t in threads:
+            t.join()
+        took = time.perf_counter() - began
+        if errors:
+            raise errors[0]
+        return per_client * clients / took, per_client * clients
+
+    # -- W1-seq: one at a time ---------------------------------------------------------------
+
+    def w1_seq(self) -> None:
+        api = self.api
+        if not self._has(PIPELINE_AGENT):
+            self.add_agent(PIPELINE_AGENT, replicas=self.plan.replicas, concurrency=8)
+        body = {"intent_type": PIPELINE_TYPE, "to_agent": PIPELINE_AGENT, "payload": {"steps": 1}}
+        for _ in range(3):  # warm up
+            list(api.follow(str(api.create_intent(body)["intent_id"]), since=2, timeout=30))
+        for _ in range(self.plan.repeat):
+            for _ in range(self.plan.seq):
+                began = time.perf_counter()
+                intent_id = str(api.create_intent(body)["intent_id"])
+                last = _last_event(api, intent_id, 2)
+                took = (time.perf_counter() - began) * 1000
+                if last.get("status") != "COMPLETED":
+                    raise AxmeError(f"axme bench: intent {intent_id} ended {last.get('status')}")
+                self.results.add(
+                    "W1-seq",
+                    "latency",
+                    "ms",
+                    took,
+                    note="one at a time: submit to COMPLETED seen on the event stream",
+                )
+            self.tick("W1-seq", 1)
+
+    def _has(self, address: str) -> bool:
+        return any(a["address"] == address for a in self.api.list_agents())
+
+    # -- W2: crash recovery ------------------------------------------------------------------
+
+    def w2(self) -> None:
+        api = self.api
+        self.add_agent(CRASH_AGENT, replicas=1, concurrency=1)
+        body = {"intent_type": CRASH_TYPE, "to_agent": CRASH_AGENT, "payload": {}}
+        step1_reruns = 0
+        for _ in range(self.plan.repeat):
+            for _ in range(self.plan.kills):
+                (pid,) = _wait("the crash agent to run", lambda: self.running_pids(CRASH_AGENT))
+                intent_id = str(api.create_intent(body)["intent_id"])
+                killed = 0.0
+                events: list[dict[str, Any]] = []
+                for event in api.follow(intent_id, timeout=60):
+                    events.append(event)
+                    details = event.get("details") or {}
+                    if (
+                        not killed
+                        and event.get("event_type") == "intent.progress"
+                        and details.get("message") == "before s2"
+                    ):
+                        _wait("step 2 to start", partial(self._ran, intent_id, "s2"), 10)
+                        killed = time.time()
+                        os.kill(pid, signal.SIGKILL)
+                if events[-1].get("status") != "COMPLETED" or not killed:
+                    raise AxmeError(f"axme bench: crash intent {intent_id} did not complete")
+                redelivered = next(
+                    e
+                    for e in events
+                    if e["event_type"] == "intent.delivered"
+                    and int((e.get("details") or {}).get("delivery_attempt") or 0) >= 2
+                )
+                started = next(
+                    e
+                    for e in events[events.index(redelivered) :]
+                    if e["event_type"] == "intent.in_progress"
+                )
+                self.results.add(
+                    "W2",
+                    "kill to redelivery",
+                    "ms",
+                    (_at(redelivered) - killed) * 1000,
+                    note="SIGKILL to intent.delivered attempt 2",
+                )
+                self.results.add(
+                    "W2",
+                    "kill to pickup",
+                    "ms",
+                    (_at(started) - killed) * 1000,
+                    note="SIGKILL to intent.in_progress after it",
+                )
+                self.results.add("W2", "kill to completed", "ms", (_at(events[-1]) - killed) * 1000)
+                step1_reruns += len(self._ran(intent_id, "s1")) - 1
+            self.tick("W2", 1)
+        self.results.checks["W2 step 1 re-runs"] = step1_reruns
+        if step1_reruns:
+            raise AxmeError(f"axme bench: step 1 ran again after a crash ({step1_reruns} times)")
+
+    def _ran(self, intent_id: str, step: str) -> list[int]:
+        try:
+            text = (self.workdir / RUNS_FILE).read_text()
+        except FileNotFoundError:
+            return []
+        attempts = []
+        for line in text.splitlines():
+            try:
+                run = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by the kill
+            if run.get("intent_id") == intent_id and run.get("step") == step:
+                attempts.append(int(run["attempt"]))
+        return attempts
+
+    # -- W3: a person in the loop ------------------------------------------------------------
+
+    def w3(self) -> None:
+        api = self.api
+        self.add_agent(APPROVAL_AGENT, replicas=1, concurrency=8)
+        body = {"intent_type": APPROVAL_TYPE, "to_agent": APPROVAL_AGENT, "payload": {}}
+        for _ in range(self.plan.repeat):
+            for _ in range(self.plan.decisions):
+                intent_id = str(api.create_intent(body)["intent_id"])
+                (task,) = _wait(
+                    "the approval task",
+                    partial(api.list_tasks, intent_id=intent_id),
+                    30,
+                )
+                since = max(int(e["seq"]) for e in api.list_events(intent_id))
+                began = time.perf_counter()
+                api.decide_task(str(task["task_id"]), "approved", actor="axme bench")
+                last = _last_event(api, intent_id, since)
+                took = (time.perf_counter() - began) * 1000
+                if last.get("status") != "COMPLETED":
+                    raise AxmeError(f"axme bench: intent {intent_id} ended {last.get('status')}")
+                self.results.add(
+                    "W3",
+                    "decision to done",
+                    "ms",
+                    took,
+                    note="POST decision to COMPLETED seen on the event stream",
+                )
+            self.tick("W3", 1)
+
+    # -- CLI -----------------------------------------------------------------------------
+
+    def cli(self) -> None:
+        exe = Path(sys.executable).with_name("axme")
+        command = [str(exe)] if exe.exists() else [sys.executable, "-m", "axme_cli"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AXME_")}
+        env["AXME_HOME"] = str(self.home)
+        send = [*command, "send", PIPELINE_TYPE, "--to", NOBODY, "--payload", "{}"]
+        for _ in range(self.plan.repeat):
+            for name, argv in (("axme --version", [*command, "--version"]), ("axme send", send)):
+                for _ in range(self.plan.cli_runs):
+                    began = time.perf_counter()
+                    subprocess.run(
+                        argv,
+                        env=env,
+                        cwd=self.home,  # no project axme.toml
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        check=True,
+                        timeout=60,
+                    )
+                    took = (time.perf_counter() - began) * 1000
+                    self.results.add("CLI", name, "ms", took, note="wall time of a subprocess")
+            self.tick("CLI", 1)
+
+    # -- all of it -------------------------------------------------------------------------
+
+    def units(self) -> dict[str, int]:
+        """Progress units per selected workload."""
+        per_rep = {"W0": 1, "W1": 4, "W1-seq": 1, "W2": 1, "W3": 1, "CLI": 1}
+        return {w: per_rep[w] * self.plan.repeat for w in WORKLOADS if w in self.plan.only}
+
+    def run(self) -> None:
+        steps: dict[str, Callable[[], None]] = {
+            "W0": self.w0,
+            "W1": self.w1,
+            "W1-seq": self.w1_seq,
+            "W2": self.w2,
+            "W3": self.w3,
+            "CLI": self.cli,
+        }
+        for workload in WORKLOADS:
+            if workload in self.plan.only:
+                self.tick(workload, 0)
+                steps[workload]()
+
+
+_FINAL = frozenset({"COMPLETED", "FAILED", "CANCELED", "TIMED_OUT"})

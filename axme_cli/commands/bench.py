@@ -1,0 +1,201 @@
+"""`axme bench`: how fast this machine runs durable intents, against a throwaway daemon.
+
+Starts a daemon on a temporary home, registers the bundled no-op agent
+(`axme_cli/bench/agent.py`), runs the workloads (see `axme_cli/bench/workloads.py`), prints
+median, p99 and min-max per figure, and removes everything: agents, daemon, temp home.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from axme_cli.commands.common import JsonOpt
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from axme_cli.bench.workloads import Bench
+
+
+def _only(value: str | None) -> tuple[str, ...]:
+    from axme_cli.bench.workloads import WORKLOADS
+    from axme_cli.errors import BadInput
+
+    if not value:
+        return WORKLOADS
+    wanted = tuple(w.strip() for w in value.split(",") if w.strip())
+    lookup = {w.lower(): w for w in WORKLOADS}
+    unknown = [w for w in wanted if w.lower() not in lookup]
+    if unknown:
+        raise BadInput(
+            f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}"
+        )
+    return tuple(lookup[w.lower()] for w in wanted)
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit.startswith("per "):
+        return f"{value:.2f}"
+    if value >= 10_000:
+        return f"{value / 1000:.0f}k"
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def _table(console: Console, report: dict[str, dict[str, dict[str, Any]]]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        header_style="bold",
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+    )
+    table.add_column("", no_wrap=True, style="bold")
+    table.add_column("figure", no_wrap=True)
+    table.add_column("unit", no_wrap=True, style="dim")
+    table.add_column("median", justify="right", no_wrap=True)
+    table.add_column("p99", justify="right", no_wrap=True)
+    table.add_column("min-max", justify="right", no_wrap=True)
+    table.add_column("vs W0", justify="right", no_wrap=True)
+    for workload, metrics in report.items():
+        for i, (name, row) in enumerate(metrics.items()):
+            unit = row["unit"]
+            ratio = row.get("ratio_to_w0")
+            table.add_row(
+                workload if i == 0 else "",
+                name,
+                unit,
+                f"[bold]{_fmt(row['median'], unit)}[/]",
+                _fmt(row["p99"], unit),
+                f"{_fmt(row['min'], unit)}-{_fmt(row['max'], unit)}",
+                f"{ratio:.2f}x" if ratio is not None else "",
+            )
+        table.add_section()
+    console.print(table)
+
+
+def _run(bench: Bench, console: Console | None) -> None:
+    """The workloads, under a progress bar when stderr is a terminal."""
+    units = bench.units()
+    if console is None or not console.is_terminal:
+        bench.run()
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]{task.description:<8}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("starting", total=sum(units.values()))
+
+        def tick(workload: str, done: float) -> None:
+            progress.update(task, description=workload, advance=done)
+
+        bench.tick = tick
+        bench.run()
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smaller runs, once each: under a minute.")
+    ] = False,
+    intents: Annotated[
+        int | None,
+        typer.Option("--intents", min=1, help="Intents per W1 run [default: 2000; quick: 300]."),
+    ] = None,
+    clients: Annotated[
+        int, typer.Option("--clients", min=1, help="Concurrent clients for W1 create-only.")
+    ] = 32,
+    replicas: Annotated[
+        int, typer.Option("--replicas", min=1, help="Processes of the W1 agent.")
+    ] = 1,
+    repeat: Annotated[
+        int | None,
+        typer.Option(
+            "--repeat", min=1, help="Repetitions of each workload [default: 3; quick: 1]."
+        ),
+    ] = None,
+    only: Annotated[
+        str | None,
+        typer.Option("--only", help="Comma-separated workloads: W0,W1,W1-seq,W2,W3,CLI."),
+    ] = None,
+    tiny: Annotated[bool, typer.Option("--tiny", hidden=True)] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure durable intents on this machine, against a throwaway daemon.
+
+    \b
+    W0      raw durable SQLite commits (WAL, synchronous=FULL): the ceiling
+    W1      throughput: 3-step and 1-step intents, create-only with 1 and N clients
+    W1-seq  one intent at a time: submit to completed on the event stream
+    W2      crash recovery: SIGKILL mid-step to redelivery and completion
+    W3      a person in the loop: decision to completed
+    CLI     wall time of `axme --version` and `axme send`
+
+    Starts a daemon on a temporary home with the bundled no-op agent, and removes both after.
+    """
+    import signal
+    import time
+
+    from axme_cli import render
+    from axme_cli.bench.workloads import Bench, Plan
+
+    plan = Plan.make(
+        quick=quick,
+        tiny=tiny,
+        intents=intents,
+        clients=clients,
+        replicas=replicas,
+        repeat=repeat,
+        only=_only(only),
+    )
+    bench = Bench(plan, lambda workload, done: None)
+    began = time.monotonic()
+    previous = signal.signal(signal.SIGTERM, _terminate)  # so that the cleanup runs
+    try:
+        bench.start()
+        _run(bench, render.err())
+    finally:
+        bench.close()
+        signal.signal(signal.SIGTERM, previous)
+    took = time.monotonic() - began
+    report = bench.results.report()
+    if as_json:
+        render.print_json(
+            {
+                "workloads": report,
+                "checks": bench.results.checks,
+                "settings": {
+                    "intents": plan.intents,
+                    "clients": plan.clients,
+                    "replicas": plan.replicas,
+                    "repeat": plan.repeat,
+                    "only": list(plan.only),
+                },
+                "home": str(bench.home),
+                "seconds": round(took, 1),
+            }
+        )
+        return
+    console = render.out()
+    _table(console, report)
+    console.print(
+        f"[dim]{plan.intents} intents per W1 run, {plan.clients} clients, "
+        f"{plan.replicas} W1 agent process(es), {plan.repeat} repetition(s); "
+        f"{took:.0f} s; temp home {bench.home} removed[/]"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(bench)

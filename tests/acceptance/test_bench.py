@@ -1,0 +1,103 @@
+"""`axme bench` as a user runs it: a throwaway daemon and agent, figures as JSON, and nothing
+left behind (no daemon, no agent process, no temp home)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon import env_for
+
+
+@pytest.fixture
+def tmpdir_short() -> Iterator[Path]:
+    """The bench's TMPDIR: short, since the socket lives under it (~104 bytes at most)."""
+    path = Path(tempfile.mkdtemp(prefix="axb-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes whose command line or environment mentions `text`."""
+    found = []
+    needle = text.encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline or needle in environ:
+            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+def run_bench(axme_home: Path, tmpdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**env_for(axme_home), "TMPDIR": str(tmpdir)}
+    return subprocess.run(
+        [sys.executable, "-m", "axme_cli", "bench", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_bench_json_reports_positive_figures_and_cleans_up(
+    axme_home: Path, tmpdir_short: Path
+) -> None:
+    result = run_bench(axme_home, tmpdir_short, "--quick", "--json", "--only", "W0,W1-seq")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+
+    workloads = report["workloads"]
+    assert set(workloads) == {"W0", "W1-seq"}
+    assert set(workloads["W0"]) == {"1-row commits", "100-row commits"}
+    assert set(workloads["W1-seq"]) == {"latency"}
+    for metrics in workloads.values():
+        for row in metrics.values():
+            for key in ("median", "p99", "min", "max", "n"):
+                assert row[key] > 0, (key, row)
+            assert row["min"] <= row["median"] <= row["max"]
+    assert workloads["W0"]["1-row commits"]["ratio_to_w0"] == 1.0
+    assert workloads["W1-seq"]["latency"]["n"] == 30  # --quick
+
+    home = Path(report["home"])
+    assert home.parent == tmpdir_short
+    assert not home.exists()
+    assert list(tmpdir_short.iterdir()) == []
+    assert not processes_mentioning(str(home)), "a daemon or agent of the bench is left"
+    assert not (axme_home / "run").exists(), "the bench must not touch the user's home"
+
+
+def test_bench_table_covers_every_workload(axme_home: Path, tmpdir_short: Path) -> None:
+    result = run_bench(axme_home, tmpdir_short, "--tiny")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for figure in (
+        "1-row commits",
+        "3-step intents",
+        "creates (32 clients)",
+        "kill to pickup",
+        "decision to done",
+        "axme send",
+    ):
+        assert figure in result.stdout
+    assert "removed" in result.stdout
+    assert list(tmpdir_short.iterdir()) == []
+
+
+def test_unknown_workload_is_bad_input(axme_home: Path, tmpdir_short: Path) -> None:
+    result = run_bench(axme_home, tmpdir_short, "--only", "W9")
+    assert result.returncode == 2
+    assert "W9" in result.stderr
+    assert list(tmpdir_short.iterdir()) == []
