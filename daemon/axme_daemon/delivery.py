@@ -21,7 +21,7 @@ from typing import Any
 
 from axme_cli.errors import BadInput
 from axme_cli.protocol import IntentStatus
-from axme_daemon.events import KEEPALIVE_SECONDS, EventHub, KeepAlive, StreamTimeout
+from axme_daemon.events import EventHub, KeepAlive, StreamTimeout
 from axme_daemon.intents import Event, Intent
 from axme_daemon.store import Store
 
@@ -230,15 +230,12 @@ class Dispatcher:
                             yield await self._delivery(intent)
                         if leased:
                             continue  # more may be queued than fit in one lease call
-                    remaining = deadline - loop.time()
-                    if remaining <= 0 or self.hub.closing:
+                    held = await self.hub.hold(wake, deadline)
+                    if held == "end":
                         yield StreamTimeout(cursor)
                         return
-                    try:
-                        await asyncio.wait_for(wake.wait(), min(remaining, KEEPALIVE_SECONDS))
-                    except TimeoutError:
-                        if deadline - loop.time() > 0:
-                            yield KeepAlive()
+                    if held == "keepalive":
+                        yield KeepAlive()
         finally:
             worker.streams -= 1
             worker.last_seen = time.monotonic()

@@ -17,7 +17,7 @@ from typing import Any
 from axme_cli.errors import NotFound
 from axme_cli.protocol import IntentStatus
 from axme_daemon.delivery import Dispatcher
-from axme_daemon.events import KEEPALIVE_SECONDS, EventHub, KeepAlive, StreamTimeout
+from axme_daemon.events import EventHub, KeepAlive, StreamTimeout
 from axme_daemon.intents import Event, Intent, NewIntent, Step, Task, request_hash
 from axme_daemon.store import IntentFilter, Page, Store
 from axme_daemon.store.base import Effects
@@ -282,12 +282,9 @@ class Engine:
                     yield event
                     if event.status.is_final:
                         return
-                remaining = deadline - loop.time()
-                if remaining <= 0 or self.hub.closing:
+                held = await self.hub.hold(wake, deadline)
+                if held == "end":
                     yield StreamTimeout(cursor)
                     return
-                try:
-                    await asyncio.wait_for(wake.wait(), min(remaining, KEEPALIVE_SECONDS))
-                except TimeoutError:
-                    if deadline - loop.time() > 0:
-                        yield KeepAlive()
+                if held == "keepalive":
+                    yield KeepAlive()

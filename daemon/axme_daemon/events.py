@@ -43,6 +43,19 @@ class EventHub:
             if not waiters:
                 del self._waiters[intent_id]
 
+    async def hold(self, wake: asyncio.Event, deadline: float) -> str:
+        """One wait of a held stream: "end" (its time is up, or the daemon stops), "woken"
+        (read again), or "keepalive" (nothing happened for a while; ping the client)."""
+        loop = asyncio.get_running_loop()
+        remaining = deadline - loop.time()
+        if remaining <= 0 or self.closing:
+            return "end"
+        try:
+            await asyncio.wait_for(wake.wait(), min(remaining, KEEPALIVE_SECONDS))
+        except TimeoutError:
+            return "keepalive" if deadline - loop.time() > 0 else "woken"
+        return "woken"
+
     @property
     def subscribers(self) -> int:
         return sum(len(w) for w in self._waiters.values())

@@ -251,30 +251,14 @@ async def begin_wait(
     elif kind == "time":
         until = time.time() + float(arguments["seconds"])
         await _timer(db, pos, "wake", until, None, ordinal)
-        await apply_change(
-            db,
-            pos,
-            intent,
-            S.WAITING,
-            details={"reason": f"sleeping {arguments['seconds']}s"},
-            waiting_reason="WAITING_FOR_TIME",
-            lease_worker=None,
-        )
+        await _suspend(db, pos, intent, "WAITING_FOR_TIME", f"sleeping {arguments['seconds']}s")
         target = None
     elif kind == "signal":
         target = str(arguments["name"])
         if arguments.get("timeout_seconds"):
             fire_at = time.time() + float(arguments["timeout_seconds"])
             await _timer(db, pos, "wait_timeout", fire_at, None, ordinal)
-        await apply_change(
-            db,
-            pos,
-            intent,
-            S.WAITING,
-            details={"reason": f"waiting for signal {target!r}"},
-            waiting_reason="WAITING_FOR_TOOL",
-            lease_worker=None,
-        )
+        await _suspend(db, pos, intent, "WAITING_FOR_TOOL", f"waiting for signal {target!r}")
     elif kind == "child":
         target = str(arguments["child_intent_id"])
         _, child = await load_intent(db, target)
@@ -282,14 +266,13 @@ async def begin_wait(
             result = child_result(child)
             await _record(db, pos, intent, ordinal, key, result)
             return ({"state": "done", "result": result}, effects), [intent_id]
-        await apply_change(
+        await _suspend(
             db,
             pos,
             intent,
-            S.WAITING,
-            details={"reason": f"waiting for child intent {target}", "child_intent_id": target},
-            waiting_reason="WAITING_FOR_AGENT",
-            lease_worker=None,
+            "WAITING_FOR_AGENT",
+            f"waiting for child intent {target}",
+            child_intent_id=target,
         )
     else:
         raise ValueError(f"unknown wait kind {kind!r}")
@@ -299,6 +282,26 @@ async def begin_wait(
     )
     effects.touched.add(intent_id)
     return ({"state": "waiting", "target": target}, effects), [intent_id]
+
+
+async def _suspend(
+    db: aiosqlite.Connection,
+    pos: int,
+    intent: Intent,
+    waiting_reason: str,
+    reason: str,
+    **details: Any,
+) -> None:
+    """WAITING without a lease: the worker lets go until the wait is over."""
+    await apply_change(
+        db,
+        pos,
+        intent,
+        S.WAITING,
+        details={"reason": reason, **details},
+        waiting_reason=waiting_reason,
+        lease_worker=None,
+    )
 
 
 def child_result(child: Intent) -> dict[str, Any]:
