@@ -72,13 +72,14 @@ def _root(
 
 
 def _register() -> None:
-    from axme_cli.commands import agents, bench, daemon, demo, intents, tail, tasks
+    from axme_cli.commands import agents, bench, daemon, demo, intents, tail, tasks, tui
 
     bench.register(app)
     demo.register(app)
     intents.register(app)
     tail.register(app)
     tasks.register(app)
+    tui.register(app)
     app.add_typer(agents.app, name="agents")
     app.add_typer(daemon.app, name="daemon")
 

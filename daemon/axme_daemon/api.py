@@ -27,6 +27,7 @@ from axme_cli.errors import AxmeError, PayloadTooLarge, ValidationFailed
 from axme_cli.protocol import DEFAULT_MAX_DELIVERY_ATTEMPTS, IntentStatus
 from axme_daemon.api_agents import agent_routes
 from axme_daemon.api_tasks import task_routes
+from axme_daemon.api_watch import watch_routes
 from axme_daemon.api_workers import ApiKeys, worker_routes
 from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
@@ -185,6 +186,7 @@ def create_app(
     keys = api_keys if api_keys is not None else {}
     app.include_router(worker_routes(engine, keys))
     app.include_router(task_routes(engine, keys))
+    app.include_router(watch_routes(engine))
     app.state.registry = registry
     if registry is not None:
         app.include_router(agent_routes(registry))
@@ -259,11 +261,13 @@ def create_app(
         to_agent: str | None = None,
         intent_type: str | None = None,
         id_prefix: Annotated[str | None, Query(max_length=36, pattern=r"^[0-9a-f-]+$")] = None,
+        q: Annotated[str | None, Query(max_length=200)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: str | None = None,
     ) -> dict[str, Any]:
+        """Newest first; `q` matches an id prefix or part of the type or the agent."""
         page = await engine.list_intents(
-            IntentFilter(status, to_agent, intent_type, id_prefix), limit, cursor
+            IntentFilter(status, to_agent, intent_type, id_prefix, q or None), limit, cursor
         )
         return {
             "ok": True,

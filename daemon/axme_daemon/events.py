@@ -12,10 +12,27 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+#: The hub key that says an agent's processes changed state (started, exited, restarted).
+AGENTS_TOPIC = "agents"
+
+
+class Watcher:
+    """A subscriber to every change: the keys changed since it last looked, and a wake-up."""
+
+    def __init__(self) -> None:
+        self.wake = asyncio.Event()
+        self.changed: set[str] = set()
+
+    def take(self) -> set[str]:
+        changed, self.changed = self.changed, set()
+        self.wake.clear()
+        return changed
+
 
 class EventHub:
     def __init__(self) -> None:
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._watchers: set[Watcher] = set()
         #: Set when the daemon stops: held streams end now instead of at their timeout.
         self.closing = False
 
@@ -24,11 +41,27 @@ class EventHub:
         for waiters in self._waiters.values():
             for wake in waiters:
                 wake.set()
+        for watcher in self._watchers:
+            watcher.wake.set()
 
     def notify(self, intent_ids: Iterable[str]) -> None:
-        for intent_id in intent_ids:
+        keys = intent_ids if not self._watchers else set(intent_ids)
+        for intent_id in keys:
             for wake in self._waiters.get(intent_id, ()):
                 wake.set()
+        for watcher in self._watchers:
+            watcher.changed.update(keys)
+            watcher.wake.set()
+
+    @contextmanager
+    def watch(self) -> Iterator[Watcher]:
+        """Every key that changes from now on, for a client that shows everything live."""
+        watcher = Watcher()
+        self._watchers.add(watcher)
+        try:
+            yield watcher
+        finally:
+            self._watchers.discard(watcher)
 
     @contextmanager
     def subscribe(self, intent_id: str) -> Iterator[asyncio.Event]:
@@ -58,7 +91,7 @@ class EventHub:
 
     @property
     def subscribers(self) -> int:
-        return sum(len(w) for w in self._waiters.values())
+        return sum(len(w) for w in self._waiters.values()) + len(self._watchers)
 
 
 #: Keep-alive cadence for held streams, below common proxy idle timeouts.

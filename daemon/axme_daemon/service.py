@@ -21,6 +21,7 @@ from axme_daemon.api import attach_registry, create_app
 from axme_daemon.auth import RequireApiKey, static_api_keys
 from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
+from axme_daemon.events import AGENTS_TOPIC
 from axme_daemon.notify import Notifier
 from axme_daemon.registry import Registry
 from axme_daemon.server import acquire_lock, bind_unix_socket, cleanup, write_pidfile
@@ -132,6 +133,7 @@ async def serve(settings: DaemonSettings) -> None:
         worker_env=_worker_env(settings, tcp),
         on_started=on_started,
         on_exited=on_exited,
+        on_change=lambda: engine.hub.notify([AGENTS_TOPIC]),
     )
     registry = Registry(store, supervisor, dispatcher, before_start=tcp.ensure)
     attach_registry(app, registry)

@@ -190,8 +190,12 @@ class _AgentLog:
 
 
 class _Agent:
-    def __init__(self, spec: AgentSpec, log_path: Path) -> None:
+    def __init__(
+        self, spec: AgentSpec, log_path: Path, on_change: Callable[[], None] | None = None
+    ) -> None:
         self.spec = spec
+        #: Called after any replica changes state, so watchers see agents live.
+        self.on_change = on_change
         self.log_path = log_path
         self.log = _AgentLog(log_path)
         self.replicas = [_Replica(self, n) for n in range(1, spec.replicas + 1)]
@@ -219,6 +223,8 @@ class _Replica:
         check_transition(self.state, new)
         log.debug("%s r%d: %s -> %s", self.agent.spec.address, self.number, self.state, new)
         self.state = new
+        if self.agent.on_change is not None:
+            self.agent.on_change()
 
     def status(self, now: float) -> dict[str, Any]:
         live = self.worker if self.state in (_S.STARTING, _S.RUNNING) else None
@@ -252,6 +258,7 @@ class Supervisor:
         worker_env: Callable[[AgentSpec, WorkerInfo], dict[str, str]],
         on_started: Callable[[WorkerInfo], None],
         on_exited: Callable[[WorkerInfo, ExitInfo], Awaitable[None]],
+        on_change: Callable[[], None] | None = None,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         jitter: float = 0.2,
@@ -262,6 +269,7 @@ class Supervisor:
         self._worker_env = worker_env
         self._on_started = on_started
         self._on_exited = on_exited
+        self._on_change = on_change
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._jitter = jitter
@@ -363,7 +371,7 @@ class Supervisor:
         return agent
 
     def _add(self, spec: AgentSpec) -> None:
-        agent = _Agent(spec, self.log_path(spec.address))
+        agent = _Agent(spec, self.log_path(spec.address), self._on_change)
         self._agents[spec.address] = agent
         self._note(agent, None, f"added: {len(agent.replicas)} replica(s)")
         for r in agent.replicas:

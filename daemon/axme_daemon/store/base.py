@@ -26,6 +26,8 @@ class IntentFilter:
     to_agent: str | None = None
     intent_type: str | None = None
     id_prefix: str | None = None
+    #: Matches an id prefix, or a part of the intent type or the agent address.
+    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,10 @@ class Store(ABC):
 
     @abstractmethod
     async def get_intent(self, intent_id: str) -> Intent | None: ...
+
+    @abstractmethod
+    async def get_intents(self, intent_ids: Iterable[str]) -> list[Intent]:
+        """The ones of `intent_ids` that exist, in no particular order."""
 
     @abstractmethod
     async def list_intents(self, filt: IntentFilter, limit: int, cursor: str | None) -> Page:

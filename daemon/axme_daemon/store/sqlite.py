@@ -348,6 +348,18 @@ class SqliteStore(Store):
             row = await cur.fetchone()
         return None if row is None else row_to_intent(row)
 
+    async def get_intents(self, intent_ids: Iterable[str]) -> list[Intent]:
+        assert self._rdb is not None
+        ids = list(intent_ids)
+        out: list[Intent] = []
+        for start in range(0, len(ids), 500):  # below SQLite's bound-variable limit
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT {INTENT_COLUMNS} FROM intents WHERE intent_id IN ({marks})"
+            async with self._rdb.execute(sql, chunk) as cur:
+                out += [row_to_intent(row) for row in await cur.fetchall()]
+        return out
+
     async def list_intents(self, filt: IntentFilter, limit: int, cursor: str | None) -> Page:
         assert self._rdb is not None
         where: list[str] = []
@@ -365,6 +377,13 @@ class SqliteStore(Store):
             p = filt.id_prefix
             where.append("intent_id >= ? AND intent_id < ?")
             args += [p, p[:-1] + chr(ord(p[-1]) + 1)]
+        if filt.text:
+            part = _escape_like(filt.text)
+            where.append(
+                "(intent_id LIKE ? ESCAPE '\\' OR intent_type LIKE ? ESCAPE '\\'"
+                " OR to_agent LIKE ? ESCAPE '\\')"
+            )
+            args += [f"{part}%", f"%{part}%", f"%{part}%"]
         if cursor is not None:
             if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
                 raise BadInput(f"invalid cursor {cursor!r}: pass the next_cursor of a page")
@@ -445,3 +464,8 @@ class SqliteStore(Store):
             {**json.loads(r[0]), "source": r[1], "created_at": r[2], "updated_at": r[3]}
             for r in rows
         ]
+
+
+def _escape_like(text: str) -> str:
+    """`text` matched literally inside a LIKE pattern (with ESCAPE '\\')."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
