@@ -1,0 +1,243 @@
+"""The TUI against a real daemon and a real agent, driven by keys through Textual's Pilot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from axme_cli.tui.decide import DecisionScreen
+from axme_cli.tui.inbox import InboxScreen, TaskScreen
+from axme_cli.tui.intents import IntentScreen, IntentsScreen
+from axme_cli.tui.widgets import ConfirmScreen, HelpScreen
+from tests.agents import add_agent, agent_status, running_pids, send, wait_final
+from tests.daemon import Daemon, wait_for
+from tests.tui.pilot import SIZE, app_for, cell, rows, text_of, type_text, until
+
+ADDRESS = "agent://test/tui/ops"
+APPROVAL = "intent.test.approval.v1"
+
+
+def _start_agent(daemon: Daemon, home: Path) -> None:
+    with daemon.client() as client:
+        add_agent(client, ADDRESS, "waiting_agent.py", home, env={"STEP_LOG": str(home / "s.log")})
+        wait_for(lambda: running_pids(client, ADDRESS), timeout=20, what="the agent")
+
+
+def _pending(client: httpx.Client, count: int) -> list[dict[str, Any]]:
+    def enough() -> list[dict[str, Any]]:
+        tasks: list[dict[str, Any]] = client.get("/v1/tasks").json()["tasks"]
+        return tasks if len(tasks) >= count else []
+
+    return wait_for(enough, timeout=20, what=f"{count} pending tasks")  # type: ignore[no-any-return]
+
+
+def _task(client: httpx.Client, task_id: str) -> dict[str, Any]:
+    return client.get(f"/v1/tasks/{task_id}").json()["task"]  # type: ignore[no-any-return]
+
+
+async def test_approve_by_keys_then_see_the_intent_complete_in_the_intents_screen(
+    daemon: Daemon, axme_home: Path
+) -> None:
+    _start_agent(daemon, axme_home)
+    with daemon.client() as client:
+        intent_id = send(client, ADDRESS, APPROVAL, {})
+        (task,) = _pending(client, 1)
+        app = app_for(daemon, actor="oncall")
+        async with app.run_test(size=SIZE) as pilot:
+            # The inbox is the first screen when something waits for a person.
+            await until(pilot, lambda: rows(pilot, "tasks") == [task["task_id"]], what="the inbox")
+            assert isinstance(app.screen, InboxScreen)
+            assert cell(pilot, "tasks", task["task_id"], "title") == "Apply migration?"
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, TaskScreen), what="the task")
+            # The approver sees the steps already done and the plan the agent proposes.
+            await until(pilot, lambda: "validate" in text_of(pilot, "#steps"), what="steps")
+            assert '"plan": "validate"' in text_of(pilot, "#details")
+            assert "intent.human_task_assigned" in text_of(pilot, "#timeline")
+            await pilot.press("a")
+            await until(pilot, lambda: isinstance(app.screen, DecisionScreen), what="the form")
+            await type_text(pilot, "looks fine")
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: isinstance(app.screen, InboxScreen), what="back in inbox")
+            await until(pilot, lambda: rows(pilot, "tasks") == [], what="an empty inbox")
+            await pilot.press("2")
+            await until(pilot, lambda: isinstance(app.screen, IntentsScreen), what="intents")
+            await until(
+                pilot,
+                lambda: cell(pilot, "intents", intent_id, "status") == "COMPLETED",
+                what="COMPLETED in the intents table",
+            )
+        final = wait_final(daemon, [intent_id])[intent_id]
+    assert final["result"] == {"status": "apply", "by": "oncall", "comment": "looks fine"}
+
+
+async def test_reject_with_a_comment_the_task_requires(daemon: Daemon, axme_home: Path) -> None:
+    _start_agent(daemon, axme_home)
+    with daemon.client() as client:
+        intent_id = send(client, ADDRESS, APPROVAL, {"task": {"required_comment": True}})
+        (task,) = _pending(client, 1)
+        app = app_for(daemon, start_mode="inbox")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: rows(pilot, "tasks") == [task["task_id"]], what="inbox")
+            await pilot.press("r")
+            await until(pilot, lambda: isinstance(app.screen, DecisionScreen), what="the form")
+            await pilot.press("ctrl+s")  # no comment yet: refused here, nothing sent
+            await until(pilot, lambda: "needs a comment" in text_of(pilot, "#error"))
+            assert _task(client, task["task_id"])["status"] == "PENDING"
+            await type_text(pilot, "not during the freeze")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, InboxScreen), what="the inbox")
+        final = wait_final(daemon, [intent_id])[intent_id]
+        decided = _task(client, task["task_id"])
+    assert decided["decision"]["outcome"] == "rejected"
+    assert decided["decision"]["comment"] == "not during the freeze"
+    assert final["result"]["status"] == "rejected"
+
+
+FORM = {
+    "type": "object",
+    "properties": {
+        "ticket": {"type": "string", "pattern": "^OPS-[0-9]+$", "description": "change ticket"},
+        "replicas": {"type": "integer", "minimum": 1},
+    },
+    "required": ["ticket"],
+}
+
+
+async def test_a_form_refuses_an_invalid_value_then_takes_a_valid_one(
+    daemon: Daemon, axme_home: Path
+) -> None:
+    _start_agent(daemon, axme_home)
+    with daemon.client() as client:
+        intent_id = send(client, ADDRESS, APPROVAL, {"task": {"form_schema": FORM}})
+        (task,) = _pending(client, 1)
+        app = app_for(daemon, start_mode="inbox")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: rows(pilot, "tasks"), what="the inbox")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, TaskScreen), what="the task")
+            await pilot.press("a")
+            await until(pilot, lambda: isinstance(app.screen, DecisionScreen), what="the form")
+            await type_text(pilot, "abc")  # the ticket field has the focus
+            await pilot.press("tab")
+            await type_text(pilot, "0")
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: "does not match" in text_of(pilot, "#error-ticket"))
+            assert "minimum of 1" in text_of(pilot, "#error-replicas")
+            assert isinstance(app.screen, DecisionScreen)
+            assert _task(client, task["task_id"])["status"] == "PENDING"
+            await pilot.click("#field-ticket")
+            await pilot.press("end", "ctrl+u")
+            await type_text(pilot, "OPS-7")
+            await pilot.click("#field-replicas")
+            await pilot.press("end", "ctrl+u")
+            await type_text(pilot, "3")
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: isinstance(app.screen, InboxScreen), what="the inbox")
+        wait_final(daemon, [intent_id])[intent_id]
+        decided = _task(client, task["task_id"])
+    assert decided["decision"]["data"] == {"ticket": "OPS-7", "replicas": 3}
+
+
+async def test_cancel_an_intent_after_confirming(daemon: Daemon, axme_home: Path) -> None:
+    _start_agent(daemon, axme_home)
+    with daemon.client() as client:
+        keep_id = send(client, ADDRESS, APPROVAL, {})
+        cancel_id = send(client, ADDRESS, APPROVAL, {})
+        _pending(client, 2)
+        app = app_for(daemon, start_mode="intents")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: rows(pilot, "intents") == [cancel_id, keep_id])
+            # Newest first: the cursor is on the intent to cancel. `n` changes nothing.
+            await pilot.press("c")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="a question")
+            await pilot.press("n")
+            await until(pilot, lambda: isinstance(app.screen, IntentsScreen))
+            await pilot.press("c")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="a question")
+            await pilot.press("y")
+            await until(
+                pilot,
+                lambda: cell(pilot, "intents", cancel_id, "status") == "CANCELED",
+                what="CANCELED in the table",
+            )
+            assert cell(pilot, "intents", keep_id, "status") == "WAITING"
+            # The detail view of the canceled intent shows it in the timeline.
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, IntentScreen))
+            await until(pilot, lambda: "intent.canceled" in text_of(pilot, "#timeline"))
+        assert wait_final(daemon, [cancel_id])[cancel_id]["status"] == "CANCELED"
+        assert client.get(f"/v1/intents/{keep_id}").json()["status"] == "WAITING"
+
+
+async def test_restart_an_agent_from_the_agents_screen(daemon: Daemon, axme_home: Path) -> None:
+    _start_agent(daemon, axme_home)
+    with daemon.client() as client:
+        (old_pid,) = running_pids(client, ADDRESS)
+        app = app_for(daemon, start_mode="agents")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: cell(pilot, "agents", ADDRESS, "pid") == str(old_pid))
+            assert cell(pilot, "agents", ADDRESS, "state") == "RUNNING"
+            # The log pane follows the selected agent's output.
+            await until(pilot, lambda: app.screen.query_one("#log").lines, what="log lines")
+            await pilot.press("ctrl+r")
+
+            def new_pid() -> bool:
+                shown = cell(pilot, "agents", ADDRESS, "pid")
+                return (
+                    shown not in (str(old_pid), "-")
+                    and cell(pilot, "agents", ADDRESS, "state") == "RUNNING"
+                )
+
+            await until(pilot, new_pid, what="a new pid, RUNNING")
+        status = agent_status(client, ADDRESS)
+    assert status["replicas"][0]["pid"] not in (None, old_pid)
+
+
+async def test_a_new_task_rings_the_bell_and_shows_a_toast(daemon: Daemon, axme_home: Path) -> None:
+    _start_agent(daemon, axme_home)
+    app = app_for(daemon, start_mode="intents")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.connected and app.connection.startswith("live"))
+        with daemon.client() as client:
+            send(client, ADDRESS, APPROVAL, {})
+        await until(pilot, lambda: app.bells == 1, what="the bell")
+        toasts = [n for n in app._notifications]
+        assert any(
+            "New task" in (n.title or "") and "Apply migration?" in n.message for n in toasts
+        )
+
+
+async def test_says_when_the_daemon_goes_away_and_reconnects_by_itself(
+    daemon: Daemon, axme_home: Path
+) -> None:
+    app = app_for(daemon, start_mode="intents")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.connection.startswith("live"), what="live")
+        daemon.stop()
+        await until(pilot, lambda: "daemon unreachable" in app.connection, what="the warning")
+        assert not app.connected
+        again = Daemon(axme_home).start()
+        try:
+            with again.client() as client:
+                intent_id = send(client, "agent://nobody/home", "intent.test.quick.v1", {})
+            await until(pilot, lambda: app.connection.startswith("live"), what="live again")
+            # What happened while it was away shows up: the screen loaded again.
+            await until(pilot, lambda: intent_id in rows(pilot, "intents"), what="the new row")
+        finally:
+            again.stop()
+
+
+async def test_question_mark_shows_every_key_of_the_screen(daemon: Daemon) -> None:
+    app = app_for(daemon, start_mode="intents")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, IntentsScreen))
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        shown = text_of(pilot, "Static")
+        for words in ("Cancel", "Retry", "Filter", "Inbox", "Agents", "Quit", "escape"):
+            assert words in shown
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, IntentsScreen))
