@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from textual.widgets import RichLog
 
 from axme_cli.tui.decide import DecisionScreen
 from axme_cli.tui.inbox import InboxScreen, TaskScreen
@@ -181,7 +182,9 @@ async def test_restart_an_agent_from_the_agents_screen(daemon: Daemon, axme_home
             await until(pilot, lambda: cell(pilot, "agents", ADDRESS, "pid") == str(old_pid))
             assert cell(pilot, "agents", ADDRESS, "state") == "RUNNING"
             # The log pane follows the selected agent's output.
-            await until(pilot, lambda: app.screen.query_one("#log").lines, what="log lines")
+            await until(
+                pilot, lambda: app.screen.query_one("#log", RichLog).lines, what="log lines"
+            )
             await pilot.press("ctrl+r")
 
             def new_pid() -> bool:
