@@ -171,7 +171,9 @@ class AgentsScreen(Screen[None]):
             return
         self._following = address
         self.query_one("#log-title", Static).update(
-            Text.assemble(("log ", "bold"), address, ("  " + str(agent.get("log_path", "")), "dim"))
+            Text.assemble(
+                ("log ", "bold"), address, ("  " + Path(agent.get("log_path") or "").name, "dim")
+            )
         )
         self._tail(Path(agent.get("log_path") or ""))
 

@@ -53,21 +53,25 @@ def field_value(prop: dict[str, Any], widget: Widget) -> tuple[Any, str | None]:
     if isinstance(widget, Select):
         return (None if widget.value is Select.NULL else widget.value), None
     assert isinstance(widget, Input)
-    text = widget.value.strip()
-    if not text:
+    return parse_text(prop, widget.value)
+
+
+def parse_text(prop: dict[str, Any], text: str) -> tuple[Any, str | None]:
+    """Typed text as the schema wants it: whole numbers, numbers, or the text itself."""
+    if not text.strip():
         return None, None
     kind = prop.get("type")
     if kind == "integer":
         try:
-            return int(text), None
+            return int(text.strip()), None
         except ValueError:
             return None, "must be a whole number"
     if kind == "number":
         try:
-            return float(text), None
+            return float(text.strip()), None
         except ValueError:
             return None, "must be a number"
-    return widget.value, None
+    return text, None
 
 
 def form_errors(schema: dict[str, Any], data: dict[str, Any]) -> dict[str, str]:
@@ -100,6 +104,7 @@ class DecisionScreen(ModalScreen[dict[str, Any] | None]):
         border: thick $accent; padding: 0 1; background: $surface;
     }
     DecisionScreen .field-label { margin-top: 1; text-style: bold; }
+    DecisionScreen Input, DecisionScreen Select { background: $boost; }
     DecisionScreen .field-error { color: $error; height: auto; }
     DecisionScreen .field-error.empty { display: none; }
     DecisionScreen #error { color: $error; text-style: bold; height: auto; }
@@ -122,7 +127,11 @@ class DecisionScreen(ModalScreen[dict[str, Any] | None]):
             if choices != ["approved", "rejected"]:
                 yield Label("outcome", classes="field-label")
                 yield Select(
-                    [(o, o) for o in choices], value=self._outcome, allow_blank=False, id="outcome"
+                    [(o, o) for o in choices],
+                    value=self._outcome,
+                    allow_blank=False,
+                    id="outcome",
+                    compact=True,
                 )
             for name, prop, required in self._fields:
                 label = prop.get("title") or name
@@ -135,11 +144,11 @@ class DecisionScreen(ModalScreen[dict[str, Any] | None]):
                 yield Static("", classes="field-error empty", id=f"error-{name}")
             needs = "required" if task.get("required_comment") else "optional"
             yield Label(f"comment ({needs})", classes="field-label")
-            yield Input(placeholder=f"comment ({needs})", id="comment")
+            yield Input(placeholder=f"comment ({needs})", id="comment", compact=True)
             yield Static("", id="error")
             with Horizontal():
-                yield Button(f"{verb} (ctrl+s)", variant="primary", id="submit")
-                yield Button("Back (esc)", id="back")
+                yield Button(f"{verb} (ctrl+s)", variant="primary", id="submit", compact=True)
+                yield Button("Back (esc)", id="back", compact=True)
 
     def on_mount(self) -> None:
         self.query("Input, Select, Checkbox").first().focus()
@@ -149,7 +158,7 @@ class DecisionScreen(ModalScreen[dict[str, Any] | None]):
         wid = f"field-{name}"
         default = prop.get("default")
         if prop.get("type") == "boolean":
-            return Checkbox(name, value=bool(default), id=wid)
+            return Checkbox(name, value=bool(default), id=wid, compact=True)
         if isinstance(prop.get("enum"), list):
             options = [(str(v), v) for v in prop["enum"]]
             return Select(
@@ -157,7 +166,13 @@ class DecisionScreen(ModalScreen[dict[str, Any] | None]):
             )
         kind = {"integer": "integer", "number": "number"}.get(prop.get("type", ""), "text")
         value = "" if default is None else str(default)
-        return Input(value=value, type=kind, placeholder=prop.get("type", "text"), id=wid)  # type: ignore[arg-type]
+        return Input(
+            value=value,
+            type=kind,  # type: ignore[arg-type]
+            placeholder=prop.get("type", "text"),
+            id=wid,
+            compact=True,
+        )
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)

@@ -19,11 +19,11 @@ from axme_cli.errors import AxmeError
 from axme_cli.tui.decide import DecisionScreen
 from axme_cli.tui.widgets import ConnectionBar, fit, json_view, short_agent
 
-#: Columns (key, label, width); the title takes what the others leave.
+#: Columns (key, label, width); 0: a share of what the fixed ones leave (title 1/2).
 _COLUMNS = [
     ("title", "Title", 0),
-    ("agent", "Agent", 16),
-    ("type", "Intent type", 16),
+    ("agent", "Agent", 0),
+    ("type", "Intent type", 0),
     ("age", "Age", 4),
     ("due", "Due", 8),
     ("reminders", "Rem", 3),
@@ -117,17 +117,20 @@ class InboxScreen(DecideMixin, Screen[None]):
             self._width = width
             table.clear(columns=True)
             fixed = sum(w + 2 for _, _, w in _COLUMNS if w)
+            flex = max(30, width - fixed - 3 * 2 - 2)
+            self._flex = (flex - 2 * (flex // 4), flex // 4, flex // 4)
+            widths = iter(self._flex)
             for key, label, w in _COLUMNS:
-                table.add_column(label, key=key, width=w or max(12, width - fixed - 2))
+                table.add_column(label, key=key, width=w or next(widths))
         else:
             table.clear()
-        title_width = table.columns["title"].width  # type: ignore[index]
+        title_width, agent_width, type_width = self._flex
         self._tasks = {t["task_id"]: t for t in tasks}
         for t in tasks:
             table.add_row(
                 fit(t.get("title") or "(untitled)", title_width),
-                fit(short_agent(t.get("to_agent")), 16),
-                fit(t.get("intent_type"), 16),
+                fit(short_agent(t.get("to_agent")), agent_width),
+                fit(t.get("intent_type"), type_width),
                 render.age(t.get("created_at"), now),
                 render.due(t.get("deadline_at"), now),
                 str(t.get("reminders_sent") or 0),

@@ -125,7 +125,7 @@ class IntentsScreen(IntentActions, Screen[None]):
         Binding("slash", "filter", "Filter", key_display="/"),
     ]
     DEFAULT_CSS = """
-    IntentsScreen #filters { height: 3; }
+    IntentsScreen #filters { height: 1; margin-bottom: 1; }
     IntentsScreen #status { width: 20; }
     IntentsScreen #agent { width: 30; }
     IntentsScreen #text { width: 1fr; }
@@ -147,9 +147,10 @@ class IntentsScreen(IntentActions, Screen[None]):
                 [(s.value, s.value) for s in IntentStatus],
                 prompt="any status",
                 id="status",
+                compact=True,
             )
-            yield Select([], prompt="any agent", id="agent")
-            yield Input(placeholder="id, type or agent  (/)", id="text")
+            yield Select([], prompt="any agent", id="agent", compact=True)
+            yield Input(placeholder="id, type or agent  (/)", id="text", compact=True)
         yield DataTable(cursor_type="row", id="intents")
         yield Static("loading…", id="count")
         yield Footer()

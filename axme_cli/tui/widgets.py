@@ -135,7 +135,6 @@ class ConfirmScreen(ModalScreen[bool]):
 #: Keys that belong to the widgets themselves, shown with every screen's own.
 NAVIGATION = [
     ("↑ ↓ pgup pgdn", "move in a list"),
-    ("tab / shift+tab", "next / previous field"),
     ("enter", "open the selected row"),
     ("escape", "back (close a dialog)"),
 ]
@@ -179,4 +178,4 @@ class HelpScreen(ModalScreen[None]):
             table.append(f"  {nav_keys:<18}", style="bold")
             table.append(f"{what}\n")
         with VerticalScroll():
-            yield Static(Text("Keys  (escape closes)\n", style="bold") + table)
+            yield Static(Text.assemble(("Keys  (escape closes)\n\n", "bold"), table))
