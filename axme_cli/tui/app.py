@@ -139,6 +139,8 @@ class AxmeApp(App[None]):
             if self.tasks is None:
                 self._set_connection(False, f"daemon unreachable · {exc}")
             return
+        if tasks == self.tasks:
+            return
         before = None if self.tasks is None else {t["task_id"] for t in self.tasks}
         self.tasks = tasks
         self.tasks_changed.publish(tasks)

@@ -72,6 +72,8 @@ class InboxScreen(DecideMixin, Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._tasks: dict[str, dict[str, Any]] = {}
+        self._times: dict[str, tuple[str, str]] = {}
+        self._shown: list[dict[str, Any]] | None = None
         self._width = 0
 
     def compose(self) -> ComposeResult:
@@ -93,8 +95,11 @@ class InboxScreen(DecideMixin, Screen[None]):
         app: Any = self.app
         now = app.now()
         for task_id, t in self._tasks.items():
-            table.update_cell(task_id, "age", render.age(t.get("created_at"), now))
-            table.update_cell(task_id, "due", render.due(t.get("deadline_at"), now))
+            cells = (render.age(t.get("created_at"), now), render.due(t.get("deadline_at"), now))
+            if self._times.get(task_id) != cells:  # only what a user would see change
+                self._times[task_id] = cells
+                table.update_cell(task_id, "age", cells[0])
+                table.update_cell(task_id, "due", cells[1])
 
     def on_screen_resume(self) -> None:
         self._show(self.app.tasks)  # type: ignore[attr-defined]
@@ -109,10 +114,13 @@ class InboxScreen(DecideMixin, Screen[None]):
         if tasks is None:
             empty.update("loading…")
             return
+        width = max(40, self.size.width - 2)
+        if not rebuild and width == self._width and tasks == self._shown:
+            return  # nothing a user would see changed: keep the table (and the loop) idle
+        self._shown = tasks
         app: Any = self.app
         now = app.now()
         keep = self._cursor_key(table)
-        width = max(40, self.size.width - 2)
         if rebuild or width != self._width or not table.columns:
             self._width = width
             table.clear(columns=True)
@@ -126,13 +134,21 @@ class InboxScreen(DecideMixin, Screen[None]):
             table.clear()
         title_width, agent_width, type_width = self._flex
         self._tasks = {t["task_id"]: t for t in tasks}
+        self._times = {
+            t["task_id"]: (
+                render.age(t.get("created_at"), now),
+                render.due(t.get("deadline_at"), now),
+            )
+            for t in tasks
+        }
         for t in tasks:
+            age, due = self._times[t["task_id"]]
             table.add_row(
                 fit(t.get("title") or "(untitled)", title_width),
                 fit(short_agent(t.get("to_agent")), agent_width),
                 fit(t.get("intent_type"), type_width),
-                render.age(t.get("created_at"), now),
-                render.due(t.get("deadline_at"), now),
+                age,
+                due,
                 str(t.get("reminders_sent") or 0),
                 key=t["task_id"],
             )

@@ -136,6 +136,7 @@ class IntentsScreen(IntentActions, Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._rows: dict[str, dict[str, Any]] = {}
+        self._ages: dict[str, str] = {}
         self._width = 0
         self.reload = Coalescer(self, self._load, pause=0.25)
 
@@ -222,8 +223,11 @@ class IntentsScreen(IntentActions, Screen[None]):
 
     def _render_rows(self, intents: list[dict[str, Any]]) -> None:
         table = self.query_one("#intents", DataTable)
-        keep = self._cursor_key()
         width = max(40, self.size.width - 2)
+        if width == self._width and intents == list(self._rows.values()):
+            self._count()
+            return  # the same rows: keep the table (and the loop) idle
+        keep = self._cursor_key()
         if width != self._width or not table.columns:
             self._width = width
             table.clear(columns=True)
@@ -245,13 +249,14 @@ class IntentsScreen(IntentActions, Screen[None]):
 
     def _cells(self, intent: dict[str, Any]) -> tuple[Any, ...]:
         app: Any = self.app
+        age = self._ages[intent["intent_id"]] = render.age(intent.get("created_at"), app.now())
         return (
             intent["intent_id"][:8],
             status_cell(intent.get("status")),
             fit(short_agent(intent.get("to_agent")), self._flex[0]),
             fit(intent.get("intent_type"), self._flex[1]),
             str(intent.get("delivery_attempt") or 0),
-            render.age(intent.get("created_at"), app.now()),
+            age,
         )
 
     def _count(self) -> None:
@@ -287,8 +292,12 @@ class IntentsScreen(IntentActions, Screen[None]):
         """Ages move on without the daemon saying anything."""
         table = self.query_one("#intents", DataTable)
         app: Any = self.app
+        now = app.now()
         for intent_id, intent in self._rows.items():
-            table.update_cell(intent_id, "age", render.age(intent.get("created_at"), app.now()))
+            age = render.age(intent.get("created_at"), now)
+            if self._ages.get(intent_id) != age:  # only what a user would see change
+                self._ages[intent_id] = age
+                table.update_cell(intent_id, "age", age)
 
     def _cursor_key(self) -> str | None:
         table = self.query_one("#intents", DataTable)

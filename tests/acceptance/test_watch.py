@@ -115,6 +115,9 @@ def test_q_matches_an_id_prefix_or_part_of_the_type_or_the_agent(daemon: Daemon)
         assert found("%") == []
         assert found("nothing-like-it") == []
         # q narrows the other filters' results too.
-        assert client.get("/v1/intents", params={"q": "ops", "intent_type": "deploy.v1"}).json()[
-            "intents"
-        ][0]["intent_id"] == deploy
+        assert (
+            client.get("/v1/intents", params={"q": "ops", "intent_type": "deploy.v1"}).json()[
+                "intents"
+            ][0]["intent_id"]
+            == deploy
+        )
