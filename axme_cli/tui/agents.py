@@ -16,16 +16,16 @@ from textual.widgets import DataTable, Footer, Header, RichLog, Static
 
 from axme_cli.errors import AxmeError
 from axme_cli.logtail import last_lines
-from axme_cli.tui.widgets import ConnectionBar, fit, short_agent, state_cell
+from axme_cli.tui.widgets import ConnectionBar, Listing, fit, short_agent, state_cell
 
-_COLUMNS = [
-    ("agent", "Agent", 0),
+_COLUMNS: list[tuple[str, str, int | float]] = [
+    ("agent", "Agent", 0.5),
     ("state", "State", 8),
     ("pid", "PID", 7),
     ("restarts", "Rst", 3),
     ("uptime", "Up", 6),
     ("flight", "Busy", 4),
-    ("exit", "Last exit", 0),
+    ("exit", "Last exit", 0.5),
 ]
 #: Lines of an agent's log shown when it is selected; the pane keeps this many.
 LOG_LINES = 200
@@ -73,7 +73,7 @@ class AgentsScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._agents: dict[str, dict[str, Any]] = {}
-        self._width = 0
+        self.listing = Listing(self, "agents", _COLUMNS)
         self._following: str | None = None
         self._seen_at = 0.0
 
@@ -96,24 +96,13 @@ class AgentsScreen(Screen[None]):
         self.app.refresh_agents()  # type: ignore[attr-defined]
 
     def on_resize(self) -> None:
-        if max(40, self.size.width - 2) != self._width:
+        if self.listing.wanted_width() != self.listing.width:
             self._show(list(self._agents.values()))
 
     def _show(self, agents: list[dict[str, Any]]) -> None:
-        table = self.query_one("#agents", DataTable)
-        keep = self._cursor_key()
-        width = max(40, self.size.width - 2)
-        if width != self._width or not table.columns:
-            self._width = width
-            table.clear(columns=True)
-            fixed = sum(w + 2 for _, _, w in _COLUMNS if w)
-            flex = max(24, width - fixed - 4 - 2)
-            self._flex = (flex // 2, flex - flex // 2)
-            widths = iter(self._flex)
-            for key, label, w in _COLUMNS:
-                table.add_column(label, key=key, width=w or next(widths))
-        else:
-            table.clear()
+        table = self.listing.table
+        keep = self.listing.cursor_key()
+        self.listing.reset()
         app: Any = self.app
         self._seen_at = app.now().timestamp()
         self._agents = {a["address"]: a for a in agents}
@@ -124,21 +113,20 @@ class AgentsScreen(Screen[None]):
                 "no agents registered · declare them in axme.toml,"
                 " or: axme agents add ADDRESS -- COMMAND"
             )
-        if keep in self._agents:
-            table.move_cursor(row=table.get_row_index(keep), animate=False)
+        self.listing.restore(keep)
         self.sub_title = f"{len(agents)} agent{'s' if len(agents) != 1 else ''}"
         self._follow_selected()
 
     def _cells(self, agent: dict[str, Any], elapsed: float) -> tuple[Any, ...]:
         pids, restarts, last_exit, up = _replica_summary(agent)
         return (
-            fit(short_agent(agent["address"]), self._flex[0]),
+            fit(short_agent(agent["address"]), self.listing.flex["agent"]),
             state_cell(agent.get("state")),
             fit(pids, 7),
             restarts,
             uptime(None if up is None else up + elapsed),
             str(agent.get("in_flight", 0)),
-            fit(last_exit, self._flex[1]),
+            fit(last_exit, self.listing.flex["exit"]),
         )
 
     def _tick(self) -> None:
@@ -150,20 +138,11 @@ class AgentsScreen(Screen[None]):
             up = _replica_summary(agent)[3]
             table.update_cell(address, "uptime", uptime(None if up is None else up + elapsed))
 
-    def _cursor_key(self) -> str | None:
-        table = self.query_one("#agents", DataTable)
-        if not table.row_count:
-            return None
-        try:
-            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        except Exception:
-            return None
-
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._follow_selected()
 
     def _follow_selected(self) -> None:
-        address = self._cursor_key()
+        address = self.listing.cursor_key()
         if address is None or address == self._following:
             return
         agent = self._agents.get(address)
@@ -205,7 +184,7 @@ class AgentsScreen(Screen[None]):
                 log.write(line)
 
     def action_restart(self) -> None:
-        address = self._cursor_key()
+        address = self.listing.cursor_key()
         if address is None:
             self.notify("no agent is selected", severity="warning")
             return

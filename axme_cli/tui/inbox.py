@@ -17,13 +17,13 @@ from textual.widgets import DataTable, Footer, Header, Static
 from axme_cli import render
 from axme_cli.errors import AxmeError
 from axme_cli.tui.decide import DecisionScreen
-from axme_cli.tui.widgets import ConnectionBar, fit, json_view, short_agent
+from axme_cli.tui.widgets import ConnectionBar, Listing, fit, json_view, short_agent
 
-#: Columns (key, label, width); 0: a share of what the fixed ones leave (title 1/2).
-_COLUMNS = [
-    ("title", "Title", 0),
-    ("agent", "Agent", 0),
-    ("type", "Intent type", 0),
+#: Columns (key, label, width); a float is a share of what the fixed ones leave.
+_COLUMNS: list[tuple[str, str, int | float]] = [
+    ("title", "Title", 0.5),
+    ("agent", "Agent", 0.25),
+    ("type", "Intent type", 0.25),
     ("age", "Age", 4),
     ("due", "Due", 8),
     ("reminders", "Rem", 3),
@@ -74,7 +74,7 @@ class InboxScreen(DecideMixin, Screen[None]):
         self._tasks: dict[str, dict[str, Any]] = {}
         self._times: dict[str, tuple[str, str]] = {}
         self._shown: list[dict[str, Any]] | None = None
-        self._width = 0
+        self.listing = Listing(self, "tasks", _COLUMNS)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -105,34 +105,24 @@ class InboxScreen(DecideMixin, Screen[None]):
         self._show(self.app.tasks)  # type: ignore[attr-defined]
 
     def on_resize(self) -> None:
-        if self.size.width != self._width:
+        if self.listing.wanted_width() != self.listing.width:
             self._show(self.app.tasks, rebuild=True)  # type: ignore[attr-defined]
 
     def _show(self, tasks: list[dict[str, Any]] | None, rebuild: bool = False) -> None:
-        table = self.query_one("#tasks", DataTable)
+        table = self.listing.table
         empty = self.query_one("#empty", Static)
         if tasks is None:
             empty.update("loading…")
             return
-        width = max(40, self.size.width - 2)
-        if not rebuild and width == self._width and tasks == self._shown:
+        listing = self.listing
+        if not rebuild and listing.wanted_width() == listing.width and tasks == self._shown:
             return  # nothing a user would see changed: keep the table (and the loop) idle
         self._shown = tasks
         app: Any = self.app
         now = app.now()
-        keep = self._cursor_key(table)
-        if rebuild or width != self._width or not table.columns:
-            self._width = width
-            table.clear(columns=True)
-            fixed = sum(w + 2 for _, _, w in _COLUMNS if w)
-            flex = max(30, width - fixed - 3 * 2 - 2)
-            self._flex = (flex - 2 * (flex // 4), flex // 4, flex // 4)
-            widths = iter(self._flex)
-            for key, label, w in _COLUMNS:
-                table.add_column(label, key=key, width=w or next(widths))
-        else:
-            table.clear()
-        title_width, agent_width, type_width = self._flex
+        keep = listing.cursor_key()
+        listing.reset(force=rebuild)
+        flex = listing.flex
         self._tasks = {t["task_id"]: t for t in tasks}
         self._times = {
             t["task_id"]: (
@@ -144,33 +134,23 @@ class InboxScreen(DecideMixin, Screen[None]):
         for t in tasks:
             age, due = self._times[t["task_id"]]
             table.add_row(
-                fit(t.get("title") or "(untitled)", title_width),
-                fit(short_agent(t.get("to_agent")), agent_width),
-                fit(t.get("intent_type"), type_width),
+                fit(t.get("title") or "(untitled)", flex["title"]),
+                fit(short_agent(t.get("to_agent")), flex["agent"]),
+                fit(t.get("intent_type"), flex["type"]),
                 age,
                 due,
                 str(t.get("reminders_sent") or 0),
                 key=t["task_id"],
             )
-        if keep in self._tasks:
-            table.move_cursor(row=table.get_row_index(keep), animate=False)
+        listing.restore(keep)
         count = len(tasks)
         empty.update(
             "Nothing waits for a decision." if not count else f"{count} pending · enter opens one"
         )
         self.sub_title = f"{count} pending"
 
-    @staticmethod
-    def _cursor_key(table: DataTable[Any]) -> str | None:
-        if not table.row_count:
-            return None
-        try:
-            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        except Exception:
-            return None
-
     def current_task(self) -> dict[str, Any] | None:
-        key = self._cursor_key(self.query_one("#tasks", DataTable))
+        key = self.listing.cursor_key()
         return self._tasks.get(key) if key else None
 
     def action_open(self) -> None:

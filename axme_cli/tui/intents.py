@@ -23,6 +23,7 @@ from axme_cli.tui.widgets import (
     Coalescer,
     ConfirmScreen,
     ConnectionBar,
+    Listing,
     fit,
     json_view,
     short_agent,
@@ -31,11 +32,11 @@ from axme_cli.tui.widgets import (
 
 #: The newest this many intents matching the filters are shown; filters narrow the rest.
 PAGE = 200
-_COLUMNS = [
+_COLUMNS: list[tuple[str, str, int | float]] = [
     ("id", "ID", 8),
     ("status", "Status", 12),
-    ("agent", "Agent", 0),
-    ("type", "Intent type", 0),
+    ("agent", "Agent", 0.4),
+    ("type", "Intent type", 0.6),
     ("attempt", "Try", 3),
     ("age", "Age", 4),
 ]
@@ -137,7 +138,7 @@ class IntentsScreen(IntentActions, Screen[None]):
         super().__init__()
         self._rows: dict[str, dict[str, Any]] = {}
         self._ages: dict[str, str] = {}
-        self._width = 0
+        self.listing = Listing(self, "intents", _COLUMNS)
         self.reload = Coalescer(self, self._load, pause=0.25)
 
     def compose(self) -> ComposeResult:
@@ -170,8 +171,8 @@ class IntentsScreen(IntentActions, Screen[None]):
         self.reload()
 
     def on_resize(self) -> None:
-        if max(40, self.size.width - 2) != self._width:
-            self._render_rows(list(self._rows.values()))
+        if self.listing.wanted_width() != self.listing.width:
+            self._render_rows(list(self._rows.values()), force=True)
 
     # -- filters -------------------------------------------------------------------
 
@@ -221,30 +222,20 @@ class IntentsScreen(IntentActions, Screen[None]):
             return
         self._render_rows(intents)
 
-    def _render_rows(self, intents: list[dict[str, Any]]) -> None:
-        table = self.query_one("#intents", DataTable)
-        width = max(40, self.size.width - 2)
-        if width == self._width and intents == list(self._rows.values()):
+    def _render_rows(self, intents: list[dict[str, Any]], force: bool = False) -> None:
+        listing = self.listing
+        table = listing.table
+        same_width = listing.wanted_width() == listing.width
+        if not force and same_width and intents == list(self._rows.values()):
             self._count()
             return  # the same rows: keep the table (and the loop) idle
-        keep = self._cursor_key()
-        if width != self._width or not table.columns:
-            self._width = width
-            table.clear(columns=True)
-            fixed = sum(w + 2 for _, _, w in _COLUMNS if w)
-            flex = max(20, width - fixed - 2 * 2 - 2)
-            self._flex = (flex * 2 // 5, flex - flex * 2 // 5)
-            widths = iter(self._flex)
-            for key, label, w in _COLUMNS:
-                table.add_column(label, key=key, width=w or next(widths))
-        else:
-            table.clear()
+        keep = listing.cursor_key()
+        listing.reset(force=force)
         self._rows = {}
         for intent in intents:
             self._rows[intent["intent_id"]] = intent
             table.add_row(*self._cells(intent), key=intent["intent_id"])
-        if keep in self._rows:
-            table.move_cursor(row=table.get_row_index(keep), animate=False)
+        listing.restore(keep)
         self._count()
 
     def _cells(self, intent: dict[str, Any]) -> tuple[Any, ...]:
@@ -253,8 +244,8 @@ class IntentsScreen(IntentActions, Screen[None]):
         return (
             intent["intent_id"][:8],
             status_cell(intent.get("status")),
-            fit(short_agent(intent.get("to_agent")), self._flex[0]),
-            fit(intent.get("intent_type"), self._flex[1]),
+            fit(short_agent(intent.get("to_agent")), self.listing.flex["agent"]),
+            fit(intent.get("intent_type"), self.listing.flex["type"]),
             str(intent.get("delivery_attempt") or 0),
             age,
         )
@@ -299,17 +290,8 @@ class IntentsScreen(IntentActions, Screen[None]):
                 self._ages[intent_id] = age
                 table.update_cell(intent_id, "age", age)
 
-    def _cursor_key(self) -> str | None:
-        table = self.query_one("#intents", DataTable)
-        if not table.row_count:
-            return None
-        try:
-            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        except Exception:
-            return None
-
     def current_intent(self) -> dict[str, Any] | None:
-        key = self._cursor_key()
+        key = self.listing.cursor_key()
         return self._rows.get(key) if key else None
 
     def action_open(self) -> None:

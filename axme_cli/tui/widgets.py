@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Label, Static
+from textual.widgets import Button, DataTable, Label, Static
 
 from axme_cli.render import AGENT_STATE_STYLE, STATUS_STYLE
 
@@ -179,3 +179,57 @@ class HelpScreen(ModalScreen[None]):
             table.append(f"{what}\n")
         with VerticalScroll():
             yield Static(Text.assemble(("Keys  (escape closes)\n\n", "bold"), table))
+
+
+class Listing:
+    """A screen's table of rows keyed by id: columns that fit the screen's width (fixed ones,
+    and flexible ones sharing the rest), and the row under the cursor."""
+
+    def __init__(
+        self, screen: Screen[Any], table_id: str, columns: list[tuple[str, str, int | float]]
+    ) -> None:
+        """`columns`: (key, label, width); a float width is that share of what is left."""
+        self._screen = screen
+        self._id = table_id
+        self._columns = columns
+        self.width = 0
+        #: The widths of the flexible columns, by key, as last laid out.
+        self.flex: dict[str, int] = {}
+
+    @property
+    def table(self) -> DataTable[Any]:
+        return self._screen.query_one(f"#{self._id}", DataTable)
+
+    def wanted_width(self) -> int:
+        return max(40, self._screen.size.width - 2)
+
+    def reset(self, *, force: bool = False) -> None:
+        """Clear the rows; lay the columns out again when the width changed (or `force`)."""
+        table = self.table
+        width = self.wanted_width()
+        if not force and width == self.width and table.columns:
+            table.clear()
+            return
+        self.width = width
+        table.clear(columns=True)
+        fixed = sum(int(w) + 2 for _, _, w in self._columns if isinstance(w, int))
+        shares = {key: w for key, _, w in self._columns if isinstance(w, float)}
+        room = max(10 * len(shares), width - fixed - 2 * len(shares) - 2)
+        self.flex = {key: max(4, int(room * share)) for key, share in shares.items()}
+        for key, label, w in self._columns:
+            table.add_column(label, key=key, width=self.flex.get(key, int(w)))
+
+    def cursor_key(self) -> str | None:
+        table = self.table
+        if not table.row_count:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:
+            return None
+
+    def restore(self, key: str | None) -> None:
+        """Put the cursor back on the row it was on, if that row is still there."""
+        table = self.table
+        if key is not None and key in table.rows:
+            table.move_cursor(row=table.get_row_index(key), animate=False)
