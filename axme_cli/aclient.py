@@ -15,8 +15,8 @@ from urllib.parse import quote
 import httpx
 from httpx_sse import aconnect_sse
 
-from axme_cli.client import STREAM_SLACK, _given, _raise_for
-from axme_cli.errors import AxmeError, DaemonUnreachable
+from axme_cli.client import STREAM_SLACK, _given, _raise_for, answer
+from axme_cli.errors import DaemonUnreachable
 
 
 class AsyncDaemonClient:
@@ -44,11 +44,7 @@ class AsyncDaemonClient:
             raise DaemonUnreachable(
                 f"cannot reach the axme daemon at {self.socket_path}: {exc}"
             ) from exc
-        _raise_for(response)
-        data = response.json()
-        if not isinstance(data, dict):
-            raise AxmeError(f"unexpected answer from the daemon: {data!r}")
-        return data
+        return answer(response)
 
     async def _sse(
         self, path: str, params: dict[str, Any], wait_seconds: float

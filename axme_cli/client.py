@@ -73,6 +73,15 @@ def _raise_for(response: httpx.Response) -> None:
     )
 
 
+def answer(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of a successful response; an error response raises its typed error."""
+    _raise_for(response)
+    data = response.json()
+    if not isinstance(data, dict):
+        raise AxmeError(f"unexpected answer from the daemon: {data!r}")
+    return data
+
+
 class DaemonClient:
     def __init__(
         self,
@@ -142,11 +151,7 @@ class DaemonClient:
             raise DaemonUnreachable(
                 f"cannot reach the axme daemon at {self.socket_path}: {exc}"
             ) from exc
-        _raise_for(response)
-        data = response.json()
-        if not isinstance(data, dict):
-            raise AxmeError(f"unexpected answer from the daemon: {data!r}")
-        return data
+        return answer(response)
 
     # -- daemon --------------------------------------------------------------------
 
