@@ -244,3 +244,31 @@ async def test_question_mark_shows_every_key_of_the_screen(daemon: Daemon) -> No
             assert words in shown
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, IntentsScreen))
+
+
+async def test_filter_by_text_and_status_then_retry_a_failed_intent(daemon: Daemon) -> None:
+    nobody = "agent://test/tui/nobody"
+    with daemon.client() as client:
+        deploy = send(client, nobody, "intent.deploy.v1", {})
+        report = send(client, nobody, "intent.report.v1", {})
+        failed = {"status": "FAILED", "error": {"message": "quota"}}
+        assert client.post(f"/v1/intents/{deploy}/resolve", json=failed).status_code == 200
+    app = app_for(daemon, start_mode="intents")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: rows(pilot, "intents") == [report, deploy], what="both")
+        await pilot.press("slash")
+        await type_text(pilot, "report")
+        await until(pilot, lambda: rows(pilot, "intents") == [report], what="the text filter")
+        assert "1 intent matching" in text_of(pilot, "#count")
+        await pilot.press("ctrl+u", "enter")  # clear it; enter goes back to the table
+        await until(pilot, lambda: rows(pilot, "intents") == [report, deploy], what="cleared")
+        await pilot.click("#status")
+        await type_text(pilot, "FAI")
+        await pilot.press("enter")
+        await until(pilot, lambda: rows(pilot, "intents") == [deploy], what="FAILED only")
+        await pilot.click("#intents", offset=(2, 1))  # on the one row
+        await pilot.press("R")
+        # Retried, it is no longer FAILED: it leaves the filtered table and the API agrees.
+        await until(pilot, lambda: rows(pilot, "intents") == [], what="the retried row to go")
+    with daemon.client() as client:
+        assert client.get(f"/v1/intents/{deploy}").json()["status"] == "SUBMITTED"
