@@ -196,14 +196,19 @@ class IntentsScreen(IntentActions, Screen[None]):
             if current in addresses:
                 select.value = current
 
-    @on(Select.Changed)
     @on(Input.Changed, "#text")
     def _filter_changed(self) -> None:
         self.reload()
 
+    @on(Select.Changed)
     @on(Input.Submitted, "#text")
-    def _filter_done(self) -> None:
-        self.query_one("#intents", DataTable).focus()
+    def _filter_done(self, event: Select.Changed | Input.Submitted) -> None:
+        """A filter chosen or typed: back to the list it narrowed (unless the change came
+        from new agents showing up while the user is elsewhere)."""
+        self.reload()
+        widget = event.select if isinstance(event, Select.Changed) else event.input
+        if widget.has_focus:
+            self.query_one("#intents", DataTable).focus()
 
     def action_filter(self) -> None:
         self.query_one("#text", Input).focus()
