@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -34,6 +35,11 @@ def tui(
     """
     if screen is not None and screen not in MODES:
         raise BadInput(f"--screen must be one of {', '.join(MODES)}, not {screen!r}")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise BadInput(
+            "axme tui needs an interactive terminal; in scripts use "
+            "axme inbox --json, axme list --json or axme tail --json"
+        )
     with connect(ctx) as client:
         client.health()  # starts the daemon when nothing answers
         socket = client.socket_path

@@ -66,6 +66,14 @@ def test_tui_refuses_an_unknown_screen_and_starts_nothing(cli_home: Path) -> Non
     assert not (cli_home / "run" / "axme.sock").exists()
 
 
+def test_tui_without_a_terminal_says_what_to_use_instead(cli_home: Path) -> None:
+    result = run_cli(cli_home, "tui")
+    assert result.returncode == 2
+    assert "needs an interactive terminal" in result.stderr
+    assert "axme inbox --json" in result.stderr
+    assert not (cli_home / "run" / "axme.sock").exists()
+
+
 def test_tui_help_teaches_the_keys() -> None:
     result = run_cli(Path("/nonexistent-axme-home"), "tui", "--help")
     assert result.returncode == 0
