@@ -207,8 +207,9 @@ class IntentsScreen(IntentActions, Screen[None]):
         from new agents showing up while the user is elsewhere)."""
         self.reload()
         widget = event.select if isinstance(event, Select.Changed) else event.input
-        if widget.has_focus:
-            self.query_one("#intents", DataTable).focus()
+        if widget.has_focus_within:
+            # After the refresh: the Select takes the focus back from its overlay first.
+            self.call_after_refresh(self.query_one("#intents", DataTable).focus)
 
     def action_filter(self) -> None:
         self.query_one("#text", Input).focus()
