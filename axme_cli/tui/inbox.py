@@ -224,7 +224,20 @@ class TaskScreen(DecideMixin, Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = short_agent(self.task_data.get("to_agent"))
+        app: Any = self.app
+        app.tasks_changed.subscribe(self, self._still_pending)
         self._load()
+
+    def _still_pending(self, tasks: list[dict[str, Any]]) -> None:
+        """Someone else decided it (or it timed out): say so rather than offer a stale form."""
+        if self.is_current and all(t["task_id"] != self.task_data["task_id"] for t in tasks):
+            self.notify(
+                f"{self.task_data.get('title') or 'this task'} was decided elsewhere "
+                "or timed out; see the intent's timeline",
+                title="No longer pending",
+                severity="warning",
+            )
+            self.dismiss()
 
     @work(exclusive=True, group="load")
     async def _load(self) -> None:

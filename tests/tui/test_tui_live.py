@@ -271,3 +271,22 @@ async def test_filter_by_text_and_status_then_retry_a_failed_intent(daemon: Daem
         await until(pilot, lambda: rows(pilot, "intents") == [], what="the retried row to go")
     with daemon.client() as client:
         assert client.get(f"/v1/intents/{deploy}").json()["status"] == "SUBMITTED"
+
+
+async def test_an_open_task_decided_elsewhere_closes_with_a_warning(
+    daemon: Daemon, axme_home: Path
+) -> None:
+    _start_agent(daemon, axme_home)
+    with daemon.client() as client:
+        send(client, ADDRESS, APPROVAL, {})
+        (task,) = _pending(client, 1)
+        app = app_for(daemon, start_mode="inbox")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: rows(pilot, "tasks") == [task["task_id"]], what="inbox")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, TaskScreen), what="the task")
+            body = {"outcome": "approved", "actor": "bob"}
+            response = client.post(f"/v1/tasks/{task['task_id']}/decision", json=body)
+            assert response.status_code == 200
+            await until(pilot, lambda: isinstance(app.screen, InboxScreen), what="back in inbox")
+            assert any("decided elsewhere" in n.message for n in app._notifications)
