@@ -314,6 +314,11 @@ class DaemonClient:
         body = {"ordinal": ordinal, "key": key, "result": result}
         return self._request("POST", f"/v1/intents/{intent_id}/steps", json=body)
 
+    def record_steps(self, intent_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Several step records (`ordinal`, `key`, `result`) in one request, all or none."""
+        body = {"steps": records}
+        return self._request("POST", f"/v1/intents/{intent_id}/steps", json=body)
+
     def begin_wait(
         self, intent_id: str, ordinal: int, key: str, kind: str, arguments: dict[str, Any]
     ) -> dict[str, Any]:

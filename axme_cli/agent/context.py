@@ -22,6 +22,7 @@ from axme_cli.durations import parse_duration
 from axme_cli.errors import BadInput
 
 if TYPE_CHECKING:
+    from axme_cli.agent.outbox import Outbox
     from axme_cli.client import DaemonClient
 
 T = TypeVar("T")
@@ -184,8 +185,12 @@ class _Steps:
 class Context:
     """The context of one delivery, for a sync handler."""
 
-    def __init__(self, client: DaemonClient, delivery: dict[str, Any]) -> None:
+    def __init__(
+        self, client: DaemonClient, delivery: dict[str, Any], outbox: Outbox | None = None
+    ) -> None:
+        """Without an `outbox`, each step's record is sent before `step` returns."""
         self._client = client
+        self._outbox = outbox
         self.intent: dict[str, Any] = delivery["intent"]
         self.intent_id: str = delivery["intent_id"]
         self.intent_type: str = self.intent["intent_type"]
@@ -224,11 +229,23 @@ class Context:
                     raise
                 time.sleep(backoff * 2**attempt)
         value = _as_json(key, value)
-        self._client.record_step(self.intent_id, ordinal, key, value)
+        self._record(ordinal, key, value)
         return value
+
+    def _record(self, ordinal: int, key: str, value: Any) -> None:
+        if self._outbox is None:
+            self._client.record_step(self.intent_id, ordinal, key, value)
+        else:
+            self._outbox.add(self.intent_id, {"ordinal": ordinal, "key": key, "result": value})
+
+    def _flush(self) -> None:
+        """Send the queued step records before a report that must come after them."""
+        if self._outbox is not None:
+            self._outbox.flush(self.intent_id, self._client)
 
     def progress(self, message: str, **data: Any) -> None:
         """An `intent.progress` event on the intent's timeline (`axme tail` shows it)."""
+        self._flush()
         self._client.progress(self.intent_id, message, _as_json("progress", data))
 
     # -- durable waits: the worker is released while they last ------------------------
@@ -237,6 +254,7 @@ class Context:
         ordinal, key, replayed, result = self._steps.next(name, 0)
         if replayed:
             return result
+        self._flush()
         answer = self._client.begin_wait(self.intent_id, ordinal, key, kind, arguments)
         return self._settle(ordinal, key, answer)
 
@@ -321,17 +339,22 @@ class AsyncContext(Context):
                     raise
                 await asyncio.sleep(backoff * 2**attempt)
         value = _as_json(key, value)
-        await asyncio.to_thread(self._client.record_step, self.intent_id, ordinal, key, value)
+        if self._outbox is None:
+            await asyncio.to_thread(self._record, ordinal, key, value)
+        else:
+            self._record(ordinal, key, value)  # only queues it
         return value
 
     async def progress(self, message: str, **data: Any) -> None:  # type: ignore[override]
         payload = _as_json("progress", data)
+        await asyncio.to_thread(self._flush)
         await asyncio.to_thread(self._client.progress, self.intent_id, message, payload)
 
     async def _wait(self, name: str, kind: str, arguments: dict[str, Any]) -> Any:
         ordinal, key, replayed, result = self._steps.next(name, 0)
         if replayed:
             return result
+        await asyncio.to_thread(self._flush)
         answer = await asyncio.to_thread(
             self._client.begin_wait, self.intent_id, ordinal, key, kind, arguments
         )

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from axme_cli.errors import BadInput, ValidationFailed
 from axme_cli.protocol import AGENT_ADDRESS_RE
@@ -53,6 +53,10 @@ class StepRecord(BaseModel):
     result: Any = None
 
 
+class StepBatch(BaseModel):
+    steps: list[StepRecord] = Field(min_length=1, max_length=1000)
+
+
 class ProgressRecord(BaseModel):
     message: str = Field(min_length=1, max_length=2000)
     data: dict[str, Any] = Field(default_factory=dict)
@@ -69,6 +73,18 @@ def _error_of(body: dict[str, Any]) -> dict[str, Any]:
     if error is not None:
         return {"message": str(error)}
     return {"message": str(body.get("reason") or "the agent reported a failure")}
+
+
+def _step_records(raw: Any) -> list[tuple[int, str, Any]]:
+    """`step_records` of a completion: steps the worker sends with its outcome (axme's SDK
+    batches them rather than sending one request per step)."""
+    if raw is None:
+        return []
+    try:
+        batch = StepBatch(steps=raw)
+    except ValidationError as exc:
+        raise ValidationFailed(f"step_records: {exc.errors()[0]['msg']}") from None
+    return [(s.ordinal, s.key, s.result) for s in batch.steps]
 
 
 def worker_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
@@ -126,9 +142,11 @@ def worker_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
         if action == "complete":
             if "result" in body:
                 result = body["result"]
+                steps = _step_records(body.get("step_records"))
             else:
                 result = {k: v for k, v in body.items() if k != "action"} or None
-            intent = await engine.complete(intent_id, result, worker_id)
+                steps = []
+            intent = await engine.complete(intent_id, result, worker_id, steps)
         elif action == "fail":
             retryable = body.get("retryable", False)
             if not isinstance(retryable, bool):
@@ -141,9 +159,16 @@ def worker_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
         return {"ok": True, "applied": True, "intent": intent.to_wire()}
 
     @router.post("/v1/intents/{intent_id}/steps", tags=["intents"])
-    async def record_step(request: Request, intent_id: str, body: StepRecord) -> dict[str, Any]:
-        """Record a finished step's result once; later deliveries replay it."""
+    async def record_step(
+        request: Request, intent_id: str, body: StepRecord | StepBatch
+    ) -> dict[str, Any]:
+        """Record a finished step's result once (or a batch, `{"steps": [...]}`, all or
+        none); later deliveries replay it."""
         worker_id = worker_identity(request, api_keys)
+        if isinstance(body, StepBatch):
+            records = [(s.ordinal, s.key, s.result) for s in body.steps]
+            steps = await engine.record_steps(intent_id, records, worker_id)
+            return {"ok": True, "steps": [s.to_wire() for s in steps]}
         step = await engine.record_step(intent_id, body.ordinal, body.key, body.result, worker_id)
         return {"ok": True, "step": step.to_wire()}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,7 +33,7 @@ from axme_daemon.store.base import (
     StoreStats,
 )
 from axme_daemon.store.migrations import migrate
-from axme_daemon.store.sqlite_writes import INTENT_COLUMNS, load, row_to_intent
+from axme_daemon.store.sqlite_writes import INTENT_COLUMNS, StepInput, load, row_to_intent
 
 log = logging.getLogger(__name__)
 
@@ -183,10 +183,12 @@ class SqliteStore(Store):
         details: dict[str, Any] | None = None,
         result: Any = None,
         error: Any = None,
+        steps: Sequence[StepInput] = (),
     ) -> tuple[Intent, Event]:
         return await self._write(
             partial(
                 writes.transition,
+                steps=steps,
                 intent_id=intent_id,
                 status=status,
                 worker_id=worker_id,
@@ -230,6 +232,19 @@ class SqliteStore(Store):
                 ordinal=ordinal,
                 key=key,
                 result=result,
+                worker_id=worker_id,
+            )
+        )
+
+    async def record_steps(
+        self, intent_id: str, steps: Sequence[StepInput], worker_id: str | None
+    ) -> list[Step]:
+        return await self._write(
+            partial(
+                writes.atomically,
+                op=writes.record_steps,
+                intent_id=intent_id,
+                steps=steps,
                 worker_id=worker_id,
             )
         )

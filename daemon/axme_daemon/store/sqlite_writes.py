@@ -9,16 +9,27 @@ so the timeline can never disagree with the status.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
-from axme_cli.errors import AlreadyFinal, BadInput, Conflict, IdempotencyConflict, NotFound
+from axme_cli.errors import (
+    AlreadyFinal,
+    AxmeError,
+    BadInput,
+    Conflict,
+    IdempotencyConflict,
+    NotFound,
+)
 from axme_cli.protocol import FINAL_STATUSES, STATUS_EVENT, IntentStatus
 from axme_daemon.intents import Event, Intent, NewIntent, Step, check_transition, now_iso
 
 S = IntentStatus
+T = TypeVar("T")
+#: A step record as workers send it: (ordinal, key, result).
+StepInput = tuple[int, str, Any]
 
 INTENT_COLUMNS = (
     "pos, intent_id, intent_type, to_agent, from_agent, reply_to, correlation_id, payload, "
@@ -205,12 +216,26 @@ async def transition(
     details: dict[str, Any] | None = None,
     result: Any = None,
     error: Any = None,
+    steps: Sequence[StepInput] = (),
 ) -> tuple[tuple[Intent, Event], list[str]]:
     """A status change requested from outside; ending an intent also ends its lease.
 
     With `worker_id`, the change is refused unless that worker holds the delivery (or nobody
-    does): a worker whose lease was taken away must not finish an intent twice.
+    does): a worker whose lease was taken away must not finish an intent twice. `steps` are
+    recorded first, all or nothing together with the change.
     """
+    if steps:
+        change = dict(worker_id=worker_id, event_type=event_type, actor=actor, details=details)
+        return await atomically(
+            db,
+            _steps_then_transition,
+            intent_id=intent_id,
+            steps=steps,
+            status=status,
+            result=result,
+            error=error,
+            **change,
+        )
     pos, current = await load_intent(db, intent_id)
     check_transition(current.status, status)
     if worker_id is not None:
@@ -233,6 +258,26 @@ async def transition(
         **changes,
     )
     return updated, [intent_id]
+
+
+async def _steps_then_transition(
+    db: aiosqlite.Connection, *, intent_id: str, steps: Sequence[StepInput], **change: Any
+) -> tuple[tuple[Intent, Event], list[str]]:
+    await record_steps(db, intent_id, steps, change["worker_id"])
+    return await transition(db, intent_id, **change)
+
+
+async def atomically(db: aiosqlite.Connection, op: Callable[..., Awaitable[T]], **kwargs: Any) -> T:
+    """Run a write made of several checked writes as one: when a later check refuses, a
+    savepoint undoes the earlier writes (ops raise only before they write, see sqlite.py)."""
+    await db.execute("SAVEPOINT composite")
+    try:
+        return await op(db, **kwargs)
+    except AxmeError:
+        await db.execute("ROLLBACK TO composite")
+        raise
+    finally:
+        await db.execute("RELEASE composite")
 
 
 def check_lease(intent: Intent, worker_id: str) -> None:
@@ -415,6 +460,18 @@ async def record_step(
         details={"step": key, "ordinal": ordinal, "attempt": intent.delivery_attempt},
     )
     return (Step(ordinal, key, result, intent.delivery_attempt, now), [*events, event]), [intent_id]
+
+
+async def record_steps(
+    db: aiosqlite.Connection, intent_id: str, steps: Sequence[StepInput], worker_id: str | None
+) -> tuple[list[Step], list[str]]:
+    """Several step records of one intent, in ordinal order (not atomic by itself: see
+    `atomically`)."""
+    recorded = []
+    for ordinal, key, result in steps:
+        (step, _), _ = await record_step(db, intent_id, ordinal, key, result, worker_id)
+        recorded.append(step)
+    return recorded, [intent_id]
 
 
 async def progress(
