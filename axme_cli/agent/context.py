@@ -220,6 +220,7 @@ class Context:
         ordinal, key, replayed, result = self._steps.next(name, retries)
         if replayed:
             return result  # type: ignore[no-any-return]
+        self._flush()  # the steps before this one are recorded before it starts
         for attempt in range(retries + 1):
             try:
                 value = fn(*args, **kwargs)
@@ -328,6 +329,8 @@ class AsyncContext(Context):
         ordinal, key, replayed, result = self._steps.next(name, retries)
         if replayed:
             return result
+        if self._outbox is not None and self._outbox.holds(self.intent_id):
+            await asyncio.to_thread(self._flush)
         for attempt in range(retries + 1):
             try:
                 value = fn(*args, **kwargs)

@@ -1,11 +1,13 @@
-"""Step records leave in batches, off the handler's path.
+"""Step records ride with the handler's next request instead of costing one each.
 
 A request per finished step was most of what a short handler cost the daemon. So a step's
-record is queued, and leaves either with the handler's next report (its outcome, a progress
-event, a wait) or, when the handler goes on working, from a background thread `FLUSH_DELAY`
-after the step finished. A step that finished less than `FLUSH_DELAY` before the process died
-may run again on redelivery: steps are at-least-once anyway (a step interrupted mid-way runs
-again), which is why side effects must be idempotent.
+record is queued, and leaves with whatever the handler sends next: before the next step
+starts (so a step never starts while an earlier one is unrecorded), with its outcome, a
+progress event or a wait; or, when the handler goes on with code that is not a step, from a
+background thread `FLUSH_DELAY` after the step finished. So the last step before a crash can
+run again only when the crash came within `FLUSH_DELAY` of its end, before any other step
+started: the same as a crash in the step itself (steps are at-least-once; side effects must
+be idempotent).
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ class Outbox:
                 )
                 self._thread.start()
             self._cond.notify()
+
+    def holds(self, intent_id: str) -> bool:
+        """Whether records of `intent_id` wait to be sent (or are on their way)."""
+        with self._cond:
+            box = self._boxes.get(intent_id)
+            return box is not None and (bool(box.records) or box.sending.locked())
 
     def take(self, intent_id: str) -> list[dict[str, Any]]:
         """The records not sent yet, for the caller's next request to carry (after any
