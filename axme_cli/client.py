@@ -171,13 +171,9 @@ class DaemonClient:
         self._ensure_listening()
         attempt: Callable[[], _Answer]
         if self._transport is None:
-            from axme_cli.unix_http import ConnectFailed, TransportFailed, UnixHTTP
+            from axme_cli.unix_http import ConnectFailed, TransportFailed
 
-            if self._plain is None:
-                self._plain = UnixHTTP(
-                    str(self.socket_path), timeout=self._timeout, headers=self._headers
-                )
-            plain = self._plain
+            plain = self._plain_http()
             attempt = partial(
                 plain.request, method, path, params=params, json_body=json, headers=headers
             )
@@ -202,6 +198,15 @@ class DaemonClient:
         if not isinstance(data, dict):
             raise AxmeError(f"unexpected answer from the daemon: {data!r}")
         return data
+
+    def _plain_http(self) -> UnixHTTP:
+        if self._plain is None:
+            from axme_cli.unix_http import UnixHTTP
+
+            self._plain = UnixHTTP(
+                str(self.socket_path), timeout=self._timeout, headers=self._headers
+            )
+        return self._plain
 
     def _autostarting(self, attempt: Callable[[], _Answer], refused: type[Exception]) -> _Answer:
         """`attempt()`, once more after starting the daemon when the connection is refused."""
@@ -284,19 +289,39 @@ class DaemonClient:
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         import json
 
+        self._ensure_listening()
+        frames = self._sse_httpx if self._transport is not None else self._sse_plain
+        for event, data in frames(path, params, wait_seconds + STREAM_SLACK):
+            yield event, (json.loads(data) if data else {})
+
+    def _sse_plain(
+        self, path: str, params: dict[str, Any], read_timeout: float
+    ) -> Iterator[tuple[str, str]]:
+        from axme_cli.unix_http import ConnectFailed, Reply, TransportFailed
+
+        try:
+            for item in self._plain_http().events(path, params=params, read_timeout=read_timeout):
+                if isinstance(item, Reply):
+                    _raise_for(item)
+                else:
+                    yield item
+        except (ConnectFailed, TransportFailed) as exc:
+            raise DaemonUnreachable(f"lost the axme daemon at {self.socket_path}: {exc}") from exc
+
+    def _sse_httpx(
+        self, path: str, params: dict[str, Any], read_timeout: float
+    ) -> Iterator[tuple[str, str]]:
         import httpx
         from httpx_sse import connect_sse
 
-        self._ensure_listening()
-        timeout = httpx.Timeout(10.0, read=wait_seconds + STREAM_SLACK)
+        timeout = httpx.Timeout(10.0, read=read_timeout)
         try:
             with connect_sse(self._http, "GET", path, params=params, timeout=timeout) as source:
                 if source.response.status_code >= 400:
                     source.response.read()
                     _raise_for(source.response)
                 for sse in source.iter_sse():
-                    data = json.loads(sse.data) if sse.data else {}
-                    yield sse.event, data
+                    yield sse.event, sse.data
         except httpx.TransportError as exc:
             raise DaemonUnreachable(f"lost the axme daemon at {self.socket_path}: {exc}") from exc
 

@@ -1,8 +1,9 @@
-"""Plain request/response HTTP/1.1 over the daemon's Unix socket, with the standard library.
+"""HTTP/1.1 over the daemon's Unix socket with the standard library: requests and held
+server-sent-event streams.
 
-`import httpx` costs about 160 ms (the package imports its own CLI: click, rich, pygments), which
-was most of a short `axme` command and of an agent's restart. Every call that is one request
-and one JSON answer goes through this module instead; held streams (SSE) still use httpx.
+`import httpx` costs about 160 ms (the package imports its own CLI: click, rich, pygments),
+which was most of a short `axme` command and of an agent's restart; httpx is left for injected
+transports (tests) and the official SDK.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import http.client
 import json
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -104,6 +106,28 @@ class UnixHTTP:
                         raise TransportFailed(str(exc) or type(exc).__name__) from exc
                     retry = False
 
+    def events(
+        self, path: str, *, params: dict[str, Any], read_timeout: float
+    ) -> Iterator[Reply | tuple[str, str]]:
+        """A held SSE stream on a connection of its own: first a `Reply` when the daemon
+        refused it (status >= 400), else (event, data) per event; keep-alive comments are
+        skipped."""
+        conn = _Connection(self._path, read_timeout)
+        try:
+            try:
+                conn.request("GET", f"{path}?{urlencode(params)}", headers=self._headers)
+                response = conn.getresponse()
+                if response.status >= 400:
+                    yield Reply(response.status, response.reason, response.read())
+                    return
+                yield from _parse_sse(response)
+            except ConnectFailed:
+                raise
+            except (http.client.HTTPException, OSError) as exc:
+                raise TransportFailed(str(exc) or type(exc).__name__) from exc
+        finally:
+            conn.close()
+
     def _exchange(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
     ) -> Reply:
@@ -124,3 +148,23 @@ class UnixHTTP:
 
 def _closed_while_idle(exc: BaseException) -> bool:
     return isinstance(exc, http.client.RemoteDisconnected | BrokenPipeError | ConnectionResetError)
+
+
+def _parse_sse(response: http.client.HTTPResponse) -> Iterator[tuple[str, str]]:
+    """(event, data) pairs of a server-sent-event stream, as the SSE spec frames them."""
+    event, data = "", list[str]()
+    while line := response.readline():
+        text = line.decode("utf-8").rstrip("\r\n")
+        if not text:
+            if data or event:
+                yield event or "message", "\n".join(data)
+            event, data = "", []
+            continue
+        if text.startswith(":"):
+            continue
+        name, _, value = text.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)

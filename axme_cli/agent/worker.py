@@ -8,7 +8,6 @@ value completes the intent; an exception fails it, or has it delivered again whe
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import logging
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from axme_cli.agent.context import (
-    AsyncContext,
     Context,
     ReplayMismatch,
     RetryableError,
@@ -183,6 +181,10 @@ class Agent:
         outbox = self._outbox
         try:
             if inspect.iscoroutinefunction(handler.fn):
+                import asyncio
+
+                from axme_cli.agent.async_context import AsyncContext
+
                 result = asyncio.run(handler.fn(AsyncContext(client, delivery, outbox)))
             else:
                 result = handler.fn(Context(client, delivery, outbox))
