@@ -11,7 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import Body, FastAPI, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 from pydantic import BaseModel, Field, ValidationError
@@ -87,10 +87,9 @@ def _step_records(raw: Any) -> list[tuple[int, str, Any]]:
     return [(s.ordinal, s.key, s.result) for s in batch.steps]
 
 
-def worker_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
-    router = APIRouter(tags=["agents"])
+def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
 
-    @router.get("/v1/agents/{address:path}/intents/stream")
+    @app.get("/v1/agents/{address:path}/intents/stream", tags=["agents"])
     async def agent_stream(
         request: Request,
         address: str,
@@ -127,7 +126,7 @@ def worker_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
             frames(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
 
-    @router.post("/v1/intents/{intent_id}/resume", tags=["intents"])
+    @app.post("/v1/intents/{intent_id}/resume", tags=["intents"])
     async def resume_intent(
         request: Request, intent_id: str, body: Annotated[dict[str, Any], Body()]
     ) -> dict[str, Any]:
@@ -158,7 +157,7 @@ def worker_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
             raise ValidationFailed(f"action: must be complete or fail, got {action!r}")
         return {"ok": True, "applied": True, "intent": intent.to_wire()}
 
-    @router.post("/v1/intents/{intent_id}/steps", tags=["intents"])
+    @app.post("/v1/intents/{intent_id}/steps", tags=["intents"])
     async def record_step(
         request: Request, intent_id: str, body: StepRecord | StepBatch
     ) -> dict[str, Any]:
@@ -172,25 +171,23 @@ def worker_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
         step = await engine.record_step(intent_id, body.ordinal, body.key, body.result, worker_id)
         return {"ok": True, "step": step.to_wire()}
 
-    @router.get("/v1/intents/{intent_id}/steps", tags=["intents"])
+    @app.get("/v1/intents/{intent_id}/steps", tags=["intents"])
     async def list_steps(intent_id: str) -> dict[str, Any]:
         return {"ok": True, "steps": [s.to_wire() for s in await engine.steps(intent_id)]}
 
-    @router.post("/v1/intents/{intent_id}/progress", tags=["intents"])
+    @app.post("/v1/intents/{intent_id}/progress", tags=["intents"])
     async def progress(request: Request, intent_id: str, body: ProgressRecord) -> dict[str, Any]:
         worker_id = worker_identity(request, api_keys)
         event = await engine.progress(intent_id, body.message, body.data, worker_id)
         return {"ok": True, "event": event.to_wire()}
 
-    @router.post("/v1/intents/{intent_id}/retry", tags=["intents"])
+    @app.post("/v1/intents/{intent_id}/retry", tags=["intents"])
     async def retry(intent_id: str, body: RetryRequest | None = None) -> dict[str, Any]:
         """Put a FAILED (or TIMED_OUT) intent back in the queue with fresh attempts."""
         intent = await engine.retry(intent_id, body.actor if body else None)
         return {"ok": True, "intent": intent.to_wire()}
 
-    @router.post("/v1/workers/{worker_id}/heartbeat", tags=["agents"])
+    @app.post("/v1/workers/{worker_id}/heartbeat", tags=["agents"])
     async def heartbeat(worker_id: str) -> dict[str, Any]:
         """Keep an unsupervised worker's leases while it works without an open stream."""
         return {"ok": True, "known": engine.dispatcher.heartbeat(worker_id)}
-
-    return router
