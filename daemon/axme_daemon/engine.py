@@ -84,7 +84,9 @@ class Engine:
     async def _ended(self, intent: Intent) -> None:
         """An intent became final: free its worker's slot; a parent waiting on it resumes."""
         self.dispatcher.finished(intent)
-        if intent.status.is_final:
+        # Only a child (`ctx.call`, which sets reply_to) has a parent that may wait for it:
+        # the others skip a write.
+        if intent.status.is_final and intent.reply_to is not None:
             await self._apply(await self.store.child_finished(intent))
 
     async def begin_wait(

@@ -151,6 +151,11 @@ class Store(ABC):
         """Open intents delivered to `worker_id` with `delivery_seq` above the cursor."""
 
     @abstractmethod
+    async def has_queued(self, address: str) -> bool:
+        """Whether any intent for `address` waits for a delivery (a cheap read, so that an
+        idle stream need not queue a write to find nothing to lease)."""
+
+    @abstractmethod
     async def count_queued(self, address: str) -> int: ...
 
     # -- durable waits ---------------------------------------------------------------

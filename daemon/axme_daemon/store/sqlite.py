@@ -437,6 +437,13 @@ class SqliteStore(Store):
         rows = cur.fetchall()
         return [row_to_intent(r) for r in rows if not IntentStatus(r[9]).is_final]
 
+    async def has_queued(self, address: str) -> bool:
+        row = self._reader.execute(
+            "SELECT 1 FROM intents WHERE to_agent = ? AND status = ? LIMIT 1",
+            (address, IntentStatus.SUBMITTED.value),
+        ).fetchone()
+        return row is not None
+
     async def count_queued(self, address: str) -> int:
         cur = self._reader.execute(
             "SELECT count(*) FROM intents WHERE to_agent = ? AND status = ?",
