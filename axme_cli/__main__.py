@@ -1,3 +1,3 @@
-from axme_cli.main import main
+from axme_cli.launch import main
 
 main()

@@ -2,15 +2,18 @@
 
 `DaemonClient` speaks HTTP over the home's Unix socket (or any injected httpx transport, for
 tests) and turns every failure into a typed `AxmeError`: transport errors become
-`DaemonUnreachable`, error bodies become the error class their `code` names.
+`DaemonUnreachable`, error bodies become the error class their `code` names. Plain calls on the
+socket use the standard library (`unix_http`); httpx is imported only for held streams and
+injected transports, since importing it costs more than most commands take.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from axme_cli.errors import (
     AmbiguousId,
@@ -24,6 +27,8 @@ from axme_cli.errors import (
 
 if TYPE_CHECKING:
     import httpx
+
+    from axme_cli.unix_http import UnixHTTP
 
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _PREFIX_RE = re.compile(r"^[0-9a-f-]{1,36}$")
@@ -52,7 +57,19 @@ def _given(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def _raise_for(response: httpx.Response) -> None:
+class _Answer(Protocol):
+    """What `_raise_for` reads: an `httpx.Response` or a `unix_http.Reply`."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def reason_phrase(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    def json(self) -> Any: ...
+
+
+def _raise_for(response: _Answer) -> None:
     if response.status_code < 400:
         return
     try:
@@ -73,7 +90,7 @@ def _raise_for(response: httpx.Response) -> None:
     )
 
 
-def answer(response: httpx.Response) -> dict[str, Any]:
+def answer(response: _Answer) -> dict[str, Any]:
     """The JSON object of a successful response; an error response raises its typed error."""
     _raise_for(response)
     data = response.json()
@@ -94,23 +111,38 @@ class DaemonClient:
     ) -> None:
         """`autostart` is called once when nothing listens on the socket, then the request is
         retried: safe for any method, since a refused connection sent nothing."""
-        import httpx
-
         self.socket_path = socket_path
         self._autostart = autostart
+        self._transport = transport
+        self._timeout = timeout
+        self._headers = headers
         # Checked once, before the first request: a clean answer for "nothing listens", and
         # no half-open socket left behind by a failed connect inside the transport.
         self._must_check_socket = transport is None
-        self._http = httpx.Client(
-            # No TLS on a Unix socket: skipping the SSL context saves ~50 ms per client.
-            transport=transport or httpx.HTTPTransport(uds=str(socket_path), verify=False),
-            base_url="http://axme",
-            timeout=timeout,
-            headers=headers,
-        )
+        self._plain: UnixHTTP | None = None
+        self._httpx: httpx.Client | None = None
+
+    @property
+    def _http(self) -> httpx.Client:
+        """The httpx client, made on first use: held streams, injected transports."""
+        if self._httpx is None:
+            import httpx
+
+            self._httpx = httpx.Client(
+                # No TLS on a Unix socket: skipping the SSL context saves ~50 ms per client.
+                transport=self._transport
+                or httpx.HTTPTransport(uds=str(self.socket_path), verify=False),
+                base_url="http://axme",
+                timeout=self._timeout,
+                headers=self._headers,
+            )
+        return self._httpx
 
     def close(self) -> None:
-        self._http.close()
+        if self._plain is not None:
+            self._plain.close()
+        if self._httpx is not None:
+            self._httpx.close()
 
     def __enter__(self) -> DaemonClient:
         return self
@@ -136,22 +168,59 @@ class DaemonClient:
             )
         self._must_check_socket = False
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        import httpx
-
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         self._ensure_listening()
+        attempt: Callable[[], _Answer]
+        if self._transport is None:
+            from axme_cli.unix_http import ConnectFailed, TransportFailed
+
+            plain = self._plain_http()
+            attempt = partial(
+                plain.request, method, path, params=params, json_body=json, headers=headers
+            )
+            refused: type[Exception] = ConnectFailed
+            broken: tuple[type[Exception], ...] = (ConnectFailed, TransportFailed)
+        else:
+            import httpx
+
+            body = {} if json is None else {"json": json}
+            attempt = partial(
+                self._http.request, method, path, params=params, headers=headers, **body
+            )
+            refused, broken = httpx.ConnectError, (httpx.TransportError,)
         try:
-            try:
-                response = self._http.request(method, path, **kwargs)
-            except httpx.ConnectError:
-                if not self._start_daemon():
-                    raise
-                response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
+            response = self._autostarting(attempt, refused)
+        except broken as exc:
             raise DaemonUnreachable(
                 f"cannot reach the axme daemon at {self.socket_path}: {exc}"
             ) from exc
         return answer(response)
+
+    def _plain_http(self) -> UnixHTTP:
+        if self._plain is None:
+            from axme_cli.unix_http import UnixHTTP
+
+            self._plain = UnixHTTP(
+                str(self.socket_path), timeout=self._timeout, headers=self._headers
+            )
+        return self._plain
+
+    def _autostarting(self, attempt: Callable[[], _Answer], refused: type[Exception]) -> _Answer:
+        """`attempt()`, once more after starting the daemon when the connection is refused."""
+        try:
+            return attempt()
+        except refused:
+            if not self._start_daemon():
+                raise
+            return attempt()
 
     # -- daemon --------------------------------------------------------------------
 
@@ -225,19 +294,39 @@ class DaemonClient:
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         import json
 
+        self._ensure_listening()
+        frames = self._sse_httpx if self._transport is not None else self._sse_plain
+        for event, data in frames(path, params, wait_seconds + STREAM_SLACK):
+            yield event, (json.loads(data) if data else {})
+
+    def _sse_plain(
+        self, path: str, params: dict[str, Any], read_timeout: float
+    ) -> Iterator[tuple[str, str]]:
+        from axme_cli.unix_http import ConnectFailed, Reply, TransportFailed
+
+        try:
+            for item in self._plain_http().events(path, params=params, read_timeout=read_timeout):
+                if isinstance(item, Reply):
+                    _raise_for(item)
+                else:
+                    yield item
+        except (ConnectFailed, TransportFailed) as exc:
+            raise DaemonUnreachable(f"lost the axme daemon at {self.socket_path}: {exc}") from exc
+
+    def _sse_httpx(
+        self, path: str, params: dict[str, Any], read_timeout: float
+    ) -> Iterator[tuple[str, str]]:
         import httpx
         from httpx_sse import connect_sse
 
-        self._ensure_listening()
-        timeout = httpx.Timeout(10.0, read=wait_seconds + STREAM_SLACK)
+        timeout = httpx.Timeout(10.0, read=read_timeout)
         try:
             with connect_sse(self._http, "GET", path, params=params, timeout=timeout) as source:
                 if source.response.status_code >= 400:
                     source.response.read()
                     _raise_for(source.response)
                 for sse in source.iter_sse():
-                    data = json.loads(sse.data) if sse.data else {}
-                    yield sse.event, data
+                    yield sse.event, sse.data
         except httpx.TransportError as exc:
             raise DaemonUnreachable(f"lost the axme daemon at {self.socket_path}: {exc}") from exc
 
@@ -253,6 +342,11 @@ class DaemonClient:
 
     def record_step(self, intent_id: str, ordinal: int, key: str, result: Any) -> dict[str, Any]:
         body = {"ordinal": ordinal, "key": key, "result": result}
+        return self._request("POST", f"/v1/intents/{intent_id}/steps", json=body)
+
+    def record_steps(self, intent_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Several step records (`ordinal`, `key`, `result`) in one request, all or none."""
+        body = {"steps": records}
         return self._request("POST", f"/v1/intents/{intent_id}/steps", json=body)
 
     def begin_wait(

@@ -69,6 +69,17 @@ def print_json_line(data: Any) -> None:
     sys.stdout.flush()
 
 
+def sent(created: dict[str, Any], as_json: bool) -> None:
+    """What `axme send` prints: the new intent's id (or the intent, as JSON)."""
+    if as_json:
+        print_json(created["intent"])
+        return
+    intent_id = created["intent_id"]
+    print(intent_id)
+    if created.get("idempotent_replay"):
+        note(f"{intent_id} (existing intent for this idempotency key)")
+
+
 def error_line(message: str) -> None:
     from rich.markup import escape
 

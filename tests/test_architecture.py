@@ -155,6 +155,16 @@ def test_cli_start_does_not_load_the_server_or_http_stack(axme_home: Path) -> No
     assert not hits, "\n".join(_import_chain(importtime, h) for h in heavy if h in hits)
 
 
+@pytest.mark.parametrize("module", ["axme_cli.launch", "axme_cli.session", "axme_cli.client"])
+def test_quick_paths_load_neither_typer_nor_httpx(module: str, axme_home: Path) -> None:
+    """`axme --version`, a plain `axme send` and an agent's plain calls stay lean."""
+    loaded, importtime = _newly_imported(module, axme_home)
+    assert module in loaded
+    heavy = ("typer", "rich", "httpx", "pydantic", "axme_cli.main", "axme_cli.commands")
+    hits = _hits(loaded, heavy)
+    assert not hits, "\n".join(_import_chain(importtime, h) for h in heavy if h in hits)
+
+
 def _imported_names(tree: ast.AST) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     for node in ast.walk(tree):

@@ -13,8 +13,9 @@ def process(ctx):
 agent.run()
 """
 
+from typing import TYPE_CHECKING, Any
+
 from axme_cli.agent.context import (
-    AsyncContext,
     ChildFailed,
     Context,
     Decision,
@@ -23,6 +24,19 @@ from axme_cli.agent.context import (
     StepResultNotJSON,
 )
 from axme_cli.agent.worker import Agent
+
+if TYPE_CHECKING:
+    from axme_cli.agent.async_context import AsyncContext
+
+
+def __getattr__(name: str) -> Any:
+    """`AsyncContext` on first use: sync-only agents never import asyncio."""
+    if name == "AsyncContext":
+        from axme_cli.agent.async_context import AsyncContext
+
+        return AsyncContext
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Agent",

@@ -9,8 +9,6 @@ steps is plain Python and may do anything.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 import time
 from collections import Counter
@@ -22,6 +20,7 @@ from axme_cli.durations import parse_duration
 from axme_cli.errors import BadInput
 
 if TYPE_CHECKING:
+    from axme_cli.agent.outbox import Outbox
     from axme_cli.client import DaemonClient
 
 T = TypeVar("T")
@@ -184,8 +183,12 @@ class _Steps:
 class Context:
     """The context of one delivery, for a sync handler."""
 
-    def __init__(self, client: DaemonClient, delivery: dict[str, Any]) -> None:
+    def __init__(
+        self, client: DaemonClient, delivery: dict[str, Any], outbox: Outbox | None = None
+    ) -> None:
+        """Without an `outbox`, each step's record is sent before `step` returns."""
         self._client = client
+        self._outbox = outbox
         self.intent: dict[str, Any] = delivery["intent"]
         self.intent_id: str = delivery["intent_id"]
         self.intent_type: str = self.intent["intent_type"]
@@ -215,6 +218,7 @@ class Context:
         ordinal, key, replayed, result = self._steps.next(name, retries)
         if replayed:
             return result  # type: ignore[no-any-return]
+        self._flush()  # the steps before this one are recorded before it starts
         for attempt in range(retries + 1):
             try:
                 value = fn(*args, **kwargs)
@@ -224,11 +228,23 @@ class Context:
                     raise
                 time.sleep(backoff * 2**attempt)
         value = _as_json(key, value)
-        self._client.record_step(self.intent_id, ordinal, key, value)
+        self._record(ordinal, key, value)
         return value
+
+    def _record(self, ordinal: int, key: str, value: Any) -> None:
+        if self._outbox is None:
+            self._client.record_step(self.intent_id, ordinal, key, value)
+        else:
+            self._outbox.add(self.intent_id, {"ordinal": ordinal, "key": key, "result": value})
+
+    def _flush(self) -> None:
+        """Send the queued step records before a report that must come after them."""
+        if self._outbox is not None:
+            self._outbox.flush(self.intent_id, self._client)
 
     def progress(self, message: str, **data: Any) -> None:
         """An `intent.progress` event on the intent's timeline (`axme tail` shows it)."""
+        self._flush()
         self._client.progress(self.intent_id, message, _as_json("progress", data))
 
     # -- durable waits: the worker is released while they last ------------------------
@@ -237,6 +253,7 @@ class Context:
         ordinal, key, replayed, result = self._steps.next(name, 0)
         if replayed:
             return result
+        self._flush()
         answer = self._client.begin_wait(self.intent_id, ordinal, key, kind, arguments)
         return self._settle(ordinal, key, answer)
 
@@ -290,81 +307,6 @@ class Context:
         key = kw.pop("key", None) or f"call:{intent_type}"
         arguments = {"to_agent": to_agent, "intent_type": intent_type, "payload": payload or {}}
         outcome = self._wait(key, "child", arguments)
-        if outcome.get("status") != "COMPLETED":
-            raise ChildFailed(outcome)
-        return outcome.get("result")
-
-
-class AsyncContext(Context):
-    """The context of one delivery, for an `async def` handler: `await ctx.step(...)`."""
-
-    async def step(  # type: ignore[override]
-        self,
-        name: str,
-        fn: Callable[..., Any],
-        *args: Any,
-        retries: int = 0,
-        backoff: float = 1.0,
-        **kwargs: Any,
-    ) -> Any:
-        ordinal, key, replayed, result = self._steps.next(name, retries)
-        if replayed:
-            return result
-        for attempt in range(retries + 1):
-            try:
-                value = fn(*args, **kwargs)
-                if inspect.isawaitable(value):
-                    value = await value
-                break
-            except Exception:
-                if attempt >= retries:
-                    raise
-                await asyncio.sleep(backoff * 2**attempt)
-        value = _as_json(key, value)
-        await asyncio.to_thread(self._client.record_step, self.intent_id, ordinal, key, value)
-        return value
-
-    async def progress(self, message: str, **data: Any) -> None:  # type: ignore[override]
-        payload = _as_json("progress", data)
-        await asyncio.to_thread(self._client.progress, self.intent_id, message, payload)
-
-    async def _wait(self, name: str, kind: str, arguments: dict[str, Any]) -> Any:
-        ordinal, key, replayed, result = self._steps.next(name, 0)
-        if replayed:
-            return result
-        answer = await asyncio.to_thread(
-            self._client.begin_wait, self.intent_id, ordinal, key, kind, arguments
-        )
-        return self._settle(ordinal, key, answer)
-
-    async def request_approval(self, title: str, **options: Any) -> Decision:  # type: ignore[override]
-        key = options.pop("key", None) or f"approval:{title}"
-        record = await self._wait(key, "human", task_arguments("approval", title, **options))
-        return Decision.from_record(record)
-
-    async def ask(self, task_type: str, title: str, **options: Any) -> Decision:  # type: ignore[override]
-        key = options.pop("key", None) or f"{task_type}:{title}"
-        record = await self._wait(key, "human", task_arguments(task_type, title, **options))
-        return Decision.from_record(record)
-
-    async def sleep(self, duration: str | float, *, key: str = "sleep") -> None:  # type: ignore[override]
-        await self._wait(key, "time", {"seconds": _seconds(duration, "duration")})
-
-    async def wait_for_event(  # type: ignore[override]
-        self, name: str, *, timeout: str | float | None = None
-    ) -> dict[str, Any] | None:
-        arguments: dict[str, Any] = {"name": name}
-        if timeout is not None:
-            arguments["timeout_seconds"] = _seconds(timeout, "timeout")
-        result = await self._wait(f"event:{name}", "signal", arguments)
-        return result if isinstance(result, dict) else None
-
-    async def call(
-        self, to_agent: str, intent_type: str, payload: dict[str, Any] | None = None, **kw: Any
-    ) -> Any:
-        key = kw.pop("key", None) or f"call:{intent_type}"
-        arguments = {"to_agent": to_agent, "intent_type": intent_type, "payload": payload or {}}
-        outcome = await self._wait(key, "child", arguments)
         if outcome.get("status") != "COMPLETED":
             raise ChildFailed(outcome)
         return outcome.get("result")

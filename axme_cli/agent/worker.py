@@ -8,7 +8,6 @@ value completes the intent; an exception fails it, or has it delivered again whe
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import logging
@@ -25,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from axme_cli.agent.context import (
-    AsyncContext,
     Context,
     ReplayMismatch,
     RetryableError,
     StepResultNotJSON,
     Suspended,
 )
+from axme_cli.agent.outbox import Outbox
 from axme_cli.client import DaemonClient
 from axme_cli.errors import AxmeError, Conflict, DaemonUnreachable
 from axme_cli.paths import home_paths
@@ -65,6 +64,7 @@ class Agent:
         self.handlers: dict[str, _Handler] = {}
         self._local = threading.local()
         self._stopping = threading.Event()
+        self._outbox: Outbox | None = None
 
     def handler(
         self, intent_type: str, *, retry_on: tuple[type[BaseException], ...] = ()
@@ -112,6 +112,7 @@ class Agent:
             concurrency,
             ", ".join(sorted(self.handlers)) or "nothing",
         )
+        self._outbox = Outbox(lambda: self._client(worker_id))
         cursor = 0
         failures = 0
         # Deliveries in hand, by delivery cursor: a redelivery of the same intent has a new one
@@ -161,6 +162,8 @@ class Agent:
         except BaseException:
             log.exception("%s: unexpected error", intent_id)
         finally:
+            if self._outbox is not None:
+                self._outbox.discard(intent_id)
             with lock:
                 running.discard(int(delivery.get("seq") or 0))
 
@@ -175,11 +178,16 @@ class Agent:
             error = {"type": "UnknownIntentType", "message": message}
             client.resume(intent_id, {"action": "fail", "error": error, "retryable": False})
             return
+        outbox = self._outbox
         try:
             if inspect.iscoroutinefunction(handler.fn):
-                result = asyncio.run(handler.fn(AsyncContext(client, delivery)))
+                import asyncio
+
+                from axme_cli.agent.async_context import AsyncContext
+
+                result = asyncio.run(handler.fn(AsyncContext(client, delivery, outbox)))
             else:
-                result = handler.fn(Context(client, delivery))
+                result = handler.fn(Context(client, delivery, outbox))
             try:
                 json.dumps(result)
             except (TypeError, ValueError) as exc:
@@ -202,7 +210,12 @@ class Agent:
                 "will be delivered again" if retryable else "not retried",
                 "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip(),
             )
+            if outbox is not None:
+                outbox.flush(intent_id, client)  # a redelivery replays the finished steps
             body = {"action": "fail", "error": _error(exc), "retryable": retryable}
             client.resume(intent_id, body)
             return
-        client.resume(intent_id, {"action": "complete", "result": result})
+        complete: dict[str, Any] = {"action": "complete", "result": result}
+        if outbox is not None and (records := outbox.take(intent_id)):
+            complete["step_records"] = records  # recorded with the outcome, all or none
+        client.resume(intent_id, complete)

@@ -27,7 +27,9 @@ from axme_cli.client import DaemonClient
 from axme_cli.errors import AxmeError
 from axme_cli.paths import HomePaths
 
-WORKLOADS = ("W0", "W1", "W1-seq", "W2", "W3", "CLI")
+WORKLOADS = ("W0", "W1", "W1-seq", "W2", "W3", "CLI", "W4")
+#: Workloads a plain `axme bench` runs: W4 needs `--scale`.
+DEFAULT_WORKLOADS = WORKLOADS[:-1]
 
 PIPELINE_AGENT = "agent://bench/local/pipeline"
 CRASH_AGENT = "agent://bench/local/crash"
@@ -53,6 +55,7 @@ class Plan:
     cli_runs: int
     w0_commits: int
     only: tuple[str, ...]
+    scale: int | None = None
 
     @classmethod
     def make(
@@ -65,6 +68,7 @@ class Plan:
         replicas: int,
         repeat: int | None,
         only: tuple[str, ...],
+        scale: int | None = None,
     ) -> Plan:
         if tiny:
             sizes = dict(intents=20, seq=5, kills=1, decisions=2, cli_runs=2, w0_commits=50)
@@ -80,6 +84,7 @@ class Plan:
             replicas=replicas,
             repeat=repeat if repeat is not None else default_repeat,
             only=only,
+            scale=scale,
             **sizes,
         )
 
@@ -522,26 +527,79 @@ class Bench:
             for name, argv in (("axme --version", [*command, "--version"]), ("axme send", send)):
                 for _ in range(self.plan.cli_runs):
                     began = time.perf_counter()
-                    subprocess.run(
-                        argv,
-                        env=env,
-                        cwd=self.home,  # no project axme.toml
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                        check=True,
-                        timeout=60,
-                    )
+                    _run_timed(argv, env, self.home)  # cwd: no project axme.toml
                     took = (time.perf_counter() - began) * 1000
                     self.results.add("CLI", name, "ms", took, note="wall time of a subprocess")
             self.tick("CLI", 1)
+
+    # -- W4: growth ------------------------------------------------------------------------
+
+    def w4(self) -> None:
+        """Fill a second home's store to each size, start its daemon, time what users do."""
+        from axme_cli import daemonctl
+        from axme_cli.bench import growth
+
+        assert self.plan.scale is not None
+        paths = HomePaths(self.home / "w4")
+        daemonctl.start(paths)  # creates the schema
+        daemonctl.stop(paths)
+        filler = growth.Filler(paths.database, PIPELINE_TYPE, NOBODY)
+        medians: dict[str, list[float]] = {}
+        try:
+            for size in growth.sizes(self.plan.scale):
+                filler.grow_to(size, lambda: None)
+                began = time.perf_counter()
+                pid = daemonctl.start(paths).pid
+                started = (time.perf_counter() - began) * 1000
+                with DaemonClient(paths.socket, timeout=60.0) as api:
+                    figures = self._w4_figures(api, filler)
+                figures["daemon start"] = ("ms", [started])
+                figures["daemon RSS"] = ("MB", [growth.rss_mb(pid)])
+                stored = growth.store_bytes(paths.database)
+                figures["store size"] = ("bytes/intent", [stored / filler.count])
+                daemonctl.stop(paths)
+                for name, (unit, values) in figures.items():
+                    self.results.add("W4", f"{name} @{growth.label(size)}", unit, *values)
+                    medians.setdefault(name, []).append(statistics.median(values))
+                self.tick("W4", 1)
+        finally:
+            daemonctl.stop(paths)
+        self.results.checks["W4 largest/smallest median"] = {
+            name: round(max(m) / min(m), 2) for name, m in medians.items() if min(m) > 0
+        }
+
+    def _w4_figures(self, api: DaemonClient, filler: Any) -> dict[str, tuple[str, list[float]]]:
+        import random
+
+        from axme_cli.bench.growth import SAMPLES, timed
+
+        body = {"intent_type": PIPELINE_TYPE, "to_agent": NOBODY, "payload": {}}
+        picks = iter(random.choices(filler.sample_ids, k=SAMPLES + 1))
+
+        def show() -> None:  # what `axme show` asks for
+            intent_id = next(picks)
+            api.get_intent(intent_id)
+            api.list_events(intent_id)
+
+        return {
+            "list first page": ("ms", timed(SAMPLES, lambda: api.list_intents(limit=50))),
+            # 100 tasks: as many as the smallest store holds, so every size reads one page.
+            "inbox": ("ms", timed(SAMPLES, lambda: api.list_tasks(limit=100))),
+            "show": ("ms", timed(SAMPLES, show)),
+            "create": ("ms", timed(SAMPLES, lambda: api.create_intent(body))),
+        }
 
     # -- all of it -------------------------------------------------------------------------
 
     def units(self) -> dict[str, int]:
         """Progress units per selected workload."""
         per_rep = {"W0": 1, "W1": 4, "W1-seq": 1, "W2": 1, "W3": 1, "CLI": 1}
-        return {w: per_rep[w] * self.plan.repeat for w in WORKLOADS if w in self.plan.only}
+        units = {w: per_rep[w] * self.plan.repeat for w in per_rep if w in self.plan.only}
+        if "W4" in self.plan.only and self.plan.scale:
+            from axme_cli.bench.growth import sizes
+
+            units["W4"] = len(sizes(self.plan.scale))
+        return units
 
     def run(self) -> None:
         steps: dict[str, Callable[[], None]] = {
@@ -551,11 +609,34 @@ class Bench:
             "W2": self.w2,
             "W3": self.w3,
             "CLI": self.cli,
+            "W4": self.w4,
         }
         for workload in WORKLOADS:
             if workload in self.plan.only:
                 self.tick(workload, 0)
                 steps[workload]()
+
+
+def _run_timed(argv: list[str], env: dict[str, str], cwd: Path) -> None:
+    """Run a command to its end. Not `subprocess.run(timeout=...)`: its wait polls with sleeps
+    of up to 50 ms, which rounded every CLI timing up to the next step of that schedule; a
+    blocking wait returns when the process does, and a timer kills a hung one."""
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    watchdog = threading.Timer(60, proc.kill)
+    watchdog.start()
+    try:
+        code = proc.wait()
+    finally:
+        watchdog.cancel()
+    if code != 0:
+        raise subprocess.CalledProcessError(code, argv)
 
 
 _FINAL = frozenset({"COMPLETED", "FAILED", "CANCELED", "TIMED_OUT"})

@@ -19,12 +19,12 @@ if TYPE_CHECKING:
     from axme_cli.bench.workloads import Bench
 
 
-def _only(value: str | None) -> tuple[str, ...]:
-    from axme_cli.bench.workloads import WORKLOADS
+def _only(value: str | None, scale: int | None) -> tuple[str, ...]:
+    from axme_cli.bench.workloads import DEFAULT_WORKLOADS, WORKLOADS
     from axme_cli.errors import BadInput
 
     if not value:
-        return WORKLOADS
+        return (*DEFAULT_WORKLOADS, "W4") if scale else DEFAULT_WORKLOADS
     wanted = tuple(w.strip() for w in value.split(",") if w.strip())
     lookup = {w.lower(): w for w in WORKLOADS}
     unknown = [w for w in wanted if w.lower() not in lookup]
@@ -32,7 +32,10 @@ def _only(value: str | None) -> tuple[str, ...]:
         raise BadInput(
             f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}"
         )
-    return tuple(lookup[w.lower()] for w in wanted)
+    chosen = tuple(lookup[w.lower()] for w in wanted)
+    if "W4" in chosen and not scale:
+        raise BadInput("W4 needs --scale N: the largest store to measure (e.g. 1000000)")
+    return chosen
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -128,7 +131,15 @@ def bench(
     ] = None,
     only: Annotated[
         str | None,
-        typer.Option("--only", help="Comma-separated workloads: W0,W1,W1-seq,W2,W3,CLI."),
+        typer.Option("--only", help="Comma-separated workloads: W0,W1,W1-seq,W2,W3,CLI,W4."),
+    ] = None,
+    scale: Annotated[
+        int | None,
+        typer.Option(
+            "--scale",
+            min=100,
+            help="Run W4 growth: fill a store to 10^4, 10^5, ... up to N intents.",
+        ),
     ] = None,
     tiny: Annotated[bool, typer.Option("--tiny", hidden=True)] = False,
     as_json: JsonOpt = False,
@@ -142,6 +153,8 @@ def bench(
     W2      crash recovery: SIGKILL mid-step to redelivery and completion
     W3      a person in the loop: decision to completed
     CLI     wall time of `axme --version` and `axme send`
+    W4      growth (with --scale N): list, inbox, show, create, RSS, bytes per intent
+            at 10^4, 10^5, ... N intents in the store
 
     Starts a daemon on a temporary home with the bundled no-op agent, and removes both after.
     """
@@ -158,7 +171,8 @@ def bench(
         clients=clients,
         replicas=replicas,
         repeat=repeat,
-        only=_only(only),
+        only=_only(only, scale),
+        scale=scale,
     )
     bench = Bench(plan, lambda workload, done: None)
     began = time.monotonic()
@@ -182,6 +196,7 @@ def bench(
                     "replicas": plan.replicas,
                     "repeat": plan.repeat,
                     "only": list(plan.only),
+                    "scale": plan.scale,
                 },
                 "home": str(bench.home),
                 "seconds": round(took, 1),

@@ -113,13 +113,7 @@ def send(
         created = client.create_intent(body, idempotency_key=idempotency_key)
         intent_id = created["intent_id"]
         if not wait:
-            if as_json:
-                render.print_json(created["intent"])
-            else:
-                replay = " (existing intent for this idempotency key)"
-                print(intent_id)
-                if created.get("idempotent_replay"):
-                    render.note(f"{intent_id}{replay}")
+            render.sent(created, as_json)
             return
         if not as_json:
             render.note(f"sent {intent_id}; waiting for it to finish")

@@ -175,15 +175,9 @@ def parse_data(pairs: list[str], data_json: str | None) -> dict[str, Any]:
     parses as JSON (`rows=1200` is a number, `ok=true` a bool), else the text itself."""
     data: dict[str, Any] = {}
     if data_json is not None:
-        try:
-            value = json.loads(data_json)
-        except json.JSONDecodeError as exc:
-            raise BadInput(
-                f"--data-json: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from None
-        if not isinstance(value, dict):
-            raise BadInput(f"--data-json: must be a JSON object, got {type(value).__name__}")
-        data.update(value)
+        from axme_cli.session import json_object
+
+        data.update(json_object(data_json, "--data-json"))
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():

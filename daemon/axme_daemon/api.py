@@ -25,10 +25,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from axme_cli import __version__
 from axme_cli.errors import AxmeError, PayloadTooLarge, ValidationFailed
 from axme_cli.protocol import DEFAULT_MAX_DELIVERY_ATTEMPTS, IntentStatus
-from axme_daemon.api_agents import agent_routes
-from axme_daemon.api_tasks import task_routes
-from axme_daemon.api_watch import watch_routes
-from axme_daemon.api_workers import ApiKeys, worker_routes
+from axme_daemon.api_agents import add_agent_routes
+from axme_daemon.api_tasks import add_task_routes
+from axme_daemon.api_watch import add_watch_routes
+from axme_daemon.api_workers import ApiKeys, add_worker_routes
 from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
 from axme_daemon.events import KeepAlive, StreamTimeout
@@ -139,7 +139,7 @@ class BodyLimit:
 def attach_registry(app: FastAPI, registry: Registry) -> None:
     """Add the agent registry to an app built before the registry existed."""
     app.state.registry = registry
-    app.include_router(agent_routes(registry))
+    add_agent_routes(app, registry)
 
 
 def create_app(
@@ -183,13 +183,7 @@ def create_app(
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, message)
 
-    keys = api_keys if api_keys is not None else {}
-    app.include_router(worker_routes(engine, keys))
-    app.include_router(task_routes(engine, keys))
-    app.include_router(watch_routes(engine))
     app.state.registry = registry
-    if registry is not None:
-        app.include_router(agent_routes(registry))
 
     @app.get("/health", tags=["daemon"])
     async def health() -> dict[str, Any]:
@@ -337,4 +331,14 @@ def create_app(
         )
         return {"ok": True, "intent": intent.to_wire(), "event": event.to_wire()}
 
+    # Routes are added to the app itself, not included as routers: FastAPI matches an
+    # included router's routes through a per-request wrapper that cost more than the rest
+    # of a small request. The busiest (intents) come first; agent routes come last, since
+    # their address takes any path.
+    keys = api_keys if api_keys is not None else {}
+    add_worker_routes(app, engine, keys)
+    add_task_routes(app, engine, keys)
+    add_watch_routes(app, engine)
+    if registry is not None:
+        add_agent_routes(app, registry)
     return app

@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, Field
 
 from axme_cli.errors import Conflict, ValidationFailed
@@ -93,10 +93,9 @@ async def decide_resume(engine: Engine, intent_id: str, body: dict[str, Any]) ->
     return {"ok": True, "applied": True, "task": decided.to_wire(), "intent": intent.to_wire()}
 
 
-def task_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
-    router = APIRouter(tags=["tasks"])
+def add_task_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
 
-    @router.post("/v1/intents/{intent_id}/waits", tags=["intents"])
+    @app.post("/v1/intents/{intent_id}/waits", tags=["intents"])
     async def begin_wait(request: Request, intent_id: str, body: WaitRequest) -> dict[str, Any]:
         """A handler step starts waiting: `human` (a task), `time`, `signal` or `child`.
 
@@ -115,7 +114,7 @@ def task_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
         )
         return {"ok": True, **state}
 
-    @router.get("/v1/tasks")
+    @app.get("/v1/tasks", tags=["tasks"])
     async def list_tasks(
         status: Annotated[
             str | None, Query(pattern="^(PENDING|DECIDED|TIMED_OUT|CLOSED)?$")
@@ -130,7 +129,7 @@ def task_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
         )
         return {"ok": True, "tasks": [t.to_wire() for t in tasks]}
 
-    @router.get("/v1/me/tasks")
+    @app.get("/v1/me/tasks", tags=["tasks"])
     async def my_tasks() -> dict[str, Any]:
         """AXME's task list shape."""
         tasks = await engine.tasks(status="PENDING")
@@ -151,18 +150,18 @@ def task_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
             ],
         }
 
-    @router.get("/v1/tasks/{task_id}")
+    @app.get("/v1/tasks/{task_id}", tags=["tasks"])
     async def get_task(task_id: str) -> dict[str, Any]:
         return {"ok": True, "task": (await engine.task(task_id)).to_wire()}
 
-    @router.post("/v1/tasks/{task_id}/decision")
+    @app.post("/v1/tasks/{task_id}/decision", tags=["tasks"])
     async def decide(task_id: str, body: Decision) -> dict[str, Any]:
         """Decide once: a second decision is a 409, and of two at once exactly one wins."""
         actor = body.actor or _default_actor()
         task = await engine.decide(task_id, body.outcome, actor, body.comment, body.data)
         return {"ok": True, "task": task.to_wire()}
 
-    @router.post("/v1/approvals/{approval_id}/decision")
+    @app.post("/v1/approvals/{approval_id}/decision", tags=["tasks"])
     async def decide_approval(approval_id: str, body: ApprovalDecision) -> dict[str, Any]:
         """AXME's approvals API: `decision` approve or reject; the approval id is the task id."""
         outcomes = {"approve": "approved", "reject": "rejected"}
@@ -197,35 +196,33 @@ def task_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
             "timeline": [],
         }
 
-    @router.get("/v1/inbox")
+    @app.get("/v1/inbox", tags=["tasks"])
     async def inbox() -> dict[str, Any]:
         """AXME's inbox: one thread per pending task."""
         return {"ok": True, "threads": [thread(t) for t in await engine.tasks(status="PENDING")]}
 
-    @router.get("/v1/inbox/{thread_id}")
+    @app.get("/v1/inbox/{thread_id}", tags=["tasks"])
     async def inbox_thread(thread_id: str) -> dict[str, Any]:
         return {"ok": True, "thread": thread(await engine.task(thread_id))}
 
-    @router.post("/v1/inbox/{thread_id}/approve")
+    @app.post("/v1/inbox/{thread_id}/approve", tags=["tasks"])
     async def inbox_approve(thread_id: str, body: InboxDecision | None = None) -> dict[str, Any]:
         comment = body.comment if body else None
         actor = (body.actor if body else None) or _default_actor()
         task = await engine.decide(thread_id, "approved", actor, comment, {})
         return {"ok": True, "thread": thread(task)}
 
-    @router.post("/v1/inbox/{thread_id}/reject")
+    @app.post("/v1/inbox/{thread_id}/reject", tags=["tasks"])
     async def inbox_reject(thread_id: str, body: InboxDecision | None = None) -> dict[str, Any]:
         comment = body.comment if body else None
         actor = (body.actor if body else None) or _default_actor()
         task = await engine.decide(thread_id, "rejected", actor, comment, {})
         return {"ok": True, "thread": thread(task)}
 
-    @router.post("/v1/intents/{intent_id}/signals/{name}", tags=["intents"])
+    @app.post("/v1/intents/{intent_id}/signals/{name}", tags=["intents"])
     async def signal(intent_id: str, name: str, body: Signal | None = None) -> dict[str, Any]:
         """Deliver a named signal to `ctx.wait_for_event(name)`; kept if nothing waits yet."""
         if not name or len(name) > 200:
             raise ValidationFailed("name: 1 to 200 characters")
         delivered = await engine.signal(intent_id, name, body.data if body else None)
         return {"ok": True, "delivered": delivered, "kept": not delivered}
-
-    return router

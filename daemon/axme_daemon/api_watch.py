@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 
@@ -31,10 +31,8 @@ def _frame(event: str, data: dict[str, Any]) -> bytes:
     return format_sse_event(event=event, data_str=json.dumps(data, separators=(",", ":")))
 
 
-def watch_routes(engine: Engine) -> APIRouter:
-    router = APIRouter(tags=["events"])
-
-    @router.get("/v1/watch")
+def add_watch_routes(app: FastAPI, engine: Engine) -> None:
+    @app.get("/v1/watch", tags=["events"])
     async def watch(
         request: Request, wait_seconds: Annotated[float, Query(ge=0, le=3600)] = 60
     ) -> StreamingResponse:
@@ -71,5 +69,3 @@ def watch_routes(engine: Engine) -> APIRouter:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-
-    return router

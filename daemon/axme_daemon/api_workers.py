@@ -11,10 +11,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import Body, FastAPI, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from axme_cli.errors import BadInput, ValidationFailed
 from axme_cli.protocol import AGENT_ADDRESS_RE
@@ -53,6 +53,10 @@ class StepRecord(BaseModel):
     result: Any = None
 
 
+class StepBatch(BaseModel):
+    steps: list[StepRecord] = Field(min_length=1, max_length=1000)
+
+
 class ProgressRecord(BaseModel):
     message: str = Field(min_length=1, max_length=2000)
     data: dict[str, Any] = Field(default_factory=dict)
@@ -71,10 +75,21 @@ def _error_of(body: dict[str, Any]) -> dict[str, Any]:
     return {"message": str(body.get("reason") or "the agent reported a failure")}
 
 
-def worker_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
-    router = APIRouter(tags=["agents"])
+def _step_records(raw: Any) -> list[tuple[int, str, Any]]:
+    """`step_records` of a completion: steps the worker sends with its outcome (axme's SDK
+    batches them rather than sending one request per step)."""
+    if raw is None:
+        return []
+    try:
+        batch = StepBatch(steps=raw)
+    except ValidationError as exc:
+        raise ValidationFailed(f"step_records: {exc.errors()[0]['msg']}") from None
+    return [(s.ordinal, s.key, s.result) for s in batch.steps]
 
-    @router.get("/v1/agents/{address:path}/intents/stream")
+
+def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
+
+    @app.get("/v1/agents/{address:path}/intents/stream", tags=["agents"])
     async def agent_stream(
         request: Request,
         address: str,
@@ -111,7 +126,7 @@ def worker_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
             frames(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
 
-    @router.post("/v1/intents/{intent_id}/resume", tags=["intents"])
+    @app.post("/v1/intents/{intent_id}/resume", tags=["intents"])
     async def resume_intent(
         request: Request, intent_id: str, body: Annotated[dict[str, Any], Body()]
     ) -> dict[str, Any]:
@@ -126,9 +141,11 @@ def worker_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
         if action == "complete":
             if "result" in body:
                 result = body["result"]
+                steps = _step_records(body.get("step_records"))
             else:
                 result = {k: v for k, v in body.items() if k != "action"} or None
-            intent = await engine.complete(intent_id, result, worker_id)
+                steps = []
+            intent = await engine.complete(intent_id, result, worker_id, steps)
         elif action == "fail":
             retryable = body.get("retryable", False)
             if not isinstance(retryable, bool):
@@ -140,32 +157,37 @@ def worker_routes(engine: Engine, api_keys: ApiKeys) -> APIRouter:
             raise ValidationFailed(f"action: must be complete or fail, got {action!r}")
         return {"ok": True, "applied": True, "intent": intent.to_wire()}
 
-    @router.post("/v1/intents/{intent_id}/steps", tags=["intents"])
-    async def record_step(request: Request, intent_id: str, body: StepRecord) -> dict[str, Any]:
-        """Record a finished step's result once; later deliveries replay it."""
+    @app.post("/v1/intents/{intent_id}/steps", tags=["intents"])
+    async def record_step(
+        request: Request, intent_id: str, body: StepRecord | StepBatch
+    ) -> dict[str, Any]:
+        """Record a finished step's result once (or a batch, `{"steps": [...]}`, all or
+        none); later deliveries replay it."""
         worker_id = worker_identity(request, api_keys)
+        if isinstance(body, StepBatch):
+            records = [(s.ordinal, s.key, s.result) for s in body.steps]
+            steps = await engine.record_steps(intent_id, records, worker_id)
+            return {"ok": True, "steps": [s.to_wire() for s in steps]}
         step = await engine.record_step(intent_id, body.ordinal, body.key, body.result, worker_id)
         return {"ok": True, "step": step.to_wire()}
 
-    @router.get("/v1/intents/{intent_id}/steps", tags=["intents"])
+    @app.get("/v1/intents/{intent_id}/steps", tags=["intents"])
     async def list_steps(intent_id: str) -> dict[str, Any]:
         return {"ok": True, "steps": [s.to_wire() for s in await engine.steps(intent_id)]}
 
-    @router.post("/v1/intents/{intent_id}/progress", tags=["intents"])
+    @app.post("/v1/intents/{intent_id}/progress", tags=["intents"])
     async def progress(request: Request, intent_id: str, body: ProgressRecord) -> dict[str, Any]:
         worker_id = worker_identity(request, api_keys)
         event = await engine.progress(intent_id, body.message, body.data, worker_id)
         return {"ok": True, "event": event.to_wire()}
 
-    @router.post("/v1/intents/{intent_id}/retry", tags=["intents"])
+    @app.post("/v1/intents/{intent_id}/retry", tags=["intents"])
     async def retry(intent_id: str, body: RetryRequest | None = None) -> dict[str, Any]:
         """Put a FAILED (or TIMED_OUT) intent back in the queue with fresh attempts."""
         intent = await engine.retry(intent_id, body.actor if body else None)
         return {"ok": True, "intent": intent.to_wire()}
 
-    @router.post("/v1/workers/{worker_id}/heartbeat", tags=["agents"])
+    @app.post("/v1/workers/{worker_id}/heartbeat", tags=["agents"])
     async def heartbeat(worker_id: str) -> dict[str, Any]:
         """Keep an unsupervised worker's leases while it works without an open stream."""
         return {"ok": True, "known": engine.dispatcher.heartbeat(worker_id)}
-
-    return router

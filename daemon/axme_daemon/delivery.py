@@ -221,7 +221,7 @@ class Dispatcher:
                         cursor = max(cursor, intent.delivery_seq)
                         yield await self._delivery(intent)
                     free = worker.limit - len(worker.held)
-                    if free > 0:
+                    if free > 0 and await self.store.has_queued(address):
                         leased = await self.store.lease(address, worker_id, free, self._reasons)
                         for intent, _ in leased:
                             self._reasons.pop(intent.intent_id, None)

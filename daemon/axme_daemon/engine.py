@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from axme_cli.errors import NotFound
@@ -84,7 +84,9 @@ class Engine:
     async def _ended(self, intent: Intent) -> None:
         """An intent became final: free its worker's slot; a parent waiting on it resumes."""
         self.dispatcher.finished(intent)
-        if intent.status.is_final:
+        # Only a child (`ctx.call`, which sets reply_to) has a parent that may wait for it:
+        # the others skip a write.
+        if intent.status.is_final and intent.reply_to is not None:
             await self._apply(await self.store.child_finished(intent))
 
     async def begin_wait(
@@ -207,13 +209,21 @@ class Engine:
 
     # -- what workers report -----------------------------------------------------------
 
-    async def complete(self, intent_id: str, result: Any, worker_id: str | None) -> Intent:
+    async def complete(
+        self,
+        intent_id: str,
+        result: Any,
+        worker_id: str | None,
+        steps: Sequence[tuple[int, str, Any]] = (),
+    ) -> Intent:
+        """Complete the intent; `steps` the worker had not sent yet are recorded with it."""
         intent, _ = await self.store.transition(
             intent_id,
             IntentStatus.COMPLETED,
             worker_id=worker_id,
             details={"result": result} if result is not None else None,
             result=result,
+            steps=steps,
         )
         await self._ended(intent)
         return intent
@@ -248,6 +258,11 @@ class Engine:
     ) -> Step:
         step, _ = await self.store.record_step(intent_id, ordinal, key, result, worker_id)
         return step
+
+    async def record_steps(
+        self, intent_id: str, steps: Sequence[tuple[int, str, Any]], worker_id: str | None
+    ) -> list[Step]:
+        return await self.store.record_steps(intent_id, steps, worker_id)
 
     async def progress(
         self, intent_id: str, message: str, data: dict[str, Any], worker_id: str | None

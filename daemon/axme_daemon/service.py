@@ -185,12 +185,23 @@ async def serve(settings: DaemonSettings) -> None:
         log.info("axme daemon stopped (%d commits, %d writes)", stats.commits, stats.writes)
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed: the daemon is CPU-bound per request, and uvloop's
+    transports and scheduling cost less than asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def run(settings: DaemonSettings) -> None:
     """Run the daemon in this process until SIGTERM/SIGINT; the lock is held throughout."""
     os.umask(0o077)  # the database holds payloads and agents' env secrets: owner only
     lock_fd = acquire_lock(settings.paths)
     try:
-        asyncio.run(serve(settings))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(serve(settings))
     finally:
         cleanup(settings.paths)
         os.close(lock_fd)

@@ -101,3 +101,20 @@ def test_unknown_workload_is_bad_input(axme_home: Path, tmpdir_short: Path) -> N
     assert result.returncode == 2
     assert "W9" in result.stderr
     assert list(tmpdir_short.iterdir()) == []
+
+
+def test_growth_fills_a_store_and_measures_it(axme_home: Path, tmpdir_short: Path) -> None:
+    result = run_bench(axme_home, tmpdir_short, "--json", "--only", "W4", "--scale", "300")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    w4 = report["workloads"]["W4"]
+    for figure in ("list first page", "inbox", "show", "create", "daemon RSS", "store size"):
+        assert w4[f"{figure} @300"]["median"] > 0, figure
+    assert set(report["checks"]["W4 largest/smallest median"]) >= {"inbox", "show"}
+    assert not processes_mentioning(report["home"]), "a daemon of the bench is left"
+
+
+def test_growth_needs_a_scale(axme_home: Path, tmpdir_short: Path) -> None:
+    result = run_bench(axme_home, tmpdir_short, "--only", "W4")
+    assert result.returncode == 2
+    assert "--scale" in result.stderr

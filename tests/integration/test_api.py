@@ -668,3 +668,27 @@ async def test_health(api: httpx.AsyncClient) -> None:
     body = response.json()
     assert body["ok"] is True
     assert body["pid"] == os.getpid()
+
+
+# -- batched step records ----------------------------------------------------------------------
+
+
+async def test_step_batches_are_all_or_none_and_ride_with_the_outcome(
+    api: httpx.AsyncClient,
+) -> None:
+    intent_id = (await api.post("/v1/intents", json=GOOD)).json()["intent_id"]
+    steps = f"/v1/intents/{intent_id}/steps"
+    batch = {"steps": [{"ordinal": 1, "key": "a", "result": 1}, {"ordinal": 2, "key": "b"}]}
+    assert (await api.post(steps, json=batch)).status_code == 200
+    # Step 3 is fine, step 5 is out of order: neither is recorded.
+    bad = {"steps": [{"ordinal": 3, "key": "c"}, {"ordinal": 5, "key": "e"}]}
+    assert_error(await api.post(steps, json=bad), 400, "bad_request", "out of order")
+    assert [s["key"] for s in (await api.get(steps)).json()["steps"]] == ["a", "b"]
+    # The outcome carries the last steps; a refused step refuses the outcome too.
+    resume = f"/v1/intents/{intent_id}/resume"
+    refused = {"result": {}, "step_records": [{"ordinal": 4, "key": "d"}]}
+    assert (await api.post(resume, json=refused)).status_code == 400
+    assert (await api.get(f"/v1/intents/{intent_id}")).json()["status"] == "IN_PROGRESS"
+    done = {"result": {"ok": True}, "step_records": [{"ordinal": 3, "key": "c", "result": 3}]}
+    assert (await api.post(resume, json=done)).json()["intent"]["status"] == "COMPLETED"
+    assert [s["key"] for s in (await api.get(steps)).json()["steps"]] == ["a", "b", "c"]

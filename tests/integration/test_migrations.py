@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
-
-import aiosqlite
 
 from axme_daemon.store.migrations import load_migrations, migrate
 
@@ -47,22 +46,22 @@ def _versions(path: Path) -> list[int]:
         db.close()
 
 
-async def test_fresh_schema_equals_migrated(axme_home: Path) -> None:
+def test_fresh_schema_equals_migrated(axme_home: Path) -> None:
     fresh, migrated = axme_home / "fresh.db", axme_home / "migrated.db"
-    async with aiosqlite.connect(fresh, isolation_level=None) as db:
-        await migrate(db, fresh_from_schema=True)
-    async with aiosqlite.connect(migrated, isolation_level=None) as db:
-        await migrate(db, fresh_from_schema=False)
+    with closing(sqlite3.connect(fresh, isolation_level=None)) as db:
+        migrate(db, fresh_from_schema=True)
+    with closing(sqlite3.connect(migrated, isolation_level=None)) as db:
+        migrate(db, fresh_from_schema=False)
     assert _schema(fresh) == _schema(migrated)
     assert "table events" in _schema(fresh) and "table steps" in _schema(fresh)
     everything = [m.version for m in load_migrations()]
     assert _versions(fresh) == _versions(migrated) == everything
 
 
-async def test_migrate_is_idempotent(axme_home: Path) -> None:
+def test_migrate_is_idempotent(axme_home: Path) -> None:
     path = axme_home / "db.sqlite"
-    async with aiosqlite.connect(path, isolation_level=None) as db:
-        first = await migrate(db)
-        second = await migrate(db)
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        first = migrate(db)
+        second = migrate(db)
     assert first == [m.version for m in load_migrations()]
     assert second == []

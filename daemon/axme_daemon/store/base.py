@@ -9,7 +9,7 @@ never disagree with the status.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,11 +102,13 @@ class Store(ABC):
         details: dict[str, Any] | None = None,
         result: Any = None,
         error: Any = None,
+        steps: Sequence[tuple[int, str, Any]] = (),
     ) -> tuple[Intent, Event]:
         """Move an intent to `status` and append its event, in one transaction.
 
         Raises `NotFound`, or `AlreadyFinal`/`Conflict` when the lifecycle forbids it, or
-        `Conflict` when `worker_id` is given and another worker holds the delivery.
+        `Conflict` when `worker_id` is given and another worker holds the delivery. `steps`
+        (ordinal, key, result) are recorded first, in the same transaction, all or none.
         """
 
     # -- delivery --------------------------------------------------------------------
@@ -137,6 +139,12 @@ class Store(ABC):
         """Record a step result once (the same ordinal and key again returns the record)."""
 
     @abstractmethod
+    async def record_steps(
+        self, intent_id: str, steps: Sequence[tuple[int, str, Any]], worker_id: str | None
+    ) -> list[Step]:
+        """Several step records (ordinal, key, result) at once: all are recorded or none."""
+
+    @abstractmethod
     async def progress(
         self, intent_id: str, message: str, data: dict[str, Any], worker_id: str | None
     ) -> list[Event]: ...
@@ -147,6 +155,11 @@ class Store(ABC):
     @abstractmethod
     async def leased_to(self, worker_id: str, after_delivery_seq: int) -> list[Intent]:
         """Open intents delivered to `worker_id` with `delivery_seq` above the cursor."""
+
+    @abstractmethod
+    async def has_queued(self, address: str) -> bool:
+        """Whether any intent for `address` waits for a delivery (a cheap read, so that an
+        idle stream need not queue a write to find nothing to lease)."""
 
     @abstractmethod
     async def count_queued(self, address: str) -> int: ...

@@ -7,10 +7,9 @@ existing one gets the migrations it has not seen, each in its own transaction.
 from __future__ import annotations
 
 import re
+import sqlite3
 from dataclasses import dataclass
 from importlib import resources
-
-import aiosqlite
 
 from axme_daemon.intents import now_iso
 
@@ -51,14 +50,14 @@ _CREATE_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
 )"""
 
 
-async def migrate(db: aiosqlite.Connection, *, fresh_from_schema: bool = True) -> list[int]:
+def migrate(db: sqlite3.Connection, *, fresh_from_schema: bool = True) -> list[int]:
     """Bring `db` (in autocommit mode) up to date; return the versions applied now."""
     migrations = load_migrations()
-    await db.execute(_CREATE_TABLE)
-    async with db.execute("SELECT version FROM schema_migrations") as cur:
-        done = {r[0] for r in await cur.fetchall()}
-    async with db.execute("SELECT count(*) FROM sqlite_master WHERE name='intents'") as cur:
-        row = await cur.fetchone()
+    db.execute(_CREATE_TABLE)
+    cur = db.execute("SELECT version FROM schema_migrations")
+    done = {r[0] for r in cur.fetchall()}
+    cur = db.execute("SELECT count(*) FROM sqlite_master WHERE name='intents'")
+    row = cur.fetchone()
     fresh = not done and row is not None and row[0] == 0
     if fresh and fresh_from_schema:
         steps = [(load_schema(), migrations)]
@@ -70,9 +69,9 @@ async def migrate(db: aiosqlite.Connection, *, fresh_from_schema: bool = True) -
             for m in recorded
         )
         try:
-            await db.executescript(f"BEGIN IMMEDIATE;\n{sql}\n{marks}COMMIT;")
+            db.executescript(f"BEGIN IMMEDIATE;\n{sql}\n{marks}COMMIT;")
         except Exception:
             if db.in_transaction:
-                await db.rollback()
+                db.rollback()
             raise
     return [m.version for _, recorded in steps for m in recorded]

@@ -9,12 +9,11 @@ by deleting their row in the transaction that applies them, so none fires twice.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from dataclasses import replace
 from typing import Any
-
-import aiosqlite
 
 from axme_cli.errors import AlreadyFinal, Conflict, NotFound
 from axme_cli.protocol import IntentStatus
@@ -37,7 +36,7 @@ TASK_COLUMNS = (
 )
 
 
-def row_to_task(row: aiosqlite.Row) -> Task:
+def row_to_task(row: sqlite3.Row) -> Task:
     return Task(
         task_id=row[0],
         intent_id=row[1],
@@ -55,20 +54,20 @@ def row_to_task(row: aiosqlite.Row) -> Task:
     )
 
 
-async def _task_row(db: aiosqlite.Connection, task_id: str) -> tuple[int, Task]:
-    async with db.execute(
+def _task_row(db: sqlite3.Connection, task_id: str) -> tuple[int, Task]:
+    cur = db.execute(
         f"SELECT {TASK_COLUMNS}, t.intent_pos FROM tasks t JOIN intents i ON i.pos = t.intent_pos "
         "WHERE t.task_id = ?",
         (task_id,),
-    ) as cur:
-        row = await cur.fetchone()
+    )
+    row = cur.fetchone()
     if row is None:
         raise NotFound(f"no task {task_id}", details={"task_id": task_id})
     return row[13], row_to_task(row)
 
 
-async def create_task(
-    db: aiosqlite.Connection,
+def create_task(
+    db: sqlite3.Connection,
     pos: int,
     intent: Intent,
     spec: TaskSpec,
@@ -82,16 +81,16 @@ async def create_task(
     deadline = now + spec.deadline_seconds if spec.deadline_seconds else None
     assignee = spec.assignees[0] if spec.assignees else None
     created = now_iso()
-    await db.execute(
+    db.execute(
         "INSERT INTO tasks (task_id, intent_pos, ordinal, spec, status, assignee, deadline_at, "
         "created_at) VALUES (?, ?, ?, ?, 'PENDING', ?, ?, ?)",
         (task_id, pos, ordinal, dump(body), assignee, deadline, created),
     )
     if spec.remind_after_seconds:
-        await _timer(db, pos, "reminder", now + spec.remind_after_seconds, task_id, ordinal)
+        _timer(db, pos, "reminder", now + spec.remind_after_seconds, task_id, ordinal)
     if deadline is not None:
-        await _timer(db, pos, "deadline", deadline, task_id, ordinal)
-    updated, _ = await apply_change(
+        _timer(db, pos, "deadline", deadline, task_id, ordinal)
+    updated, _ = apply_change(
         db,
         pos,
         intent,
@@ -125,32 +124,32 @@ async def create_task(
     return updated, task
 
 
-async def _timer(
-    db: aiosqlite.Connection,
+def _timer(
+    db: sqlite3.Connection,
     pos: int,
     kind: str,
     fire_at: float,
     task_id: str | None,
     ordinal: int | None,
 ) -> None:
-    await db.execute(
+    db.execute(
         "INSERT INTO timers (intent_pos, kind, fire_at, task_id, ordinal) VALUES (?, ?, ?, ?, ?)",
         (pos, kind, fire_at, task_id, ordinal),
     )
 
 
-async def _record(
-    db: aiosqlite.Connection, pos: int, intent: Intent, ordinal: int, key: str, result: Any
+def _record(
+    db: sqlite3.Connection, pos: int, intent: Intent, ordinal: int, key: str, result: Any
 ) -> None:
-    await db.execute(
+    db.execute(
         "INSERT INTO steps (intent_pos, ordinal, step_key, result, attempt, at) "
         "VALUES (?, ?, ?, ?, ?, ?)",
         (pos, ordinal, key, dump(result), intent.delivery_attempt, now_iso()),
     )
 
 
-async def resume_wait(
-    db: aiosqlite.Connection,
+def resume_wait(
+    db: sqlite3.Connection,
     pos: int,
     ordinal: int,
     result: Any,
@@ -159,24 +158,24 @@ async def resume_wait(
     effects: Effects,
 ) -> Intent | None:
     """End a step's wait: record `result` as the step's, and queue the intent again."""
-    async with db.execute(
+    cur = db.execute(
         "SELECT step_key FROM waits WHERE intent_pos = ? AND ordinal = ?", (pos, ordinal)
-    ) as cur:
-        row = await cur.fetchone()
+    )
+    row = cur.fetchone()
     if row is None:
         return None
-    async with db.execute("SELECT intent_id FROM intents WHERE pos = ?", (pos,)) as cur:
-        (intent_id,) = await cur.fetchone() or (None,)
-    _, intent = await load_intent(db, str(intent_id))
-    await db.execute("DELETE FROM waits WHERE intent_pos = ? AND ordinal = ?", (pos, ordinal))
-    await db.execute(
+    cur = db.execute("SELECT intent_id FROM intents WHERE pos = ?", (pos,))
+    (intent_id,) = cur.fetchone() or (None,)
+    _, intent = load_intent(db, str(intent_id))
+    db.execute("DELETE FROM waits WHERE intent_pos = ? AND ordinal = ?", (pos, ordinal))
+    db.execute(
         "DELETE FROM timers WHERE intent_pos = ? AND ordinal = ? AND kind != 'reminder'",
         (pos, ordinal),
     )
-    await _record(db, pos, intent, ordinal, row[0], result)
+    _record(db, pos, intent, ordinal, row[0], result)
     if intent.status.is_final:
         return None
-    updated, _ = await apply_change(
+    updated, _ = apply_change(
         db, pos, intent, S.SUBMITTED, actor=actor, details={"reason": reason}, waiting_reason=None
     )
     effects.requeued.append(updated)
@@ -187,8 +186,8 @@ async def resume_wait(
 # -- a worker starts a wait ------------------------------------------------------------
 
 
-async def begin_wait(
-    db: aiosqlite.Connection,
+def begin_wait(
+    db: sqlite3.Connection,
     intent_id: str,
     worker_id: str | None,
     ordinal: int,
@@ -199,41 +198,39 @@ async def begin_wait(
     """Returns `{"state": "done", "result": ...}` when the wait is already over (a decided
     task, a kept signal), else `{"state": "waiting", ...}`: the worker then lets go."""
     effects = Effects()
-    pos, intent = await load_intent(db, intent_id)
+    pos, intent = load_intent(db, intent_id)
     if intent.status.is_final:
         raise AlreadyFinal(f"intent is already {intent.status.value}")
     if worker_id is not None:
         check_lease(intent, worker_id)
-    async with db.execute(
+    cur = db.execute(
         "SELECT step_key, result FROM steps WHERE intent_pos = ? AND ordinal = ?", (pos, ordinal)
-    ) as cur:
-        done = await cur.fetchone()
+    )
+    done = cur.fetchone()
     if done is not None:
         if done[0] != key:
             raise Conflict(f"step {ordinal} was recorded as {done[0]!r}, not {key!r}")
         return ({"state": "done", "result": load(done[1])}, effects), []
-    async with db.execute(
+    cur = db.execute(
         "SELECT kind, target FROM waits WHERE intent_pos = ? AND ordinal = ?", (pos, ordinal)
-    ) as cur:
-        existing = await cur.fetchone()
+    )
+    existing = cur.fetchone()
     if existing is not None:
         return ({"state": "waiting", "target": existing[1]}, effects), []
 
     if kind == "signal":
         name = str(arguments["name"])
-        async with db.execute(
+        cur = db.execute(
             "SELECT signal_id, data, at FROM signals WHERE intent_pos = ? AND name = ? "
             "AND taken_by IS NULL ORDER BY signal_id LIMIT 1",
             (pos, name),
-        ) as cur:
-            kept = await cur.fetchone()
+        )
+        kept = cur.fetchone()
         if kept is not None:  # it arrived before the wait: kept, not lost
-            await db.execute(
-                "UPDATE signals SET taken_by = ? WHERE signal_id = ?", (ordinal, kept[0])
-            )
+            db.execute("UPDATE signals SET taken_by = ? WHERE signal_id = ?", (ordinal, kept[0]))
             result = {"name": name, "data": load(kept[1]), "at": kept[2]}
-            await _record(db, pos, intent, ordinal, key, result)
-            await apply_change(
+            _record(db, pos, intent, ordinal, key, result)
+            apply_change(
                 db,
                 pos,
                 intent,
@@ -246,27 +243,27 @@ async def begin_wait(
     target: str | None
     if kind == "human":
         spec = TaskSpec(**arguments)
-        _, task = await create_task(db, pos, intent, spec, ordinal, effects)
+        _, task = create_task(db, pos, intent, spec, ordinal, effects)
         target = task.task_id
     elif kind == "time":
         until = time.time() + float(arguments["seconds"])
-        await _timer(db, pos, "wake", until, None, ordinal)
-        await _suspend(db, pos, intent, "WAITING_FOR_TIME", f"sleeping {arguments['seconds']}s")
+        _timer(db, pos, "wake", until, None, ordinal)
+        _suspend(db, pos, intent, "WAITING_FOR_TIME", f"sleeping {arguments['seconds']}s")
         target = None
     elif kind == "signal":
         target = str(arguments["name"])
         if arguments.get("timeout_seconds"):
             fire_at = time.time() + float(arguments["timeout_seconds"])
-            await _timer(db, pos, "wait_timeout", fire_at, None, ordinal)
-        await _suspend(db, pos, intent, "WAITING_FOR_TOOL", f"waiting for signal {target!r}")
+            _timer(db, pos, "wait_timeout", fire_at, None, ordinal)
+        _suspend(db, pos, intent, "WAITING_FOR_TOOL", f"waiting for signal {target!r}")
     elif kind == "child":
         target = str(arguments["child_intent_id"])
-        _, child = await load_intent(db, target)
+        _, child = load_intent(db, target)
         if child.status.is_final:
             result = child_result(child)
-            await _record(db, pos, intent, ordinal, key, result)
+            _record(db, pos, intent, ordinal, key, result)
             return ({"state": "done", "result": result}, effects), [intent_id]
-        await _suspend(
+        _suspend(
             db,
             pos,
             intent,
@@ -276,7 +273,7 @@ async def begin_wait(
         )
     else:
         raise ValueError(f"unknown wait kind {kind!r}")
-    await db.execute(
+    db.execute(
         "INSERT INTO waits (intent_pos, ordinal, step_key, kind, target) VALUES (?, ?, ?, ?, ?)",
         (pos, ordinal, key, kind, target),
     )
@@ -284,8 +281,8 @@ async def begin_wait(
     return ({"state": "waiting", "target": target}, effects), [intent_id]
 
 
-async def _suspend(
-    db: aiosqlite.Connection,
+def _suspend(
+    db: sqlite3.Connection,
     pos: int,
     intent: Intent,
     waiting_reason: str,
@@ -293,7 +290,7 @@ async def _suspend(
     **details: Any,
 ) -> None:
     """WAITING without a lease: the worker lets go until the wait is over."""
-    await apply_change(
+    apply_change(
         db,
         pos,
         intent,
@@ -316,18 +313,18 @@ def child_result(child: Intent) -> dict[str, Any]:
 # -- ending waits ----------------------------------------------------------------------
 
 
-async def open_intent_task(
-    db: aiosqlite.Connection, intent_id: str, spec: dict[str, Any]
+def open_intent_task(
+    db: sqlite3.Connection, intent_id: str, spec: dict[str, Any]
 ) -> tuple[tuple[Task, Effects], list[str]]:
     """An intent's own `human_task` (no agent code): it waits for the decision itself."""
     effects = Effects()
-    pos, intent = await load_intent(db, intent_id)
-    _, task = await create_task(db, pos, intent, TaskSpec(**spec), None, effects)
+    pos, intent = load_intent(db, intent_id)
+    _, task = create_task(db, pos, intent, TaskSpec(**spec), None, effects)
     return (task, effects), [intent_id]
 
 
-async def decide(
-    db: aiosqlite.Connection,
+def decide(
+    db: sqlite3.Connection,
     task_id: str,
     outcome: str,
     actor: str,
@@ -338,7 +335,7 @@ async def decide(
 ) -> tuple[tuple[Task, Effects], list[str]]:
     """Record a decision once: a second one is a Conflict, whichever comes first wins."""
     effects = Effects()
-    pos, task = await _task_row(db, task_id)
+    pos, task = _task_row(db, task_id)
     if task.status == "CLOSED":
         raise Conflict(
             f"task {task_id} is closed: its intent ended before anyone decided",
@@ -362,13 +359,13 @@ async def decide(
         "data": data,
         "at": decided_at,
     }
-    await db.execute(
+    db.execute(
         "UPDATE tasks SET status = 'DECIDED', decision = ?, decided_at = ? WHERE task_id = ?",
         (dump(decision), decided_at, task_id),
     )
-    await db.execute("DELETE FROM timers WHERE task_id = ?", (task_id,))
-    _, intent = await load_intent(db, task.intent_id)
-    await apply_change(
+    db.execute("DELETE FROM timers WHERE task_id = ?", (task_id,))
+    _, intent = load_intent(db, task.intent_id)
+    apply_change(
         db,
         pos,
         intent,
@@ -379,12 +376,12 @@ async def decide(
     )
     effects.touched.add(task.intent_id)
     if task.ordinal is not None:
-        await resume_wait(db, pos, task.ordinal, decision, f"{outcome} by {actor}", actor, effects)
+        resume_wait(db, pos, task.ordinal, decision, f"{outcome} by {actor}", actor, effects)
     else:
-        _, intent = await load_intent(db, task.intent_id)
+        _, intent = load_intent(db, task.intent_id)
         if not intent.status.is_final:
             if decision["approved"]:
-                final, _ = await apply_change(
+                final, _ = apply_change(
                     db,
                     pos,
                     intent,
@@ -396,7 +393,7 @@ async def decide(
                 )
             else:
                 why = {"message": f"{outcome} by {actor}", "decision": decision}
-                final, _ = await apply_change(
+                final, _ = apply_change(
                     db,
                     pos,
                     intent,
@@ -411,27 +408,27 @@ async def decide(
     return (decided, effects), [task.intent_id]
 
 
-async def send_signal(
-    db: aiosqlite.Connection, intent_id: str, name: str, data: Any
+def send_signal(
+    db: sqlite3.Connection, intent_id: str, name: str, data: Any
 ) -> tuple[tuple[bool, Effects], list[str]]:
     """Deliver a signal to the wait for it, or keep it for a wait to come."""
     effects = Effects()
-    pos, intent = await load_intent(db, intent_id)
+    pos, intent = load_intent(db, intent_id)
     if intent.status.is_final:
         raise AlreadyFinal(f"intent is already {intent.status.value}")
     at = now_iso()
-    async with db.execute(
+    cur = db.execute(
         "SELECT ordinal FROM waits WHERE intent_pos = ? AND kind = 'signal' AND target = ? "
         "ORDER BY ordinal LIMIT 1",
         (pos, name),
-    ) as cur:
-        waiting = await cur.fetchone()
-    cur2 = await db.execute(
+    )
+    waiting = cur.fetchone()
+    cur2 = db.execute(
         "INSERT INTO signals (intent_pos, name, data, taken_by, at) VALUES (?, ?, ?, ?, ?)",
         (pos, name, dump(data), waiting[0] if waiting else None, at),
     )
-    await cur2.close()
-    await apply_change(
+    cur2.close()
+    apply_change(
         db,
         pos,
         intent,
@@ -442,20 +439,20 @@ async def send_signal(
     effects.touched.add(intent_id)
     if waiting is not None:
         result = {"name": name, "data": data, "at": at}
-        await resume_wait(db, pos, waiting[0], result, f"signal {name!r}", None, effects)
+        resume_wait(db, pos, waiting[0], result, f"signal {name!r}", None, effects)
     return (waiting is not None, effects), [intent_id]
 
 
-async def child_finished(db: aiosqlite.Connection, child: Intent) -> tuple[Effects, list[str]]:
+def child_finished(db: sqlite3.Connection, child: Intent) -> tuple[Effects, list[str]]:
     """A child intent ended: its parent's waiting step gets the outcome."""
     effects = Effects()
-    async with db.execute(
+    cur = db.execute(
         "SELECT intent_pos, ordinal FROM waits WHERE kind = 'child' AND target = ?",
         (child.intent_id,),
-    ) as cur:
-        rows = list(await cur.fetchall())
+    )
+    rows = list(cur.fetchall())
     for pos, ordinal in rows:
-        await resume_wait(
+        resume_wait(
             db,
             pos,
             ordinal,
@@ -467,42 +464,38 @@ async def child_finished(db: aiosqlite.Connection, child: Intent) -> tuple[Effec
     return effects, list(effects.touched)
 
 
-async def fire_timers(db: aiosqlite.Connection, now: float) -> tuple[Effects, list[str]]:
+def fire_timers(db: sqlite3.Connection, now: float) -> tuple[Effects, list[str]]:
     """Apply every timer due by `now`; each row is deleted as it is applied."""
     effects = Effects()
-    async with db.execute(
+    cur = db.execute(
         "SELECT timer_id, intent_pos, kind, fire_at, task_id, ordinal FROM timers "
         "WHERE fire_at <= ? ORDER BY fire_at LIMIT 200",
         (now,),
-    ) as cur:
-        due = list(await cur.fetchall())
+    )
+    due = list(cur.fetchall())
     for timer_id, pos, kind, fire_at, task_id, ordinal in due:
-        await db.execute("DELETE FROM timers WHERE timer_id = ?", (timer_id,))
+        db.execute("DELETE FROM timers WHERE timer_id = ?", (timer_id,))
         if kind == "wake":
-            await resume_wait(
-                db, pos, ordinal, {"slept_until": fire_at}, "sleep ended", None, effects
-            )
+            resume_wait(db, pos, ordinal, {"slept_until": fire_at}, "sleep ended", None, effects)
         elif kind == "wait_timeout":
-            await resume_wait(
-                db, pos, ordinal, None, "timed out waiting for a signal", None, effects
-            )
+            resume_wait(db, pos, ordinal, None, "timed out waiting for a signal", None, effects)
         elif kind == "reminder":
-            await _remind(db, pos, task_id, fire_at, effects)
+            _remind(db, pos, task_id, fire_at, effects)
         elif kind == "deadline":
-            await _deadline(db, pos, task_id, effects)
+            _deadline(db, pos, task_id, effects)
     return effects, list(effects.touched)
 
 
-async def _remind(
-    db: aiosqlite.Connection, pos: int, task_id: str, fire_at: float, effects: Effects
+def _remind(
+    db: sqlite3.Connection, pos: int, task_id: str, fire_at: float, effects: Effects
 ) -> None:
-    _, task = await _task_row(db, task_id)
+    _, task = _task_row(db, task_id)
     if task.status != "PENDING":
         return
     count = task.reminders + 1
-    await db.execute("UPDATE tasks SET reminders = ? WHERE task_id = ?", (count, task_id))
-    _, intent = await load_intent(db, task.intent_id)
-    await apply_change(
+    db.execute("UPDATE tasks SET reminders = ? WHERE task_id = ?", (count, task_id))
+    _, intent = load_intent(db, task.intent_id)
+    apply_change(
         db,
         pos,
         intent,
@@ -519,11 +512,11 @@ async def _remind(
     interval = task.spec.get("remind_interval_seconds")
     limit = task.spec.get("max_reminders")
     if interval and (limit is None or count < limit):
-        await _timer(db, pos, "reminder", fire_at + float(interval), task_id, task.ordinal)
+        _timer(db, pos, "reminder", fire_at + float(interval), task_id, task.ordinal)
 
 
-async def _deadline(db: aiosqlite.Connection, pos: int, task_id: str, effects: Effects) -> None:
-    _, task = await _task_row(db, task_id)
+def _deadline(db: sqlite3.Connection, pos: int, task_id: str, effects: Effects) -> None:
+    _, task = _task_row(db, task_id)
     if task.status != "PENDING":
         return
     action = task.spec.get("on_timeout", "reject")
@@ -531,13 +524,13 @@ async def _deadline(db: aiosqlite.Connection, pos: int, task_id: str, effects: E
         target = task.spec.get("escalate_to")
         spec = {**task.spec, "escalated": True, "on_timeout": "reject"}
         deadline = time.time() + float(task.spec["deadline_seconds"])
-        await db.execute(
+        db.execute(
             "UPDATE tasks SET assignee = ?, spec = ?, deadline_at = ? WHERE task_id = ?",
             (target, dump(spec), deadline, task_id),
         )
-        await _timer(db, pos, "deadline", deadline, task_id, task.ordinal)
-        _, intent = await load_intent(db, task.intent_id)
-        await apply_change(
+        _timer(db, pos, "deadline", deadline, task_id, task.ordinal)
+        _, intent = load_intent(db, task.intent_id)
+        apply_change(
             db,
             pos,
             intent,
@@ -554,7 +547,7 @@ async def _deadline(db: aiosqlite.Connection, pos: int, task_id: str, effects: E
     effects.notices.append({"event": "timeout", "task": task.to_wire()})
     if action in ("approve", "reject", "escalate"):
         outcome = "approved" if action == "approve" else "rejected"
-        (_, more), _ = await decide(
+        (_, more), _ = decide(
             db,
             task_id,
             outcome,
@@ -568,13 +561,13 @@ async def _deadline(db: aiosqlite.Connection, pos: int, task_id: str, effects: E
         effects.touched |= more.touched
         return
     # "fail": nobody decided in time; the intent ends TIMED_OUT.
-    await db.execute("UPDATE tasks SET status = 'TIMED_OUT' WHERE task_id = ?", (task_id,))
-    await db.execute("DELETE FROM waits WHERE intent_pos = ?", (pos,))
-    await db.execute("DELETE FROM timers WHERE intent_pos = ?", (pos,))
-    _, intent = await load_intent(db, task.intent_id)
+    db.execute("UPDATE tasks SET status = 'TIMED_OUT' WHERE task_id = ?", (task_id,))
+    db.execute("DELETE FROM waits WHERE intent_pos = ?", (pos,))
+    db.execute("DELETE FROM timers WHERE intent_pos = ?", (pos,))
+    _, intent = load_intent(db, task.intent_id)
     if not intent.status.is_final:
         error = {"message": f"no decision on {task.spec.get('title')!r} before the deadline"}
-        final, _ = await apply_change(
+        final, _ = apply_change(
             db,
             pos,
             intent,
@@ -590,14 +583,14 @@ async def _deadline(db: aiosqlite.Connection, pos: int, task_id: str, effects: E
         effects.touched.add(task.intent_id)
 
 
-async def next_timer(db: aiosqlite.Connection) -> float | None:
-    async with db.execute("SELECT min(fire_at) FROM timers") as cur:
-        row = await cur.fetchone()
+def next_timer(db: sqlite3.Connection) -> float | None:
+    cur = db.execute("SELECT min(fire_at) FROM timers")
+    row = cur.fetchone()
     return None if row is None or row[0] is None else float(row[0])
 
 
-async def list_tasks(
-    db: aiosqlite.Connection,
+def list_tasks(
+    db: sqlite3.Connection,
     status: str | None,
     intent_id: str | None,
     prefix: str | None,
@@ -619,5 +612,5 @@ async def list_tasks(
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY coalesce(t.deadline_at, 1e18), t.created_at LIMIT ?"
     args.append(limit)
-    async with db.execute(sql, args) as cur:
-        return [row_to_task(r) for r in await cur.fetchall()]
+    cur = db.execute(sql, args)
+    return [row_to_task(r) for r in cur.fetchall()]

@@ -9,16 +9,26 @@ so the timeline can never disagree with the status.
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
-import aiosqlite
-
-from axme_cli.errors import AlreadyFinal, BadInput, Conflict, IdempotencyConflict, NotFound
+from axme_cli.errors import (
+    AlreadyFinal,
+    AxmeError,
+    BadInput,
+    Conflict,
+    IdempotencyConflict,
+    NotFound,
+)
 from axme_cli.protocol import FINAL_STATUSES, STATUS_EVENT, IntentStatus
 from axme_daemon.intents import Event, Intent, NewIntent, Step, check_transition, now_iso
 
 S = IntentStatus
+T = TypeVar("T")
+#: A step record as workers send it: (ordinal, key, result).
+StepInput = tuple[int, str, Any]
 
 INTENT_COLUMNS = (
     "pos, intent_id, intent_type, to_agent, from_agent, reply_to, correlation_id, payload, "
@@ -37,7 +47,7 @@ def load(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def row_to_intent(row: aiosqlite.Row) -> Intent:
+def row_to_intent(row: sqlite3.Row) -> Intent:
     return Intent(
         intent_id=row[1],
         intent_type=row[2],
@@ -63,18 +73,16 @@ def row_to_intent(row: aiosqlite.Row) -> Intent:
     )
 
 
-async def load_intent(db: aiosqlite.Connection, intent_id: str) -> tuple[int, Intent]:
-    async with db.execute(
-        f"SELECT {INTENT_COLUMNS} FROM intents WHERE intent_id = ?", (intent_id,)
-    ) as cur:
-        row = await cur.fetchone()
+def load_intent(db: sqlite3.Connection, intent_id: str) -> tuple[int, Intent]:
+    cur = db.execute(f"SELECT {INTENT_COLUMNS} FROM intents WHERE intent_id = ?", (intent_id,))
+    row = cur.fetchone()
     if row is None:
         raise NotFound(f"no intent {intent_id}", details={"intent_id": intent_id})
     return row[0], row_to_intent(row)
 
 
-async def apply_change(
-    db: aiosqlite.Connection,
+def apply_change(
+    db: sqlite3.Connection,
     pos: int,
     intent: Intent,
     status: IntentStatus,
@@ -88,7 +96,7 @@ async def apply_change(
     seq = intent.last_seq + 1
     now = now_iso()
     updated = replace(intent, status=status, last_seq=seq, updated_at=now, **changes)
-    await db.execute(
+    db.execute(
         "UPDATE intents SET status = ?, last_seq = ?, updated_at = ?, result = ?, error = ?, "
         "waiting_reason = ?, delivery_attempt = ?, delivery_seq = ?, lease_worker = ? "
         "WHERE pos = ?",
@@ -107,14 +115,14 @@ async def apply_change(
     )
     if status in FINAL_STATUSES and not intent.status.is_final:
         # Nothing waits for an intent that has ended: close its open task, drop its timers.
-        await db.execute(
+        db.execute(
             "UPDATE tasks SET status = 'CLOSED' WHERE intent_pos = ? AND status = 'PENDING'",
             (pos,),
         )
-        await db.execute("DELETE FROM waits WHERE intent_pos = ?", (pos,))
-        await db.execute("DELETE FROM timers WHERE intent_pos = ?", (pos,))
+        db.execute("DELETE FROM waits WHERE intent_pos = ?", (pos,))
+        db.execute("DELETE FROM timers WHERE intent_pos = ?", (pos,))
     event_type = event_type or STATUS_EVENT[status]
-    await db.execute(
+    db.execute(
         "INSERT INTO events (intent_pos, seq, event_type, status, at, actor, details) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (pos, seq, event_type, status.value, now, actor, dump(details or None)),
@@ -125,15 +133,15 @@ async def apply_change(
 # -- intents ---------------------------------------------------------------------------
 
 
-async def create(
-    db: aiosqlite.Connection, new: NewIntent, intent_id: str
+def create(
+    db: sqlite3.Connection, new: NewIntent, intent_id: str
 ) -> tuple[tuple[Intent, bool], list[str]]:
     if new.idempotency_key is not None:
-        async with db.execute(
+        cur = db.execute(
             f"SELECT {INTENT_COLUMNS}, request_hash FROM intents WHERE idempotency_key = ?",
             (new.idempotency_key,),
-        ) as cur:
-            row = await cur.fetchone()
+        )
+        row = cur.fetchone()
         if row is not None:
             if row[22] != new.request_hash:
                 raise IdempotencyConflict(
@@ -142,7 +150,7 @@ async def create(
                 )
             return (row_to_intent(row), False), []
     now = now_iso()
-    cur = await db.execute(
+    cur = db.execute(
         "INSERT INTO intents (intent_id, intent_type, to_agent, from_agent, reply_to, "
         "correlation_id, payload, human_task, status, idempotency_key, request_hash, "
         "max_delivery_attempts, deadline_at, last_seq, created_at, updated_at) "
@@ -166,8 +174,8 @@ async def create(
         ),
     )
     pos = cur.lastrowid
-    await cur.close()
-    await db.executemany(
+    cur.close()
+    db.executemany(
         "INSERT INTO events (intent_pos, seq, event_type, status, at) VALUES (?, ?, ?, ?, ?)",
         [
             (pos, 1, STATUS_EVENT[S.CREATED], S.CREATED.value, now),
@@ -194,8 +202,8 @@ async def create(
     return (intent, True), [intent_id]
 
 
-async def transition(
-    db: aiosqlite.Connection,
+def transition(
+    db: sqlite3.Connection,
     intent_id: str,
     status: IntentStatus,
     *,
@@ -205,13 +213,27 @@ async def transition(
     details: dict[str, Any] | None = None,
     result: Any = None,
     error: Any = None,
+    steps: Sequence[StepInput] = (),
 ) -> tuple[tuple[Intent, Event], list[str]]:
     """A status change requested from outside; ending an intent also ends its lease.
 
     With `worker_id`, the change is refused unless that worker holds the delivery (or nobody
-    does): a worker whose lease was taken away must not finish an intent twice.
+    does): a worker whose lease was taken away must not finish an intent twice. `steps` are
+    recorded first, all or nothing together with the change.
     """
-    pos, current = await load_intent(db, intent_id)
+    if steps:
+        change = dict(worker_id=worker_id, event_type=event_type, actor=actor, details=details)
+        return atomically(
+            db,
+            _steps_then_transition,
+            intent_id=intent_id,
+            steps=steps,
+            status=status,
+            result=result,
+            error=error,
+            **change,
+        )
+    pos, current = load_intent(db, intent_id)
     check_transition(current.status, status)
     if worker_id is not None:
         check_lease(current, worker_id)
@@ -222,7 +244,7 @@ async def transition(
         changes["error"] = error
     if status in FINAL_STATUSES:
         changes["lease_worker"] = None
-    updated = await apply_change(
+    updated = apply_change(
         db,
         pos,
         current,
@@ -233,6 +255,26 @@ async def transition(
         **changes,
     )
     return updated, [intent_id]
+
+
+def _steps_then_transition(
+    db: sqlite3.Connection, *, intent_id: str, steps: Sequence[StepInput], **change: Any
+) -> tuple[tuple[Intent, Event], list[str]]:
+    record_steps(db, intent_id, steps, change["worker_id"])
+    return transition(db, intent_id, **change)
+
+
+def atomically(db: sqlite3.Connection, op: Callable[..., T], **kwargs: Any) -> T:
+    """Run a write made of several checked writes as one: when a later check refuses, a
+    savepoint undoes the earlier writes (ops raise only before they write, see sqlite.py)."""
+    db.execute("SAVEPOINT composite")
+    try:
+        return op(db, **kwargs)
+    except AxmeError:
+        db.execute("ROLLBACK TO composite")
+        raise
+    finally:
+        db.execute("RELEASE composite")
 
 
 def check_lease(intent: Intent, worker_id: str) -> None:
@@ -247,8 +289,8 @@ def check_lease(intent: Intent, worker_id: str) -> None:
 # -- delivery --------------------------------------------------------------------------
 
 
-async def lease(
-    db: aiosqlite.Connection,
+def lease(
+    db: sqlite3.Connection,
     address: str,
     worker_id: str,
     limit: int,
@@ -256,21 +298,25 @@ async def lease(
     reasons: dict[str, str],
 ) -> tuple[list[tuple[Intent, Event]], list[str]]:
     """Deliver up to `limit` waiting intents of `address` to `worker_id`, oldest first."""
-    async with db.execute(
+    cur = db.execute(
         f"SELECT {INTENT_COLUMNS} FROM intents WHERE to_agent = ? AND status = ? "
         "ORDER BY pos LIMIT ?",
         (address, S.SUBMITTED.value, limit),
-    ) as cur:
-        rows = list(await cur.fetchall())
+    )
+    rows = list(cur.fetchall())
     out = []
     for offset, row in enumerate(rows):
         intent = row_to_intent(row)
         attempt = intent.delivery_attempt + 1
         details: dict[str, Any] = {"delivery_attempt": attempt, "worker": worker_id}
-        if intent.intent_id in reasons:
-            details["reason"] = reasons[intent.intent_id]
+        reason = reasons.get(intent.intent_id)
+        if reason is None and intent.delivery_attempt > 0:
+            # Released in this same transaction, before the dispatcher heard why.
+            reason = _release_reason(db, row[0])
+        if reason is not None:
+            details["reason"] = reason
         out.append(
-            await apply_change(
+            apply_change(
                 db,
                 row[0],
                 intent,
@@ -284,8 +330,19 @@ async def lease(
     return out, [i.intent_id for i, _ in out]
 
 
-async def release(
-    db: aiosqlite.Connection, intent_ids: list[str] | None, worker_id: str | None, reason: str
+def _release_reason(db: sqlite3.Connection, pos: int) -> str | None:
+    """Why the last delivery of an intent ended, from the event that put it back."""
+    row = db.execute(
+        "SELECT details FROM events WHERE intent_pos = ? AND event_type = ? "
+        "ORDER BY seq DESC LIMIT 1",
+        (pos, STATUS_EVENT[S.SUBMITTED]),
+    ).fetchone()
+    reason = (load(row[0]) or {}).get("reason") if row else None
+    return str(reason) if reason is not None else None
+
+
+def release(
+    db: sqlite3.Connection, intent_ids: list[str] | None, worker_id: str | None, reason: str
 ) -> tuple[list[tuple[Intent, Event]], list[str]]:
     """End deliveries: back to SUBMITTED for another attempt, or FAILED once attempts ran out.
 
@@ -295,15 +352,15 @@ async def release(
     if intent_ids is not None:
         rows = []
         for intent_id in intent_ids:
-            pos, intent = await load_intent(db, intent_id)
+            pos, intent = load_intent(db, intent_id)
             if worker_id is not None:
                 check_lease(intent, worker_id)
             rows.append((pos, intent))
     else:
         where = "lease_worker = ?" if worker_id is not None else "lease_worker IS NOT NULL"
         args = (worker_id,) if worker_id is not None else ()
-        async with db.execute(f"SELECT {INTENT_COLUMNS} FROM intents WHERE {where}", args) as cur:
-            rows = [(r[0], row_to_intent(r)) for r in await cur.fetchall()]
+        cur = db.execute(f"SELECT {INTENT_COLUMNS} FROM intents WHERE {where}", args)
+        rows = [(r[0], row_to_intent(r)) for r in cur.fetchall()]
     out = []
     for pos, intent in rows:
         if intent.status.is_final or intent.status.value not in _LEASED:
@@ -315,7 +372,7 @@ async def release(
                 "delivery_attempt": intent.delivery_attempt,
             }
             out.append(
-                await apply_change(
+                apply_change(
                     db,
                     pos,
                     intent,
@@ -328,22 +385,22 @@ async def release(
             )
         else:
             out.append(
-                await apply_change(db, pos, intent, S.SUBMITTED, details=details, lease_worker=None)
+                apply_change(db, pos, intent, S.SUBMITTED, details=details, lease_worker=None)
             )
     return out, [i.intent_id for i, _ in out]
 
 
-async def retry(
-    db: aiosqlite.Connection, intent_id: str, actor: str | None
+def retry(
+    db: sqlite3.Connection, intent_id: str, actor: str | None
 ) -> tuple[tuple[Intent, Event], list[str]]:
     """A FAILED or TIMED_OUT intent goes back to the queue with fresh delivery attempts."""
-    pos, intent = await load_intent(db, intent_id)
+    pos, intent = load_intent(db, intent_id)
     if intent.status not in (S.FAILED, S.TIMED_OUT):
         raise Conflict(
             f"only FAILED or TIMED_OUT intents can be retried; this one is {intent.status.value}",
             details={"status": intent.status.value},
         )
-    updated = await apply_change(
+    updated = apply_change(
         db,
         pos,
         intent,
@@ -357,38 +414,38 @@ async def retry(
     return updated, [intent_id]
 
 
-async def start_work(
-    db: aiosqlite.Connection, intent_id: str, worker_id: str | None
+def start_work(
+    db: sqlite3.Connection, intent_id: str, worker_id: str | None
 ) -> tuple[int, Intent, list[Event]]:
     """Load an intent a worker reports on; its first report moves it to IN_PROGRESS."""
-    pos, intent = await load_intent(db, intent_id)
+    pos, intent = load_intent(db, intent_id)
     if intent.status.is_final:
         raise AlreadyFinal(f"intent is already {intent.status.value}")
     if worker_id is not None:
         check_lease(intent, worker_id)
     events = []
     if intent.status in (S.DELIVERED, S.ACKNOWLEDGED, S.SUBMITTED):
-        intent, event = await apply_change(
+        intent, event = apply_change(
             db, pos, intent, S.IN_PROGRESS, details={"worker": worker_id} if worker_id else None
         )
         events.append(event)
     return pos, intent, events
 
 
-async def record_step(
-    db: aiosqlite.Connection,
+def record_step(
+    db: sqlite3.Connection,
     intent_id: str,
     ordinal: int,
     key: str,
     result: Any,
     worker_id: str | None,
 ) -> tuple[tuple[Step, list[Event]], list[str]]:
-    pos, intent, events = await start_work(db, intent_id, worker_id)
-    async with db.execute(
+    pos, intent, events = start_work(db, intent_id, worker_id)
+    cur = db.execute(
         "SELECT step_key, result, attempt, at FROM steps WHERE intent_pos = ? AND ordinal = ?",
         (pos, ordinal),
-    ) as cur:
-        existing = await cur.fetchone()
+    )
+    existing = cur.fetchone()
     if existing is not None:
         if existing[0] != key:
             raise Conflict(
@@ -396,17 +453,17 @@ async def record_step(
                 details={"ordinal": ordinal, "recorded": existing[0], "key": key},
             )
         return (Step(ordinal, key, load(existing[1]), existing[2], existing[3]), events), []
-    async with db.execute("SELECT count(*) FROM steps WHERE intent_pos = ?", (pos,)) as cur:
-        count = (await cur.fetchone() or (0,))[0]
+    cur = db.execute("SELECT count(*) FROM steps WHERE intent_pos = ?", (pos,))
+    count = (cur.fetchone() or (0,))[0]
     if ordinal != count + 1:
         raise BadInput(f"step ordinal {ordinal} is out of order: {count} steps are recorded")
     now = now_iso()
-    await db.execute(
+    db.execute(
         "INSERT INTO steps (intent_pos, ordinal, step_key, result, attempt, at) "
         "VALUES (?, ?, ?, ?, ?, ?)",
         (pos, ordinal, key, dump(result), intent.delivery_attempt, now),
     )
-    _, event = await apply_change(
+    _, event = apply_change(
         db,
         pos,
         intent,
@@ -417,15 +474,27 @@ async def record_step(
     return (Step(ordinal, key, result, intent.delivery_attempt, now), [*events, event]), [intent_id]
 
 
-async def progress(
-    db: aiosqlite.Connection,
+def record_steps(
+    db: sqlite3.Connection, intent_id: str, steps: Sequence[StepInput], worker_id: str | None
+) -> tuple[list[Step], list[str]]:
+    """Several step records of one intent, in ordinal order (not atomic by itself: see
+    `atomically`)."""
+    recorded = []
+    for ordinal, key, result in steps:
+        (step, _), _ = record_step(db, intent_id, ordinal, key, result, worker_id)
+        recorded.append(step)
+    return recorded, [intent_id]
+
+
+def progress(
+    db: sqlite3.Connection,
     intent_id: str,
     message: str,
     data: dict[str, Any],
     worker_id: str | None,
 ) -> tuple[list[Event], list[str]]:
-    pos, intent, events = await start_work(db, intent_id, worker_id)
-    _, event = await apply_change(
+    pos, intent, events = start_work(db, intent_id, worker_id)
+    _, event = apply_change(
         db,
         pos,
         intent,
@@ -439,8 +508,8 @@ async def progress(
 # -- agents ----------------------------------------------------------------------------
 
 
-async def put_agents(
-    db: aiosqlite.Connection,
+def put_agents(
+    db: sqlite3.Connection,
     source: str,
     digest: str | None,
     specs: list[dict[str, Any]],
@@ -453,28 +522,26 @@ async def put_agents(
     Returns False (and writes nothing) when `digest` is the one already applied for `source`.
     """
     if digest is not None:
-        async with db.execute(
-            "SELECT digest FROM projects WHERE config_path = ?", (source,)
-        ) as cur:
-            row = await cur.fetchone()
+        cur = db.execute("SELECT digest FROM projects WHERE config_path = ?", (source,))
+        row = cur.fetchone()
         if row is not None and row[0] == digest:
             return False, []
     now = now_iso()
     if replace_source:
         keep = [s["address"] for s in specs]
         marks = ",".join("?" * len(keep)) or "''"
-        await db.execute(
+        db.execute(
             f"DELETE FROM agents WHERE source = ? AND address NOT IN ({marks})", (source, *keep)
         )
     for spec in specs:
-        await db.execute(
+        db.execute(
             "INSERT INTO agents (address, spec, source, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET "
             "spec = excluded.spec, source = excluded.source, updated_at = excluded.updated_at",
             (spec["address"], dump(spec), source, now, now),
         )
     if digest is not None:
-        await db.execute(
+        db.execute(
             "INSERT INTO projects (config_path, digest, applied_at, hooks) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (config_path) DO UPDATE SET digest = excluded.digest, "
             "applied_at = excluded.applied_at, hooks = excluded.hooks",
@@ -483,8 +550,8 @@ async def put_agents(
     return True, []
 
 
-async def delete_agent(db: aiosqlite.Connection, address: str) -> tuple[bool, list[str]]:
-    cur = await db.execute("DELETE FROM agents WHERE address = ?", (address,))
+def delete_agent(db: sqlite3.Connection, address: str) -> tuple[bool, list[str]]:
+    cur = db.execute("DELETE FROM agents WHERE address = ?", (address,))
     deleted = cur.rowcount > 0
-    await cur.close()
+    cur.close()
     return deleted, []

@@ -31,6 +31,7 @@ CREATE INDEX intents_to_agent ON intents (to_agent, pos);
 CREATE INDEX intents_intent_type ON intents (intent_type, pos);
 CREATE INDEX intents_queue ON intents (to_agent, status, pos);
 CREATE INDEX intents_lease ON intents (lease_worker) WHERE lease_worker IS NOT NULL;
+CREATE INDEX intents_delivery_seq ON intents (delivery_seq);
 
 CREATE TABLE events (
     intent_pos INTEGER NOT NULL REFERENCES intents (pos),
@@ -82,6 +83,7 @@ CREATE TABLE tasks (
 );
 CREATE INDEX tasks_status ON tasks (status, created_at);
 CREATE INDEX tasks_intent ON tasks (intent_pos);
+CREATE INDEX tasks_inbox ON tasks (status, coalesce(deadline_at, 1e18), created_at);
 
 CREATE TABLE timers (
     timer_id INTEGER PRIMARY KEY,
