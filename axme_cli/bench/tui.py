@@ -48,7 +48,7 @@ def fill(socket: Path, intents: int, tasks: int, tick: Callable[[str, float], No
                 if i >= plain:
                     body["human_task"] = {"title": f"Approve batch {i}", "task_type": "approval"}
                 api.create_intent(body)
-                tick("TUI fill", 1)
+                tick("TUI", 1)
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(create, range(8)))

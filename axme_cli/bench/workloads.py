@@ -27,9 +27,9 @@ from axme_cli.client import DaemonClient
 from axme_cli.errors import AxmeError
 from axme_cli.paths import HomePaths
 
-WORKLOADS = ("W0", "W1", "W1-seq", "W2", "W3", "CLI", "W4")
-#: Workloads a plain `axme bench` runs: W4 needs `--scale`.
-DEFAULT_WORKLOADS = WORKLOADS[:-1]
+WORKLOADS = ("W0", "W1", "W1-seq", "W2", "W3", "CLI", "W4", "TUI")
+#: Workloads a plain `axme bench` runs: W4 needs `--scale`, TUI is asked for by name.
+DEFAULT_WORKLOADS = WORKLOADS[:-2]
 
 PIPELINE_AGENT = "agent://bench/local/pipeline"
 CRASH_AGENT = "agent://bench/local/crash"
@@ -56,6 +56,10 @@ class Plan:
     w0_commits: int
     only: tuple[str, ...]
     scale: int | None = None
+    #: TUI: the store it fills, the tasks among them, and how often each key is pressed.
+    tui_intents: int = 10_000
+    tui_tasks: int = 200
+    tui_rounds: int = 20
 
     @classmethod
     def make(
@@ -72,10 +76,13 @@ class Plan:
     ) -> Plan:
         if tiny:
             sizes = dict(intents=20, seq=5, kills=1, decisions=2, cli_runs=2, w0_commits=50)
+            tui = dict(tui_intents=200, tui_tasks=20, tui_rounds=2)
         elif quick:
             sizes = dict(intents=300, seq=30, kills=3, decisions=10, cli_runs=5, w0_commits=300)
+            tui = dict(tui_intents=10_000, tui_tasks=200, tui_rounds=5)
         else:
             sizes = dict(intents=2000, seq=100, kills=5, decisions=50, cli_runs=10, w0_commits=1000)
+            tui = dict(tui_intents=10_000, tui_tasks=200, tui_rounds=20)
         if intents is not None:
             sizes["intents"] = intents
         default_repeat = 1 if (quick or tiny) else 3
@@ -86,6 +93,7 @@ class Plan:
             only=only,
             scale=scale,
             **sizes,
+            **tui,
         )
 
 
@@ -589,6 +597,18 @@ class Bench:
             "create": ("ms", timed(SAMPLES, lambda: api.create_intent(body))),
         }
 
+    # -- TUI: keys answered with a big store -----------------------------------------------
+
+    def tui(self) -> None:
+        """`axme tui` headless against this daemon, filled with a backlog and pending tasks."""
+        from axme_cli.bench import tui
+
+        plan = self.plan
+        tui.fill(self.paths.socket, plan.tui_intents, plan.tui_tasks, self.tick)
+        note = f"{plan.tui_intents} intents, {plan.tui_tasks} pending tasks in the store"
+        for what, samples in tui.measure(self.paths.socket, plan.tui_rounds).items():
+            self.results.add("TUI", what, "ms", *samples, note=note)
+
     # -- all of it -------------------------------------------------------------------------
 
     def units(self) -> dict[str, int]:
@@ -599,6 +619,8 @@ class Bench:
             from axme_cli.bench.growth import sizes
 
             units["W4"] = len(sizes(self.plan.scale))
+        if "TUI" in self.plan.only:
+            units["TUI"] = self.plan.tui_intents
         return units
 
     def run(self) -> None:
@@ -610,6 +632,7 @@ class Bench:
             "W3": self.w3,
             "CLI": self.cli,
             "W4": self.w4,
+            "TUI": self.tui,
         }
         for workload in WORKLOADS:
             if workload in self.plan.only:

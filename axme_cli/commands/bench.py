@@ -131,7 +131,7 @@ def bench(
     ] = None,
     only: Annotated[
         str | None,
-        typer.Option("--only", help="Comma-separated workloads: W0,W1,W1-seq,W2,W3,CLI,W4."),
+        typer.Option("--only", help="Comma-separated workloads: W0,W1,W1-seq,W2,W3,CLI,W4,TUI."),
     ] = None,
     scale: Annotated[
         int | None,
@@ -155,6 +155,8 @@ def bench(
     CLI     wall time of `axme --version` and `axme send`
     W4      growth (with --scale N): list, inbox, show, create, RSS, bytes per intent
             at 10^4, 10^5, ... N intents in the store
+    TUI     (with --only TUI) axme tui headless with 10,000 intents and 200 pending
+            tasks: each key's handling time, and how long the event loop was ever busy
 
     Starts a daemon on a temporary home with the bundled no-op agent, and removes both after.
     """

@@ -118,3 +118,15 @@ def test_growth_needs_a_scale(axme_home: Path, tmpdir_short: Path) -> None:
     result = run_bench(axme_home, tmpdir_short, "--only", "W4")
     assert result.returncode == 2
     assert "--scale" in result.stderr
+
+
+def test_tui_workload_times_keys_with_a_filled_store(axme_home: Path, tmpdir_short: Path) -> None:
+    result = run_bench(axme_home, tmpdir_short, "--tiny", "--json", "--only", "TUI")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    tui = report["workloads"]["TUI"]
+    for figure in ("move down the inbox", "switch to intents", "open an intent"):
+        assert tui[figure]["n"] == 2 and tui[figure]["median"] > 0, figure
+    assert tui["event loop busy (lag)"]["n"] > 0
+    assert "20 pending tasks" in tui["open an intent"]["note"]
+    assert not processes_mentioning(report["home"]), "a daemon of the bench is left"
