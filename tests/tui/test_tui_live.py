@@ -207,10 +207,15 @@ async def test_a_new_task_rings_the_bell_and_shows_a_toast(daemon: Daemon, axme_
         with daemon.client() as client:
             send(client, ADDRESS, APPROVAL, {})
         await until(pilot, lambda: app.bells == 1, what="the bell")
-        toasts = [n for n in app._notifications]
-        assert any(
-            "New task" in (n.title or "") and "Apply migration?" in n.message for n in toasts
-        )
+
+        def toast() -> bool:  # the toast is a message the app handles after the bell
+            return any(
+                "New task" in (n.title or "") and "Apply migration?" in n.message
+                for n in app._notifications
+            )
+
+        await until(pilot, toast, what="the toast")
+        assert app.bells == 1  # one task, one bell
 
 
 async def test_says_when_the_daemon_goes_away_and_reconnects_by_itself(
@@ -289,4 +294,8 @@ async def test_an_open_task_decided_elsewhere_closes_with_a_warning(
             response = client.post(f"/v1/tasks/{task['task_id']}/decision", json=body)
             assert response.status_code == 200
             await until(pilot, lambda: isinstance(app.screen, InboxScreen), what="back in inbox")
-            assert any("decided elsewhere" in n.message for n in app._notifications)
+            await until(
+                pilot,
+                lambda: any("decided elsewhere" in n.message for n in app._notifications),
+                what="the warning",
+            )
