@@ -88,13 +88,15 @@ class InboxScreen(DecideMixin, Screen[None]):
         app.tasks_changed.subscribe(self, self._show)
         self._show(app.tasks)
         self.set_interval(5, self._tick)
+        self.watch(self.listing.table, "scroll_y", lambda _: self._tick(), init=False)
 
     def _tick(self) -> None:
         """Ages and time left move on without the daemon saying anything."""
-        table = self.query_one("#tasks", DataTable)
+        table = self.listing.table
         app: Any = self.app
         now = app.now()
-        for task_id, t in self._tasks.items():
+        for task_id in self.listing.visible_keys():
+            t = self._tasks[task_id]
             cells = (render.age(t.get("created_at"), now), render.due(t.get("deadline_at"), now))
             if self._times.get(task_id) != cells:  # only what a user would see change
                 self._times[task_id] = cells

@@ -166,6 +166,7 @@ class IntentsScreen(IntentActions, Screen[None]):
         self.query_one("#intents", DataTable).focus()
         self.reload()
         self.set_interval(5, self._tick)
+        self.watch(self.listing.table, "scroll_y", lambda _: self._tick(), init=False)
 
     def on_screen_resume(self) -> None:
         self.reload()
@@ -287,11 +288,11 @@ class IntentsScreen(IntentActions, Screen[None]):
 
     def _tick(self) -> None:
         """Ages move on without the daemon saying anything."""
-        table = self.query_one("#intents", DataTable)
+        table = self.listing.table
         app: Any = self.app
         now = app.now()
-        for intent_id, intent in self._rows.items():
-            age = render.age(intent.get("created_at"), now)
+        for intent_id in self.listing.visible_keys():
+            age = render.age(self._rows[intent_id].get("created_at"), now)
             if self._ages.get(intent_id) != age:  # only what a user would see change
                 self._ages[intent_id] = age
                 table.update_cell(intent_id, "age", age)

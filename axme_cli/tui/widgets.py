@@ -228,6 +228,14 @@ class Listing:
         except Exception:
             return None
 
+    def visible_keys(self) -> list[str]:
+        """Keys of the rows in view: what a clock tick needs to touch (a tick that updated
+        every row of a long table would hold the event loop for no visible gain)."""
+        table = self.table
+        first = int(table.scroll_y)
+        rows = table.ordered_rows[first : first + max(1, table.size.height)]
+        return [str(row.key.value) for row in rows]
+
     def restore(self, key: str | None) -> None:
         """Put the cursor back on the row it was on, if that row is still there."""
         table = self.table
