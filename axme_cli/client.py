@@ -35,6 +35,8 @@ _PREFIX_RE = re.compile(r"^[0-9a-f-]{1,36}$")
 
 #: Extra seconds a held stream may take beyond its `wait_seconds` before the read times out.
 STREAM_SLACK = 15.0
+#: How long `follow` waits for a daemon that went away (a restart) before it gives up.
+RECONNECT_SECONDS = 30.0
 
 
 def socket_accepts(path: Path) -> bool:
@@ -389,10 +391,19 @@ class DaemonClient:
         return matches[0]["intent_id"]  # type: ignore[no-any-return]
 
     def follow(
-        self, intent_id: str, *, since: int = 0, timeout: float | None = None
+        self,
+        intent_id: str,
+        *,
+        since: int = 0,
+        timeout: float | None = None,
+        reconnect_for: float = RECONNECT_SECONDS,
+        on_lost: Callable[[str], None] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every event after `since` until a final one, across as many held streams as needed.
 
+        When the daemon goes away (a restart, an upgrade), it waits up to `reconnect_for`
+        seconds for it to come back and carries on after the last event seen: the events are
+        in the store, so nothing is missed or repeated. `on_lost` is told once per outage.
         Raises `WaitTimedOut` when `timeout` seconds pass first.
         """
         import time
@@ -401,6 +412,7 @@ class DaemonClient:
 
         deadline = None if timeout is None else time.monotonic() + timeout
         cursor = since
+        lost_at: float | None = None
         while True:
             hold = 60.0
             if deadline is not None:
@@ -410,13 +422,27 @@ class DaemonClient:
                         f"intent {intent_id} is not final after {timeout:g}s",
                         details={"intent_id": intent_id, "seq": cursor},
                     )
-            for name, data in self.stream_events(intent_id, since=cursor, wait_seconds=hold):
-                if name == "stream.timeout":
-                    break
-                cursor = max(cursor, int(data.get("seq", cursor)))
-                yield data
-                if data.get("status") in FINAL_STATUSES:
-                    return
+            try:
+                for name, data in self.stream_events(intent_id, since=cursor, wait_seconds=hold):
+                    lost_at = None
+                    if name == "stream.timeout":
+                        break
+                    cursor = max(cursor, int(data.get("seq", cursor)))
+                    yield data
+                    if data.get("status") in FINAL_STATUSES:
+                        return
+            except DaemonUnreachable as exc:
+                now = time.monotonic()
+                if lost_at is None:
+                    lost_at = now
+                    if on_lost is not None:
+                        on_lost(str(exc))
+                elif now - lost_at > reconnect_for:
+                    raise DaemonUnreachable(
+                        f"{exc}; it did not come back within {reconnect_for:g}s",
+                        details={"intent_id": intent_id, "seq": cursor},
+                    ) from exc
+                time.sleep(0.2)
 
     # -- agents ----------------------------------------------------------------------
 

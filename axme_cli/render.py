@@ -92,6 +92,13 @@ def note(message: str) -> None:
     err().print(f"[dim]{escape(message)}[/]")
 
 
+def daemon_lost(message: str) -> None:
+    """What a waiting command says when the daemon goes away under it (it keeps waiting)."""
+    from axme_cli.client import RECONNECT_SECONDS
+
+    note(f"{message}; waiting up to {RECONNECT_SECONDS:g}s for the daemon to come back")
+
+
 def status_text(status: str | None) -> str:
     status = status or "?"
     return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"

@@ -117,7 +117,7 @@ def send(
             return
         if not as_json:
             render.note(f"sent {intent_id}; waiting for it to finish")
-        for _ in client.follow(intent_id, timeout=limit):
+        for _ in client.follow(intent_id, timeout=limit, on_lost=render.daemon_lost):
             pass
         _finish(client.get_intent(intent_id), as_json)
 
@@ -131,13 +131,21 @@ def wait(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Wait until an intent is final; the exit code tells the outcome."""
+    """Wait until an intent is final; the exit code tells the outcome.
+
+    A daemon restart meanwhile is ridden out: it waits up to 30s for the daemon to come back.
+    """
+    from axme_cli import render
+
     limit = parse_duration(timeout) if timeout else None
     with connect(ctx) as client:
         intent_id = client.resolve_id(intent)
         current = client.get_intent(intent_id)
         if current["status"] not in {s.value for s in STATUS_EXIT}:
-            for _ in client.follow(intent_id, since=current["last_seq"], timeout=limit):
+            since = current["last_seq"]
+            for _ in client.follow(
+                intent_id, since=since, timeout=limit, on_lost=render.daemon_lost
+            ):
                 pass
             current = client.get_intent(intent_id)
         _finish(current, as_json)

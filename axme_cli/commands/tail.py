@@ -31,7 +31,7 @@ def tail(
             render.note(f"following {intent_id} (Ctrl-C to leave)")
         last = None
         try:
-            for event in client.follow(intent_id, since=since):
+            for event in client.follow(intent_id, since=since, on_lost=render.daemon_lost):
                 last = event
                 if as_json:
                     render.print_json_line(event)

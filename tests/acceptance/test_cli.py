@@ -488,3 +488,36 @@ def test_unreachable_daemon_is_exit_5_with_a_clear_message(cli_home: Path) -> No
     sent = run_cli(cli_home, "send", TYPE, "--to", AGENT)
     assert sent.returncode == 5, (sent.returncode, sent.stderr)
     assert sent.stdout == ""
+
+
+def test_wait_and_tail_ride_out_a_daemon_restart(cli_home: Path, tmp_path: Path) -> None:
+    """A daemon restart (an upgrade, `daemon stop` + `start`) under a waiting shell script:
+    `wait` and `tail` say so on stderr, reconnect, and end with the intent's outcome."""
+    intent_id = send(cli_home)
+    files = {name: tmp_path / name for name in ("wait", "wait.err", "tail", "tail.err")}
+    waiter = start_cli(cli_home, files["wait"], files["wait.err"], "wait", intent_id, "--json")
+    tailer = start_cli(cli_home, files["tail"], files["tail.err"], "tail", intent_id, "--json")
+    try:
+        wait_for(lambda: files["tail"].read_text().count("\n") >= 2, timeout=20, what="tail")
+        ok(run_cli(cli_home, "daemon", "stop"))
+        wait_for(
+            lambda: (
+                "come back" in files["wait.err"].read_text()
+                and "come back" in files["tail.err"].read_text()
+            ),
+            timeout=20,
+            what="both to say the daemon went away",
+        )
+        assert waiter.poll() is None and tailer.poll() is None  # still waiting
+        ok(run_cli(cli_home, "daemon", "start"))
+        ok(run_cli(cli_home, "cancel", intent_id, "--reason", "after the restart"))
+        assert waiter.wait(30) == 7
+        assert tailer.wait(30) == 7
+    finally:
+        reap(waiter)
+        reap(tailer)
+    assert json.loads(files["wait"].read_text())["status"] == "CANCELED"
+    events = [json.loads(line) for line in files["tail"].read_text().splitlines()]
+    seqs = [e["seq"] for e in events]
+    assert seqs == sorted(set(seqs)), "an event was missed or repeated across the restart"
+    assert events[-1]["event_type"] == "intent.canceled"
