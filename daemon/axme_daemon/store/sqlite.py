@@ -417,11 +417,23 @@ class SqliteStore(Store):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY pos DESC LIMIT ?"
         args.append(limit + 1)
-        cur = self._reader.execute(sql, args)
-        rows = list(cur.fetchall())
+        if filt.text:
+            # A text match reads every row that does not match (no index serves "contains"):
+            # 0.2-0.4 s at a million intents, so it runs apart, not on the event loop.
+            rows = await asyncio.to_thread(self._read_apart, sql, args)
+        else:
+            rows = list(self._reader.execute(sql, args).fetchall())
         more = len(rows) > limit
         rows = rows[:limit]
         return Page([row_to_intent(r) for r in rows], str(rows[-1][0]) if more else None)
+
+    def _read_apart(self, sql: str, args: list[Any]) -> list[Any]:
+        """One slow read on a connection of its own, in a worker thread."""
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            return list(db.execute(sql, args).fetchall())
+        finally:
+            db.close()
 
     async def list_events(self, intent_id: str, since: int = 0, limit: int = 1000) -> list[Event]:
         cur = self._reader.execute(
