@@ -429,7 +429,7 @@ class SqliteStore(Store):
 
     def _read_apart(self, sql: str, args: list[Any]) -> list[Any]:
         """One slow read on a connection of its own, in a worker thread."""
-        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        db = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True)
         try:
             return list(db.execute(sql, args).fetchall())
         finally:
