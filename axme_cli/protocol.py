@@ -11,6 +11,11 @@ from enum import StrEnum
 
 API_PREFIX = "/v1"
 
+#: The outcomes a human task allows when it does not list its own.
+DEFAULT_OUTCOMES = ("approved", "rejected")
+#: Outcomes that say no: `Decision.approved` is False, an intent's own task ends CANCELED.
+NEGATIVE_OUTCOMES = frozenset({"rejected", "declined", "denied", "failed", "changes_requested"})
+
 
 class IntentStatus(StrEnum):
     CREATED = "CREATED"

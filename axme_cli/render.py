@@ -109,6 +109,16 @@ def agent_state_text(state: str | None) -> str:
     return f"[{AGENT_STATE_STYLE.get(state, 'white')}]{state}[/]"
 
 
+def replica_summary(agent: dict[str, Any]) -> tuple[str, str, str]:
+    """An agent's replicas in three cells: pids, restarts in all, the latest exit."""
+    replicas = agent.get("replicas") or []
+    pids = ",".join(str(r["pid"]) for r in replicas if r.get("pid")) or "-"
+    restarts = str(sum(r.get("restarts") or 0 for r in replicas))
+    exits = [r["last_exit"] for r in replicas if r.get("last_exit")]
+    last = max(exits, key=lambda e: e.get("at") or "")["description"] if exits else "-"
+    return pids, restarts, last
+
+
 def parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
@@ -346,7 +356,9 @@ def task_panel(task: dict[str, Any]) -> None:
     else:
         rows.append(("deadline", "-"))
     rows.append(("reminders", str(task.get("reminders_sent") or 0)))
-    outcomes = task.get("allowed_outcomes") or ["approved", "rejected"]
+    from axme_cli.protocol import DEFAULT_OUTCOMES
+
+    outcomes = task.get("allowed_outcomes") or DEFAULT_OUTCOMES
     rows.append(("outcomes", escape(", ".join(str(o) for o in outcomes))))
     if task.get("required_comment"):
         rows.append(("comment", "required (-c/--comment)"))

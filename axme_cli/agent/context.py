@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from axme_cli.durations import parse_duration
 from axme_cli.errors import BadInput
+from axme_cli.protocol import NEGATIVE_OUTCOMES
 
 if TYPE_CHECKING:
     from axme_cli.agent.outbox import Outbox
@@ -86,10 +87,6 @@ class Decision:
             at=record.get("at"),
             task_id=record.get("task_id"),
         )
-
-
-#: Outcomes that say no (`Decision.approved` is False for them).
-NEGATIVE_OUTCOMES = frozenset({"rejected", "declined", "denied", "failed", "changes_requested"})
 
 
 def _seconds(value: str | float | None, name: str) -> float | None:

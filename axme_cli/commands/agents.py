@@ -40,15 +40,6 @@ def resolve_agent(client: DaemonClient, name: str) -> str:
     return matches[0]
 
 
-def _replica_summary(agent: dict[str, Any]) -> tuple[str, str, str]:
-    replicas = agent.get("replicas") or []
-    pids = ",".join(str(r["pid"]) for r in replicas if r.get("pid")) or "-"
-    restarts = str(sum(r.get("restarts") or 0 for r in replicas))
-    exits = [r["last_exit"] for r in replicas if r.get("last_exit")]
-    last = max(exits, key=lambda e: e.get("at") or "")["description"] if exits else "-"
-    return pids, restarts, last
-
-
 @app.command("list")
 def list_agents(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Each agent's state, pids, restarts, last exit and deliveries in flight."""
@@ -71,7 +62,7 @@ def list_agents(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         table.add_column(column, no_wrap=True)
     table.add_column("LAST EXIT", overflow="fold")
     for agent in agents:
-        pids, restarts, last = _replica_summary(agent)
+        pids, restarts, last = render.replica_summary(agent)
         table.add_row(
             agent["address"].removeprefix("agent://"),
             render.agent_state_text(agent["state"]),

@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, RichLog, Static
 
+from axme_cli import render
 from axme_cli.errors import AxmeError
 from axme_cli.logtail import last_lines
 from axme_cli.tui.widgets import ConnectionBar, Listing, fit, short_agent, state_cell
@@ -45,20 +46,11 @@ def uptime(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
-def _replica_summary(agent: dict[str, Any]) -> tuple[str, str, str, float | None]:
-    """pids, restarts, last exit and the shortest uptime over the agent's replicas."""
-    replicas = agent.get("replicas") or []
-    pids = [str(r["pid"]) for r in replicas if r.get("pid")]
-    restarts = sum(int(r.get("restarts") or 0) for r in replicas)
-    exits = [r["last_exit"] for r in replicas if r.get("last_exit")]
-    last = max(exits, key=lambda e: e.get("at") or "") if exits else None
+def _shortest_uptime(agent: dict[str, Any]) -> float | None:
+    """The youngest live replica's uptime: the one a restart or crash reset last."""
+    replicas = agent.get("replicas") or ()
     ups = [r["uptime_seconds"] for r in replicas if r.get("uptime_seconds") is not None]
-    return (
-        ",".join(pids) or "-",
-        str(restarts),
-        last["description"] if last else "-",
-        min(ups) if ups else None,
-    )
+    return min(ups) if ups else None
 
 
 class AgentsScreen(Screen[None]):
@@ -118,7 +110,8 @@ class AgentsScreen(Screen[None]):
         self._follow_selected()
 
     def _cells(self, agent: dict[str, Any], elapsed: float) -> tuple[Any, ...]:
-        pids, restarts, last_exit, up = _replica_summary(agent)
+        pids, restarts, last_exit = render.replica_summary(agent)
+        up = _shortest_uptime(agent)
         return (
             fit(short_agent(agent["address"]), self.listing.flex["agent"]),
             state_cell(agent.get("state")),
@@ -135,7 +128,7 @@ class AgentsScreen(Screen[None]):
         app: Any = self.app
         elapsed = app.now().timestamp() - self._seen_at
         for address, agent in self._agents.items():
-            up = _replica_summary(agent)[3]
+            up = _shortest_uptime(agent)
             table.update_cell(address, "uptime", uptime(None if up is None else up + elapsed))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

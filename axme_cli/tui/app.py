@@ -129,8 +129,8 @@ class AxmeApp(App[None]):
         waiting = {t["intent_id"] for t in self.tasks or ()}
         if intent.get("status") == "WAITING" or intent.get("intent_id") in waiting:
             self.refresh_tasks()
-        if self.agents:
-            self.refresh_agents()  # deliveries in flight moved
+        if isinstance(self.screen, AgentsScreen):
+            self.refresh_agents()  # deliveries in flight moved; the screen reloads on resume
 
     async def _load_tasks(self) -> None:
         try:

@@ -19,19 +19,17 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from axme_cli.errors import AxmeError
-
-#: Outcomes that say no, as the daemon counts them.
-NEGATIVE = ("rejected", "declined", "denied", "failed", "changes_requested")
+from axme_cli.protocol import DEFAULT_OUTCOMES, NEGATIVE_OUTCOMES
 
 
 def outcomes(task: dict[str, Any]) -> list[str]:
-    return list(task.get("allowed_outcomes") or ("approved", "rejected"))
+    return list(task.get("allowed_outcomes") or DEFAULT_OUTCOMES)
 
 
 def default_outcome(task: dict[str, Any], approve: bool) -> str:
     """The first allowed outcome that says yes (for `a`) or no (for `r`)."""
     allowed = outcomes(task)
-    matching = [o for o in allowed if (o not in NEGATIVE) == approve]
+    matching = [o for o in allowed if (o not in NEGATIVE_OUTCOMES) == approve]
     return (matching or allowed)[0]
 
 
@@ -120,11 +118,11 @@ class DecisionScreen(ModalScreen[dict[str, Any] | None]):
 
     def compose(self) -> ComposeResult:
         task = self.task_data
-        verb = "Approve" if self._outcome not in NEGATIVE else "Reject"
+        verb = "Approve" if self._outcome not in NEGATIVE_OUTCOMES else "Reject"
         with VerticalScroll():
             yield Static(f"[b]{verb}[/b]: {_escape(task.get('title') or task['task_id'])}")
             choices = outcomes(task)
-            if choices != ["approved", "rejected"]:
+            if choices != list(DEFAULT_OUTCOMES):
                 yield Label("outcome", classes="field-label")
                 yield Select(
                     [(o, o) for o in choices],

@@ -373,11 +373,12 @@ class IntentScreen(IntentActions, Screen[None]):
                         break
                     self._events.append(data)
                     self._show_timeline()
-                    if data.get("event_type") == "intent.step_completed" or data.get("status") in {
-                        s.value for s in FINAL_STATUSES
-                    }:
-                        break  # load steps / the outcome again
+                    if data.get("status") in {s.value for s in FINAL_STATUSES}:
+                        break  # load the outcome (result or error) again
                     self._status_from(data)
+                    if data.get("event_type") == "intent.step_completed":
+                        steps = await app.source.list_steps(self.intent_id)
+                        self.query_one("#steps", Static).update(steps_view(steps))
             except AxmeError:
                 await asyncio.sleep(1.0)
 

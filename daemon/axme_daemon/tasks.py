@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from axme_cli.errors import ValidationFailed
+from axme_cli.protocol import DEFAULT_OUTCOMES, NEGATIVE_OUTCOMES
 
 TASK_TYPES = frozenset(
     {
@@ -19,10 +20,6 @@ TASK_TYPES = frozenset(
         "validate_output", "delegation", "reroute", "escalate",
     }
 )  # fmt: skip
-#: Outcomes a task allows when it does not list its own.
-DEFAULT_OUTCOMES = ("approved", "rejected")
-#: Outcomes that say no: an intent's own human_task then ends CANCELED (or FAILED).
-NEGATIVE_OUTCOMES = frozenset({"rejected", "declined", "denied", "failed", "changes_requested"})
 ON_TIMEOUT = ("reject", "approve", "fail", "escalate")
 
 
