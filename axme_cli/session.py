@@ -40,14 +40,19 @@ def read_payload(spec: str | None) -> dict[str, Any]:
     return json_object(text, origin, "the payload must be")
 
 
-def json_object(text: str, origin: str, must: str = "must be") -> dict[str, Any]:
-    """`text` parsed as a JSON object, or a `BadInput` naming `origin` and what is wrong."""
+def json_value(text: str, origin: str) -> Any:
+    """`text` parsed as JSON, or a `BadInput` naming `origin` and where it is wrong."""
     try:
-        value = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadInput(
             f"{origin}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+
+
+def json_object(text: str, origin: str, must: str = "must be") -> dict[str, Any]:
+    """`text` parsed as a JSON object, or a `BadInput` naming `origin` and what is wrong."""
+    value = json_value(text, origin)
     if not isinstance(value, dict):
         raise BadInput(f"{origin}: {must} a JSON object, got {type(value).__name__}")
     return value

@@ -317,15 +317,9 @@ def signal(
     Example: axme signal 3f2a payment_received --data '{"amount": 42}'
     """
     from axme_cli import render
+    from axme_cli.session import json_value
 
-    value: Any = None
-    if data is not None:
-        try:
-            value = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise BadInput(
-                f"--data: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from None
+    value: Any = None if data is None else json_value(data, "--data")
     if not name or len(name) > 200 or "/" in name:
         raise BadInput("NAME: 1 to 200 characters, no '/'")
     with connect(ctx) as client:
