@@ -351,6 +351,12 @@ class DaemonClient:
         body = {"steps": records}
         return self._request("POST", f"/v1/intents/{intent_id}/steps", json=body)
 
+    def report(self, reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Step records and outcomes of several intents in one request (`POST /v1/reports`);
+        one answer per report, in order: `ok`, or the `error` that part was refused with."""
+        answers = self._request("POST", "/v1/reports", json={"reports": reports})["reports"]
+        return list(answers)
+
     def begin_wait(
         self, intent_id: str, ordinal: int, key: str, kind: str, arguments: dict[str, Any]
     ) -> dict[str, Any]:

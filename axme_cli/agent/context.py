@@ -237,7 +237,7 @@ class Context:
     def _flush(self) -> None:
         """Send the queued step records before a report that must come after them."""
         if self._outbox is not None:
-            self._outbox.flush(self.intent_id, self._client)
+            self._outbox.flush(self.intent_id)
 
     def progress(self, message: str, **data: Any) -> None:
         """An `intent.progress` event on the intent's timeline (`axme tail` shows it)."""

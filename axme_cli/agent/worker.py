@@ -210,12 +210,15 @@ class Agent:
                 "will be delivered again" if retryable else "not retried",
                 "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip(),
             )
-            if outbox is not None:
-                outbox.flush(intent_id, client)  # a redelivery replays the finished steps
-            body = {"action": "fail", "error": _error(exc), "retryable": retryable}
-            client.resume(intent_id, body)
+            # The finished steps go with the failure: a redelivery replays them.
+            self._finish(
+                client, intent_id, {"action": "fail", "error": _error(exc), "retryable": retryable}
+            )
             return
-        complete: dict[str, Any] = {"action": "complete", "result": result}
-        if outbox is not None and (records := outbox.take(intent_id)):
-            complete["step_records"] = records  # recorded with the outcome, all or none
-        client.resume(intent_id, complete)
+        self._finish(client, intent_id, {"action": "complete", "result": result})
+
+    def _finish(self, client: DaemonClient, intent_id: str, outcome: dict[str, Any]) -> None:
+        if self._outbox is None:
+            client.resume(intent_id, outcome)
+        else:
+            self._outbox.finish(intent_id, outcome)  # with the unsent step records

@@ -6,17 +6,18 @@ supervisor gave that process, or any other key: AXME SDK agents send one on ever
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 from pydantic import BaseModel, Field, ValidationError
 
-from axme_cli.errors import BadInput, ValidationFailed
+from axme_cli.errors import AxmeError, BadInput, ValidationFailed
 from axme_cli.protocol import AGENT_ADDRESS_RE
 from axme_daemon.delivery import Delivery
 from axme_daemon.engine import Engine
@@ -55,6 +56,27 @@ class StepRecord(BaseModel):
 
 class StepBatch(BaseModel):
     steps: list[StepRecord] = Field(min_length=1, max_length=1000)
+
+
+class Outcome(BaseModel):
+    """How a delivery ended, as `/resume` takes it (`complete` or `fail`)."""
+
+    action: Literal["complete", "fail"]
+    result: Any = None
+    error: Any = None
+    retryable: bool = False
+
+
+class Report(BaseModel):
+    """One intent's part of a worker's report: step records, then (optionally) its outcome."""
+
+    intent_id: str = Field(min_length=1, max_length=100)
+    steps: list[StepRecord] = Field(default_factory=list, max_length=1000)
+    outcome: Outcome | None = None
+
+
+class Reports(BaseModel):
+    reports: list[Report] = Field(min_length=1, max_length=1000)
 
 
 class ProgressRecord(BaseModel):
@@ -170,6 +192,57 @@ def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
             return {"ok": True, "steps": [s.to_wire() for s in steps]}
         step = await engine.record_step(intent_id, body.ordinal, body.key, body.result, worker_id)
         return {"ok": True, "step": step.to_wire()}
+
+    @app.post("/v1/reports", tags=["agents"])
+    async def reports(request: Request, body: Reports) -> dict[str, Any]:
+        """What a worker reports for several intents in one request: each intent's step
+        records, and its outcome when it has one.
+
+        Each intent's part stands alone: its steps and outcome are applied all or none, and
+        a refusal (a lost lease, an out-of-order step) answers that part with its error
+        while the others apply. The daemon commits them together, so a worker running many
+        handlers pays one round trip for all their reports.
+        """
+        worker_id = worker_identity(request, api_keys)
+        seen: set[str] = set()
+        for report in body.reports:
+            if report.intent_id in seen:
+                raise ValidationFailed(f"reports: intent {report.intent_id} appears twice")
+            seen.add(report.intent_id)
+            if not report.steps and report.outcome is None:
+                raise ValidationFailed(
+                    f"reports: intent {report.intent_id} has no steps or outcome"
+                )
+
+        async def apply(report: Report) -> dict[str, Any]:
+            steps = [(s.ordinal, s.key, s.result) for s in report.steps]
+            outcome = report.outcome
+            try:
+                if outcome is None:
+                    await engine.record_steps(report.intent_id, steps, worker_id)
+                    return {"intent_id": report.intent_id, "ok": True}
+                if outcome.action == "complete":
+                    intent = await engine.complete(
+                        report.intent_id, outcome.result, worker_id, steps
+                    )
+                else:
+                    if steps:
+                        await engine.record_steps(report.intent_id, steps, worker_id)
+                    error = _error_of({"error": outcome.error})
+                    intent = await engine.fail(
+                        report.intent_id, error, retryable=outcome.retryable, worker_id=worker_id
+                    )
+            except AxmeError as exc:
+                return {
+                    "intent_id": report.intent_id,
+                    "ok": False,
+                    "status_code": exc.http_status,
+                    "error": {"code": exc.code, "message": exc.message, "details": exc.details},
+                }
+            return {"intent_id": report.intent_id, "ok": True, "status": intent.status.value}
+
+        answers = await asyncio.gather(*(apply(r) for r in body.reports))
+        return {"ok": True, "reports": answers}
 
     @app.get("/v1/intents/{intent_id}/steps", tags=["intents"])
     async def list_steps(intent_id: str) -> dict[str, Any]:

@@ -692,3 +692,136 @@ async def test_step_batches_are_all_or_none_and_ride_with_the_outcome(
     done = {"result": {"ok": True}, "step_records": [{"ordinal": 3, "key": "c", "result": 3}]}
     assert (await api.post(resume, json=done)).json()["intent"]["status"] == "COMPLETED"
     assert [s["key"] for s in (await api.get(steps)).json()["steps"]] == ["a", "b", "c"]
+
+
+# -- a worker's reports for several intents ----------------------------------------------------
+
+
+def _part(intent_id: str, *ordinals: int, outcome: dict | None = None) -> dict[str, Any]:
+    part: dict[str, Any] = {
+        "intent_id": intent_id,
+        "steps": [{"ordinal": n, "key": f"s{n}", "result": {"n": n}} for n in ordinals],
+    }
+    if outcome is not None:
+        part["outcome"] = outcome
+    return part
+
+
+async def _state(api: httpx.AsyncClient, intent_id: str) -> tuple[str, list[str]]:
+    status = (await api.get(f"/v1/intents/{intent_id}")).json()["intent"]["status"]
+    steps = (await api.get(f"/v1/intents/{intent_id}/steps")).json()["steps"]
+    return status, [s["key"] for s in steps]
+
+
+async def test_reports_apply_each_intents_part_on_its_own(api: httpx.AsyncClient) -> None:
+    a, b, c = [(await api.post("/v1/intents", json=GOOD)).json()["intent_id"] for _ in range(3)]
+    unknown = str(uuid.uuid4())
+    complete = {"action": "complete", "result": {"done": True}}
+    body = {
+        "reports": [
+            _part(a, 1),
+            _part(b, 1, 2, outcome=complete),
+            _part(c, 2),  # step 1 was never recorded: refused, and c is untouched
+            _part(unknown, 1),
+        ]
+    }
+    response = await api.post("/v1/reports", json=body)
+    assert response.status_code == 200, response.text
+    answers = response.json()["reports"]
+    assert [x["intent_id"] for x in answers] == [a, b, c, unknown]
+    assert answers[0] == {"intent_id": a, "ok": True}
+    assert answers[1] == {"intent_id": b, "ok": True, "status": "COMPLETED"}
+    assert answers[2]["ok"] is False and answers[2]["status_code"] == 400
+    assert "out of order" in answers[2]["error"]["message"]
+    assert answers[3]["ok"] is False and answers[3]["status_code"] == 404
+    assert answers[3]["error"]["code"] == "not_found"
+    assert await _state(api, a) == ("IN_PROGRESS", ["s1"])
+    assert await _state(api, b) == ("COMPLETED", ["s1", "s2"])
+    assert await _state(api, c) == ("SUBMITTED", [])
+    intent_b = (await api.get(f"/v1/intents/{b}")).json()["intent"]
+    assert intent_b["result"] == {"done": True}
+    events = (await api.get(f"/v1/intents/{b}/events")).json()["events"]
+    assert [e["event_type"] for e in events] == [
+        "intent.created",
+        "intent.submitted",
+        "intent.in_progress",
+        "intent.step_completed",
+        "intent.step_completed",
+        "intent.completed",
+    ]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5, 6]
+
+
+async def test_a_refused_outcome_refuses_the_steps_sent_with_it(api: httpx.AsyncClient) -> None:
+    intent_id = (await api.post("/v1/intents", json=GOOD)).json()["intent_id"]
+    resolve = {"status": "CANCELED", "reason": "not needed"}
+    assert (await api.post(f"/v1/intents/{intent_id}/resolve", json=resolve)).status_code == 200
+    body = {"reports": [_part(intent_id, 1, outcome={"action": "complete", "result": 1})]}
+    answer = (await api.post("/v1/reports", json=body)).json()["reports"][0]
+    assert answer["ok"] is False and answer["status_code"] == 409
+    assert answer["error"]["code"] == "already_final"
+    assert await _state(api, intent_id) == ("CANCELED", [])
+
+
+async def test_a_failure_report_keeps_its_steps_for_the_next_attempt(
+    api: httpx.AsyncClient,
+) -> None:
+    body_of = {**GOOD, "max_delivery_attempts": 3}
+    intent_id = (await api.post("/v1/intents", json=body_of)).json()["intent_id"]
+    fail = {"action": "fail", "error": {"message": "boom"}, "retryable": False}
+    body = {"reports": [_part(intent_id, 1, outcome=fail)]}
+    answer = (await api.post("/v1/reports", json=body)).json()["reports"][0]
+    assert answer == {"intent_id": intent_id, "ok": True, "status": "FAILED"}
+    assert await _state(api, intent_id) == ("FAILED", ["s1"])
+    intent = (await api.get(f"/v1/intents/{intent_id}")).json()["intent"]
+    assert intent["error"]["message"] == "boom"
+
+
+async def test_a_report_from_a_worker_without_the_lease_is_refused(
+    api: httpx.AsyncClient, store: SqliteStore
+) -> None:
+    intent_id = (await api.post("/v1/intents", json=GOOD)).json()["intent_id"]
+    leased = await store.lease(GOOD["to_agent"], "worker-1", 1, {})
+    assert [i.intent_id for i, _ in leased] == [intent_id]
+    body = {"reports": [_part(intent_id, 1, outcome={"action": "complete"})]}
+    response = await api.post("/v1/reports", json=body, headers={"X-Axme-Worker": "worker-2"})
+    answer = response.json()["reports"][0]
+    assert answer["ok"] is False and answer["status_code"] == 409
+    assert answer["error"]["details"]["code_reason"] == "lease_lost"
+    assert await _state(api, intent_id) == ("DELIVERED", [])
+    response = await api.post("/v1/reports", json=body, headers={"X-Axme-Worker": "worker-1"})
+    assert response.json()["reports"][0]["status"] == "COMPLETED"
+
+
+_BAD_REPORTS: list[tuple[Callable[[str], Any], int, str]] = [
+    (lambda i: {}, 422, "reports: is required"),
+    (lambda i: {"reports": []}, 422, "reports"),
+    (lambda i: {"reports": "all of them"}, 422, "reports"),
+    (lambda i: {"reports": [{"steps": []}]}, 422, "intent_id: is required"),
+    (lambda i: {"reports": [_part(i, 1), _part(i, 1)]}, 422, "appears twice"),
+    (lambda i: {"reports": [{"intent_id": i}]}, 422, "has no steps or outcome"),
+    (lambda i: {"reports": [{"intent_id": i, "outcome": {"action": "pause"}}]}, 422, "action"),
+    (
+        lambda i: {"reports": [{"intent_id": i, "steps": [{"ordinal": 0, "key": "a"}]}]},
+        422,
+        "ordinal",
+    ),
+    (lambda i: "not json", 400, "not valid JSON"),
+]
+
+
+@pytest.mark.parametrize(("body_of", "status", "mention"), _BAD_REPORTS)
+async def test_bad_reports_are_refused_whole_and_change_nothing(
+    api: httpx.AsyncClient, body_of: Callable[[str], Any], status: int, mention: str
+) -> None:
+    intent_id = (await api.post("/v1/intents", json=GOOD)).json()["intent_id"]
+    body = body_of(intent_id)
+    if isinstance(body, str):
+        headers = {"content-type": "application/json"}
+        response = await api.post("/v1/reports", content=body, headers=headers)
+    else:
+        response = await api.post("/v1/reports", json=body)
+    code = "validation_error" if status == 422 else "invalid_json"
+    error = assert_error(response, status, code)
+    assert mention in error["message"], error
+    assert await _state(api, intent_id) == ("SUBMITTED", [])

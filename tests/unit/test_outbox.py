@@ -1,4 +1,5 @@
-"""Step records leave in batches: with the handler's next report, or shortly after."""
+"""Step records leave in batches: with the handler's next report, or shortly after; and the
+reports of handlers running side by side share requests."""
 
 from __future__ import annotations
 
@@ -9,49 +10,86 @@ from typing import Any
 import pytest
 
 from axme_cli.agent.outbox import Outbox
-from axme_cli.errors import Conflict
+from axme_cli.errors import Conflict, DaemonUnreachable
+
+COMPLETE = {"action": "complete", "result": {"ok": True}}
 
 
 class Recorder:
-    def __init__(self, fail: bool = False) -> None:
-        self.sent: list[tuple[str, list[dict[str, Any]]]] = []
-        self.fail = fail
-        self.landed = threading.Event()
+    """Stands in for the daemon's `POST /v1/reports`: keeps every request it was sent."""
 
-    def record_steps(self, intent_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-        self.sent.append((intent_id, records))
+    def __init__(self, refuse: set[str] | None = None) -> None:
+        self.sent: list[list[dict[str, Any]]] = []
+        self.refuse = refuse or set()
+        self.landed = threading.Event()
+        self.hold: threading.Event | None = None  # set: the first request waits for it
+        self.arrived = threading.Event()
+        self.broken = False
+
+    def report(self, reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self.sent.append(reports)
+        self.arrived.set()
+        if self.hold is not None and len(self.sent) == 1:
+            assert self.hold.wait(5)
         self.landed.set()
-        if self.fail:
-            raise Conflict("lease lost")
-        return {"ok": True}
+        if self.broken:
+            raise DaemonUnreachable("the daemon went away")
+        return [
+            {
+                "intent_id": r["intent_id"],
+                "ok": False,
+                "status_code": 409,
+                "error": {"code": "conflict", "message": "lease lost", "details": {}},
+            }
+            if r["intent_id"] in self.refuse
+            else {"intent_id": r["intent_id"], "ok": True}
+            for r in reports
+        ]
 
 
 def _step(n: int) -> dict[str, Any]:
     return {"ordinal": n, "key": f"s{n}", "result": n}
 
 
+def _outbox(recorder: Recorder, delay: float = 5.0) -> Outbox:
+    return Outbox(lambda: recorder, delay=delay)  # type: ignore[arg-type,return-value]
+
+
 def test_quick_steps_ride_with_the_outcome() -> None:
     recorder = Recorder()
-    outbox = Outbox(lambda: recorder, delay=5.0)  # type: ignore[arg-type,return-value]
+    outbox = _outbox(recorder)
     outbox.add("i1", _step(1))
     outbox.add("i1", _step(2))
-    assert outbox.take("i1") == [_step(1), _step(2)]
-    assert outbox.take("i1") == []
     assert recorder.sent == []
+    outbox.finish("i1", COMPLETE)
+    assert recorder.sent == [
+        [{"intent_id": "i1", "steps": [_step(1), _step(2)], "outcome": COMPLETE}]
+    ]
+    assert outbox.take("i1") == []
+
+
+def test_flush_sends_what_is_queued_and_nothing_when_empty() -> None:
+    recorder = Recorder()
+    outbox = _outbox(recorder)
+    outbox.flush("i1")
+    assert recorder.sent == []
+    outbox.add("i1", _step(1))
+    outbox.flush("i1")
+    assert recorder.sent == [[{"intent_id": "i1", "steps": [_step(1)]}]]
 
 
 def test_a_step_followed_by_slow_work_is_sent_in_the_background() -> None:
     recorder = Recorder()
-    outbox = Outbox(lambda: recorder, delay=0.01)  # type: ignore[arg-type,return-value]
+    outbox = _outbox(recorder, delay=0.01)
     outbox.add("i1", _step(1))
     assert recorder.landed.wait(5)
-    assert recorder.sent == [("i1", [_step(1)])]
+    assert recorder.sent == [[{"intent_id": "i1", "steps": [_step(1)]}]]
     assert outbox.take("i1") == []
 
 
 def test_a_refused_background_send_surfaces_at_the_next_step() -> None:
-    recorder = Recorder(fail=True)
-    outbox = Outbox(lambda: recorder, delay=0.0)  # type: ignore[arg-type,return-value]
+    recorder = Recorder(refuse={"i1"})
+    outbox = _outbox(recorder, delay=0.0)
     outbox.add("i1", _step(1))
     assert recorder.landed.wait(5)
     deadline = time.monotonic() + 5
@@ -59,3 +97,67 @@ def test_a_refused_background_send_surfaces_at_the_next_step() -> None:
         while time.monotonic() < deadline:
             outbox.add("i1", _step(2))
             time.sleep(0.01)
+
+
+def test_reports_ready_while_one_is_in_flight_leave_together() -> None:
+    recorder = Recorder()
+    recorder.hold = threading.Event()
+    outbox = _outbox(recorder)
+    first = threading.Thread(target=outbox.finish, args=("i0", COMPLETE))
+    first.start()
+    assert recorder.arrived.wait(5)  # i0's request is in flight, held
+    others = [threading.Thread(target=outbox.finish, args=(f"i{n}", COMPLETE)) for n in range(1, 6)]
+    for t in others:
+        t.start()
+    deadline = time.monotonic() + 5
+    while len(outbox._sender._waiting) < 5:  # all five queued behind the held request
+        assert time.monotonic() < deadline, "the other reports never queued"
+        time.sleep(0.005)
+    recorder.hold.set()
+    for t in [first, *others]:
+        t.join(5)
+        assert not t.is_alive()
+    assert len(recorder.sent) == 2
+    assert [r["intent_id"] for r in recorder.sent[0]] == ["i0"]
+    assert sorted(r["intent_id"] for r in recorder.sent[1]) == [f"i{n}" for n in range(1, 6)]
+
+
+def test_a_refused_part_fails_only_its_own_handler() -> None:
+    recorder = Recorder(refuse={"lost"})
+    recorder.hold = threading.Event()
+    outbox = _outbox(recorder)
+    outcomes: dict[str, BaseException | None] = {}
+
+    def finish(intent_id: str) -> None:
+        try:
+            outbox.finish(intent_id, COMPLETE)
+            outcomes[intent_id] = None
+        except BaseException as exc:
+            outcomes[intent_id] = exc
+
+    threads = [threading.Thread(target=finish, args=(i,)) for i in ("held", "lost", "kept")]
+    threads[0].start()
+    assert recorder.arrived.wait(5)
+    for t in threads[1:]:
+        t.start()
+    deadline = time.monotonic() + 5
+    while len(outbox._sender._waiting) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    recorder.hold.set()
+    for t in threads:
+        t.join(5)
+    assert outcomes["held"] is None and outcomes["kept"] is None
+    assert isinstance(outcomes["lost"], Conflict)
+    assert outcomes["lost"].message == "lease lost"
+
+
+def test_a_failed_request_reaches_every_report_in_it() -> None:
+    recorder = Recorder()
+    recorder.broken = True
+    outbox = _outbox(recorder)
+    with pytest.raises(DaemonUnreachable):
+        outbox.finish("i1", COMPLETE)
+    recorder.broken = False
+    outbox.finish("i2", COMPLETE)  # the next request goes out as usual
+    assert [r[0]["intent_id"] for r in recorder.sent] == ["i1", "i2"]

@@ -81,6 +81,14 @@ def load_intent(db: sqlite3.Connection, intent_id: str) -> tuple[int, Intent]:
     return row[0], row_to_intent(row)
 
 
+_SET_ALWAYS = (
+    "status = ?, last_seq = ?, updated_at = ?, waiting_reason = ?, delivery_attempt = ?, "
+    "delivery_seq = ?, lease_worker = ?"
+)
+#: An event to append: (event_type, status, actor, details).
+NewEvent = tuple[str, IntentStatus, str | None, dict[str, Any] | None]
+
+
 def apply_change(
     db: sqlite3.Connection,
     pos: int,
@@ -93,26 +101,40 @@ def apply_change(
     **changes: Any,
 ) -> tuple[Intent, Event]:
     """Write `changes` (Intent field names) and the status, and append the event."""
-    seq = intent.last_seq + 1
+    event = (event_type or STATUS_EVENT[status], status, actor, details or None)
+    updated, events = apply_events(db, pos, intent, status, [event], **changes)
+    return updated, events[-1]
+
+
+def apply_events(
+    db: sqlite3.Connection,
+    pos: int,
+    intent: Intent,
+    status: IntentStatus,
+    new_events: Sequence[NewEvent],
+    **changes: Any,
+) -> tuple[Intent, list[Event]]:
+    """Append `new_events` to the timeline and write the intent once: `status`, `changes`
+    (Intent field names) and the last event's sequence number."""
+    first = intent.last_seq + 1
+    seq = intent.last_seq + len(new_events)
     now = now_iso()
     updated = replace(intent, status=status, last_seq=seq, updated_at=now, **changes)
-    db.execute(
-        "UPDATE intents SET status = ?, last_seq = ?, updated_at = ?, result = ?, error = ?, "
-        "waiting_reason = ?, delivery_attempt = ?, delivery_seq = ?, lease_worker = ? "
-        "WHERE pos = ?",
-        (
-            status.value,
-            seq,
-            now,
-            dump(updated.result),
-            dump(updated.error),
-            updated.waiting_reason,
-            updated.delivery_attempt,
-            updated.delivery_seq,
-            updated.lease_worker,
-            pos,
-        ),
-    )
+    values = [
+        status.value,
+        seq,
+        now,
+        updated.waiting_reason,
+        updated.delivery_attempt,
+        updated.delivery_seq,
+        updated.lease_worker,
+    ]
+    sets = _SET_ALWAYS
+    for column in ("result", "error"):  # JSON: written only when they change
+        if column in changes:
+            sets += f", {column} = ?"
+            values.append(dump(changes[column]))
+    db.execute(f"UPDATE intents SET {sets} WHERE pos = ?", (*values, pos))
     if status in FINAL_STATUSES and not intent.status.is_final:
         # Nothing waits for an intent that has ended: close its open task, drop its timers.
         db.execute(
@@ -121,13 +143,20 @@ def apply_change(
         )
         db.execute("DELETE FROM waits WHERE intent_pos = ?", (pos,))
         db.execute("DELETE FROM timers WHERE intent_pos = ?", (pos,))
-    event_type = event_type or STATUS_EVENT[status]
-    db.execute(
+    rows = [
+        (pos, first + n, kind, st.value, now, who, dump(what or None))
+        for n, (kind, st, who, what) in enumerate(new_events)
+    ]
+    db.executemany(
         "INSERT INTO events (intent_pos, seq, event_type, status, at, actor, details) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (pos, seq, event_type, status.value, now, actor, dump(details or None)),
+        rows,
     )
-    return updated, Event(intent.intent_id, seq, event_type, status, now, actor, details or None)
+    events = [
+        Event(intent.intent_id, first + n, kind, st, now, who, what or None)
+        for n, (kind, st, who, what) in enumerate(new_events)
+    ]
+    return updated, events
 
 
 # -- intents ---------------------------------------------------------------------------
@@ -237,13 +266,7 @@ def transition(
     check_transition(current.status, status)
     if worker_id is not None:
         check_lease(current, worker_id)
-    changes: dict[str, Any] = {"waiting_reason": None}
-    if result is not None:
-        changes["result"] = result
-    if error is not None:
-        changes["error"] = error
-    if status in FINAL_STATUSES:
-        changes["lease_worker"] = None
+    changes = _ending(status, result, error)
     updated = apply_change(
         db,
         pos,
@@ -258,10 +281,39 @@ def transition(
 
 
 def _steps_then_transition(
-    db: sqlite3.Connection, *, intent_id: str, steps: Sequence[StepInput], **change: Any
+    db: sqlite3.Connection,
+    *,
+    intent_id: str,
+    steps: Sequence[StepInput],
+    status: IntentStatus,
+    worker_id: str | None,
+    event_type: str | None,
+    actor: str | None,
+    details: dict[str, Any] | None,
+    result: Any,
+    error: Any,
 ) -> tuple[tuple[Intent, Event], list[str]]:
-    record_steps(db, intent_id, steps, change["worker_id"])
-    return transition(db, intent_id, **change)
+    """The steps and the change in one write of the intent (one load, one update)."""
+    pos, intent, started = start_work(db, intent_id, worker_id)
+    _, stepped = _insert_steps(db, pos, intent, steps)
+    current = S.IN_PROGRESS if started or stepped else intent.status
+    check_transition(current, status)
+    changes = _ending(status, result, error)
+    event = (event_type or STATUS_EVENT[status], status, actor, details or None)
+    updated, events = apply_events(db, pos, intent, status, [*started, *stepped, event], **changes)
+    return (updated, events[-1]), [intent_id]
+
+
+def _ending(status: IntentStatus, result: Any, error: Any) -> dict[str, Any]:
+    """The intent fields a status change from outside writes besides the status."""
+    changes: dict[str, Any] = {"waiting_reason": None}
+    if result is not None:
+        changes["result"] = result
+    if error is not None:
+        changes["error"] = error
+    if status in FINAL_STATUSES:
+        changes["lease_worker"] = None
+    return changes
 
 
 def atomically(db: sqlite3.Connection, op: Callable[..., T], **kwargs: Any) -> T:
@@ -416,20 +468,61 @@ def retry(
 
 def start_work(
     db: sqlite3.Connection, intent_id: str, worker_id: str | None
-) -> tuple[int, Intent, list[Event]]:
-    """Load an intent a worker reports on; its first report moves it to IN_PROGRESS."""
+) -> tuple[int, Intent, list[NewEvent]]:
+    """Load an intent a worker reports on; its first report moves it to IN_PROGRESS (the
+    event returned, for the caller to append with its own)."""
     pos, intent = load_intent(db, intent_id)
     if intent.status.is_final:
         raise AlreadyFinal(f"intent is already {intent.status.value}")
     if worker_id is not None:
         check_lease(intent, worker_id)
-    events = []
+    events: list[NewEvent] = []
     if intent.status in (S.DELIVERED, S.ACKNOWLEDGED, S.SUBMITTED):
-        intent, event = apply_change(
-            db, pos, intent, S.IN_PROGRESS, details={"worker": worker_id} if worker_id else None
-        )
-        events.append(event)
+        details = {"worker": worker_id} if worker_id else None
+        events.append((STATUS_EVENT[S.IN_PROGRESS], S.IN_PROGRESS, None, details))
     return pos, intent, events
+
+
+def _insert_steps(
+    db: sqlite3.Connection, pos: int, intent: Intent, steps: Sequence[StepInput]
+) -> tuple[list[Step], list[NewEvent]]:
+    """Record `steps` in ordinal order; one already recorded under the same key is kept
+    (a worker that sent it twice), under another key it is refused."""
+    cur = db.execute("SELECT count(*) FROM steps WHERE intent_pos = ?", (pos,))
+    count = (cur.fetchone() or (0,))[0]
+    now = now_iso()
+    attempt = intent.delivery_attempt
+    recorded: list[Step] = []
+    events: list[NewEvent] = []
+    for ordinal, key, result in steps:
+        if ordinal <= count:
+            cur = db.execute(
+                "SELECT step_key, result, attempt, at FROM steps "
+                "WHERE intent_pos = ? AND ordinal = ?",
+                (pos, ordinal),
+            )
+            existing = cur.fetchone()
+            if existing is not None:
+                if existing[0] != key:
+                    raise Conflict(
+                        f"step {ordinal} of this intent was recorded as {existing[0]!r}, "
+                        f"not {key!r}",
+                        details={"ordinal": ordinal, "recorded": existing[0], "key": key},
+                    )
+                recorded.append(Step(ordinal, key, load(existing[1]), existing[2], existing[3]))
+                continue
+        if ordinal != count + 1:
+            raise BadInput(f"step ordinal {ordinal} is out of order: {count} steps are recorded")
+        db.execute(
+            "INSERT INTO steps (intent_pos, ordinal, step_key, result, attempt, at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (pos, ordinal, key, dump(result), attempt, now),
+        )
+        count += 1
+        recorded.append(Step(ordinal, key, result, attempt, now))
+        details = {"step": key, "ordinal": ordinal, "attempt": attempt}
+        events.append(("intent.step_completed", S.IN_PROGRESS, None, details))
+    return recorded, events
 
 
 def record_step(
@@ -440,38 +533,12 @@ def record_step(
     result: Any,
     worker_id: str | None,
 ) -> tuple[tuple[Step, list[Event]], list[str]]:
-    pos, intent, events = start_work(db, intent_id, worker_id)
-    cur = db.execute(
-        "SELECT step_key, result, attempt, at FROM steps WHERE intent_pos = ? AND ordinal = ?",
-        (pos, ordinal),
-    )
-    existing = cur.fetchone()
-    if existing is not None:
-        if existing[0] != key:
-            raise Conflict(
-                f"step {ordinal} of this intent was recorded as {existing[0]!r}, not {key!r}",
-                details={"ordinal": ordinal, "recorded": existing[0], "key": key},
-            )
-        return (Step(ordinal, key, load(existing[1]), existing[2], existing[3]), events), []
-    cur = db.execute("SELECT count(*) FROM steps WHERE intent_pos = ?", (pos,))
-    count = (cur.fetchone() or (0,))[0]
-    if ordinal != count + 1:
-        raise BadInput(f"step ordinal {ordinal} is out of order: {count} steps are recorded")
-    now = now_iso()
-    db.execute(
-        "INSERT INTO steps (intent_pos, ordinal, step_key, result, attempt, at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (pos, ordinal, key, dump(result), intent.delivery_attempt, now),
-    )
-    _, event = apply_change(
-        db,
-        pos,
-        intent,
-        S.IN_PROGRESS,
-        event_type="intent.step_completed",
-        details={"step": key, "ordinal": ordinal, "attempt": intent.delivery_attempt},
-    )
-    return (Step(ordinal, key, result, intent.delivery_attempt, now), [*events, event]), [intent_id]
+    pos, intent, started = start_work(db, intent_id, worker_id)
+    (step,), stepped = _insert_steps(db, pos, intent, [(ordinal, key, result)])
+    if not stepped:  # sent again: already recorded
+        return (step, []), []
+    _, events = apply_events(db, pos, intent, S.IN_PROGRESS, [*started, *stepped])
+    return (step, events), [intent_id]
 
 
 def record_steps(
@@ -479,10 +546,11 @@ def record_steps(
 ) -> tuple[list[Step], list[str]]:
     """Several step records of one intent, in ordinal order (not atomic by itself: see
     `atomically`)."""
-    recorded = []
-    for ordinal, key, result in steps:
-        (step, _), _ = record_step(db, intent_id, ordinal, key, result, worker_id)
-        recorded.append(step)
+    pos, intent, started = start_work(db, intent_id, worker_id)
+    recorded, stepped = _insert_steps(db, pos, intent, steps)
+    if not stepped:
+        return recorded, []
+    apply_events(db, pos, intent, S.IN_PROGRESS, [*started, *stepped])
     return recorded, [intent_id]
 
 
@@ -493,16 +561,16 @@ def progress(
     data: dict[str, Any],
     worker_id: str | None,
 ) -> tuple[list[Event], list[str]]:
-    pos, intent, events = start_work(db, intent_id, worker_id)
-    _, event = apply_change(
+    pos, intent, started = start_work(db, intent_id, worker_id)
+    details = {"message": message, **({"data": data} if data else {})}
+    _, events = apply_events(
         db,
         pos,
         intent,
         S.IN_PROGRESS,
-        event_type="intent.progress",
-        details={"message": message, **({"data": data} if data else {})},
+        [*started, ("intent.progress", S.IN_PROGRESS, None, details)],
     )
-    return [*events, event], [intent_id]
+    return events, [intent_id]
 
 
 # -- agents ----------------------------------------------------------------------------
