@@ -1,12 +1,14 @@
 """SQLite backend: WAL, fsync on every commit, and group commit for throughput.
 
-All writes go through one writer thread. Requests that arrive while a transaction is being
+All writes go through one write loop. Requests that arrive while a transaction is being
 committed queue up and share the next one, so N concurrent creates cost about one fsync per
 batch instead of one each, without weakening durability: a caller's future resolves only
-after the COMMIT that holds its change returned. A whole batch runs in the writer thread in one
-hop (the ops are plain functions over `sqlite3`), not one thread hop per statement: those hops
-were most of the daemon's cost per request. Reads are short indexed queries, run on the event
-loop's thread over a second connection, which WAL lets run beside the writer.
+after the COMMIT that holds its change returned. A batch's ops (plain functions over
+`sqlite3`) run on the event loop's thread, and only the COMMIT, which waits for the disk, goes
+to the writer thread: a thread hop per statement, and then the interpreter lock handed back
+and forth for every op of a batch run in the thread, were most of the daemon's cost per
+request. Reads are short indexed queries, run on the event loop's thread over a second
+connection, which WAL lets run beside the writer.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ _PRAGMAS = (
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    # Opened on the loop's thread, then used by the writer thread only (or the loop only).
+    # Opened on the loop's thread; the writer's COMMITs run in its thread, the rest on the loop.
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     for pragma in _PRAGMAS:
         db.execute(pragma)
@@ -122,7 +124,6 @@ class SqliteStore(Store):
         return await asyncio.shield(fut)
 
     async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while (first := await self._queue.get()) is not None:
             batch = [first]
             closing = False
@@ -133,9 +134,7 @@ class SqliteStore(Store):
                     break
                 batch.append(item)
             touched: set[str] = set()
-            outcomes = await loop.run_in_executor(
-                self._thread, self._run_batch, [op for op, _ in batch], touched
-            )
+            outcomes = await self._run_batch([op for op, _ in batch], touched)
             for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
                 if fut.done():
                     continue
@@ -149,10 +148,19 @@ class SqliteStore(Store):
             if closing:
                 return
 
-    def _run_batch(self, ops: list[WriteOp[Any]], touched: set[str]) -> list[tuple[bool, Any]]:
-        """Run `ops` in one transaction (in the writer thread); one outcome per op."""
+    async def _run_batch(
+        self, ops: list[WriteOp[Any]], touched: set[str]
+    ) -> list[tuple[bool, Any]]:
+        """Run `ops` in one transaction; one outcome per op.
+
+        The ops run on the loop's thread: they are short indexed writes, and running them in
+        the writer thread cost more in handing the interpreter lock back and forth with the
+        loop than the writes themselves. The COMMIT, which waits for the disk, runs in the
+        writer thread, so the loop serves requests (and queues the next batch) meanwhile.
+        """
         assert self._wdb is not None
         db = self._wdb
+        loop = asyncio.get_running_loop()
         outcomes: list[tuple[bool, Any]] = []
         ids: set[str] = set()
         try:
@@ -165,7 +173,7 @@ class SqliteStore(Store):
                 else:
                     outcomes.append((True, result))
                     ids.update(changed)
-            db.execute("COMMIT")
+            await loop.run_in_executor(self._thread, db.execute, "COMMIT")
         except Exception as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -173,7 +181,7 @@ class SqliteStore(Store):
                 # One op broke the shared transaction: retry each alone so that only the
                 # faulty one fails.
                 log.warning("batch of %d failed (%s); retrying one by one", len(ops), exc)
-                return [outcome for op in ops for outcome in self._run_batch([op], touched)]
+                return [o for op in ops for o in await self._run_batch([op], touched)]
             log.exception("write failed", extra={"action": "write"})
             return [(False, exc)]
         self._commits += 1
