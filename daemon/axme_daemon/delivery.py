@@ -127,6 +127,24 @@ class Dispatcher:
             )
         return worker
 
+    def claim(self, address: str, intent_id: str) -> Worker | None:
+        """A worker listening for `address` with a free slot, which now holds `intent_id`:
+        the create delivers it in its own transaction instead of a lease write of its own."""
+        best: Worker | None = None
+        for worker in self.workers.values():
+            if worker.address != address or worker.streams == 0:
+                continue
+            free = worker.limit - len(worker.held)
+            if free > 0 and (best is None or free > best.limit - len(best.held)):
+                best = worker
+        if best is not None:
+            best.held.add(intent_id)
+        return best
+
+    def unclaim(self, worker: Worker, intent_id: str) -> None:
+        """The create did not deliver `intent_id` after all (older intents were queued)."""
+        worker.held.discard(intent_id)
+
     def workers_for(self, address: str) -> list[Worker]:
         return [w for w in self.workers.values() if w.address == address]
 

@@ -46,6 +46,35 @@ async def test_create_appends_created_and_submitted(store: Store) -> None:
     assert await store.list_events(intent.intent_id, since=2) == []
 
 
+async def test_a_create_for_a_listening_worker_is_delivered_in_the_same_write(
+    store: Store,
+) -> None:
+    first, _ = await store.create_intent(
+        _new(1), "00000000-0000-4000-8000-000000000001", lease_to="w1"
+    )
+    assert first.status is IntentStatus.DELIVERED and first.lease_worker == "w1"
+    assert first.delivery_attempt == 1 and first.delivery_seq > 0
+    assert await store.get_intent(first.intent_id) == first
+    events = await store.list_events(first.intent_id)
+    assert [(e.event_type, e.status) for e in events] == [
+        ("intent.created", IntentStatus.CREATED),
+        ("intent.submitted", IntentStatus.SUBMITTED),
+        ("intent.delivered", IntentStatus.DELIVERED),
+    ]
+    assert events[-1].details == {"delivery_attempt": 1, "worker": "w1"}
+    assert [i.intent_id for i in await store.leased_to("w1", 0)] == [first.intent_id]
+    # An older intent waits in the queue: the new one takes its turn behind it.
+    waiting, _ = await store.create_intent(_new(2), "00000000-0000-4000-8000-000000000002")
+    second, _ = await store.create_intent(
+        _new(3), "00000000-0000-4000-8000-000000000003", lease_to="w1"
+    )
+    assert waiting.status is second.status is IntentStatus.SUBMITTED
+    assert second.lease_worker is None
+    leased = await store.lease("agent://test/a", "w1", 5, {})
+    assert [i.intent_id for i, _ in leased] == [waiting.intent_id, second.intent_id]
+    assert leased[0][0].delivery_seq > first.delivery_seq
+
+
 async def test_idempotency_key_replays_or_conflicts(store: Store) -> None:
     first, created = await store.create_intent(
         _new(idempotency_key="k1", request_hash="h1"), "00000000-0000-4000-8000-000000000001"

@@ -68,8 +68,14 @@ class Store(ABC):
     def add_commit_listener(self, listener: CommitListener) -> None: ...
 
     @abstractmethod
-    async def create_intent(self, new: NewIntent, intent_id: str) -> tuple[Intent, bool]:
+    async def create_intent(
+        self, new: NewIntent, intent_id: str, *, lease_to: str | None = None
+    ) -> tuple[Intent, bool]:
         """Insert with `intent.created` and `intent.submitted`; return (intent, created).
+
+        With `lease_to` (a worker listening for the address, with a free slot), a new intent
+        is also delivered to that worker in the same transaction, unless older intents of the
+        address wait in the queue (they go first).
 
         With an idempotency key already seen, return the existing intent and False, or raise
         `IdempotencyConflict` when the request hash differs.

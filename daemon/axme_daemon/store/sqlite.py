@@ -191,8 +191,19 @@ class SqliteStore(Store):
 
     # -- writes ----------------------------------------------------------------------
 
-    async def create_intent(self, new: NewIntent, intent_id: str) -> tuple[Intent, bool]:
-        return await self._write(partial(writes.create, new=new, intent_id=intent_id))
+    async def create_intent(
+        self, new: NewIntent, intent_id: str, *, lease_to: str | None = None
+    ) -> tuple[Intent, bool]:
+        def op(db: sqlite3.Connection) -> tuple[tuple[Intent, bool], list[str]]:
+            (intent, created), ids = writes.create(db, new, intent_id)
+            if created and lease_to is not None:
+                leased = writes.lease_new(db, intent, lease_to, self._delivery_seq + 1)
+                if leased is not None:
+                    self._delivery_seq += 1
+                    intent = leased
+            return (intent, created), ids
+
+        return await self._write(op)
 
     async def transition(
         self,

@@ -382,6 +382,32 @@ def lease(
     return out, [i.intent_id for i, _ in out]
 
 
+def lease_new(
+    db: sqlite3.Connection, intent: Intent, worker_id: str, delivery_seq: int
+) -> Intent | None:
+    """Deliver an intent created in this transaction to `worker_id`, unless older intents of
+    its address are queued (then it waits its turn, and None)."""
+    cur = db.execute(
+        "SELECT pos, intent_id FROM intents WHERE to_agent = ? AND status = ? ORDER BY pos LIMIT 1",
+        (intent.to_agent, S.SUBMITTED.value),
+    )
+    pos, oldest = cur.fetchone()  # this intent's own row, when nothing older waits
+    if oldest != intent.intent_id:
+        return None
+    details = {"delivery_attempt": 1, "worker": worker_id}
+    leased, _ = apply_change(
+        db,
+        pos,
+        intent,
+        S.DELIVERED,
+        details=details,
+        delivery_attempt=1,
+        delivery_seq=delivery_seq,
+        lease_worker=worker_id,
+    )
+    return leased
+
+
 def _release_reason(db: sqlite3.Connection, pos: int) -> str | None:
     """Why the last delivery of an intent ended, from the event that put it back."""
     row = db.execute(
