@@ -346,20 +346,20 @@ class Bench:
         )
         self.results.add(
             "W1",
-            f"{label} commits",
+            f"{label} syncs",
             "per intent",
-            (after["commits"] - before["commits"]) / n,
-            note="store transactions per intent (/health store.commits): group commit at work",
+            (after["syncs"] - before["syncs"]) / n,
+            note="waits for the disk per intent (/health store.syncs): group commit at work",
         )
 
     def _creates(self, clients: int) -> None:
-        """Create-only throughput (no agent serves the address), and store commits per create."""
-        before = self.api.health()["store"]["commits"]
+        """Create-only throughput (no agent serves the address), and syncs to disk per create."""
+        before = self.api.health()["store"]["syncs"]
         rate, count = self._create_run(clients)
-        commits = (self.api.health()["store"]["commits"] - before) / count
+        syncs = (self.api.health()["store"]["syncs"] - before) / count
         who = f"{clients} client{'s' if clients > 1 else ''}"
         self.results.add("W1", f"creates ({who})", "intents/s", rate)
-        self.results.add("W1", f"commits ({who})", "per create", commits)
+        self.results.add("W1", f"syncs ({who})", "per create", syncs)
 
     def _create_run(self, clients: int) -> tuple[float, int]:
         per_client = max(1, self.plan.intents // clients)

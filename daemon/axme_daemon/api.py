@@ -198,7 +198,7 @@ def create_app(
             "tcp": getattr(app.state, "tcp_url", None),
             "database": settings.database_url,
             "uptime_seconds": round(time.time() - started, 3),
-            "store": {"commits": stats.commits, "writes": stats.writes},
+            "store": {"commits": stats.commits, "writes": stats.writes, "syncs": stats.syncs},
             "streams": engine.hub.subscribers,
         }
 

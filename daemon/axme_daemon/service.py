@@ -182,7 +182,12 @@ async def serve(settings: DaemonSettings) -> None:
         await notifier.close()  # cancels deliveries still pending after a short grace
         await store.close()
         stats = store.stats()
-        log.info("axme daemon stopped (%d commits, %d writes)", stats.commits, stats.writes)
+        log.info(
+            "axme daemon stopped (%d commits, %d syncs, %d writes)",
+            stats.commits,
+            stats.syncs,
+            stats.writes,
+        )
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

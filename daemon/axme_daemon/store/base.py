@@ -52,6 +52,8 @@ class StoreStats:
 
     commits: int
     writes: int
+    #: Waits for the disk (fsyncs) that made commits durable; several commits may share one.
+    syncs: int = 0
 
 
 class Store(ABC):

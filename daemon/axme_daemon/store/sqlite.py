@@ -1,14 +1,19 @@
-"""SQLite backend: WAL, fsync on every commit, and group commit for throughput.
+"""SQLite backend: WAL, a sync before every acknowledgement, and group commit.
 
-All writes go through one write loop. Requests that arrive while a transaction is being
-committed queue up and share the next one, so N concurrent creates cost about one fsync per
-batch instead of one each, without weakening durability: a caller's future resolves only
-after the COMMIT that holds its change returned. A batch's ops (plain functions over
-`sqlite3`) run on the event loop's thread, and only the COMMIT, which waits for the disk, goes
-to the writer thread: a thread hop per statement, and then the interpreter lock handed back
-and forth for every op of a batch run in the thread, were most of the daemon's cost per
-request. Reads are short indexed queries, run on the event loop's thread over a second
-connection, which WAL lets run beside the writer.
+All writes go through one write loop. Requests that arrive while a batch is being written
+queue up and share the next transaction, so N concurrent creates cost about one commit per
+batch instead of one each. A batch's ops (plain functions over `sqlite3`) and its COMMIT run
+on the event loop's thread; the COMMIT only writes the WAL, and the WAL syncer thread
+(`sqlite_sync.py`) makes it durable, one sync for every batch committed since the last. A
+caller's future resolves only after the sync that covers its change: acknowledged means on
+disk, as with `synchronous=FULL`, while the next batch is written during the sync instead of
+after it. (Running batches in a writer thread cost more in handing the interpreter lock back
+and forth with the loop than the writes themselves.)
+
+Reads are short indexed queries, run on the event loop's thread over a second connection,
+which WAL lets run beside the writer. A read may see a write up to one sync (about a
+millisecond) before it is durable; no write is acknowledged, and no delivery leaves on an
+agent stream, before it is.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ import asyncio
 import json
 import logging
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,11 +42,21 @@ from axme_daemon.store.base import (
     StoreStats,
 )
 from axme_daemon.store.migrations import migrate
+from axme_daemon.store.sqlite_sync import WalSyncer
 from axme_daemon.store.sqlite_writes import INTENT_COLUMNS, StepInput, load, row_to_intent
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class StoreBroken(AxmeError):
+    """The disk refused to sync the database: the daemon cannot promise durability."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(f"the store cannot sync its writes to disk ({error}); restart the daemon")
+
+
 #: A write: runs inside the batch transaction, returns its result and the intents it touched.
 #: By convention an op raises `AxmeError` only before it writes anything.
 WriteOp = Callable[[sqlite3.Connection], tuple[T, Iterable[str]]]
@@ -49,16 +64,18 @@ _Item = tuple[WriteOp[Any], "asyncio.Future[Any]"]
 
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=FULL",  # fsync the WAL on every commit: acknowledged means durable
+    "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=5000",
 )
+#: The writer's own: its COMMIT does not wait for the disk, the WAL syncer does, and nothing
+#: is acknowledged before (sqlite_sync.py); the syncer also checkpoints.
+_WRITER_PRAGMAS = ("PRAGMA synchronous=NORMAL", "PRAGMA wal_autocheckpoint=0")
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    # Opened on the loop's thread; the writer's COMMITs run in its thread, the rest on the loop.
+def _connect(path: Path, *extra: str) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    for pragma in _PRAGMAS:
+    for pragma in (*_PRAGMAS, *extra):
         db.execute(pragma)
     return db
 
@@ -75,7 +92,13 @@ class SqliteStore(Store):
         self._commits = 0
         self._writes = 0
         self._delivery_seq = 0  # last cursor value handed out on the agent streams
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._syncer: WalSyncer | None = None
+        #: Batches committed to the WAL, waiting for the sync that makes them durable:
+        #: (commit number, last delivery cursor, items, outcomes, intents touched).
+        self._unsynced: deque[tuple[int, int, list[_Item], list[tuple[bool, Any]], set[str]]]
+        self._unsynced = deque()
+        self._durable_delivery_seq = 0  # deliveries up to this cursor are on disk
+        self._sync_failed: OSError | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -85,9 +108,18 @@ class SqliteStore(Store):
         applied = migrate(self._wdb)
         if applied:
             log.info("schema migrated", extra={"action": "migrate", "versions": applied})
+        for pragma in _WRITER_PRAGMAS:
+            self._wdb.execute(pragma)
+        loop = asyncio.get_running_loop()
+        self._syncer = WalSyncer(
+            self.path,
+            on_synced=lambda n: loop.call_soon_threadsafe(self._acknowledge, n),
+            on_failed=lambda exc: loop.call_soon_threadsafe(self._fail_unsynced, exc),
+        )
         self._rdb = _connect(self.path)
         row = self._rdb.execute("SELECT coalesce(max(delivery_seq), 0) FROM intents").fetchone()
         self._delivery_seq = int(row[0]) if row else 0
+        self._durable_delivery_seq = self._delivery_seq
         self._writer = asyncio.create_task(self._write_loop(), name="sqlite-writer")
 
     async def close(self) -> None:
@@ -96,7 +128,10 @@ class SqliteStore(Store):
             self._queue.put_nowait(None)
             await self._writer
             self._writer = None
-        self._thread.shutdown()
+        if self._syncer is not None:
+            await asyncio.to_thread(self._syncer.close)  # the last sync, then it stops
+            self._syncer = None
+            await asyncio.sleep(0)  # run the acknowledgements it posted
         for db in (self._rdb, self._wdb):
             if db is not None:
                 db.close()
@@ -106,7 +141,8 @@ class SqliteStore(Store):
         self._listeners.append(listener)
 
     def stats(self) -> StoreStats:
-        return StoreStats(commits=self._commits, writes=self._writes)
+        syncs = self._syncer.syncs if self._syncer is not None else 0
+        return StoreStats(commits=self._commits, writes=self._writes, syncs=syncs)
 
     @property
     def _reader(self) -> sqlite3.Connection:
@@ -117,6 +153,8 @@ class SqliteStore(Store):
     # -- group commit ----------------------------------------------------------------
 
     async def _write(self, op: WriteOp[T]) -> T:
+        if self._sync_failed is not None:
+            raise StoreBroken(self._sync_failed)
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((op, fut))
         # Shielded: once queued, the write happens even if the caller goes away, and the
@@ -124,6 +162,7 @@ class SqliteStore(Store):
         return await asyncio.shield(fut)
 
     async def _write_loop(self) -> None:
+        assert self._syncer is not None
         while (first := await self._queue.get()) is not None:
             batch = [first]
             closing = False
@@ -134,33 +173,57 @@ class SqliteStore(Store):
                     break
                 batch.append(item)
             touched: set[str] = set()
-            outcomes = await self._run_batch([op for op, _ in batch], touched)
-            for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
-                if fut.done():
-                    continue
-                if ok:
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(value)
-            if touched:
-                for listener in self._listeners:
-                    listener(touched)
+            before = self._commits
+            outcomes = self._run_batch([op for op, _ in batch], touched)
+            if self._commits == before:  # nothing committed: nothing to wait for
+                self._settle(batch, outcomes, touched)
+            else:
+                entry = (self._commits, self._delivery_seq, batch, outcomes, touched)
+                self._unsynced.append(entry)
+                self._syncer.written(self._commits)
+            await asyncio.sleep(0)  # let the requests that wait for the loop go first
             if closing:
                 return
 
-    async def _run_batch(
-        self, ops: list[WriteOp[Any]], touched: set[str]
-    ) -> list[tuple[bool, Any]]:
-        """Run `ops` in one transaction; one outcome per op.
+    def _acknowledge(self, synced: int) -> None:
+        """Commits up to `synced` are on disk: answer their callers."""
+        while self._unsynced and self._unsynced[0][0] <= synced:
+            _, delivery_seq, batch, outcomes, touched = self._unsynced.popleft()
+            self._durable_delivery_seq = delivery_seq
+            self._settle(batch, outcomes, touched)
 
-        The ops run on the loop's thread: they are short indexed writes, and running them in
-        the writer thread cost more in handing the interpreter lock back and forth with the
-        loop than the writes themselves. The COMMIT, which waits for the disk, runs in the
-        writer thread, so the loop serves requests (and queues the next batch) meanwhile.
+    def _settle(
+        self, batch: list[_Item], outcomes: list[tuple[bool, Any]], touched: set[str]
+    ) -> None:
+        for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
+            if fut.done():
+                continue
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+        if touched:
+            for listener in self._listeners:
+                listener(touched)
+
+    def _fail_unsynced(self, error: OSError) -> None:
+        """The disk refused a sync: no write since the last good one may be called done."""
+        self._sync_failed = error
+        while self._unsynced:
+            _, _, batch, _, _ = self._unsynced.popleft()
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(StoreBroken(error))
+
+    def _run_batch(self, ops: list[WriteOp[Any]], touched: set[str]) -> list[tuple[bool, Any]]:
+        """Run `ops` in one transaction, on the loop's thread; one outcome per op.
+
+        They are short indexed writes, and the COMMIT only writes the WAL: the wait for the
+        disk is the syncer's. (Running batches in a writer thread cost more in handing the
+        interpreter lock back and forth with the loop than the writes themselves.)
         """
         assert self._wdb is not None
         db = self._wdb
-        loop = asyncio.get_running_loop()
         outcomes: list[tuple[bool, Any]] = []
         ids: set[str] = set()
         try:
@@ -173,7 +236,7 @@ class SqliteStore(Store):
                 else:
                     outcomes.append((True, result))
                     ids.update(changed)
-            await loop.run_in_executor(self._thread, db.execute, "COMMIT")
+            db.execute("COMMIT")
         except Exception as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -181,7 +244,7 @@ class SqliteStore(Store):
                 # One op broke the shared transaction: retry each alone so that only the
                 # faulty one fails.
                 log.warning("batch of %d failed (%s); retrying one by one", len(ops), exc)
-                return [o for op in ops for o in await self._run_batch([op], touched)]
+                return [o for op in ops for o in self._run_batch([op], touched)]
             log.exception("write failed", extra={"action": "write"})
             return [(False, exc)]
         self._commits += 1
@@ -479,8 +542,8 @@ class SqliteStore(Store):
     async def leased_to(self, worker_id: str, after_delivery_seq: int) -> list[Intent]:
         cur = self._reader.execute(
             f"SELECT {INTENT_COLUMNS} FROM intents WHERE lease_worker = ? AND delivery_seq > ? "
-            "ORDER BY delivery_seq",
-            (worker_id, after_delivery_seq),
+            "AND delivery_seq <= ? ORDER BY delivery_seq",  # only deliveries already on disk
+            (worker_id, after_delivery_seq, self._durable_delivery_seq),
         )
         rows = cur.fetchall()
         return [row_to_intent(r) for r in rows if not IntentStatus(r[9]).is_final]
