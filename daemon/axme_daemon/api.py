@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 from pydantic import ValidationError
 from starlette.datastructures import Headers
@@ -26,9 +26,10 @@ from axme_cli import __version__
 from axme_cli.errors import AxmeError, PayloadTooLarge, ValidationFailed
 from axme_cli.protocol import DEFAULT_MAX_DELIVERY_ATTEMPTS, IntentStatus
 from axme_daemon.api_agents import add_agent_routes
+from axme_daemon.api_body import body_of, document_bodies, json_answer, read_body
 from axme_daemon.api_tasks import add_task_routes
 from axme_daemon.api_watch import add_watch_routes
-from axme_daemon.api_workers import ApiKeys, add_worker_routes
+from axme_daemon.api_workers import ApiKeys, Reports, add_worker_routes
 from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
 from axme_daemon.events import KeepAlive, StreamTimeout
@@ -85,7 +86,7 @@ def _describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
         msg = str(err.get("msg", "is invalid")).removeprefix("Value error, ")
         if kind == "missing":
             msg = "is required"
-        elif kind in {"dict_type", "model_attributes_type"}:
+        elif kind in {"dict_type", "model_attributes_type", "model_type"}:
             msg = "must be a JSON object"
         elif kind == "enum":
             expected = (err.get("ctx") or {}).get("expected", "")
@@ -153,6 +154,8 @@ def create_app(
         title="axme daemon",
         version=__version__,
         description="Durable intents for agent work: the AXME Intent Protocol on a local socket.",
+        # No OpenTelemetry here: it would look its providers up on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.add_middleware(BodyLimit, limit=settings.max_payload_bytes)
 
@@ -202,11 +205,12 @@ def create_app(
             "streams": engine.hub.subscribers,
         }
 
-    @app.post("/v1/intents", tags=["intents"])
+    @app.post("/v1/intents", tags=["intents"], openapi_extra=body_of(CreateIntent))
     async def create_intent(
-        body: CreateIntent,
+        request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
+        body = await read_body(request, CreateIntent)
         fields = body.model_dump()
         if body.human_task is not None:
             from axme_daemon.tasks import TaskSpec
@@ -240,14 +244,16 @@ def create_app(
             else None,
         )
         intent, created = await engine.create(new)
-        return {
-            "ok": True,
-            "intent_id": intent.intent_id,
-            "status": intent.status.value,
-            "created_at": intent.created_at,
-            "idempotent_replay": not created,
-            "intent": intent.to_wire(),
-        }
+        return json_answer(
+            {
+                "ok": True,
+                "intent_id": intent.intent_id,
+                "status": intent.status.value,
+                "created_at": intent.created_at,
+                "idempotent_replay": not created,
+                "intent": intent.to_wire(),
+            }
+        )
 
     @app.get("/v1/intents", tags=["intents"])
     async def list_intents(
@@ -341,4 +347,5 @@ def create_app(
     add_watch_routes(app, engine)
     if registry is not None:
         add_agent_routes(app, registry)
+    document_bodies(app, CreateIntent, Reports)
     return app

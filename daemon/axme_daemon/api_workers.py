@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, FastAPI, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 from pydantic import BaseModel, Field, ValidationError
 
 from axme_cli.errors import AxmeError, BadInput, ValidationFailed
 from axme_cli.protocol import AGENT_ADDRESS_RE
+from axme_daemon.api_body import body_of, json_answer, read_body
 from axme_daemon.delivery import Delivery
 from axme_daemon.engine import Engine
 from axme_daemon.events import KeepAlive, StreamTimeout
@@ -193,8 +194,8 @@ def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
         step = await engine.record_step(intent_id, body.ordinal, body.key, body.result, worker_id)
         return {"ok": True, "step": step.to_wire()}
 
-    @app.post("/v1/reports", tags=["agents"])
-    async def reports(request: Request, body: Reports) -> dict[str, Any]:
+    @app.post("/v1/reports", tags=["agents"], openapi_extra=body_of(Reports))
+    async def reports(request: Request) -> Response:
         """What a worker reports for several intents in one request: each intent's step
         records, and its outcome when it has one.
 
@@ -203,6 +204,7 @@ def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
         while the others apply. The daemon commits them together, so a worker running many
         handlers pays one round trip for all their reports.
         """
+        body = await read_body(request, Reports)
         worker_id = worker_identity(request, api_keys)
         seen: set[str] = set()
         for report in body.reports:
@@ -242,7 +244,7 @@ def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
             return {"intent_id": report.intent_id, "ok": True, "status": intent.status.value}
 
         answers = await asyncio.gather(*(apply(r) for r in body.reports))
-        return {"ok": True, "reports": answers}
+        return json_answer({"ok": True, "reports": answers})
 
     @app.get("/v1/intents/{intent_id}/steps", tags=["intents"])
     async def list_steps(intent_id: str) -> dict[str, Any]:
