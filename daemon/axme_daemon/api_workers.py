@@ -6,7 +6,6 @@ supervisor gave that process, or any other key: AXME SDK agents send one on ever
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -23,6 +22,8 @@ from axme_daemon.api_body import body_of, json_answer, read_body
 from axme_daemon.delivery import Delivery
 from axme_daemon.engine import Engine
 from axme_daemon.events import KeepAlive, StreamTimeout
+from axme_daemon.intents import Intent
+from axme_daemon.store import WorkerReport
 
 #: Per-worker keys handed out by the supervisor: key → worker id.
 ApiKeys = dict[str, str]
@@ -108,6 +109,32 @@ def _step_records(raw: Any) -> list[tuple[int, str, Any]]:
     except ValidationError as exc:
         raise ValidationFailed(f"step_records: {exc.errors()[0]['msg']}") from None
     return [(s.ordinal, s.key, s.result) for s in batch.steps]
+
+
+async def _fail(engine: Engine, report: Report, worker_id: str | None) -> Intent | AxmeError:
+    assert report.outcome is not None
+    try:
+        if report.steps:
+            steps = [(s.ordinal, s.key, s.result) for s in report.steps]
+            await engine.record_steps(report.intent_id, steps, worker_id)
+        error = _error_of({"error": report.outcome.error})
+        retryable = report.outcome.retryable
+        return await engine.fail(report.intent_id, error, retryable=retryable, worker_id=worker_id)
+    except AxmeError as exc:
+        return exc
+
+
+def _answer(intent_id: str, outcome: Intent | AxmeError | None) -> dict[str, Any]:
+    if isinstance(outcome, AxmeError):
+        return {
+            "intent_id": intent_id,
+            "ok": False,
+            "status_code": outcome.http_status,
+            "error": {"code": outcome.code, "message": outcome.message, "details": outcome.details},
+        }
+    if outcome is None:
+        return {"intent_id": intent_id, "ok": True}
+    return {"intent_id": intent_id, "ok": True, "status": outcome.status.value}
 
 
 def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
@@ -216,34 +243,28 @@ def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
                     f"reports: intent {report.intent_id} has no steps or outcome"
                 )
 
-        async def apply(report: Report) -> dict[str, Any]:
-            steps = [(s.ordinal, s.key, s.result) for s in report.steps]
-            outcome = report.outcome
-            try:
-                if outcome is None:
-                    await engine.record_steps(report.intent_id, steps, worker_id)
-                    return {"intent_id": report.intent_id, "ok": True}
-                if outcome.action == "complete":
-                    intent = await engine.complete(
-                        report.intent_id, outcome.result, worker_id, steps
-                    )
-                else:
-                    if steps:
-                        await engine.record_steps(report.intent_id, steps, worker_id)
-                    error = _error_of({"error": outcome.error})
-                    intent = await engine.fail(
-                        report.intent_id, error, retryable=outcome.retryable, worker_id=worker_id
-                    )
-            except AxmeError as exc:
-                return {
-                    "intent_id": report.intent_id,
-                    "ok": False,
-                    "status_code": exc.http_status,
-                    "error": {"code": exc.code, "message": exc.message, "details": exc.details},
-                }
-            return {"intent_id": report.intent_id, "ok": True, "status": intent.status.value}
-
-        answers = await asyncio.gather(*(apply(r) for r in body.reports))
+        # Steps and completions (nearly every report) are written as one op; a failure,
+        # which may put the intent back in the queue, takes the engine's own path.
+        plain = [r for r in body.reports if r.outcome is None or r.outcome.action == "complete"]
+        written = await engine.report(
+            [
+                WorkerReport(
+                    r.intent_id,
+                    [(s.ordinal, s.key, s.result) for s in r.steps],
+                    completed=r.outcome is not None,
+                    result=r.outcome.result if r.outcome is not None else None,
+                )
+                for r in plain
+            ],
+            worker_id,
+        )
+        done: dict[str, Intent | AxmeError | None] = {
+            r.intent_id: answer for r, answer in zip(plain, written, strict=True)
+        }
+        for r in body.reports:
+            if r.intent_id not in done:
+                done[r.intent_id] = await _fail(engine, r, worker_id)
+        answers = [_answer(r.intent_id, done[r.intent_id]) for r in body.reports]
         return json_answer({"ok": True, "reports": answers})
 
     @app.get("/v1/intents/{intent_id}/steps", tags=["intents"])

@@ -14,13 +14,13 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from axme_cli.errors import NotFound
+from axme_cli.errors import AxmeError, NotFound
 from axme_cli.protocol import IntentStatus
 from axme_daemon.delivery import Dispatcher, Worker
 from axme_daemon.events import EventHub, KeepAlive, StreamTimeout
 from axme_daemon.intents import Event, Intent, NewIntent, Step, Task, request_hash
 from axme_daemon.store import IntentFilter, Page, Store
-from axme_daemon.store.base import Effects
+from axme_daemon.store.base import Effects, WorkerReport
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +249,16 @@ class Engine:
         )
         await self._ended(intent)
         return intent
+
+    async def report(
+        self, reports: Sequence[WorkerReport], worker_id: str | None
+    ) -> list[Intent | AxmeError | None]:
+        """Step records and completions of several intents, written together."""
+        answers = await self.store.report(reports, worker_id)
+        for answer in answers:
+            if isinstance(answer, Intent):
+                await self._ended(answer)
+        return answers
 
     async def fail(
         self, intent_id: str, error: dict[str, Any], *, retryable: bool, worker_id: str | None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from axme_daemon.store.base import IntentFilter, Page, Store, StoreStats
+from axme_daemon.store.base import IntentFilter, Page, Store, StoreStats, WorkerReport
 
-__all__ = ["IntentFilter", "Page", "Store", "StoreStats", "open_store"]
+__all__ = ["IntentFilter", "Page", "Store", "StoreStats", "WorkerReport", "open_store"]
 
 
 def open_store(url: str) -> Store:

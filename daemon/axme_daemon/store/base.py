@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from axme_cli.errors import AxmeError
 from axme_cli.protocol import IntentStatus
 from axme_daemon.intents import Event, Intent, NewIntent, Step, Task
 
@@ -44,6 +45,16 @@ class Effects:
     finished: list[Intent] = field(default_factory=list)  # final now: wake a waiting parent
     notices: list[dict[str, Any]] = field(default_factory=list)  # for notification hooks
     touched: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    """One intent's part of a worker's report: step records, and its result if it completed."""
+
+    intent_id: str
+    steps: Sequence[tuple[int, str, Any]] = ()
+    completed: bool = False
+    result: Any = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,13 @@ class Store(ABC):
         self, intent_id: str, ordinal: int, key: str, result: Any, worker_id: str | None
     ) -> tuple[Step, list[Event]]:
         """Record a step result once (the same ordinal and key again returns the record)."""
+
+    @abstractmethod
+    async def report(
+        self, reports: Sequence[WorkerReport], worker_id: str | None
+    ) -> list[Intent | AxmeError | None]:
+        """Apply several intents' reports in one transaction, each all or none: per report,
+        the intent it completed, None (steps only), or the error that refused it."""
 
     @abstractmethod
     async def record_steps(

@@ -40,6 +40,7 @@ from axme_daemon.store.base import (
     Page,
     Store,
     StoreStats,
+    WorkerReport,
 )
 from axme_daemon.store.migrations import migrate
 from axme_daemon.store.sqlite_sync import WalSyncer
@@ -331,6 +332,11 @@ class SqliteStore(Store):
                 worker_id=worker_id,
             )
         )
+
+    async def report(
+        self, reports: Sequence[WorkerReport], worker_id: str | None
+    ) -> list[Intent | AxmeError | None]:
+        return await self._write(partial(writes.report, reports=reports, worker_id=worker_id))
 
     async def record_steps(
         self, intent_id: str, steps: Sequence[StepInput], worker_id: str | None

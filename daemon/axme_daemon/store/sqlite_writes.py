@@ -24,6 +24,7 @@ from axme_cli.errors import (
 )
 from axme_cli.protocol import FINAL_STATUSES, STATUS_EVENT, IntentStatus
 from axme_daemon.intents import Event, Intent, NewIntent, Step, check_transition, now_iso
+from axme_daemon.store.base import WorkerReport
 
 S = IntentStatus
 T = TypeVar("T")
@@ -314,6 +315,42 @@ def _ending(status: IntentStatus, result: Any, error: Any) -> dict[str, Any]:
     if status in FINAL_STATUSES:
         changes["lease_worker"] = None
     return changes
+
+
+def report(
+    db: sqlite3.Connection, reports: Sequence[WorkerReport], worker_id: str | None
+) -> tuple[list[Intent | AxmeError | None], list[str]]:
+    """Several intents' reports as one write: each all or none (a savepoint apiece), a
+    refused one answered with its error while the others apply."""
+    answers: list[Intent | AxmeError | None] = []
+    touched: list[str] = []
+    for r in reports:
+        try:
+            if r.completed:
+                (intent, _), ids = atomically(
+                    db,
+                    _steps_then_transition,
+                    intent_id=r.intent_id,
+                    steps=r.steps,
+                    status=S.COMPLETED,
+                    worker_id=worker_id,
+                    event_type=None,
+                    actor=None,
+                    details={"result": r.result} if r.result is not None else None,
+                    result=r.result,
+                    error=None,
+                )
+                answers.append(intent)
+            else:
+                _, ids = atomically(
+                    db, record_steps, intent_id=r.intent_id, steps=r.steps, worker_id=worker_id
+                )
+                answers.append(None)
+        except AxmeError as exc:
+            answers.append(exc)
+        else:
+            touched.extend(ids)
+    return answers, touched
 
 
 def atomically(db: sqlite3.Connection, op: Callable[..., T], **kwargs: Any) -> T:
