@@ -45,6 +45,9 @@ class Worker:
     streams: int = 0
     last_seen: float = field(default_factory=time.monotonic)
     held: set[str] = field(default_factory=set)
+    #: Deliveries made to this worker by creates: a stream reads its deliveries again only
+    #: when this changed since it last did.
+    pushes: int = 0
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -195,6 +198,11 @@ class Dispatcher:
     def queued(self, address: str) -> None:
         self.hub.notify([agent_topic(address)])
 
+    def pushed(self, worker: Worker, intent: Intent) -> None:
+        """A create delivered `intent` to `worker`: its stream reads it when woken."""
+        worker.pushes += 1
+        self.hub.notify([agent_topic(intent.to_agent)])
+
     async def _reap_forever(self) -> None:
         while True:
             await asyncio.sleep(min(1.0, self.lease_grace / 2))
@@ -230,14 +238,17 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         cursor = since
+        read_pushes = -1  # first, what it holds already (a reconnect)
         try:
             with self.hub.subscribe(agent_topic(address)) as wake:
                 while True:
                     wake.clear()
-                    for intent in await self.store.leased_to(worker_id, cursor):
-                        worker.held.add(intent.intent_id)
-                        cursor = max(cursor, intent.delivery_seq)
-                        yield await self._delivery(intent)
+                    if read_pushes != worker.pushes:
+                        read_pushes = worker.pushes
+                        for intent in await self.store.leased_to(worker_id, cursor):
+                            worker.held.add(intent.intent_id)
+                            cursor = max(cursor, intent.delivery_seq)
+                            yield await self._delivery(intent)
                     free = worker.limit - len(worker.held)
                     if free > 0 and await self.store.has_queued(address):
                         leased = await self.store.lease(address, worker_id, free, self._reasons)

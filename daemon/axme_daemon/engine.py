@@ -175,7 +175,7 @@ class Engine:
                 _, effects = await self.store.open_intent_task(intent.intent_id, new.human_task)
                 await self._apply(effects)
                 intent = await self.get(intent.intent_id)
-            else:
+            elif intent.status is IntentStatus.SUBMITTED:  # else delivered by the create
                 self.dispatcher.queued(intent.to_agent)
         return intent, created
 
@@ -189,7 +189,9 @@ class Engine:
         except BaseException:
             self.dispatcher.unclaim(worker, intent_id)
             raise
-        if intent.intent_id != intent_id or intent.lease_worker != worker.worker_id:
+        if intent.intent_id == intent_id and intent.lease_worker == worker.worker_id:
+            self.dispatcher.pushed(worker, intent)
+        else:
             self.dispatcher.unclaim(worker, intent_id)  # a replay, or it waits its turn
         return intent, created
 

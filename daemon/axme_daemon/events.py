@@ -83,8 +83,13 @@ class EventHub:
         remaining = deadline - loop.time()
         if remaining <= 0 or self.closing:
             return "end"
+        if wake.is_set():
+            return "woken"
         try:
-            await asyncio.wait_for(wake.wait(), min(remaining, KEEPALIVE_SECONDS))
+            # asyncio.timeout, not wait_for: no task of its own per wait (3.11's wait_for
+            # wraps the wait in one), and a stream waits once per delivery.
+            async with asyncio.timeout(min(remaining, KEEPALIVE_SECONDS)):
+                await wake.wait()
         except TimeoutError:
             return "keepalive" if deadline - loop.time() > 0 else "woken"
         return "woken"
