@@ -45,8 +45,8 @@ class Worker:
     streams: int = 0
     last_seen: float = field(default_factory=time.monotonic)
     held: set[str] = field(default_factory=set)
-    #: Deliveries made to this worker by creates: a stream reads its deliveries again only
-    #: when this changed since it last did.
+    #: Deliveries made to this worker by the writes that queued them: a stream reads its
+    #: deliveries again only when this changed since it last did.
     pushes: int = 0
 
     def to_wire(self) -> dict[str, Any]:
@@ -103,7 +103,7 @@ class Dispatcher:
     async def start(self) -> None:
         """Leases do not survive the daemon: put every delivery of the last run back."""
         released = await self.store.release(reason="the daemon restarted")
-        self.requeued(released)
+        await self.requeued(released)
         if released:
             log.info("requeued %d deliveries after a restart", len(released))
         self._reaper = asyncio.create_task(self._reap_forever(), name="lease-reaper")
@@ -130,9 +130,11 @@ class Dispatcher:
             )
         return worker
 
-    def claim(self, address: str, intent_id: str) -> Worker | None:
+    # -- delivery by the write that queues an intent (the store's Deliverer) -------------
+
+    def claim(self, address: str, intent_id: str) -> str | None:
         """A worker listening for `address` with a free slot, which now holds `intent_id`:
-        the create delivers it in its own transaction instead of a lease write of its own."""
+        the write that queued it delivers it too, instead of a lease write of its own."""
         best: Worker | None = None
         for worker in self.workers.values():
             if worker.address != address or worker.streams == 0:
@@ -140,13 +142,16 @@ class Dispatcher:
             free = worker.limit - len(worker.held)
             if free > 0 and (best is None or free > best.limit - len(best.held)):
                 best = worker
-        if best is not None:
-            best.held.add(intent_id)
-        return best
+        if best is None:
+            return None
+        best.held.add(intent_id)
+        return best.worker_id
 
-    def unclaim(self, worker: Worker, intent_id: str) -> None:
-        """The create did not deliver `intent_id` after all (older intents were queued)."""
-        worker.held.discard(intent_id)
+    def unclaim(self, worker_id: str, intent_id: str) -> None:
+        """The write did not deliver `intent_id` after all (older intents were queued)."""
+        worker = self.workers.get(worker_id)
+        if worker is not None:
+            worker.held.discard(intent_id)
 
     def workers_for(self, address: str) -> list[Worker]:
         return [w for w in self.workers.values() if w.address == address]
@@ -162,7 +167,7 @@ class Dispatcher:
         """Release everything the worker held; its intents go to the next worker at once."""
         worker = self.workers.pop(worker_id, None)
         released = await self.store.release(worker_id=worker_id, reason=reason)
-        self.requeued(released)
+        await self.requeued(released)
         if released:
             log.info(
                 "released %d deliveries of %s: %s",
@@ -172,12 +177,20 @@ class Dispatcher:
             )
         return [intent for intent, _ in released]
 
-    def requeued(self, released: list[tuple[Intent, Event]]) -> None:
+    async def requeued(self, released: list[tuple[Intent, Event]]) -> None:
         """Deliveries ended: remember why, and wake the streams that can take them."""
         addresses = set()
         for intent, event in released:
+            holder = None
+            if intent.status is IntentStatus.SUBMITTED:
+                # The write that put it back may have delivered it to another worker already.
+                now = await self.store.get_intent(intent.intent_id)
+                holder = now.lease_worker if now is not None else None
             for worker in self.workers.values():
-                worker.held.discard(intent.intent_id)
+                if worker.worker_id != holder:
+                    worker.held.discard(intent.intent_id)
+            if holder is not None:
+                continue
             if intent.status is IntentStatus.SUBMITTED:
                 self._reasons[intent.intent_id] = str((event.details or {}).get("reason", ""))
                 addresses.add(intent.to_agent)
@@ -198,9 +211,12 @@ class Dispatcher:
     def queued(self, address: str) -> None:
         self.hub.notify([agent_topic(address)])
 
-    def pushed(self, worker: Worker, intent: Intent) -> None:
-        """A create delivered `intent` to `worker`: its stream reads it when woken."""
-        worker.pushes += 1
+    def pushed(self, worker_id: str, intent: Intent) -> None:
+        """A write delivered `intent` to the worker: its stream reads it when woken."""
+        self._reasons.pop(intent.intent_id, None)
+        worker = self.workers.get(worker_id)
+        if worker is not None:
+            worker.pushes += 1
         self.hub.notify([agent_topic(intent.to_agent)])
 
     async def _reap_forever(self) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from axme_cli.errors import AxmeError, NotFound
 from axme_cli.protocol import IntentStatus
-from axme_daemon.delivery import Dispatcher, Worker
+from axme_daemon.delivery import Dispatcher
 from axme_daemon.events import EventHub, KeepAlive, StreamTimeout
 from axme_daemon.intents import Event, Intent, NewIntent, Step, Task, request_hash
 from axme_daemon.store import IntentFilter, Page, Store
@@ -33,6 +33,7 @@ class Engine:
         self.dispatcher = Dispatcher(
             store, self.hub, **({"lease_grace": lease_grace} if lease_grace else {})
         )
+        store.set_deliverer(self.dispatcher)
         self.dispatcher.on_final = self._ended
         self.notices: list[Callable[[dict[str, Any]], None]] = []
         self._timer_wake = asyncio.Event()
@@ -161,38 +162,14 @@ class Engine:
         return match[0]
 
     async def create(self, new: NewIntent) -> tuple[Intent, bool]:
-        intent_id = str(uuid.uuid4())
-        worker = None
-        if new.human_task is None:  # a person's intent is nobody's delivery
-            worker = self.dispatcher.claim(new.to_agent, intent_id)
-        if worker is None:
-            intent, created = await self.store.create_intent(new, intent_id)
-        else:
-            # Shielded: the claim is settled after the write even if the caller goes away.
-            intent, created = await asyncio.shield(self._create_leased(new, intent_id, worker))
+        intent, created = await self.store.create_intent(new, str(uuid.uuid4()))
         if created:
             if new.human_task is not None:  # no agent code: the intent waits for a person
                 _, effects = await self.store.open_intent_task(intent.intent_id, new.human_task)
                 await self._apply(effects)
                 intent = await self.get(intent.intent_id)
-            elif intent.status is IntentStatus.SUBMITTED:  # else delivered by the create
+            else:
                 self.dispatcher.queued(intent.to_agent)
-        return intent, created
-
-    async def _create_leased(
-        self, new: NewIntent, intent_id: str, worker: Worker
-    ) -> tuple[Intent, bool]:
-        try:
-            intent, created = await self.store.create_intent(
-                new, intent_id, lease_to=worker.worker_id
-            )
-        except BaseException:
-            self.dispatcher.unclaim(worker, intent_id)
-            raise
-        if intent.intent_id == intent_id and intent.lease_worker == worker.worker_id:
-            self.dispatcher.pushed(worker, intent)
-        else:
-            self.dispatcher.unclaim(worker, intent_id)  # a replay, or it waits its turn
         return intent, created
 
     async def get(self, intent_id: str) -> Intent:
@@ -275,7 +252,9 @@ class Engine:
                     worker_id=worker_id,
                     reason=f"attempt {current.delivery_attempt} failed: {message}",
                 )
-                self.dispatcher.requeued(released)  # frees the worker's slot, keeps the reason
+                await self.dispatcher.requeued(
+                    released
+                )  # frees the worker's slot, keeps the reason
                 return released[0][0] if released else await self.get(intent_id)
         intent, _ = await self.store.transition(
             intent_id,

@@ -46,15 +46,47 @@ async def test_create_appends_created_and_submitted(store: Store) -> None:
     assert await store.list_events(intent.intent_id, since=2) == []
 
 
-async def test_a_create_for_a_listening_worker_is_delivered_in_the_same_write(
+class Taker:
+    """A deliverer with one listening worker of a few free slots (the dispatcher's part)."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self.claimed: list[str] = []
+        self.deliveries: list[tuple[str, str]] = []
+
+    def claim(self, address: str, intent_id: str) -> str | None:
+        if address != "agent://test/a" or len(self.claimed) >= self.slots:
+            return None
+        self.claimed.append(intent_id)
+        return "w1"
+
+    def unclaim(self, worker_id: str, intent_id: str) -> None:
+        self.claimed.remove(intent_id)
+
+    def pushed(self, worker_id: str, intent: object) -> None:
+        self.deliveries.append((worker_id, intent.intent_id))  # type: ignore[attr-defined]
+
+
+async def test_a_write_that_queues_an_intent_delivers_it_to_a_listening_worker(
     store: Store,
 ) -> None:
-    first, _ = await store.create_intent(
-        _new(1), "00000000-0000-4000-8000-000000000001", lease_to="w1"
-    )
-    assert first.status is IntentStatus.DELIVERED and first.lease_worker == "w1"
-    assert first.delivery_attempt == 1 and first.delivery_seq > 0
-    assert await store.get_intent(first.intent_id) == first
+    waiting, _ = await store.create_intent(_new(0), "00000000-0000-4000-8000-000000000000")
+    taker = Taker(slots=2)
+    store.set_deliverer(taker)
+    # An older intent waits in the queue: a new one takes its turn behind it.
+    behind, _ = await store.create_intent(_new(1), "00000000-0000-4000-8000-000000000001")
+    assert (await store.get_intent(behind.intent_id)).status is IntentStatus.SUBMITTED
+    assert taker.claimed == [] and taker.deliveries == []
+    leased = await store.lease("agent://test/a", "w0", 5, {})
+    assert [i.intent_id for i, _ in leased] == [waiting.intent_id, behind.intent_id]
+    # Nothing waits now: the create delivers in its own write, up to the free slots.
+    first, _ = await store.create_intent(_new(2), "00000000-0000-4000-8000-000000000002")
+    second, _ = await store.create_intent(_new(3), "00000000-0000-4000-8000-000000000003")
+    third, _ = await store.create_intent(_new(4), "00000000-0000-4000-8000-000000000004")
+    assert taker.deliveries == [("w1", first.intent_id), ("w1", second.intent_id)]
+    got = await store.get_intent(first.intent_id)
+    assert got is not None and got.status is IntentStatus.DELIVERED
+    assert got.lease_worker == "w1" and got.delivery_attempt == 1
     events = await store.list_events(first.intent_id)
     assert [(e.event_type, e.status) for e in events] == [
         ("intent.created", IntentStatus.CREATED),
@@ -62,17 +94,20 @@ async def test_a_create_for_a_listening_worker_is_delivered_in_the_same_write(
         ("intent.delivered", IntentStatus.DELIVERED),
     ]
     assert events[-1].details == {"delivery_attempt": 1, "worker": "w1"}
-    assert [i.intent_id for i in await store.leased_to("w1", 0)] == [first.intent_id]
-    # An older intent waits in the queue: the new one takes its turn behind it.
-    waiting, _ = await store.create_intent(_new(2), "00000000-0000-4000-8000-000000000002")
-    second, _ = await store.create_intent(
-        _new(3), "00000000-0000-4000-8000-000000000003", lease_to="w1"
-    )
-    assert waiting.status is second.status is IntentStatus.SUBMITTED
-    assert second.lease_worker is None
-    leased = await store.lease("agent://test/a", "w1", 5, {})
-    assert [i.intent_id for i, _ in leased] == [waiting.intent_id, second.intent_id]
-    assert leased[0][0].delivery_seq > first.delivery_seq
+    assert [i.intent_id for i in await store.leased_to("w1", 0)] == [
+        first.intent_id,
+        second.intent_id,
+    ]
+    assert (await store.get_intent(third.intent_id)).status is IntentStatus.SUBMITTED
+    # A release puts the delivery back: a free slot takes it in the same write, as a
+    # redelivery that says why.
+    taker.claimed.remove(first.intent_id)
+    await store.release(intent_ids=[first.intent_id], reason="the worker exited")
+    again = await store.get_intent(first.intent_id)
+    assert again is not None and again.status is IntentStatus.DELIVERED
+    assert again.delivery_attempt == 2
+    last = (await store.list_events(first.intent_id))[-1]
+    assert last.details == {"delivery_attempt": 2, "worker": "w1", "reason": "the worker exited"}
 
 
 async def test_idempotency_key_replays_or_conflicts(store: Store) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from axme_cli.errors import AxmeError
 from axme_cli.protocol import IntentStatus
@@ -19,6 +19,20 @@ from axme_daemon.intents import Event, Intent, NewIntent, Step, Task
 
 #: Called after each commit with the ids of the intents whose events changed.
 CommitListener = Callable[[Iterable[str]], None]
+
+
+class Deliverer(Protocol):
+    """Who may take an intent the moment a write queues it (the dispatcher): the write then
+    delivers it too, instead of a stream's lease write after it."""
+
+    def claim(self, address: str, intent_id: str) -> str | None:
+        """A listening worker with a free slot for `address`, now holding `intent_id`."""
+
+    def unclaim(self, worker_id: str, intent_id: str) -> None:
+        """The write did not deliver `intent_id` after all."""
+
+    def pushed(self, worker_id: str, intent: Intent) -> None:
+        """`intent` was delivered to the worker, durably: wake its stream."""
 
 
 @dataclass(frozen=True)
@@ -81,14 +95,14 @@ class Store(ABC):
     def add_commit_listener(self, listener: CommitListener) -> None: ...
 
     @abstractmethod
-    async def create_intent(
-        self, new: NewIntent, intent_id: str, *, lease_to: str | None = None
-    ) -> tuple[Intent, bool]:
-        """Insert with `intent.created` and `intent.submitted`; return (intent, created).
+    def set_deliverer(self, deliverer: Deliverer) -> None:
+        """From now on, an intent a write puts in the queue (a decision, a signal, a timer,
+        a retry or a release ends its wait) goes to a listening worker in the same write,
+        when one has a free slot and nothing older waits."""
 
-        With `lease_to` (a worker listening for the address, with a free slot), a new intent
-        is also delivered to that worker in the same transaction, unless older intents of the
-        address wait in the queue (they go first).
+    @abstractmethod
+    async def create_intent(self, new: NewIntent, intent_id: str) -> tuple[Intent, bool]:
+        """Insert with `intent.created` and `intent.submitted`; return (intent, created).
 
         With an idempotency key already seen, return the existing intent and False, or raise
         `IdempotencyConflict` when the request hash differs.

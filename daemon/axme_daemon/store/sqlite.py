@@ -35,6 +35,7 @@ from axme_daemon.store import sqlite_waits as waits
 from axme_daemon.store import sqlite_writes as writes
 from axme_daemon.store.base import (
     CommitListener,
+    Deliverer,
     Effects,
     IntentFilter,
     Page,
@@ -62,6 +63,7 @@ class StoreBroken(AxmeError):
 #: By convention an op raises `AxmeError` only before it writes anything.
 WriteOp = Callable[[sqlite3.Connection], tuple[T, Iterable[str]]]
 _Item = tuple[WriteOp[Any], "asyncio.Future[Any]"]
+_Unsynced = tuple[int, int, list[_Item], list[tuple[bool, Any]], set[str], list[tuple[str, Intent]]]
 
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -95,11 +97,13 @@ class SqliteStore(Store):
         self._delivery_seq = 0  # last cursor value handed out on the agent streams
         self._syncer: WalSyncer | None = None
         #: Batches committed to the WAL, waiting for the sync that makes them durable:
-        #: (commit number, last delivery cursor, items, outcomes, intents touched).
-        self._unsynced: deque[tuple[int, int, list[_Item], list[tuple[bool, Any]], set[str]]]
+        #: (commit number, last delivery cursor, items, outcomes, intents touched,
+        #: deliveries the batch made).
+        self._unsynced: deque[_Unsynced]
         self._unsynced = deque()
         self._durable_delivery_seq = 0  # deliveries up to this cursor are on disk
         self._sync_failed: OSError | None = None
+        self._deliverer: Deliverer | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -141,6 +145,9 @@ class SqliteStore(Store):
     def add_commit_listener(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
 
+    def set_deliverer(self, deliverer: Deliverer) -> None:
+        self._deliverer = deliverer
+
     def stats(self) -> StoreStats:
         syncs = self._syncer.syncs if self._syncer is not None else 0
         return StoreStats(commits=self._commits, writes=self._writes, syncs=syncs)
@@ -174,12 +181,13 @@ class SqliteStore(Store):
                     break
                 batch.append(item)
             touched: set[str] = set()
+            pushes: list[tuple[str, Intent]] = []
             before = self._commits
-            outcomes = self._run_batch([op for op, _ in batch], touched)
+            outcomes = self._run_batch([op for op, _ in batch], touched, pushes)
             if self._commits == before:  # nothing committed: nothing to wait for
-                self._settle(batch, outcomes, touched)
+                self._settle(batch, outcomes, touched, pushes)
             else:
-                entry = (self._commits, self._delivery_seq, batch, outcomes, touched)
+                entry = (self._commits, self._delivery_seq, batch, outcomes, touched, pushes)
                 self._unsynced.append(entry)
                 self._syncer.written(self._commits)
             await asyncio.sleep(0)  # let the requests that wait for the loop go first
@@ -189,12 +197,16 @@ class SqliteStore(Store):
     def _acknowledge(self, synced: int) -> None:
         """Commits up to `synced` are on disk: answer their callers."""
         while self._unsynced and self._unsynced[0][0] <= synced:
-            _, delivery_seq, batch, outcomes, touched = self._unsynced.popleft()
+            _, delivery_seq, batch, outcomes, touched, pushes = self._unsynced.popleft()
             self._durable_delivery_seq = delivery_seq
-            self._settle(batch, outcomes, touched)
+            self._settle(batch, outcomes, touched, pushes)
 
     def _settle(
-        self, batch: list[_Item], outcomes: list[tuple[bool, Any]], touched: set[str]
+        self,
+        batch: list[_Item],
+        outcomes: list[tuple[bool, Any]],
+        touched: set[str],
+        pushes: list[tuple[str, Intent]],
     ) -> None:
         for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
             if fut.done():
@@ -206,17 +218,28 @@ class SqliteStore(Store):
         if touched:
             for listener in self._listeners:
                 listener(touched)
+        for worker_id, intent in pushes:
+            try:
+                assert self._deliverer is not None
+                self._deliverer.pushed(worker_id, intent)
+            except Exception:  # the write is done and answered; a stream reads it later
+                log.exception("telling the dispatcher of a delivery failed")
 
     def _fail_unsynced(self, error: OSError) -> None:
         """The disk refused a sync: no write since the last good one may be called done."""
         self._sync_failed = error
         while self._unsynced:
-            _, _, batch, _, _ = self._unsynced.popleft()
+            _, _, batch, _, _, pushes = self._unsynced.popleft()
+            for worker_id, intent in pushes:
+                if self._deliverer is not None:
+                    self._deliverer.unclaim(worker_id, intent.intent_id)
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(StoreBroken(error))
 
-    def _run_batch(self, ops: list[WriteOp[Any]], touched: set[str]) -> list[tuple[bool, Any]]:
+    def _run_batch(
+        self, ops: list[WriteOp[Any]], touched: set[str], pushes: list[tuple[str, Intent]]
+    ) -> list[tuple[bool, Any]]:
         """Run `ops` in one transaction, on the loop's thread; one outcome per op.
 
         They are short indexed writes, and the COMMIT only writes the WAL: the wait for the
@@ -227,6 +250,7 @@ class SqliteStore(Store):
         db = self._wdb
         outcomes: list[tuple[bool, Any]] = []
         ids: set[str] = set()
+        delivered: list[tuple[str, Intent]] = []
         try:
             db.execute("BEGIN IMMEDIATE")
             for op in ops:
@@ -237,37 +261,57 @@ class SqliteStore(Store):
                 else:
                     outcomes.append((True, result))
                     ids.update(changed)
+            if ids and self._deliverer is not None:
+                delivered = self._deliver_queued(db, ids, self._deliverer)
             db.execute("COMMIT")
         except Exception as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
+            for worker_id, intent in delivered:
+                assert self._deliverer is not None
+                self._deliverer.unclaim(worker_id, intent.intent_id)
             if len(ops) > 1:
                 # One op broke the shared transaction: retry each alone so that only the
                 # faulty one fails.
                 log.warning("batch of %d failed (%s); retrying one by one", len(ops), exc)
-                return [o for op in ops for o in self._run_batch([op], touched)]
+                return [o for op in ops for o in self._run_batch([op], touched, pushes)]
             log.exception("write failed", extra={"action": "write"})
             return [(False, exc)]
         self._commits += 1
         self._writes += sum(1 for ok, _ in outcomes if ok)
         touched.update(ids)
+        pushes.extend(delivered)
         return outcomes
+
+    def _deliver_queued(
+        self, db: sqlite3.Connection, ids: set[str], deliverer: Deliverer
+    ) -> list[tuple[str, Intent]]:
+        """Deliver, in this transaction, the intents it queued that a listening worker can
+        take now (a person's own intent is nobody's delivery)."""
+        marks = ",".join("?" * len(ids))
+        rows = db.execute(
+            f"SELECT {INTENT_COLUMNS} FROM intents WHERE intent_id IN ({marks}) "
+            "AND status = ? AND human_task IS NULL ORDER BY pos",
+            (*ids, IntentStatus.SUBMITTED.value),
+        ).fetchall()
+        delivered = []
+        for row in rows:
+            intent = row_to_intent(row)
+            worker_id = deliverer.claim(intent.to_agent, intent.intent_id)
+            if worker_id is None:
+                continue
+            leased = writes.deliver_queued(db, intent, worker_id, self._delivery_seq + 1)
+            if leased is None:
+                deliverer.unclaim(worker_id, intent.intent_id)
+                continue
+            self._delivery_seq += 1
+            delivered.append((worker_id, leased))
+        return delivered
 
     # -- writes ----------------------------------------------------------------------
 
-    async def create_intent(
-        self, new: NewIntent, intent_id: str, *, lease_to: str | None = None
-    ) -> tuple[Intent, bool]:
-        def op(db: sqlite3.Connection) -> tuple[tuple[Intent, bool], list[str]]:
-            (intent, created), ids = writes.create(db, new, intent_id)
-            if created and lease_to is not None:
-                leased = writes.lease_new(db, intent, lease_to, self._delivery_seq + 1)
-                if leased is not None:
-                    self._delivery_seq += 1
-                    intent = leased
-            return (intent, created), ids
-
-        return await self._write(op)
+    async def create_intent(self, new: NewIntent, intent_id: str) -> tuple[Intent, bool]:
+        return await self._write(partial(writes.create, new=new, intent_id=intent_id))
 
     async def transition(
         self,

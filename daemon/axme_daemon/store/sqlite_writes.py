@@ -419,10 +419,10 @@ def lease(
     return out, [i.intent_id for i, _ in out]
 
 
-def lease_new(
+def deliver_queued(
     db: sqlite3.Connection, intent: Intent, worker_id: str, delivery_seq: int
 ) -> Intent | None:
-    """Deliver an intent created in this transaction to `worker_id`, unless older intents of
+    """Deliver an intent queued in this transaction to `worker_id`, unless older intents of
     its address are queued (then it waits its turn, and None)."""
     cur = db.execute(
         "SELECT pos, intent_id FROM intents WHERE to_agent = ? AND status = ? ORDER BY pos LIMIT 1",
@@ -431,14 +431,18 @@ def lease_new(
     pos, oldest = cur.fetchone()  # this intent's own row, when nothing older waits
     if oldest != intent.intent_id:
         return None
-    details = {"delivery_attempt": 1, "worker": worker_id}
+    attempt = intent.delivery_attempt + 1
+    details: dict[str, Any] = {"delivery_attempt": attempt, "worker": worker_id}
+    reason = _release_reason(db, pos) if intent.delivery_attempt > 0 else None
+    if reason is not None:
+        details["reason"] = reason
     leased, _ = apply_change(
         db,
         pos,
         intent,
         S.DELIVERED,
         details=details,
-        delivery_attempt=1,
+        delivery_attempt=attempt,
         delivery_seq=delivery_seq,
         lease_worker=worker_id,
     )
