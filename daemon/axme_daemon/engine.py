@@ -168,7 +168,7 @@ class Engine:
                 _, effects = await self.store.open_intent_task(intent.intent_id, new.human_task)
                 await self._apply(effects)
                 intent = await self.get(intent.intent_id)
-            else:
+            elif intent.status is IntentStatus.SUBMITTED:  # else delivered by the create
                 self.dispatcher.queued(intent.to_agent)
         return intent, created
 

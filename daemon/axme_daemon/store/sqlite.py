@@ -62,7 +62,9 @@ class StoreBroken(AxmeError):
 #: A write: runs inside the batch transaction, returns its result and the intents it touched.
 #: By convention an op raises `AxmeError` only before it writes anything.
 WriteOp = Callable[[sqlite3.Connection], tuple[T, Iterable[str]]]
-_Item = tuple[WriteOp[Any], "asyncio.Future[Any]"]
+#: A queued write: the op, its caller's future, and whether it may put intents in the queue
+#: (then the batch delivers them to listening workers, see `_deliver_queued`).
+_Item = tuple[WriteOp[Any], "asyncio.Future[Any]", bool]
 _Unsynced = tuple[int, int, list[_Item], list[tuple[bool, Any]], set[str], list[tuple[str, Intent]]]
 
 _PRAGMAS = (
@@ -104,6 +106,7 @@ class SqliteStore(Store):
         self._durable_delivery_seq = 0  # deliveries up to this cursor are on disk
         self._sync_failed: OSError | None = None
         self._deliverer: Deliverer | None = None
+        self._delivered: list[tuple[str, Intent]] = []  # the running batch's deliveries
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -160,11 +163,11 @@ class SqliteStore(Store):
 
     # -- group commit ----------------------------------------------------------------
 
-    async def _write(self, op: WriteOp[T]) -> T:
+    async def _write(self, op: WriteOp[T], *, queues: bool = False) -> T:
         if self._sync_failed is not None:
             raise StoreBroken(self._sync_failed)
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((op, fut))
+        self._queue.put_nowait((op, fut, queues))
         # Shielded: once queued, the write happens even if the caller goes away, and the
         # caller must not be told "failed" for something that may commit.
         return await asyncio.shield(fut)
@@ -183,7 +186,8 @@ class SqliteStore(Store):
             touched: set[str] = set()
             pushes: list[tuple[str, Intent]] = []
             before = self._commits
-            outcomes = self._run_batch([op for op, _ in batch], touched, pushes)
+            scan = any(queues for _, _, queues in batch)
+            outcomes = self._run_batch([op for op, _, _ in batch], touched, pushes, scan)
             if self._commits == before:  # nothing committed: nothing to wait for
                 self._settle(batch, outcomes, touched, pushes)
             else:
@@ -208,7 +212,7 @@ class SqliteStore(Store):
         touched: set[str],
         pushes: list[tuple[str, Intent]],
     ) -> None:
-        for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
+        for (_, fut, _), (ok, value) in zip(batch, outcomes, strict=True):
             if fut.done():
                 continue
             if ok:
@@ -233,12 +237,16 @@ class SqliteStore(Store):
             for worker_id, intent in pushes:
                 if self._deliverer is not None:
                     self._deliverer.unclaim(worker_id, intent.intent_id)
-            for _, fut in batch:
+            for _, fut, _ in batch:
                 if not fut.done():
                     fut.set_exception(StoreBroken(error))
 
     def _run_batch(
-        self, ops: list[WriteOp[Any]], touched: set[str], pushes: list[tuple[str, Intent]]
+        self,
+        ops: list[WriteOp[Any]],
+        touched: set[str],
+        pushes: list[tuple[str, Intent]],
+        scan: bool,
     ) -> list[tuple[bool, Any]]:
         """Run `ops` in one transaction, on the loop's thread; one outcome per op.
 
@@ -251,6 +259,7 @@ class SqliteStore(Store):
         outcomes: list[tuple[bool, Any]] = []
         ids: set[str] = set()
         delivered: list[tuple[str, Intent]] = []
+        self._delivered = delivered  # what ops deliver themselves (a create) lands here too
         try:
             db.execute("BEGIN IMMEDIATE")
             for op in ops:
@@ -261,8 +270,8 @@ class SqliteStore(Store):
                 else:
                     outcomes.append((True, result))
                     ids.update(changed)
-            if ids and self._deliverer is not None:
-                delivered = self._deliver_queued(db, ids, self._deliverer)
+            if scan and ids and self._deliverer is not None:
+                self._deliver_queued(db, ids)
             db.execute("COMMIT")
         except Exception as exc:
             if db.in_transaction:
@@ -274,7 +283,7 @@ class SqliteStore(Store):
                 # One op broke the shared transaction: retry each alone so that only the
                 # faulty one fails.
                 log.warning("batch of %d failed (%s); retrying one by one", len(ops), exc)
-                return [o for op in ops for o in self._run_batch([op], touched, pushes)]
+                return [o for op in ops for o in self._run_batch([op], touched, pushes, scan)]
             log.exception("write failed", extra={"action": "write"})
             return [(False, exc)]
         self._commits += 1
@@ -283,35 +292,44 @@ class SqliteStore(Store):
         pushes.extend(delivered)
         return outcomes
 
-    def _deliver_queued(
-        self, db: sqlite3.Connection, ids: set[str], deliverer: Deliverer
-    ) -> list[tuple[str, Intent]]:
-        """Deliver, in this transaction, the intents it queued that a listening worker can
-        take now (a person's own intent is nobody's delivery)."""
+    def _deliver_queued(self, db: sqlite3.Connection, ids: set[str]) -> None:
+        """Deliver, in this transaction, the intents it put in the queue that a listening
+        worker can take now (a person's own intent is nobody's delivery)."""
         marks = ",".join("?" * len(ids))
         rows = db.execute(
             f"SELECT {INTENT_COLUMNS} FROM intents WHERE intent_id IN ({marks}) "
             "AND status = ? AND human_task IS NULL ORDER BY pos",
             (*ids, IntentStatus.SUBMITTED.value),
         ).fetchall()
-        delivered = []
         for row in rows:
-            intent = row_to_intent(row)
-            worker_id = deliverer.claim(intent.to_agent, intent.intent_id)
-            if worker_id is None:
-                continue
-            leased = writes.deliver_queued(db, intent, worker_id, self._delivery_seq + 1)
-            if leased is None:
-                deliverer.unclaim(worker_id, intent.intent_id)
-                continue
-            self._delivery_seq += 1
-            delivered.append((worker_id, leased))
-        return delivered
+            self._deliver(db, row_to_intent(row))
+
+    def _deliver(self, db: sqlite3.Connection, intent: Intent) -> Intent:
+        """`intent`, just queued in this transaction, delivered to a listening worker with a
+        free slot when there is one and nothing older waits; else as it was."""
+        if self._deliverer is None:
+            return intent
+        worker_id = self._deliverer.claim(intent.to_agent, intent.intent_id)
+        if worker_id is None:
+            return intent
+        leased = writes.deliver_queued(db, intent, worker_id, self._delivery_seq + 1)
+        if leased is None:
+            self._deliverer.unclaim(worker_id, intent.intent_id)
+            return intent
+        self._delivery_seq += 1
+        self._delivered.append((worker_id, leased))
+        return leased
 
     # -- writes ----------------------------------------------------------------------
 
     async def create_intent(self, new: NewIntent, intent_id: str) -> tuple[Intent, bool]:
-        return await self._write(partial(writes.create, new=new, intent_id=intent_id))
+        def op(db: sqlite3.Connection) -> tuple[tuple[Intent, bool], list[str]]:
+            (intent, created), ids = writes.create(db, new, intent_id)
+            if created and new.human_task is None:
+                intent = self._deliver(db, intent)
+            return (intent, created), ids
+
+        return await self._write(op)
 
     async def transition(
         self,
@@ -357,11 +375,14 @@ class SqliteStore(Store):
         self, *, intent_ids: list[str] | None = None, worker_id: str | None = None, reason: str
     ) -> list[tuple[Intent, Event]]:
         return await self._write(
-            partial(writes.release, intent_ids=intent_ids, worker_id=worker_id, reason=reason)
+            partial(writes.release, intent_ids=intent_ids, worker_id=worker_id, reason=reason),
+            queues=True,
         )
 
     async def retry(self, intent_id: str, actor: str | None) -> tuple[Intent, Event]:
-        return await self._write(partial(writes.retry, intent_id=intent_id, actor=actor))
+        return await self._write(
+            partial(writes.retry, intent_id=intent_id, actor=actor), queues=True
+        )
 
     async def record_step(
         self, intent_id: str, ordinal: int, key: str, result: Any, worker_id: str | None
@@ -445,7 +466,8 @@ class SqliteStore(Store):
                 key=key,
                 kind=kind,
                 arguments=arguments,
-            )
+            ),
+            queues=True,
         )
 
     async def open_intent_task(self, intent_id: str, spec: dict[str, Any]) -> tuple[Task, Effects]:
@@ -467,19 +489,20 @@ class SqliteStore(Store):
                 actor=actor,
                 comment=comment,
                 data=data,
-            )
+            ),
+            queues=True,
         )
 
     async def send_signal(self, intent_id: str, name: str, data: Any) -> tuple[bool, Effects]:
         return await self._write(
-            partial(waits.send_signal, intent_id=intent_id, name=name, data=data)
+            partial(waits.send_signal, intent_id=intent_id, name=name, data=data), queues=True
         )
 
     async def child_finished(self, child: Intent) -> Effects:
-        return await self._write(partial(waits.child_finished, child=child))
+        return await self._write(partial(waits.child_finished, child=child), queues=True)
 
     async def fire_timers(self, now: float) -> Effects:
-        return await self._write(partial(waits.fire_timers, now=now))
+        return await self._write(partial(waits.fire_timers, now=now), queues=True)
 
     async def next_timer(self) -> float | None:
         return waits.next_timer(self._reader)
