@@ -56,6 +56,8 @@ class Plan:
     w0_commits: int
     only: tuple[str, ...]
     scale: int | None = None
+    #: Intents each W1 agent process handles at once.
+    concurrency: int = 8
     #: TUI: the store it fills, the tasks among them, and how often each key is pressed.
     tui_intents: int = 10_000
     tui_tasks: int = 200
@@ -73,6 +75,7 @@ class Plan:
         repeat: int | None,
         only: tuple[str, ...],
         scale: int | None = None,
+        concurrency: int = 8,
     ) -> Plan:
         if tiny:
             sizes = dict(intents=20, seq=5, kills=1, decisions=2, cli_runs=2, w0_commits=50)
@@ -89,6 +92,7 @@ class Plan:
         return cls(
             clients=clients,
             replicas=replicas,
+            concurrency=concurrency,
             repeat=repeat if repeat is not None else default_repeat,
             only=only,
             scale=scale,
@@ -296,7 +300,9 @@ class Bench:
     # -- W1: throughput --------------------------------------------------------------------
 
     def w1(self) -> None:
-        self.add_agent(PIPELINE_AGENT, replicas=self.plan.replicas, concurrency=8)
+        self.add_agent(
+            PIPELINE_AGENT, replicas=self.plan.replicas, concurrency=self.plan.concurrency
+        )
         for _ in range(self.plan.repeat):
             for steps in (3, 1):
                 self._pipeline_run(steps)
@@ -396,7 +402,9 @@ class Bench:
     def w1_seq(self) -> None:
         api = self.api
         if not self._has(PIPELINE_AGENT):
-            self.add_agent(PIPELINE_AGENT, replicas=self.plan.replicas, concurrency=8)
+            self.add_agent(
+                PIPELINE_AGENT, replicas=self.plan.replicas, concurrency=self.plan.concurrency
+            )
         body = {"intent_type": PIPELINE_TYPE, "to_agent": PIPELINE_AGENT, "payload": {"steps": 1}}
         for _ in range(3):  # warm up
             list(api.follow(str(api.create_intent(body)["intent_id"]), since=2, timeout=30))

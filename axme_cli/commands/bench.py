@@ -123,6 +123,12 @@ def bench(
     replicas: Annotated[
         int, typer.Option("--replicas", min=1, help="Processes of the W1 agent.")
     ] = 1,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency", min=1, max=1024, help="Intents each W1 agent process handles at once."
+        ),
+    ] = 8,
     repeat: Annotated[
         int | None,
         typer.Option(
@@ -172,6 +178,7 @@ def bench(
         intents=intents,
         clients=clients,
         replicas=replicas,
+        concurrency=concurrency,
         repeat=repeat,
         only=_only(only, scale),
         scale=scale,
@@ -196,6 +203,7 @@ def bench(
                     "intents": plan.intents,
                     "clients": plan.clients,
                     "replicas": plan.replicas,
+                    "concurrency": plan.concurrency,
                     "repeat": plan.repeat,
                     "only": list(plan.only),
                     "scale": plan.scale,
@@ -209,7 +217,8 @@ def bench(
     _table(console, report)
     console.print(
         f"[dim]{plan.intents} intents per W1 run, {plan.clients} clients, "
-        f"{plan.replicas} W1 agent process(es), {plan.repeat} repetition(s); "
+        f"{plan.replicas} W1 agent process(es) x {plan.concurrency} at once, "
+        f"{plan.repeat} repetition(s); "
         f"{took:.0f} s; temp home {bench.home} removed[/]"
     )
 

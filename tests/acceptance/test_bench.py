@@ -56,9 +56,12 @@ def run_bench(axme_home: Path, tmpdir: Path, *args: str) -> subprocess.Completed
 def test_bench_json_reports_positive_figures_and_cleans_up(
     axme_home: Path, tmpdir_short: Path
 ) -> None:
-    result = run_bench(axme_home, tmpdir_short, "--quick", "--json", "--only", "W0,W1-seq")
+    result = run_bench(
+        axme_home, tmpdir_short, "--quick", "--json", "--only", "W0,W1-seq", "--concurrency", "3"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
+    assert report["settings"]["concurrency"] == 3
 
     workloads = report["workloads"]
     assert set(workloads) == {"W0", "W1-seq"}
@@ -100,6 +103,14 @@ def test_unknown_workload_is_bad_input(axme_home: Path, tmpdir_short: Path) -> N
     result = run_bench(axme_home, tmpdir_short, "--only", "W9")
     assert result.returncode == 2
     assert "W9" in result.stderr
+    assert list(tmpdir_short.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["0", "many", "2000"])
+def test_a_bad_concurrency_is_bad_input(axme_home: Path, tmpdir_short: Path, value: str) -> None:
+    result = run_bench(axme_home, tmpdir_short, "--concurrency", value)
+    assert result.returncode == 2
+    assert "--concurrency" in result.stderr
     assert list(tmpdir_short.iterdir()) == []
 
 
