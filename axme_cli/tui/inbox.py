@@ -34,7 +34,7 @@ class DecideMixin:
     """`a` and `r` on a screen that knows which task is meant."""
 
     def current_task(self) -> dict[str, Any] | None:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define current_task()")
 
     def action_decide(self, approve: bool) -> None:
         task = self.current_task()

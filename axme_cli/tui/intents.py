@@ -61,7 +61,7 @@ class IntentActions:
     """`c` cancel (after a confirmation) and `R` retry, for the intent a screen points at."""
 
     def current_intent(self) -> dict[str, Any] | None:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define current_intent()")
 
     def action_cancel_intent(self) -> None:
         screen: Screen[Any] = self  # type: ignore[assignment]

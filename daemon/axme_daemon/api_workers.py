@@ -108,15 +108,18 @@ def _step_records(raw: Any) -> list[tuple[int, str, Any]]:
         batch = StepBatch(steps=raw)
     except ValidationError as exc:
         raise ValidationFailed(f"step_records: {exc.errors()[0]['msg']}") from None
-    return [(s.ordinal, s.key, s.result) for s in batch.steps]
+    return _inputs(batch.steps)
+
+
+def _inputs(steps: list[StepRecord]) -> list[tuple[int, str, Any]]:
+    return [(s.ordinal, s.key, s.result) for s in steps]
 
 
 async def _fail(engine: Engine, report: Report, worker_id: str | None) -> Intent | AxmeError:
     assert report.outcome is not None
     try:
         if report.steps:
-            steps = [(s.ordinal, s.key, s.result) for s in report.steps]
-            await engine.record_steps(report.intent_id, steps, worker_id)
+            await engine.record_steps(report.intent_id, _inputs(report.steps), worker_id)
         error = _error_of({"error": report.outcome.error})
         retryable = report.outcome.retryable
         return await engine.fail(report.intent_id, error, retryable=retryable, worker_id=worker_id)
@@ -215,8 +218,7 @@ def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
         none); later deliveries replay it."""
         worker_id = worker_identity(request, api_keys)
         if isinstance(body, StepBatch):
-            records = [(s.ordinal, s.key, s.result) for s in body.steps]
-            steps = await engine.record_steps(intent_id, records, worker_id)
+            steps = await engine.record_steps(intent_id, _inputs(body.steps), worker_id)
             return {"ok": True, "steps": [s.to_wire() for s in steps]}
         step = await engine.record_step(intent_id, body.ordinal, body.key, body.result, worker_id)
         return {"ok": True, "step": step.to_wire()}
@@ -250,7 +252,7 @@ def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
             [
                 WorkerReport(
                     r.intent_id,
-                    [(s.ordinal, s.key, s.result) for s in r.steps],
+                    _inputs(r.steps),
                     completed=r.outcome is not None,
                     result=r.outcome.result if r.outcome is not None else None,
                 )

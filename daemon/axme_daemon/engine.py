@@ -252,9 +252,8 @@ class Engine:
                     worker_id=worker_id,
                     reason=f"attempt {current.delivery_attempt} failed: {message}",
                 )
-                await self.dispatcher.requeued(
-                    released
-                )  # frees the worker's slot, keeps the reason
+                # Frees the worker's slot and keeps the reason.
+                await self.dispatcher.requeued(released)
                 return released[0][0] if released else await self.get(intent_id)
         intent, _ = await self.store.transition(
             intent_id,

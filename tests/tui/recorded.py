@@ -14,6 +14,8 @@ from typing import Any
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 LOG = Path(__file__).resolve().parent / "data" / "ops.log"
+#: Snapshots only look: a change made through the recorded daemon is a test's mistake.
+READ_ONLY = "the recorded daemon is read-only: snapshot tests do not change anything"
 
 
 def _id(n: int) -> str:
@@ -220,10 +222,10 @@ class RecordedSource:
         yield "stream.timeout", {}
 
     async def cancel_intent(self, intent_id: str, *, reason: str | None = None) -> dict[str, Any]:
-        raise NotImplementedError
+        raise NotImplementedError(READ_ONLY)
 
     async def retry_intent(self, intent_id: str) -> dict[str, Any]:
-        raise NotImplementedError
+        raise NotImplementedError(READ_ONLY)
 
     async def list_tasks(self, *, limit: int = 1000) -> list[dict[str, Any]]:
         return TASKS
@@ -237,10 +239,10 @@ class RecordedSource:
         data: dict[str, Any] | None = None,
         actor: str | None = None,
     ) -> dict[str, Any]:
-        raise NotImplementedError
+        raise NotImplementedError(READ_ONLY)
 
     async def list_agents(self) -> list[dict[str, Any]]:
         return AGENT_ROWS
 
     async def restart_agent(self, address: str) -> dict[str, Any]:
-        raise NotImplementedError
+        raise NotImplementedError(READ_ONLY)

@@ -24,6 +24,7 @@ import logging
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -65,7 +66,20 @@ WriteOp = Callable[[sqlite3.Connection], tuple[T, Iterable[str]]]
 #: A queued write: the op, its caller's future, and whether it may put intents in the queue
 #: (then the batch delivers them to listening workers, see `_deliver_queued`).
 _Item = tuple[WriteOp[Any], "asyncio.Future[Any]", bool]
-_Unsynced = tuple[int, int, list[_Item], list[tuple[bool, Any]], set[str], list[tuple[str, Intent]]]
+
+
+@dataclass
+class _Batch:
+    """A batch's ops run: what its callers and listeners are told once it is on disk."""
+
+    items: list[_Item]
+    outcomes: list[tuple[bool, Any]] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)
+    #: Deliveries the batch made: (worker id, intent).
+    pushes: list[tuple[str, Intent]] = field(default_factory=list)
+    commit: int = 0  # the commit number that wrote it, 0: nothing committed
+    delivery_seq: int = 0  # the last delivery cursor handed out when it committed
+
 
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -78,9 +92,9 @@ _PRAGMAS = (
 _WRITER_PRAGMAS = ("PRAGMA synchronous=NORMAL", "PRAGMA wal_autocheckpoint=0")
 
 
-def _connect(path: Path, *extra: str) -> sqlite3.Connection:
+def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    for pragma in (*_PRAGMAS, *extra):
+    for pragma in _PRAGMAS:
         db.execute(pragma)
     return db
 
@@ -98,11 +112,8 @@ class SqliteStore(Store):
         self._writes = 0
         self._delivery_seq = 0  # last cursor value handed out on the agent streams
         self._syncer: WalSyncer | None = None
-        #: Batches committed to the WAL, waiting for the sync that makes them durable:
-        #: (commit number, last delivery cursor, items, outcomes, intents touched,
-        #: deliveries the batch made).
-        self._unsynced: deque[_Unsynced]
-        self._unsynced = deque()
+        #: Batches committed to the WAL, waiting for the sync that makes them durable.
+        self._unsynced: deque[_Batch] = deque()
         self._durable_delivery_seq = 0  # deliveries up to this cursor are on disk
         self._sync_failed: OSError | None = None
         self._deliverer: Deliverer | None = None
@@ -183,16 +194,17 @@ class SqliteStore(Store):
                     closing = True
                     break
                 batch.append(item)
-            touched: set[str] = set()
-            pushes: list[tuple[str, Intent]] = []
+            run = _Batch(batch)
             before = self._commits
             scan = any(queues for _, _, queues in batch)
-            outcomes = self._run_batch([op for op, _, _ in batch], touched, pushes, scan)
+            run.outcomes = self._run_batch(
+                [op for op, _, _ in batch], run.touched, run.pushes, scan
+            )
             if self._commits == before:  # nothing committed: nothing to wait for
-                self._settle(batch, outcomes, touched, pushes)
+                self._settle(run)
             else:
-                entry = (self._commits, self._delivery_seq, batch, outcomes, touched, pushes)
-                self._unsynced.append(entry)
+                run.commit, run.delivery_seq = self._commits, self._delivery_seq
+                self._unsynced.append(run)
                 self._syncer.written(self._commits)
             await asyncio.sleep(0)  # let the requests that wait for the loop go first
             if closing:
@@ -200,44 +212,38 @@ class SqliteStore(Store):
 
     def _acknowledge(self, synced: int) -> None:
         """Commits up to `synced` are on disk: answer their callers."""
-        while self._unsynced and self._unsynced[0][0] <= synced:
-            _, delivery_seq, batch, outcomes, touched, pushes = self._unsynced.popleft()
-            self._durable_delivery_seq = delivery_seq
-            self._settle(batch, outcomes, touched, pushes)
+        while self._unsynced and self._unsynced[0].commit <= synced:
+            run = self._unsynced.popleft()
+            self._durable_delivery_seq = run.delivery_seq
+            self._settle(run)
 
-    def _settle(
-        self,
-        batch: list[_Item],
-        outcomes: list[tuple[bool, Any]],
-        touched: set[str],
-        pushes: list[tuple[str, Intent]],
-    ) -> None:
-        for (_, fut, _), (ok, value) in zip(batch, outcomes, strict=True):
+    def _settle(self, run: _Batch) -> None:
+        for (_, fut, _), (ok, value) in zip(run.items, run.outcomes, strict=True):
             if fut.done():
                 continue
             if ok:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
-        if touched:
+        if run.touched:
             for listener in self._listeners:
-                listener(touched)
-        for worker_id, intent in pushes:
-            try:
-                assert self._deliverer is not None
-                self._deliverer.pushed(worker_id, intent)
-            except Exception:  # the write is done and answered; a stream reads it later
-                log.exception("telling the dispatcher of a delivery failed")
+                listener(run.touched)
+        if self._deliverer is not None:
+            for worker_id, intent in run.pushes:
+                try:
+                    self._deliverer.pushed(worker_id, intent)
+                except Exception:  # the write is done and answered; a stream reads it later
+                    log.exception("telling the dispatcher of a delivery failed")
 
     def _fail_unsynced(self, error: OSError) -> None:
         """The disk refused a sync: no write since the last good one may be called done."""
         self._sync_failed = error
         while self._unsynced:
-            _, _, batch, _, _, pushes = self._unsynced.popleft()
-            for worker_id, intent in pushes:
+            run = self._unsynced.popleft()
+            for worker_id, intent in run.pushes:
                 if self._deliverer is not None:
                     self._deliverer.unclaim(worker_id, intent.intent_id)
-            for _, fut, _ in batch:
+            for _, fut, _ in run.items:
                 if not fut.done():
                     fut.set_exception(StoreBroken(error))
 

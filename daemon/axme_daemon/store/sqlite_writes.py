@@ -327,18 +327,14 @@ def report(
     for r in reports:
         try:
             if r.completed:
-                (intent, _), ids = atomically(
+                (intent, _), ids = transition(
                     db,
-                    _steps_then_transition,
-                    intent_id=r.intent_id,
-                    steps=r.steps,
-                    status=S.COMPLETED,
+                    r.intent_id,
+                    S.COMPLETED,
                     worker_id=worker_id,
-                    event_type=None,
-                    actor=None,
                     details={"result": r.result} if r.result is not None else None,
                     result=r.result,
-                    error=None,
+                    steps=r.steps,
                 )
                 answers.append(intent)
             else:
@@ -396,27 +392,37 @@ def lease(
     out = []
     for offset, row in enumerate(rows):
         intent = row_to_intent(row)
-        attempt = intent.delivery_attempt + 1
-        details: dict[str, Any] = {"delivery_attempt": attempt, "worker": worker_id}
         reason = reasons.get(intent.intent_id)
-        if reason is None and intent.delivery_attempt > 0:
-            # Released in this same transaction, before the dispatcher heard why.
-            reason = _release_reason(db, row[0])
-        if reason is not None:
-            details["reason"] = reason
-        out.append(
-            apply_change(
-                db,
-                row[0],
-                intent,
-                S.DELIVERED,
-                details=details,
-                delivery_attempt=attempt,
-                delivery_seq=next_delivery_seq + offset,
-                lease_worker=worker_id,
-            )
-        )
+        out.append(_deliver(db, row[0], intent, worker_id, next_delivery_seq + offset, reason))
     return out, [i.intent_id for i, _ in out]
+
+
+def _deliver(
+    db: sqlite3.Connection,
+    pos: int,
+    intent: Intent,
+    worker_id: str,
+    delivery_seq: int,
+    reason: str | None = None,
+) -> tuple[Intent, Event]:
+    """Lease a queued intent to `worker_id`: its next attempt, and why when it is a
+    redelivery (`reason`, else the event that put it back says)."""
+    attempt = intent.delivery_attempt + 1
+    details: dict[str, Any] = {"delivery_attempt": attempt, "worker": worker_id}
+    if reason is None and intent.delivery_attempt > 0:
+        reason = _release_reason(db, pos)
+    if reason is not None:
+        details["reason"] = reason
+    return apply_change(
+        db,
+        pos,
+        intent,
+        S.DELIVERED,
+        details=details,
+        delivery_attempt=attempt,
+        delivery_seq=delivery_seq,
+        lease_worker=worker_id,
+    )
 
 
 def deliver_queued(
@@ -431,22 +437,7 @@ def deliver_queued(
     pos, oldest = cur.fetchone()  # this intent's own row, when nothing older waits
     if oldest != intent.intent_id:
         return None
-    attempt = intent.delivery_attempt + 1
-    details: dict[str, Any] = {"delivery_attempt": attempt, "worker": worker_id}
-    reason = _release_reason(db, pos) if intent.delivery_attempt > 0 else None
-    if reason is not None:
-        details["reason"] = reason
-    leased, _ = apply_change(
-        db,
-        pos,
-        intent,
-        S.DELIVERED,
-        details=details,
-        delivery_attempt=attempt,
-        delivery_seq=delivery_seq,
-        lease_worker=worker_id,
-    )
-    return leased
+    return _deliver(db, pos, intent, worker_id, delivery_seq)[0]
 
 
 def _release_reason(db: sqlite3.Connection, pos: int) -> str | None:
