@@ -13,9 +13,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 from pydantic import ValidationError
 from starlette.datastructures import Headers
@@ -27,6 +28,7 @@ from axme_cli.errors import AxmeError, PayloadTooLarge, ValidationFailed
 from axme_cli.protocol import DEFAULT_MAX_DELIVERY_ATTEMPTS, IntentStatus
 from axme_daemon.api_agents import add_agent_routes
 from axme_daemon.api_body import body_of, document_bodies, json_answer, read_body
+from axme_daemon.api_direct import DirectRoutes, Endpoint
 from axme_daemon.api_tasks import add_task_routes
 from axme_daemon.api_watch import add_watch_routes
 from axme_daemon.api_workers import ApiKeys, Reports, add_worker_routes
@@ -40,6 +42,19 @@ from axme_daemon.store import IntentFilter
 
 #: Largest `since` accepted: SQLite integers are 64-bit.
 MAX_SEQ = 2**62
+
+MAX_IDEMPOTENCY_KEY = 200
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Send again with the same key and body to get the first answer back.",
+    "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY},
+}
+
+#: The routes every intent goes through, served by `DirectRoutes`; each endpoint takes
+#: only the request.
+DIRECT = {("POST", "/v1/intents"), ("POST", "/v1/reports")}
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +115,17 @@ def _describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
     return 422, "validation_error", "; ".join(parts) or "invalid request"
 
 
+def _too_long(where: str, name: str) -> dict[str, Any]:
+    """A validation error as FastAPI words a too-long parameter."""
+    limit = MAX_IDEMPOTENCY_KEY
+    return {
+        "type": "string_too_long",
+        "loc": (where, name),
+        "msg": f"String should have at most {limit} characters",
+        "ctx": {"max_length": limit},
+    }
+
+
 class BodyLimit:
     """Answer 413 in our error shape for a body over the limit, before reading it all."""
 
@@ -157,6 +183,8 @@ def create_app(
         # No OpenTelemetry here: it would look its providers up on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    direct: dict[tuple[str, str], Endpoint] = {}
+    app.add_middleware(DirectRoutes, routes=direct, handlers=app.exception_handlers)
     app.add_middleware(BodyLimit, limit=settings.max_payload_bytes)
 
     @app.exception_handler(AxmeError)
@@ -205,11 +233,15 @@ def create_app(
             "streams": engine.hub.subscribers,
         }
 
-    @app.post("/v1/intents", tags=["intents"], openapi_extra=body_of(CreateIntent))
-    async def create_intent(
-        request: Request,
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-    ) -> Response:
+    @app.post(
+        "/v1/intents",
+        tags=["intents"],
+        openapi_extra={**body_of(CreateIntent), "parameters": [IDEMPOTENCY_KEY]},
+    )
+    async def create_intent(request: Request) -> Response:
+        idempotency_key = request.headers.get("idempotency-key")
+        if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            raise RequestValidationError([_too_long("header", "idempotency-key")])
         body = await read_body(request, CreateIntent)
         fields = body.model_dump()
         if body.human_task is not None:
@@ -348,4 +380,9 @@ def create_app(
     if registry is not None:
         add_agent_routes(app, registry)
     document_bodies(app, CreateIntent, Reports)
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            for method in route.methods or ():
+                if (method, route.path) in DIRECT:
+                    direct[method, route.path] = route.endpoint
     return app

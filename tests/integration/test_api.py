@@ -200,6 +200,14 @@ async def test_oversized_body_with_content_length_is_413(small_api: httpx.AsyncC
     await assert_nothing_stored(small_api)
 
 
+async def test_oversized_report_is_413(small_api: httpx.AsyncClient) -> None:
+    body = {"reports": [{"intent_id": "x", "steps": [{"ordinal": 1, "key": "s", "result": ""}]}]}
+    body["reports"][0]["steps"][0]["result"] = "x" * SMALL_LIMIT
+    response = await small_api.post("/v1/reports", json=body)
+    error = assert_error(response, 413, "payload_too_large", str(SMALL_LIMIT))
+    assert error["details"] == {"limit_bytes": SMALL_LIMIT}
+
+
 async def test_body_of_exactly_the_limit_is_accepted(small_api: httpx.AsyncClient) -> None:
     response = await small_api.post(
         "/v1/intents",
@@ -297,6 +305,14 @@ async def test_idempotency_key_with_another_body_is_409(api: httpx.AsyncClient) 
     assert error["details"]["intent_id"] == intent_id
     assert [i["intent_id"] for i in await all_intents(api)] == [intent_id]
     assert await snapshot(api, intent_id) == before
+
+
+async def test_idempotency_key_over_200_characters_is_422(api: httpx.AsyncClient) -> None:
+    response = await api.post("/v1/intents", json=GOOD, headers={"Idempotency-Key": "k" * 201})
+    assert_error(response, 422, "validation_error", "idempotency-key", "200 characters")
+    await assert_nothing_stored(api)
+    accepted = await api.post("/v1/intents", json=GOOD, headers={"Idempotency-Key": "k" * 200})
+    assert accepted.status_code == 200, accepted.text
 
 
 async def test_idempotency_replay_ignores_correlation_id(api: httpx.AsyncClient) -> None:
@@ -659,6 +675,14 @@ async def test_openapi_lists_the_v1_paths(api: httpx.AsyncClient) -> None:
         "/v1/intents/{intent_id}/resolve",
     } <= set(paths)
     assert {"get", "post"} <= set(paths["/v1/intents"])
+    create = paths["/v1/intents"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CreateIntent"
+    }
+    [key] = create["parameters"]
+    assert (key["name"], key["in"]) == ("Idempotency-Key", "header")
+    assert key["schema"]["maxLength"] == 200
+    assert "post" in paths["/v1/reports"]
     assert "post" in paths["/v1/intents/{intent_id}/resolve"]
 
 
