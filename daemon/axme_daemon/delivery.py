@@ -45,9 +45,10 @@ class Worker:
     streams: int = 0
     last_seen: float = field(default_factory=time.monotonic)
     held: set[str] = field(default_factory=set)
-    #: Deliveries made to this worker by the writes that queued them: a stream reads its
-    #: deliveries again only when this changed since it last did.
+    #: Deliveries made to this worker by the writes that queued them (counted, and kept
+    #: here, once on disk, until a stream of the worker sends them: no read of the store).
     pushes: int = 0
+    inbox: list[Intent] = field(default_factory=list)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -217,6 +218,7 @@ class Dispatcher:
         worker = self.workers.get(worker_id)
         if worker is not None:
             worker.pushes += 1
+            worker.inbox.append(intent)
         self.hub.notify([agent_topic(intent.to_agent)])
 
     async def _reap_forever(self) -> None:
@@ -254,16 +256,21 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         cursor = since
-        read_pushes = -1  # first, what it holds already (a reconnect)
+        # First what it holds already (a reconnect), from the store; then what writes
+        # push to it, from its inbox.
+        worker.inbox.clear()
+        for intent in await self.store.leased_to(worker_id, cursor):
+            worker.held.add(intent.intent_id)
+            worker.inbox.append(intent)
         try:
             with self.hub.subscribe(agent_topic(address)) as wake:
                 while True:
                     wake.clear()
-                    if read_pushes != worker.pushes:
-                        read_pushes = worker.pushes
-                        for intent in await self.store.leased_to(worker_id, cursor):
-                            worker.held.add(intent.intent_id)
-                            cursor = max(cursor, intent.delivery_seq)
+                    pushed, worker.inbox = worker.inbox, []
+                    for intent in pushed:
+                        # Skipped: sent already, or ended or taken back since it was pushed.
+                        if intent.delivery_seq > cursor and intent.intent_id in worker.held:
+                            cursor = intent.delivery_seq
                             yield await self._delivery(intent)
                     free = worker.limit - len(worker.held)
                     if free > 0 and await self.store.has_queued(address):
