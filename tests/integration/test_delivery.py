@@ -3,12 +3,14 @@ gets it in that write, the busiest worker last, and a slot it did not get is giv
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from axme_cli.protocol import IntentStatus
+from axme_daemon.delivery import Delivery
 from axme_daemon.engine import Engine
 from axme_daemon.intents import Intent, NewIntent
 from axme_daemon.store.sqlite import SqliteStore
@@ -76,3 +78,45 @@ async def test_a_released_delivery_goes_to_another_listener_in_the_same_write(
     now = await _stored(engine, intent)
     assert now.lease_worker == "second" and now.delivery_attempt == 2
     assert second.held == {intent.intent_id} and second.pushes == 1
+
+
+async def _first(stream: AsyncIterator[object]) -> object:
+    return await anext(stream)
+
+
+async def test_a_stream_sends_pushed_deliveries_but_not_one_ended_meanwhile(
+    engine: Engine,
+) -> None:
+    dispatcher = engine.dispatcher
+    stream = dispatcher.stream(ADDRESS, "w", since=0, wait_seconds=5, limit=4)
+    first = asyncio.create_task(_first(stream))
+    await _until(lambda: "w" in dispatcher.workers and dispatcher.workers["w"].streams == 1)
+    kept, _ = await engine.create(_new(0))
+    delivered = await asyncio.wait_for(first, 5)
+    assert isinstance(delivered, Delivery) and delivered.intent.intent_id == kept.intent_id
+
+    dropped, _ = await engine.create(_new(1))  # pushed while the stream is not reading
+    worker = dispatcher.workers["w"]
+    assert [i.intent_id for i in worker.inbox] == [dropped.intent_id]
+    await engine.resolve(dropped.intent_id, IntentStatus.CANCELED, actor="test")
+    assert dropped.intent_id not in worker.held
+    last, _ = await engine.create(_new(2))
+    following = await asyncio.wait_for(_first(stream), 5)
+    assert isinstance(following, Delivery) and following.intent.intent_id == last.intent_id
+    await stream.aclose()
+
+    # A worker that reconnects gets again what it holds, from the store.
+    again = dispatcher.stream(ADDRESS, "w", since=0, wait_seconds=5, limit=4)
+    replayed = [await asyncio.wait_for(_first(again), 5) for _ in range(2)]
+    assert [d.intent.intent_id for d in replayed if isinstance(d, Delivery)] == [
+        kept.intent_id,
+        last.intent_id,
+    ]
+    await again.aclose()
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
