@@ -35,7 +35,7 @@ from axme_daemon.api_workers import ApiKeys, Reports, add_worker_routes
 from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
 from axme_daemon.events import KeepAlive, StreamTimeout
-from axme_daemon.intents import NewIntent, request_hash
+from axme_daemon.intents import NewIntent, compact_json, request_hash
 from axme_daemon.models import CreateIntent, ResolveIntent
 from axme_daemon.registry import Registry
 from axme_daemon.store import IntentFilter
@@ -348,7 +348,7 @@ def create_app(
                     data = json.dumps({"ok": True, "next_seq": item.next_seq})
                     yield format_sse_event(event="stream.timeout", data_str=data)
                 else:
-                    data = json.dumps(item.to_wire(), separators=(",", ":"))
+                    data = compact_json(item.to_wire())
                     yield format_sse_event(event=item.event_type, data_str=data, id=str(item.seq))
 
         return StreamingResponse(

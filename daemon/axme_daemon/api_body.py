@@ -31,9 +31,12 @@ async def read_body(request: Request, model: type[M]) -> M:
         raise RequestValidationError(errors) from None
 
 
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
 def json_answer(body: dict[str, Any]) -> Response:
     """The body encoded as FastAPI's JSONResponse would (compact, UTF-8)."""
-    text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    text = _encode(body)
     return Response(text.encode(), media_type="application/json")
 
 

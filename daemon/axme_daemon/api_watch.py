@@ -9,7 +9,6 @@ changed intent once per batch however many events it gained.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -19,6 +18,7 @@ from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 
 from axme_daemon.engine import Engine
 from axme_daemon.events import AGENTS_TOPIC
+from axme_daemon.intents import compact_json
 
 #: The shortest time between two batches of changes.
 BATCH_SECONDS = 0.05
@@ -28,7 +28,7 @@ _SUMMARY_OMITS = ("payload", "result", "human_task", "lifecycle_status", "lifecy
 
 
 def _frame(event: str, data: dict[str, Any]) -> bytes:
-    return format_sse_event(event=event, data_str=json.dumps(data, separators=(",", ":")))
+    return format_sse_event(event=event, data_str=compact_json(data))
 
 
 def add_watch_routes(app: FastAPI, engine: Engine) -> None:

@@ -22,7 +22,7 @@ from axme_daemon.api_body import body_of, json_answer, read_body
 from axme_daemon.delivery import Delivery
 from axme_daemon.engine import Engine
 from axme_daemon.events import KeepAlive, StreamTimeout
-from axme_daemon.intents import Intent
+from axme_daemon.intents import Intent, compact_json
 from axme_daemon.store import WorkerReport
 
 #: Per-worker keys handed out by the supervisor: key → worker id.
@@ -170,7 +170,7 @@ def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
                     yield format_sse_event(event="stream.timeout", data_str=data)
                 elif isinstance(item, Delivery):
                     wire = item.to_wire()
-                    data = json.dumps(wire, separators=(",", ":"))
+                    data = compact_json(wire)
                     yield format_sse_event(
                         event="intent.delivered", data_str=data, id=str(wire["seq"])
                     )

@@ -49,6 +49,11 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+#: Compact JSON, as the daemon stores and streams it. One encoder made once: `json.dumps`
+#: with options builds a new one on every call.
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -32,6 +33,16 @@ log = logging.getLogger("axme_daemon")
 
 #: Seconds held streams get to finish when the daemon stops.
 SHUTDOWN_GRACE = 2
+
+#: Both listeners: our own logging; no `server` or `date` header (a local API's clients
+#: have no use for them, and each header is work on every response).
+SERVER_OPTIONS: dict[str, Any] = {
+    "log_config": None,
+    "lifespan": "off",
+    "access_log": False,
+    "server_header": False,
+    "date_header": False,
+}
 
 
 class _Server(uvicorn.Server):
@@ -67,7 +78,7 @@ class TcpListener:
         bound_host, bound_port = sock.getsockname()[:2]
         self.url = f"http://{bound_host}:{bound_port}"
         self.inner.state.tcp_url = self.url
-        config = uvicorn.Config(self.app, log_config=None, lifespan="off", access_log=False)
+        config = uvicorn.Config(self.app, **SERVER_OPTIONS)
         config.timeout_graceful_shutdown = SHUTDOWN_GRACE
         self.server = _Server(config)
         self.task = asyncio.create_task(self.server.serve(sockets=[sock]), name="tcp-listener")
@@ -139,13 +150,7 @@ async def serve(settings: DaemonSettings) -> None:
     attach_registry(app, registry)
     notifier = Notifier(registry.hooks_for)
     engine.notices.append(notifier)
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        lifespan="off",
-        timeout_graceful_shutdown=SHUTDOWN_GRACE,
-        access_log=False,
-    )
+    config = uvicorn.Config(app, timeout_graceful_shutdown=SHUTDOWN_GRACE, **SERVER_OPTIONS)
     server = _Server(config)
 
     # One handler stops everything gracefully, also during start-up. (uvicorn's own would

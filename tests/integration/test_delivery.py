@@ -120,3 +120,35 @@ async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+async def test_a_create_delivered_at_once_tells_it_in_its_events(engine: Engine) -> None:
+    worker = engine.dispatcher.register("w", ADDRESS, supervised=True, limit=1, pid=None)
+    worker.streams = 1
+    intent, created = await engine.create(_new(0))
+    assert created and intent.status is IntentStatus.DELIVERED
+    stored = await _stored(engine, intent)
+    assert (stored.lease_worker, stored.delivery_attempt, stored.last_seq) == ("w", 1, 3)
+    timeline = await engine.events(intent.intent_id, 0)
+    assert [(e.seq, e.event_type, e.status) for e in timeline] == [
+        (1, "intent.created", IntentStatus.CREATED),
+        (2, "intent.submitted", IntentStatus.SUBMITTED),
+        (3, "intent.delivered", IntentStatus.DELIVERED),
+    ]
+    assert timeline[2].details == {"delivery_attempt": 1, "worker": "w"}
+
+
+async def test_an_idempotent_replay_takes_no_slot(engine: Engine) -> None:
+    new = NewIntent(
+        intent_type="intent.test.v1",
+        to_agent=ADDRESS,
+        payload={},
+        idempotency_key="k",
+        request_hash="h",
+    )
+    first, _ = await engine.create(new)  # nobody listens: queued
+    worker = engine.dispatcher.register("w", ADDRESS, supervised=True, limit=1, pid=None)
+    worker.streams = 1
+    again, created = await engine.create(new)
+    assert not created and again.intent_id == first.intent_id
+    assert again.status is IntentStatus.SUBMITTED and worker.held == set()

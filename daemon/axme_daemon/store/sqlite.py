@@ -179,9 +179,10 @@ class SqliteStore(Store):
             raise StoreBroken(self._sync_failed)
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((op, fut, queues))
-        # Shielded: once queued, the write happens even if the caller goes away, and the
-        # caller must not be told "failed" for something that may commit.
-        return await asyncio.shield(fut)
+        # Once queued, the write happens even if the caller goes away (cancelled, its future
+        # is skipped when the batch settles). Not shielded: a shield costs the caller one
+        # more turn of the loop before it sees the answer.
+        return await fut
 
     async def _write_loop(self) -> None:
         assert self._syncer is not None
@@ -330,9 +331,25 @@ class SqliteStore(Store):
 
     async def create_intent(self, new: NewIntent, intent_id: str) -> tuple[Intent, bool]:
         def op(db: sqlite3.Connection) -> tuple[tuple[Intent, bool], list[str]]:
-            (intent, created), ids = writes.create(db, new, intent_id)
-            if created and new.human_task is None:
-                intent = self._deliver(db, intent)
+            # Delivered as it is inserted when a worker has room and nothing older waits.
+            deliverer = self._deliverer if new.human_task is None else None
+            worker_id = deliverer.claim(new.to_agent, intent_id) if deliverer else None
+            if deliverer and worker_id and writes.queued(db, new.to_agent):
+                deliverer.unclaim(worker_id, intent_id)
+                worker_id = None
+            lease = None if worker_id is None else (worker_id, self._delivery_seq + 1)
+            try:
+                (intent, created), ids = writes.create(db, new, intent_id, lease)
+            except BaseException:
+                if deliverer and worker_id:
+                    deliverer.unclaim(worker_id, intent_id)
+                raise
+            if deliverer and worker_id:
+                if created:
+                    self._delivery_seq += 1
+                    self._delivered.append((worker_id, intent))
+                else:  # an idempotent replay: the intent it answers with exists already
+                    deliverer.unclaim(worker_id, intent_id)
             return (intent, created), ids
 
         return await self._write(op)

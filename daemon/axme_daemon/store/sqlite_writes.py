@@ -23,7 +23,15 @@ from axme_cli.errors import (
     NotFound,
 )
 from axme_cli.protocol import FINAL_STATUSES, STATUS_EVENT, IntentStatus
-from axme_daemon.intents import Event, Intent, NewIntent, Step, check_transition, now_iso
+from axme_daemon.intents import (
+    Event,
+    Intent,
+    NewIntent,
+    Step,
+    check_transition,
+    compact_json,
+    now_iso,
+)
 from axme_daemon.store.base import WorkerReport
 
 S = IntentStatus
@@ -41,7 +49,7 @@ _LEASED = (S.DELIVERED.value, S.ACKNOWLEDGED.value, S.IN_PROGRESS.value)
 
 
 def dump(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    return None if value is None else compact_json(value)
 
 
 def load(text: str | None) -> Any:
@@ -164,8 +172,10 @@ def apply_events(
 
 
 def create(
-    db: sqlite3.Connection, new: NewIntent, intent_id: str
+    db: sqlite3.Connection, new: NewIntent, intent_id: str, lease: tuple[str, int] | None = None
 ) -> tuple[tuple[Intent, bool], list[str]]:
+    """Insert a new intent, queued; or, with `lease` (worker id, delivery cursor), already
+    delivered to that worker: one insert, its three events together."""
     if new.idempotency_key is not None:
         cur = db.execute(
             f"SELECT {INTENT_COLUMNS}, request_hash FROM intents WHERE idempotency_key = ?",
@@ -180,11 +190,21 @@ def create(
                 )
             return (row_to_intent(row), False), []
     now = now_iso()
+    events: list[tuple[str, str, str | None]] = [
+        (STATUS_EVENT[S.CREATED], S.CREATED.value, None),
+        (STATUS_EVENT[S.SUBMITTED], S.SUBMITTED.value, None),
+    ]
+    status, attempt, delivery_seq, worker_id = S.SUBMITTED, 0, 0, None
+    if lease is not None:
+        status, attempt, (worker_id, delivery_seq) = S.DELIVERED, 1, lease
+        details = dump({"delivery_attempt": attempt, "worker": worker_id})
+        events.append((STATUS_EVENT[S.DELIVERED], S.DELIVERED.value, details))
     cur = db.execute(
         "INSERT INTO intents (intent_id, intent_type, to_agent, from_agent, reply_to, "
         "correlation_id, payload, human_task, status, idempotency_key, request_hash, "
-        "max_delivery_attempts, deadline_at, last_seq, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 2, ?, ?)",
+        "max_delivery_attempts, deadline_at, last_seq, created_at, updated_at, "
+        "delivery_attempt, delivery_seq, lease_worker) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             intent_id,
             new.intent_type,
@@ -194,23 +214,25 @@ def create(
             new.correlation_id,
             dump(new.payload),
             dump(new.human_task),
-            S.SUBMITTED.value,
+            status.value,
             new.idempotency_key,
             new.request_hash,
             new.max_delivery_attempts,
             new.deadline_at,
+            len(events),
             now,
             now,
+            attempt,
+            delivery_seq,
+            worker_id,
         ),
     )
     pos = cur.lastrowid
     cur.close()
     db.executemany(
-        "INSERT INTO events (intent_pos, seq, event_type, status, at) VALUES (?, ?, ?, ?, ?)",
-        [
-            (pos, 1, STATUS_EVENT[S.CREATED], S.CREATED.value, now),
-            (pos, 2, STATUS_EVENT[S.SUBMITTED], S.SUBMITTED.value, now),
-        ],
+        "INSERT INTO events (intent_pos, seq, event_type, status, at, details) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [(pos, n, kind, st, now, details) for n, (kind, st, details) in enumerate(events, 1)],
     )
     intent = Intent(
         intent_id=intent_id,
@@ -221,13 +243,16 @@ def create(
         correlation_id=new.correlation_id,
         payload=new.payload,
         human_task=new.human_task,
-        status=S.SUBMITTED,
+        status=status,
         idempotency_key=new.idempotency_key,
         max_delivery_attempts=new.max_delivery_attempts,
         deadline_at=new.deadline_at,
-        last_seq=2,
+        last_seq=len(events),
         created_at=now,
         updated_at=now,
+        delivery_attempt=attempt,
+        delivery_seq=delivery_seq,
+        lease_worker=worker_id,
     )
     return (intent, True), [intent_id]
 
@@ -423,6 +448,15 @@ def _deliver(
         delivery_seq=delivery_seq,
         lease_worker=worker_id,
     )
+
+
+def queued(db: sqlite3.Connection, address: str) -> bool:
+    """Whether intents of `address` wait in the queue."""
+    cur = db.execute(
+        "SELECT 1 FROM intents WHERE to_agent = ? AND status = ? LIMIT 1",
+        (address, S.SUBMITTED.value),
+    )
+    return cur.fetchone() is not None
 
 
 def deliver_queued(
