@@ -1,15 +1,14 @@
 """SQLite backend: WAL, a sync before every acknowledgement, and group commit.
 
-A write (an op: a plain function over `sqlite3`) runs at once, in its caller's turn of the
-event loop, inside the writer's open transaction (under a savepoint of its own, so a failing
-op undoes only itself); the first write of a turn opens the transaction and asks the loop to
-commit it at its next turn. So every write made in one turn of the loop, as many concurrent
-requests are, shares one COMMIT, with no queue or task between a request and its write. The
-COMMIT only writes the WAL; the WAL syncer thread (`sqlite_sync.py`) makes it durable, one
-sync for every batch committed since the last. A caller's future resolves only after the
-sync that covers its change: acknowledged means on disk, as with `synchronous=FULL`, while
-the next batch is written during the sync instead of after it. (Writing in a thread of its
-own cost more in handing the interpreter lock back and forth with the loop than the writes.)
+All writes go through one write loop. Requests that arrive while a batch is being written
+queue up and share the next transaction, so N concurrent creates cost about one commit per
+batch instead of one each. A batch's ops (plain functions over `sqlite3`) and its COMMIT run
+on the event loop's thread; the COMMIT only writes the WAL, and the WAL syncer thread
+(`sqlite_sync.py`) makes it durable, one sync for every batch committed since the last. A
+caller's future resolves only after the sync that covers its change: acknowledged means on
+disk, as with `synchronous=FULL`, while the next batch is written during the sync instead of
+after it. (Running batches in a writer thread cost more in handing the interpreter lock back
+and forth with the loop than the writes themselves.)
 
 Reads are short indexed queries, run on the event loop's thread over a second connection,
 which WAL lets run beside the writer. A read may see a write up to one sync (about a
@@ -64,19 +63,18 @@ class StoreBroken(AxmeError):
 #: A write: runs inside the batch transaction, returns its result and the intents it touched.
 #: By convention an op raises `AxmeError` only before it writes anything.
 WriteOp = Callable[[sqlite3.Connection], tuple[T, Iterable[str]]]
+#: A queued write: the op, its caller's future, and whether it may put intents in the queue
+#: (then the batch delivers them to listening workers, see `_deliver_queued`).
+_Item = tuple[WriteOp[Any], "asyncio.Future[Any]", bool]
 
 
 @dataclass
 class _Batch:
     """A batch's ops run: what its callers and listeners are told once it is on disk."""
 
-    #: Each write's caller and what it is told: (ok, result or error).
-    futures: list[asyncio.Future[Any]] = field(default_factory=list)
+    items: list[_Item]
     outcomes: list[tuple[bool, Any]] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)
-    #: Whether a write may have put intents in the queue: then the batch delivers those a
-    #: listening worker can take (`_deliver_queued`) before it commits.
-    queues: bool = False
     #: Deliveries the batch made: (worker id, intent).
     pushes: list[tuple[str, Intent]] = field(default_factory=list)
     commit: int = 0  # the commit number that wrote it, 0: nothing committed
@@ -102,12 +100,13 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class SqliteStore(Store):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_batch: int = 512) -> None:
         self.path = path
+        self._max_batch = max_batch
         self._wdb: sqlite3.Connection | None = None
         self._rdb: sqlite3.Connection | None = None
-        self._batch: _Batch | None = None  # the open transaction, committed next loop turn
-        self._closed = True
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
         self._listeners: list[CommitListener] = []
         self._commits = 0
         self._writes = 0
@@ -118,6 +117,7 @@ class SqliteStore(Store):
         self._durable_delivery_seq = 0  # deliveries up to this cursor are on disk
         self._sync_failed: OSError | None = None
         self._deliverer: Deliverer | None = None
+        self._delivered: list[tuple[str, Intent]] = []  # the running batch's deliveries
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -139,13 +139,14 @@ class SqliteStore(Store):
         row = self._rdb.execute("SELECT coalesce(max(delivery_seq), 0) FROM intents").fetchone()
         self._delivery_seq = int(row[0]) if row else 0
         self._durable_delivery_seq = self._delivery_seq
-        self._closed = False
+        self._writer = asyncio.create_task(self._write_loop(), name="sqlite-writer")
 
     async def close(self) -> None:
-        """Commit the writes made, wait for their sync, then close the connections."""
-        self._closed = True
-        if self._batch is not None:
-            self._commit()
+        """Finish every write already queued, then close the connections."""
+        if self._writer is not None:
+            self._queue.put_nowait(None)
+            await self._writer
+            self._writer = None
         if self._syncer is not None:
             await asyncio.to_thread(self._syncer.close)  # the last sync, then it stops
             self._syncer = None
@@ -176,84 +177,39 @@ class SqliteStore(Store):
     async def _write(self, op: WriteOp[T], *, queues: bool = False) -> T:
         if self._sync_failed is not None:
             raise StoreBroken(self._sync_failed)
-        if self._closed or self._wdb is None:
-            raise RuntimeError("the store is not open")
-        db = self._wdb
-        batch = self._batch
-        if batch is None:
-            db.execute("BEGIN IMMEDIATE")
-            batch = self._batch = _Batch()
-            asyncio.get_running_loop().call_soon(self._commit)
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        batch.futures.append(fut)
-        batch.queues |= queues
-        delivered = len(batch.pushes)
-        db.execute("SAVEPOINT op")
-        try:
-            result, changed = op(db)
-        except Exception as exc:
-            if not isinstance(exc, AxmeError):
-                log.exception("write failed", extra={"action": "write"})
-            if not db.in_transaction:  # SQLite gave up the whole transaction (disk full...)
-                self._abandon(batch, exc)
-                return await fut  # raises
-            db.execute("ROLLBACK TO op")
-            db.execute("RELEASE op")
-            self._unclaim(batch.pushes[delivered:])  # undone with the op
-            del batch.pushes[delivered:]
-            batch.outcomes.append((False, exc))
-        else:
-            db.execute("RELEASE op")
-            batch.outcomes.append((True, result))
-            batch.touched.update(changed)
-        # Once written, the write is committed even if the caller goes away (cancelled, its
-        # future is skipped when the batch settles).
+        self._queue.put_nowait((op, fut, queues))
+        # Once queued, the write happens even if the caller goes away (cancelled, its future
+        # is skipped when the batch settles). Not shielded: a shield costs the caller one
+        # more turn of the loop before it sees the answer.
         return await fut
 
-    def _commit(self) -> None:
-        """Commit the open transaction (every write of the last turn of the loop) and hand
-        it to the syncer; its callers are answered once it is on disk."""
-        batch = self._batch
-        if batch is None:
-            return
-        db = self._wdb
-        assert db is not None
-        written = sum(1 for ok, _ in batch.outcomes if ok)
-        try:
-            if batch.queues and batch.touched and self._deliverer is not None:
-                self._deliver_queued(db, batch.touched)
-            db.execute("COMMIT")
-        except Exception as exc:
-            log.exception("commit failed", extra={"action": "write"})
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            self._abandon(batch, exc)
-            return
-        self._batch = None
-        if not written:  # nothing changed: nothing to wait for
-            self._settle(batch)
-            return
-        self._commits += 1
-        self._writes += written
-        batch.commit, batch.delivery_seq = self._commits, self._delivery_seq
-        self._unsynced.append(batch)
+    async def _write_loop(self) -> None:
         assert self._syncer is not None
-        self._syncer.written(self._commits)
-
-    def _abandon(self, batch: _Batch, error: Exception) -> None:
-        """The transaction is lost: every write made in it fails with `error`."""
-        if self._batch is batch:
-            self._batch = None
-        self._unclaim(batch.pushes)
-        batch.pushes.clear()
-        batch.touched.clear()
-        batch.outcomes = [(False, error)] * len(batch.futures)
-        self._settle(batch)
-
-    def _unclaim(self, pushes: list[tuple[str, Intent]]) -> None:
-        for worker_id, intent in pushes:
-            assert self._deliverer is not None
-            self._deliverer.unclaim(worker_id, intent.intent_id)
+        while (first := await self._queue.get()) is not None:
+            batch = [first]
+            closing = False
+            while len(batch) < self._max_batch and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    closing = True
+                    break
+                batch.append(item)
+            run = _Batch(batch)
+            before = self._commits
+            scan = any(queues for _, _, queues in batch)
+            run.outcomes = self._run_batch(
+                [op for op, _, _ in batch], run.touched, run.pushes, scan
+            )
+            if self._commits == before:  # nothing committed: nothing to wait for
+                self._settle(run)
+            else:
+                run.commit, run.delivery_seq = self._commits, self._delivery_seq
+                self._unsynced.append(run)
+                self._syncer.written(self._commits)
+            await asyncio.sleep(0)  # let the requests that wait for the loop go first
+            if closing:
+                return
 
     def _acknowledge(self, synced: int) -> None:
         """Commits up to `synced` are on disk: answer their callers."""
@@ -263,7 +219,7 @@ class SqliteStore(Store):
             self._settle(run)
 
     def _settle(self, run: _Batch) -> None:
-        for fut, (ok, value) in zip(run.futures, run.outcomes, strict=True):
+        for (_, fut, _), (ok, value) in zip(run.items, run.outcomes, strict=True):
             if fut.done():
                 continue
             if ok:
@@ -285,10 +241,63 @@ class SqliteStore(Store):
         self._sync_failed = error
         while self._unsynced:
             run = self._unsynced.popleft()
-            self._unclaim(run.pushes)
-            for fut in run.futures:
+            for worker_id, intent in run.pushes:
+                if self._deliverer is not None:
+                    self._deliverer.unclaim(worker_id, intent.intent_id)
+            for _, fut, _ in run.items:
                 if not fut.done():
                     fut.set_exception(StoreBroken(error))
+
+    def _run_batch(
+        self,
+        ops: list[WriteOp[Any]],
+        touched: set[str],
+        pushes: list[tuple[str, Intent]],
+        scan: bool,
+    ) -> list[tuple[bool, Any]]:
+        """Run `ops` in one transaction, on the loop's thread; one outcome per op.
+
+        They are short indexed writes, and the COMMIT only writes the WAL: the wait for the
+        disk is the syncer's. (Running batches in a writer thread cost more in handing the
+        interpreter lock back and forth with the loop than the writes themselves.)
+        """
+        assert self._wdb is not None
+        db = self._wdb
+        outcomes: list[tuple[bool, Any]] = []
+        ids: set[str] = set()
+        delivered: list[tuple[str, Intent]] = []
+        self._delivered = delivered  # what ops deliver themselves (a create) lands here too
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for op in ops:
+                try:
+                    result, changed = op(db)
+                except AxmeError as exc:
+                    outcomes.append((False, exc))
+                else:
+                    outcomes.append((True, result))
+                    ids.update(changed)
+            if scan and ids and self._deliverer is not None:
+                self._deliver_queued(db, ids)
+            db.execute("COMMIT")
+        except Exception as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            for worker_id, intent in delivered:
+                assert self._deliverer is not None
+                self._deliverer.unclaim(worker_id, intent.intent_id)
+            if len(ops) > 1:
+                # One op broke the shared transaction: retry each alone so that only the
+                # faulty one fails.
+                log.warning("batch of %d failed (%s); retrying one by one", len(ops), exc)
+                return [o for op in ops for o in self._run_batch([op], touched, pushes, scan)]
+            log.exception("write failed", extra={"action": "write"})
+            return [(False, exc)]
+        self._commits += 1
+        self._writes += sum(1 for ok, _ in outcomes if ok)
+        touched.update(ids)
+        pushes.extend(delivered)
+        return outcomes
 
     def _deliver_queued(self, db: sqlite3.Connection, ids: set[str]) -> None:
         """Deliver, in this transaction, the intents it put in the queue that a listening
@@ -317,12 +326,6 @@ class SqliteStore(Store):
         self._delivery_seq += 1
         self._delivered.append((worker_id, leased))
         return leased
-
-    @property
-    def _delivered(self) -> list[tuple[str, Intent]]:
-        """Where a write records what it delivered: the open transaction's deliveries."""
-        assert self._batch is not None, "deliveries are made by writes"
-        return self._batch.pushes
 
     # -- writes ----------------------------------------------------------------------
 
