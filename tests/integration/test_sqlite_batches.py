@@ -1,0 +1,87 @@
+"""The SQLite store's group commit: writes queued together share a transaction, and a write
+that breaks its batch (a constraint, or SQLite giving the transaction up) fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from axme_daemon.intents import NewIntent
+from axme_daemon.store import IntentFilter
+from axme_daemon.store.sqlite import SqliteStore
+
+
+def _new(n: int) -> NewIntent:
+    return NewIntent(intent_type="intent.test.v1", to_agent="agent://test/a", payload={"n": n})
+
+
+def _id(n: int) -> str:
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+@pytest.fixture
+async def store(axme_home: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(axme_home / "batches.db")
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def _stored(store: SqliteStore) -> list[str]:
+    page = await store.list_intents(IntentFilter(), 100, None)
+    return sorted(i.intent_id for i in page.intents)
+
+
+def _broken(db: sqlite3.Connection) -> tuple[Any, list[str]]:
+    db.execute("INSERT INTO intents (pos) VALUES (1)")  # NOT NULL columns: refused
+    return None, []
+
+
+def _abandoning(db: sqlite3.Connection) -> tuple[Any, list[str]]:
+    """What SQLite does on a full disk or an I/O error: the whole transaction is gone."""
+    db.execute("ROLLBACK")
+    raise sqlite3.OperationalError("database or disk is full")
+
+
+async def test_a_write_that_breaks_undoes_only_itself(store: SqliteStore) -> None:
+    before = store.stats()
+    outcomes = await asyncio.gather(
+        store.create_intent(_new(1), _id(1)),
+        store._write(_broken),
+        store.create_intent(_new(2), _id(2)),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], sqlite3.IntegrityError)
+    assert [o[1] for o in (outcomes[0], outcomes[2])] == [True, True]  # type: ignore[index]
+    assert await _stored(store) == [_id(1), _id(2)]
+    assert store.stats().writes - before.writes == 2
+
+
+async def test_a_transaction_sqlite_gives_up_fails_only_the_write_that_lost_it(
+    store: SqliteStore,
+) -> None:
+    outcomes = await asyncio.gather(
+        store.create_intent(_new(1), _id(1)),
+        store._write(_abandoning),
+        store.create_intent(_new(2), _id(2)),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], sqlite3.OperationalError)
+    assert outcomes[0] == (await store.get_intent(_id(1)), True)
+    assert outcomes[2] == (await store.get_intent(_id(2)), True)
+    assert await _stored(store) == [_id(1), _id(2)]
+    await store.create_intent(_new(3), _id(3))  # and the store goes on
+    assert await _stored(store) == [_id(1), _id(2), _id(3)]
+
+
+async def test_writes_queued_together_share_one_commit(store: SqliteStore) -> None:
+    before = store.stats()
+    await asyncio.gather(*(store.create_intent(_new(n), _id(n)) for n in range(50)))
+    after = store.stats()
+    assert (after.commits - before.commits, after.writes - before.writes) == (1, 50)
+    assert after.syncs - before.syncs == 1
