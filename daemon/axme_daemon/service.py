@@ -23,6 +23,7 @@ from axme_daemon.auth import RequireApiKey, static_api_keys
 from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
 from axme_daemon.events import AGENTS_TOPIC
+from axme_daemon.http_protocol import OneWriteHttpProtocol
 from axme_daemon.notify import Notifier
 from axme_daemon.registry import Registry
 from axme_daemon.server import acquire_lock, bind_unix_socket, cleanup, write_pidfile
@@ -37,6 +38,7 @@ SHUTDOWN_GRACE = 2
 #: Both listeners: our own logging; no `server` or `date` header (a local API's clients
 #: have no use for them, and each header is work on every response).
 SERVER_OPTIONS: dict[str, Any] = {
+    "http": OneWriteHttpProtocol,
     "log_config": None,
     "lifespan": "off",
     "access_log": False,
