@@ -41,6 +41,10 @@ class Reply:
         return json.loads(self.content)
 
 
+#: Largest body sent in the same write as its head (a larger one is not worth the copy).
+_ONE_WRITE = 64 * 1024
+
+
 class _Connection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("axme", timeout=timeout)
@@ -55,6 +59,17 @@ class _Connection(http.client.HTTPConnection):
             sock.close()
             raise ConnectFailed(exc.errno, f"cannot connect to {self._path}: {exc}") from exc
         self.sock = sock
+
+    def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
+        """Send the head and a small body in one write: `http.client` writes them apart,
+        which wakes the daemon twice for one request."""
+        if not isinstance(message_body, bytes) or len(message_body) > _ONE_WRITE:
+            super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
+            return
+        head: list[bytes] = self._buffer  # type: ignore[attr-defined]
+        head.extend((b"", b""))
+        self.send(b"\r\n".join(head) + message_body)
+        del head[:]
 
 
 class UnixHTTP:
