@@ -38,6 +38,8 @@ from axme_cli.protocol import AGENT_ADDRESS_RE
 
 log = logging.getLogger("axme.agent")
 
+#: Longest a thread woken by its socket waits for the interpreter lock (Python: 5 ms).
+SWITCH_INTERVAL = 0.0005
 #: How long one agent stream is held before it reconnects.
 STREAM_HOLD_SECONDS = 30.0
 
@@ -106,6 +108,10 @@ class Agent:
             logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
         worker_id, concurrency, supervised = self._settings()
+        # The stream reader, the report sender and the handlers are threads that mostly
+        # wait on sockets; with Python's default 5 ms, one woken by its socket often waited
+        # that long for a busy handler to let go of the interpreter lock.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         log.info(
             "%s ready (%d at a time; handles %s)",
             self.address,
