@@ -154,6 +154,14 @@ class Dispatcher:
         if worker is not None:
             worker.held.discard(intent_id)
 
+    def free(self, worker_id: str, intent_id: str) -> bool:
+        """A write completes `intent_id`: its slot takes the next queued intent in that write."""
+        worker = self.workers.get(worker_id)
+        if worker is None or intent_id not in worker.held:
+            return False
+        worker.held.discard(intent_id)
+        return True
+
     def workers_for(self, address: str) -> list[Worker]:
         return [w for w in self.workers.values() if w.address == address]
 

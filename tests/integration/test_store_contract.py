@@ -10,8 +10,9 @@ import pytest
 
 from axme_cli.errors import AlreadyFinal, BadInput, Conflict, IdempotencyConflict, NotFound
 from axme_cli.protocol import IntentStatus
-from axme_daemon.intents import NewIntent
+from axme_daemon.intents import Intent, NewIntent
 from axme_daemon.store import IntentFilter, Store, open_store
+from axme_daemon.store.base import WorkerReport
 
 
 def _new(n: int = 0, **kw: object) -> NewIntent:
@@ -63,6 +64,12 @@ class Taker:
     def unclaim(self, worker_id: str, intent_id: str) -> None:
         self.claimed.remove(intent_id)
 
+    def free(self, worker_id: str, intent_id: str) -> bool:
+        if intent_id not in self.claimed:
+            return False
+        self.claimed.remove(intent_id)
+        return True
+
     def pushed(self, worker_id: str, intent: object) -> None:
         self.deliveries.append((worker_id, intent.intent_id))  # type: ignore[attr-defined]
 
@@ -108,6 +115,32 @@ async def test_a_write_that_queues_an_intent_delivers_it_to_a_listening_worker(
     assert again.delivery_attempt == 2
     last = (await store.list_events(first.intent_id))[-1]
     assert last.details == {"delivery_attempt": 2, "worker": "w1", "reason": "the worker exited"}
+
+
+async def test_a_completion_hands_the_freed_slot_the_next_queued_intent(store: Store) -> None:
+    taker = Taker(slots=1)
+    store.set_deliverer(taker)
+    running, _ = await store.create_intent(_new(0), "00000000-0000-4000-8000-000000000000")
+    queued = [
+        (await store.create_intent(_new(n), f"00000000-0000-4000-8000-00000000000{n}"))[0]
+        for n in (1, 2)
+    ]
+    assert taker.claimed == [running.intent_id]  # the slot is taken: the others wait
+    before = store.stats()
+    [done] = await store.report(
+        [WorkerReport(running.intent_id, [(1, "s1", {"ok": True})], completed=True, result=1)],
+        "w1",
+    )
+    assert isinstance(done, Intent) and done.status is IntentStatus.COMPLETED
+    assert store.stats().commits - before.commits == 1  # one write: the outcome and the next
+    nxt = await store.get_intent(queued[0].intent_id)
+    assert nxt is not None and nxt.status is IntentStatus.DELIVERED and nxt.lease_worker == "w1"
+    assert taker.deliveries == [("w1", running.intent_id), ("w1", queued[0].intent_id)]
+    later = await store.get_intent(queued[1].intent_id)
+    assert later is not None and later.status is IntentStatus.SUBMITTED  # oldest first
+    # A report that completes nothing frees nothing.
+    await store.report([WorkerReport(nxt.intent_id, [(1, "s1", None)])], "w1")
+    assert (await store.get_intent(queued[1].intent_id)).status is IntentStatus.SUBMITTED  # type: ignore[union-attr]
 
 
 async def test_idempotency_key_replays_or_conflicts(store: Store) -> None:

@@ -22,14 +22,18 @@ CommitListener = Callable[[Iterable[str]], None]
 
 
 class Deliverer(Protocol):
-    """Who may take an intent the moment a write queues it (the dispatcher): the write then
-    delivers it too, instead of a stream's lease write after it."""
+    """Who may take an intent the moment a write queues it, or frees a slot (the
+    dispatcher): the write then delivers it too, instead of a stream's lease write after it."""
 
     def claim(self, address: str, intent_id: str) -> str | None:
         """A listening worker with a free slot for `address`, now holding `intent_id`."""
 
     def unclaim(self, worker_id: str, intent_id: str) -> None:
         """The write did not deliver `intent_id` after all."""
+
+    def free(self, worker_id: str, intent_id: str) -> bool:
+        """The write ends `intent_id`'s delivery to the worker: its slot is free (for the
+        next queued intent, in the same write). Whether the worker held it."""
 
     def pushed(self, worker_id: str, intent: Intent) -> None:
         """`intent` was delivered to the worker, durably: wake its stream."""

@@ -424,7 +424,21 @@ class SqliteStore(Store):
     async def report(
         self, reports: Sequence[WorkerReport], worker_id: str | None
     ) -> list[Intent | AxmeError | None]:
-        return await self._write(partial(writes.report, reports=reports, worker_id=worker_id))
+        def op(db: sqlite3.Connection) -> tuple[list[Intent | AxmeError | None], list[str]]:
+            answers, ids = writes.report(db, reports, worker_id)
+            # Each completion frees its worker's slot: the next queued intent of its address
+            # goes out in this same write, not in a lease write after it.
+            if worker_id is not None and self._deliverer is not None:
+                for answer in answers:
+                    if isinstance(answer, Intent) and self._deliverer.free(
+                        worker_id, answer.intent_id
+                    ):
+                        queued = writes.oldest_queued(db, answer.to_agent)
+                        if queued is not None:
+                            self._deliver(db, queued)
+            return answers, ids
+
+        return await self._write(op)
 
     async def record_steps(
         self, intent_id: str, steps: Sequence[StepInput], worker_id: str | None

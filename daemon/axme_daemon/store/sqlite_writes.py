@@ -450,6 +450,17 @@ def _deliver(
     )
 
 
+def oldest_queued(db: sqlite3.Connection, address: str) -> Intent | None:
+    """The intent of `address` first in the queue, unless it is a person's own."""
+    cur = db.execute(
+        f"SELECT {INTENT_COLUMNS} FROM intents WHERE to_agent = ? AND status = ? "
+        "ORDER BY pos LIMIT 1",
+        (address, S.SUBMITTED.value),
+    )
+    row = cur.fetchone()
+    return None if row is None or row[8] is not None else row_to_intent(row)
+
+
 def queued(db: sqlite3.Connection, address: str) -> bool:
     """Whether intents of `address` wait in the queue."""
     cur = db.execute(
