@@ -65,3 +65,19 @@ def test_migrate_is_idempotent(axme_home: Path) -> None:
         second = migrate(db)
     assert first == [m.version for m in load_migrations()]
     assert second == []
+
+
+def test_what_every_intent_write_looks_up_is_indexed(tmp_path: Path) -> None:
+    """Statements run for every intent, or every ending one, read an index, not a table."""
+    path = tmp_path / "plan.db"
+    with closing(sqlite3.connect(path)) as db:
+        migrate(db)
+        for statement in (
+            "DELETE FROM timers WHERE intent_pos = 1",
+            "DELETE FROM waits WHERE intent_pos = 1",
+            "UPDATE tasks SET status = 'CLOSED' WHERE intent_pos = 1 AND status = 'PENDING'",
+            "SELECT 1 FROM intents WHERE to_agent = 'a' AND status = 'SUBMITTED' LIMIT 1",
+            "SELECT count(*) FROM steps WHERE intent_pos = 1",
+        ):
+            plan = " ".join(str(r[-1]) for r in db.execute(f"EXPLAIN QUERY PLAN {statement}"))
+            assert "USING" in plan and not plan.startswith("SCAN"), (statement, plan)

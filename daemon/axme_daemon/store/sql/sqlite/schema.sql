@@ -94,6 +94,7 @@ CREATE TABLE timers (
     ordinal INTEGER
 );
 CREATE INDEX timers_due ON timers (fire_at);
+CREATE INDEX timers_intent ON timers (intent_pos);
 
 CREATE TABLE waits (
     intent_pos INTEGER NOT NULL REFERENCES intents (pos),
