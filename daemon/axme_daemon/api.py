@@ -115,17 +115,6 @@ def _describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
     return 422, "validation_error", "; ".join(parts) or "invalid request"
 
 
-def _too_long(where: str, name: str) -> dict[str, Any]:
-    """A validation error as FastAPI words a too-long parameter."""
-    limit = MAX_IDEMPOTENCY_KEY
-    return {
-        "type": "string_too_long",
-        "loc": (where, name),
-        "msg": f"String should have at most {limit} characters",
-        "ctx": {"max_length": limit},
-    }
-
-
 class BodyLimit:
     """Answer 413 in our error shape for a body over the limit, before reading it all."""
 
@@ -241,7 +230,9 @@ def create_app(
     async def create_intent(request: Request) -> Response:
         idempotency_key = request.headers.get("idempotency-key")
         if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
-            raise RequestValidationError([_too_long("header", "idempotency-key")])
+            raise ValidationFailed(
+                f"idempotency-key: must be at most {MAX_IDEMPOTENCY_KEY} characters"
+            )
         body = await read_body(request, CreateIntent)
         fields = body.model_dump()
         if body.human_task is not None:

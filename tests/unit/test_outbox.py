@@ -11,6 +11,7 @@ import pytest
 
 from axme_cli.agent.outbox import Outbox
 from axme_cli.errors import Conflict, DaemonUnreachable
+from tests.daemon import wait_for
 
 COMPLETE = {"action": "complete", "result": {"ok": True}}
 
@@ -109,10 +110,9 @@ def test_reports_ready_while_one_is_in_flight_leave_together() -> None:
     others = [threading.Thread(target=outbox.finish, args=(f"i{n}", COMPLETE)) for n in range(1, 6)]
     for t in others:
         t.start()
-    deadline = time.monotonic() + 5
-    while len(outbox._sender._waiting) < 5:  # all five queued behind the held request
-        assert time.monotonic() < deadline, "the other reports never queued"
-        time.sleep(0.005)
+    wait_for(  # all five queued behind the held request
+        lambda: len(outbox._sender._waiting) == 5, timeout=5, interval=0.005, what="5 queued"
+    )
     recorder.hold.set()
     for t in [first, *others]:
         t.join(5)
@@ -140,10 +140,7 @@ def test_a_refused_part_fails_only_its_own_handler() -> None:
     assert recorder.arrived.wait(5)
     for t in threads[1:]:
         t.start()
-    deadline = time.monotonic() + 5
-    while len(outbox._sender._waiting) < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    wait_for(lambda: len(outbox._sender._waiting) == 2, timeout=5, interval=0.005)
     recorder.hold.set()
     for t in threads:
         t.join(5)

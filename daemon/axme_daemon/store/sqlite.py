@@ -311,15 +311,18 @@ class SqliteStore(Store):
         for row in rows:
             self._deliver(db, row_to_intent(row))
 
-    def _deliver(self, db: sqlite3.Connection, intent: Intent) -> Intent:
-        """`intent`, just queued in this transaction, delivered to a listening worker with a
-        free slot when there is one and nothing older waits; else as it was."""
+    def _deliver(
+        self, db: sqlite3.Connection, intent: Intent, first_at: int | None = None
+    ) -> Intent:
+        """`intent`, queued, delivered to a listening worker with a free slot when there is
+        one and nothing older waits; else as it was. `first_at`: its pos, read first in its
+        queue in this transaction."""
         if self._deliverer is None:
             return intent
         worker_id = self._deliverer.claim(intent.to_agent, intent.intent_id)
         if worker_id is None:
             return intent
-        leased = writes.deliver_queued(db, intent, worker_id, self._delivery_seq + 1)
+        leased = writes.deliver_queued(db, intent, worker_id, self._delivery_seq + 1, first_at)
         if leased is None:
             self._deliverer.unclaim(worker_id, intent.intent_id)
             return intent
@@ -433,9 +436,10 @@ class SqliteStore(Store):
                     if isinstance(answer, Intent) and self._deliverer.free(
                         worker_id, answer.intent_id
                     ):
-                        queued = writes.oldest_queued(db, answer.to_agent)
-                        if queued is not None:
-                            self._deliver(db, queued)
+                        first = writes.oldest_queued(db, answer.to_agent)
+                        if first is not None:
+                            pos, queued = first
+                            self._deliver(db, queued, pos)
             return answers, ids
 
         return await self._write(op)

@@ -450,15 +450,15 @@ def _deliver(
     )
 
 
-def oldest_queued(db: sqlite3.Connection, address: str) -> Intent | None:
-    """The intent of `address` first in the queue, unless it is a person's own."""
+def oldest_queued(db: sqlite3.Connection, address: str) -> tuple[int, Intent] | None:
+    """The intent of `address` first in the queue (its pos too), unless a person's own."""
     cur = db.execute(
         f"SELECT {INTENT_COLUMNS} FROM intents WHERE to_agent = ? AND status = ? "
         "ORDER BY pos LIMIT 1",
         (address, S.SUBMITTED.value),
     )
     row = cur.fetchone()
-    return None if row is None or row[8] is not None else row_to_intent(row)
+    return None if row is None or row[8] is not None else (row[0], row_to_intent(row))
 
 
 def queued(db: sqlite3.Connection, address: str) -> bool:
@@ -471,17 +471,25 @@ def queued(db: sqlite3.Connection, address: str) -> bool:
 
 
 def deliver_queued(
-    db: sqlite3.Connection, intent: Intent, worker_id: str, delivery_seq: int
+    db: sqlite3.Connection,
+    intent: Intent,
+    worker_id: str,
+    delivery_seq: int,
+    first_at: int | None = None,
 ) -> Intent | None:
     """Deliver an intent queued in this transaction to `worker_id`, unless older intents of
-    its address are queued (then it waits its turn, and None)."""
-    cur = db.execute(
-        "SELECT pos, intent_id FROM intents WHERE to_agent = ? AND status = ? ORDER BY pos LIMIT 1",
-        (intent.to_agent, S.SUBMITTED.value),
-    )
-    pos, oldest = cur.fetchone()  # this intent's own row, when nothing older waits
-    if oldest != intent.intent_id:
-        return None
+    its address are queued (then it waits its turn, and None). `first_at`: the caller read
+    it first in the queue in this transaction, at that pos."""
+    pos = first_at
+    if pos is None:
+        cur = db.execute(
+            "SELECT pos, intent_id FROM intents WHERE to_agent = ? AND status = ? "
+            "ORDER BY pos LIMIT 1",
+            (intent.to_agent, S.SUBMITTED.value),
+        )
+        pos, oldest = cur.fetchone()  # this intent's own row, when nothing older waits
+        if oldest != intent.intent_id:
+            return None
     return _deliver(db, pos, intent, worker_id, delivery_seq)[0]
 
 
