@@ -215,6 +215,10 @@ def _summary(event_type: str, details: dict[str, Any]) -> str:
     if event_type == "intent.step_completed":
         details.pop("ordinal", None)
         return f"step {details.pop('step', '?')} done"
+    if event_type == "intent.step_failed":
+        details.pop("ordinal", None)
+        error = details.pop("error", None) or {}
+        return f"step {details.pop('step', '?')} raised {error.get('type')}: {error.get('message')}"
     if event_type == "intent.progress":
         return str(details.pop("message", ""))
     return ""

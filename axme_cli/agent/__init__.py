@@ -21,6 +21,7 @@ from axme_cli.agent.context import (
     Decision,
     ReplayMismatch,
     RetryableError,
+    StepFailed,
     StepResultNotJSON,
 )
 from axme_cli.agent.worker import Agent
@@ -46,5 +47,6 @@ __all__ = [
     "Decision",
     "ReplayMismatch",
     "RetryableError",
+    "StepFailed",
     "StepResultNotJSON",
 ]

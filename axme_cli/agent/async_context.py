@@ -17,6 +17,7 @@ from axme_cli.agent.context import (
     Decision,
     _as_json,
     _seconds,
+    failure_record,
     task_arguments,
 )
 
@@ -36,6 +37,8 @@ class AsyncContext(Context):
         ordinal, key, replayed, result = self._steps.next(name, retries)
         if replayed:
             return result
+        if self._steps.failed is not None:
+            await asyncio.to_thread(self._went_on)
         if self._outbox is not None and self._outbox.holds(self.intent_id):
             await asyncio.to_thread(self._flush)
         for attempt in range(retries + 1):
@@ -44,8 +47,9 @@ class AsyncContext(Context):
                 if inspect.isawaitable(value):
                     value = await value
                 break
-            except Exception:
+            except Exception as exc:
                 if attempt >= retries:
+                    self._steps.failed = (ordinal, key, failure_record(exc))
                     raise
                 await asyncio.sleep(backoff * 2**attempt)
         value = _as_json(key, value)
@@ -64,6 +68,7 @@ class AsyncContext(Context):
         ordinal, key, replayed, result = self._steps.next(name, 0)
         if replayed:
             return result
+        await asyncio.to_thread(self._went_on)
         await asyncio.to_thread(self._flush)
         answer = await asyncio.to_thread(
             self._client.begin_wait, self.intent_id, ordinal, key, kind, arguments

@@ -5,12 +5,20 @@ before the handler goes on, and every later delivery of the intent (after a cras
 a retry) gets the recorded result back instead of running `fn` again. Steps are keyed by name
 and occurrence (`fetch`, `fetch#2`, ...), in the order the handler calls them; code between
 steps is plain Python and may do anything.
+
+A step whose function raises records nothing while the exception propagates: the intent fails
+(or is delivered again) and a later delivery runs the step again. When the handler catches the
+exception and goes on to another step or wait, the failure is recorded first, in the step's
+place, and every replay raises the same exception there instead of running the step: the
+handler takes the same `except` path on every delivery.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +50,49 @@ class ReplayMismatch(Exception):
 
 class StepResultNotJSON(TypeError):
     """A step returned something that cannot be recorded as JSON."""
+
+
+class StepFailed(Exception):
+    """Raised on replay in place of a recorded step failure whose exception class cannot
+    be rebuilt in this process (`.error` holds the record: type, message, ...)."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        self.error = error
+        super().__init__(f"{error.get('type')}: {error.get('message')}")
+
+
+def failure_record(exc: BaseException) -> dict[str, Any]:
+    """What a raising step records: its exception, as JSON, with what rebuilds it."""
+    cls = type(exc)
+    record: dict[str, Any] = {
+        "type": cls.__name__,
+        "message": str(exc),
+        "module": cls.__module__,
+        "qualname": cls.__qualname__,
+    }
+    try:
+        record["args"] = json.loads(json.dumps(list(exc.args)))
+    except (TypeError, ValueError):
+        pass
+    lines = traceback.format_exception(cls, exc, exc.__traceback__)
+    record["traceback"] = "".join(lines[-12:])
+    return record
+
+
+def rebuild_failure(error: dict[str, Any]) -> Exception:
+    """The exception a recorded step failure stands for: its own class when that class is
+    loaded in this process (no import: nothing the record names is run) and takes its
+    recorded args, else `StepFailed`."""
+    module = sys.modules.get(str(error.get("module")))
+    cls: Any = module
+    for part in str(error.get("qualname") or "").split("."):
+        cls = getattr(cls, part, None)
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        try:
+            return cls(*(error.get("args") or [error.get("message", "")]))
+        except Exception:
+            pass
+    return StepFailed(error)
 
 
 class Suspended(BaseException):
@@ -153,9 +204,13 @@ class _Steps:
         self.recorded = sorted(recorded, key=lambda s: int(s["ordinal"]))
         self.ordinal = 0
         self.seen: Counter[str] = Counter()
+        #: The last step raised and nothing came after it yet: (ordinal, key, error). It is
+        #: recorded only if the handler goes on to another step or wait.
+        self.failed: tuple[int, str, dict[str, Any]] | None = None
 
     def next(self, name: str, retries: int) -> tuple[int, str, bool, Any]:
-        """(ordinal, key, replayed?, recorded result) for the handler's next step."""
+        """(ordinal, key, replayed?, recorded result) for the handler's next step; a
+        replayed failure raises what the step raised when it ran."""
         if not isinstance(name, str) or not name or "#" in name:
             raise ValueError(f"step names are non-empty strings without '#', got {name!r}")
         if not isinstance(retries, int) or retries < 0:
@@ -173,8 +228,18 @@ class _Steps:
                     "(not on time, randomness or outside state), so that a redelivery can "
                     "replay them; to change a handler, give the new version another intent type."
                 )
+            if record.get("error"):
+                raise rebuild_failure(record["error"])
             return self.ordinal, key, True, record["result"]
         return self.ordinal, key, False, None
+
+    def take_failed(self) -> dict[str, Any] | None:
+        """The record of a step that raised, for the outbox before the step after it."""
+        if self.failed is None:
+            return None
+        ordinal, key, error = self.failed
+        self.failed = None
+        return {"ordinal": ordinal, "key": key, "result": None, "error": error}
 
 
 class Context:
@@ -215,13 +280,15 @@ class Context:
         ordinal, key, replayed, result = self._steps.next(name, retries)
         if replayed:
             return result  # type: ignore[no-any-return]
+        self._went_on()
         self._flush()  # the steps before this one are recorded before it starts
         for attempt in range(retries + 1):
             try:
                 value = fn(*args, **kwargs)
                 break
-            except Exception:
+            except Exception as exc:
                 if attempt >= retries:
+                    self._steps.failed = (ordinal, key, failure_record(exc))
                     raise
                 time.sleep(backoff * 2**attempt)
         value = _as_json(key, value)
@@ -229,10 +296,25 @@ class Context:
         return value
 
     def _record(self, ordinal: int, key: str, value: Any) -> None:
+        self._send_record({"ordinal": ordinal, "key": key, "result": value})
+
+    def _send_record(self, record: dict[str, Any]) -> None:
         if self._outbox is None:
-            self._client.record_step(self.intent_id, ordinal, key, value)
+            if record.get("error"):
+                self._client.record_steps(self.intent_id, [record])
+            else:
+                self._client.record_step(
+                    self.intent_id, record["ordinal"], record["key"], record["result"]
+                )
         else:
-            self._outbox.add(self.intent_id, {"ordinal": ordinal, "key": key, "result": value})
+            self._outbox.add(self.intent_id, record)
+
+    def _went_on(self) -> None:
+        """The handler calls a step or wait after one that raised: that failure takes its
+        place in the record first (a progress event or an outcome does not need it)."""
+        failed = self._steps.take_failed()
+        if failed is not None:
+            self._send_record(failed)
 
     def _flush(self) -> None:
         """Send the queued step records before a report that must come after them."""
@@ -250,6 +332,7 @@ class Context:
         ordinal, key, replayed, result = self._steps.next(name, 0)
         if replayed:
             return result
+        self._went_on()
         self._flush()
         answer = self._client.begin_wait(self.intent_id, ordinal, key, kind, arguments)
         return self._settle(ordinal, key, answer)

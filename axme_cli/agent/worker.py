@@ -159,19 +159,37 @@ class Agent:
         self, worker_id: str, delivery: dict[str, Any], running: set[int], lock: threading.Lock
     ) -> None:
         intent_id = delivery["intent_id"]
+        client = self._client(worker_id)
         try:
-            self._handle(self._client(worker_id), delivery)
+            self._handle(client, delivery)
         except Conflict as exc:
             log.warning("%s: %s", intent_id, exc.message)  # lease lost: another worker has it
-        except AxmeError as exc:
+        except DaemonUnreachable as exc:
+            # Its lease ends with the daemon (or after the grace): it is delivered again.
             log.error("%s: could not report to the daemon: %s", intent_id, exc.message)
-        except BaseException:
+        except AxmeError as exc:
+            # The daemon refused a report: the handler cannot go on, and the intent must not
+            # stay IN_PROGRESS with nobody working on it. It fails, saying why.
+            log.error("%s: the daemon refused a report: %s", intent_id, exc.message)
+            self._give_up(client, intent_id, "ReportRefused", exc.message)
+        except BaseException as exc:  # e.g. SystemExit raised in a handler thread
             log.exception("%s: unexpected error", intent_id)
+            self._give_up(client, intent_id, type(exc).__name__, str(exc) or repr(exc))
         finally:
             if self._outbox is not None:
                 self._outbox.discard(intent_id)
             with lock:
                 running.discard(int(delivery.get("seq") or 0))
+
+    def _give_up(self, client: DaemonClient, intent_id: str, kind: str, message: str) -> None:
+        """Fail an intent whose handler could not finish normally (its unsent records go)."""
+        if self._outbox is not None:
+            self._outbox.discard(intent_id)
+        error = {"type": kind, "message": message}
+        try:
+            client.resume(intent_id, {"action": "fail", "error": error, "retryable": False})
+        except AxmeError as exc:
+            log.error("%s: could not report the failure either: %s", intent_id, exc.message)
 
     def _handle(self, client: DaemonClient, delivery: dict[str, Any]) -> None:
         intent_id = delivery["intent_id"]

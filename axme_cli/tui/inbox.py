@@ -273,7 +273,11 @@ def steps_view(steps: list[dict[str, Any]]) -> RenderableType:
 
     lines = []
     for s in steps:
-        result = json.dumps(s.get("result"), ensure_ascii=False)
+        error = s.get("error")
+        if error:  # the step raised, and the handler went on
+            result = f"raised {error.get('type')}: {error.get('message')}"
+        else:
+            result = json.dumps(s.get("result"), ensure_ascii=False)
         lines.append(
             Text.assemble(
                 (f"{s.get('ordinal')}. ", "dim"),

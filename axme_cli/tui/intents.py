@@ -376,7 +376,7 @@ class IntentScreen(IntentActions, Screen[None]):
                     if data.get("status") in {s.value for s in FINAL_STATUSES}:
                         break  # load the outcome (result or error) again
                     self._status_from(data)
-                    if data.get("event_type") == "intent.step_completed":
+                    if data.get("event_type") in ("intent.step_completed", "intent.step_failed"):
                         steps = await app.source.list_steps(self.intent_id)
                         self.query_one("#steps", Static).update(steps_view(steps))
             except AxmeError:

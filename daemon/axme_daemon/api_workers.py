@@ -22,7 +22,7 @@ from axme_daemon.api_body import body_of, json_answer, read_body
 from axme_daemon.delivery import Delivery
 from axme_daemon.engine import Engine
 from axme_daemon.events import KeepAlive, StreamTimeout
-from axme_daemon.intents import Intent, compact_json
+from axme_daemon.intents import Intent, StepFailure, compact_json
 from axme_daemon.store import WorkerReport
 
 #: Per-worker keys handed out by the supervisor: key → worker id.
@@ -50,10 +50,24 @@ def worker_identity(request: Request, api_keys: ApiKeys) -> str | None:
     return api_keys.get(key) or "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+class StepError(BaseModel):
+    """What a step raised: enough for a replay to raise it again (axme's SDK rebuilds the
+    exception from `module`, `qualname` and `args` when it can)."""
+
+    type: str = Field(min_length=1, max_length=300)
+    message: str = Field(max_length=20_000)
+    module: str | None = Field(default=None, max_length=300)
+    qualname: str | None = Field(default=None, max_length=300)
+    args: list[Any] | None = Field(default=None, max_length=100)
+    traceback: str | None = Field(default=None, max_length=20_000)
+
+
 class StepRecord(BaseModel):
     ordinal: int = Field(ge=1, le=1_000_000)
     key: str = Field(min_length=1, max_length=300)
     result: Any = None
+    #: Set when the step raised and the handler went on (then `result` is ignored).
+    error: StepError | None = None
 
 
 class StepBatch(BaseModel):
@@ -112,7 +126,14 @@ def _step_records(raw: Any) -> list[tuple[int, str, Any]]:
 
 
 def _inputs(steps: list[StepRecord]) -> list[tuple[int, str, Any]]:
-    return [(s.ordinal, s.key, s.result) for s in steps]
+    return [
+        (
+            s.ordinal,
+            s.key,
+            s.result if s.error is None else StepFailure(s.error.model_dump(exclude_none=True)),
+        )
+        for s in steps
+    ]
 
 
 async def _fail(engine: Engine, report: Report, worker_id: str | None) -> Intent | AxmeError:
@@ -220,7 +241,8 @@ def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
         if isinstance(body, StepBatch):
             steps = await engine.record_steps(intent_id, _inputs(body.steps), worker_id)
             return {"ok": True, "steps": [s.to_wire() for s in steps]}
-        step = await engine.record_step(intent_id, body.ordinal, body.key, body.result, worker_id)
+        ((ordinal, key, result),) = _inputs([body])
+        step = await engine.record_step(intent_id, ordinal, key, result, worker_id)
         return {"ok": True, "step": step.to_wire()}
 
     @app.post("/v1/reports", tags=["agents"], openapi_extra=body_of(Reports))

@@ -97,6 +97,10 @@ class Dispatcher:
         self._reaper: asyncio.Task[None] | None = None
         #: Called for each intent a release made final (attempts used up).
         self.on_final: Callable[[Intent], Coroutine[Any, Any, None]] | None = None
+        #: Called when a release armed a timer (a backoff before the next delivery).
+        self.on_timer: Callable[[], None] | None = None
+        #: Called with a worker's id when its stream hands it a delivery (it is serving).
+        self.on_serving: Callable[[str], None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -172,10 +176,13 @@ class Dispatcher:
         worker.last_seen = time.monotonic()
         return True
 
-    async def worker_gone(self, worker_id: str, reason: str) -> list[Intent]:
-        """Release everything the worker held; its intents go to the next worker at once."""
+    async def worker_gone(
+        self, worker_id: str, reason: str, details: dict[str, Any] | None = None
+    ) -> list[Intent]:
+        """Release everything the worker held: a failed attempt of each of its intents,
+        redelivered to the next worker (see `redelivery_delay`)."""
         worker = self.workers.pop(worker_id, None)
-        released = await self.store.release(worker_id=worker_id, reason=reason)
+        released = await self.store.release(worker_id=worker_id, reason=reason, details=details)
         await self.requeued(released)
         if released:
             log.info(
@@ -207,6 +214,8 @@ class Dispatcher:
                 task = asyncio.create_task(self.on_final(intent))
                 self._pending.add(task)
                 task.add_done_callback(self._pending.discard)
+            elif intent.status is IntentStatus.WAITING and self.on_timer is not None:
+                self.on_timer()  # its backoff's timer
         self.hub.notify(agent_topic(a) for a in addresses)
 
     def finished(self, intent: Intent) -> None:
@@ -264,6 +273,7 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         cursor = since
+        serving = False
         # First what it holds already (a reconnect), from the store; then what writes
         # push to it, from its inbox.
         worker.inbox.clear()
@@ -279,6 +289,7 @@ class Dispatcher:
                         # Skipped: sent already, or ended or taken back since it was pushed.
                         if intent.delivery_seq > cursor and intent.intent_id in worker.held:
                             cursor = intent.delivery_seq
+                            serving = serving or self._serving(worker_id)
                             yield await self._delivery(intent)
                     free = worker.limit - len(worker.held)
                     if free > 0 and await self.store.has_queued(address):
@@ -287,6 +298,7 @@ class Dispatcher:
                             self._reasons.pop(intent.intent_id, None)
                             worker.held.add(intent.intent_id)
                             cursor = max(cursor, intent.delivery_seq)
+                            serving = serving or self._serving(worker_id)
                             yield await self._delivery(intent)
                         if leased:
                             continue  # more may be queued than fit in one lease call
@@ -300,8 +312,24 @@ class Dispatcher:
             worker.streams -= 1
             worker.last_seen = time.monotonic()
 
+    def _serving(self, worker_id: str) -> bool:
+        if self.on_serving is not None:
+            self.on_serving(worker_id)
+        return True
+
     async def _delivery(self, intent: Intent) -> Delivery:
         steps = []
-        if intent.delivery_attempt > 1:  # a first delivery has nothing recorded yet
+        if may_have_steps(intent):
             steps = [s.to_wire() for s in await self.store.list_steps(intent.intent_id)]
         return Delivery(intent, steps)
+
+
+#: Events of an intent delivered once and nothing else: created, submitted, delivered.
+_FIRST_DELIVERY_EVENTS = 3
+
+
+def may_have_steps(intent: Intent) -> bool:
+    """Whether a delivery must carry recorded steps. Every step record appends an event, so
+    an intent with no more events than a first delivery makes has none: that delivery skips
+    the read. Any other (a crash redelivery, a wait's end, `axme retry`) replays them all."""
+    return intent.last_seq > _FIRST_DELIVERY_EVENTS

@@ -37,6 +37,7 @@ class Engine:
         self.dispatcher.on_final = self._ended
         self.notices: list[Callable[[dict[str, Any]], None]] = []
         self._timer_wake = asyncio.Event()
+        self.dispatcher.on_timer = self._timer_wake.set  # a release armed a backoff timer
         self._timers: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
 

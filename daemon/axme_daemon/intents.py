@@ -63,6 +63,21 @@ def request_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
+#: The longest an intent waits between failed delivery attempts.
+REDELIVERY_BACKOFF_CAP = 60.0
+
+
+def redelivery_delay(failed_attempt: int) -> float:
+    """Seconds before the next delivery of an intent whose attempt `failed_attempt` failed
+    (its process died, its lease was lost, it raised a retryable error). The first failure
+    is redelivered at once (a crash costs milliseconds); later ones back off, 1 s, 2 s, 4 s,
+    ... up to `REDELIVERY_BACKOFF_CAP`, so an intent that keeps killing its process does not
+    spin through its attempts and take the agent's time from the others."""
+    if failed_attempt <= 1:
+        return 0.0
+    return min(REDELIVERY_BACKOFF_CAP, 2.0 ** (failed_attempt - 2))
+
+
 @dataclass(frozen=True)
 class NewIntent:
     """A validated create request."""
@@ -169,6 +184,8 @@ class Step:
     result: Any
     attempt: int
     at: str
+    #: The step raised this (and the handler went on): a replay raises it again.
+    error: dict[str, Any] | None = None
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -177,7 +194,15 @@ class Step:
             "result": self.result,
             "attempt": self.attempt,
             "at": self.at,
+            "error": self.error,
         }
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """A step record's result when the step raised: what it raised, for replays to raise."""
+
+    error: dict[str, Any]
 
 
 @dataclass(frozen=True)

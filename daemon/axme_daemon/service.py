@@ -136,8 +136,11 @@ async def serve(settings: DaemonSettings) -> None:
 
     async def on_exited(worker: WorkerInfo, exit: ExitInfo) -> None:
         api_keys.pop(worker.api_key, None)
+        how = {"returncode": exit.returncode, "signal": exit.signal, "output": list(exit.output)}
         await dispatcher.worker_gone(
-            worker.worker_id, f"worker pid {worker.pid} of {worker.address} {exit.describe()}"
+            worker.worker_id,
+            f"worker pid {worker.pid} of {worker.address} {exit.describe()}",
+            {"exit": how},
         )
 
     app = create_app(engine, settings, api_keys, None)
@@ -149,6 +152,7 @@ async def serve(settings: DaemonSettings) -> None:
         on_exited=on_exited,
         on_change=lambda: engine.hub.notify([AGENTS_TOPIC]),
     )
+    dispatcher.on_serving = supervisor.serving
     registry = Registry(store, supervisor, dispatcher, before_start=tcp.ensure)
     attach_registry(app, registry)
     notifier = Notifier(registry.hooks_for)

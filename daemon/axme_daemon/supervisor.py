@@ -2,11 +2,13 @@
 
 Each replica of an agent is one asyncio task running a small state machine, after Supervisor's
 `process.py`: explicit states, every move checked against one table, every exit classified
-(requested, too fast to count as started, or a crash after a good start). The parent sees an
-exit the moment it happens, so a crash costs milliseconds; a crash loop ends in a visible
-FATAL instead of spinning forever.
+(requested, too fast to count as started, or a crash after a good start). A process has
+started once it stayed up `start_seconds` or took a delivery: its exit while handling work is
+that work's failure (the intent's attempts count it), so a poison intent cannot make its agent
+FATAL. The parent sees an exit the moment it happens, so a crash costs milliseconds; a crash
+loop ends in a visible FATAL instead of spinning forever.
 
-    STOPPED ─▶ STARTING ─(up start_seconds)─▶ RUNNING ─(exits)─▶ EXITED ─(at once)─▶ STARTING
+    STOPPED ─▶ STARTING ─(up start_seconds, or took work)─▶ RUNNING ─(exits)─▶ EXITED ─▶ STARTING
                   ├─(fast exit)─▶ BACKOFF ─(capped, jittered delay)─▶ STARTING
                   └─(start_retries fast exits in a row)─▶ FATAL ─(restart / changed spec)─▶ ...
     STARTING, RUNNING, EXITED, BACKOFF, FATAL ─(stop requested)─▶ STOPPED
@@ -30,6 +32,7 @@ import signal
 import sys
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -49,6 +52,9 @@ _READ_CHUNK = 64 * 1024
 _MAX_LINE = 64 * 1024
 #: How long an exited process's last output may take to reach its log before we move on.
 _DRAIN_SECONDS = 0.5
+#: Lines of a dead process's output kept to say why it died (and how much of each).
+_OUTPUT_LINES = 10
+_OUTPUT_LINE_CHARS = 500
 
 _PR_SET_PDEATHSIG = 1
 _SIGKILL = int(signal.SIGKILL)
@@ -146,6 +152,8 @@ class ExitInfo:
     uptime: float
     #: Set when the process never started (bad command or cwd); `describe()` is then this text.
     error: str | None = None
+    #: Its last lines of output (stdout and stderr), for whoever must say why it died.
+    output: tuple[str, ...] = ()
 
     def describe(self) -> str:
         if self.error:
@@ -218,6 +226,8 @@ class _Replica:
         self.last_exit_at: str | None = None
         self.task: asyncio.Task[None] | None = None
         self.stop_requested = asyncio.Event()
+        #: Set when its process takes its first delivery: a process serving work has started.
+        self.serving = asyncio.Event()
 
     def _transition(self, new: ProcState) -> None:
         check_transition(self.state, new)
@@ -279,6 +289,16 @@ class Supervisor:
         # One management operation at a time: apply, restart, stop and close never interleave.
         self._lock = asyncio.Lock()
         self._closed = False
+
+    def serving(self, worker_id: str) -> None:
+        """The process of `worker_id` took a delivery: it has started, whatever its uptime.
+        So its exit while handling that work is the work's failure (the intent's attempts
+        count it), not a failed start: a poison intent cannot make its agent FATAL."""
+        for agent in self._agents.values():
+            for r in agent.replicas:
+                if r.worker is not None and r.worker.worker_id == worker_id:
+                    r.serving.set()
+                    return
 
     def log_path(self, address: str) -> Path:
         return self._log_dir / "agents" / f"{agent_slug(address)}.log"
@@ -491,13 +511,15 @@ class Supervisor:
             os.close(write_fd)  # the child has its copy; EOF comes when the last holder exits
 
         started = r.started_at = self._clock()
+        r.serving = asyncio.Event()
         worker = r.worker = dataclasses.replace(pending, pid=proc.pid)
         self._note(r.agent, r, f"started pid {proc.pid}")
         try:
             self._on_started(worker)
         except Exception:
             log.exception("on_started failed for %s r%d", spec.address, r.number)
-        pump = asyncio.create_task(self._pump(r.agent.log, r.number, proc.pid, read_fd))
+        output: deque[str] = deque(maxlen=_OUTPUT_LINES)
+        pump = asyncio.create_task(self._pump(r.agent.log, r.number, proc.pid, read_fd, output))
         try:
             requested = await self._watch(r, proc, spec)
         finally:
@@ -512,18 +534,23 @@ class Supervisor:
         assert rc is not None
         fast = r.state is _S.STARTING and not requested
         sig = -rc if rc < 0 else None
-        return worker, ExitInfo(rc if sig is None else None, sig, requested, fast, uptime)
+        return worker, ExitInfo(
+            rc if sig is None else None, sig, requested, fast, uptime, output=tuple(output)
+        )
 
     async def _watch(self, r: _Replica, proc: asyncio.subprocess.Process, spec: AgentSpec) -> bool:
         """Wait for the exit, passing RUNNING on the way; stop it if asked. True when asked."""
         exited = asyncio.ensure_future(proc.wait())
         stopping = asyncio.ensure_future(r.stop_requested.wait())
+        serving = asyncio.ensure_future(r.serving.wait())
         try:
             either = (exited, stopping)
             done, _ = await asyncio.wait(
-                either, timeout=spec.start_seconds, return_when=asyncio.FIRST_COMPLETED
+                (*either, serving),
+                timeout=spec.start_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
             )
-            if not done:
+            if not done.intersection(either):  # up for start_seconds, or serving work
                 r._transition(_S.RUNNING)
                 r.fast_failures = 0
                 done, _ = await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
@@ -545,9 +572,13 @@ class Supervisor:
         finally:
             exited.cancel()
             stopping.cancel()
+            serving.cancel()
 
-    async def _pump(self, agent_log: _AgentLog, replica: int, pid: int, fd: int) -> None:
-        """Copy a process's merged stdout/stderr into its agent's log, line by line.
+    async def _pump(
+        self, agent_log: _AgentLog, replica: int, pid: int, fd: int, last: deque[str]
+    ) -> None:
+        """Copy a process's merged stdout/stderr into its agent's log, line by line (the
+        last ones also into `last`).
 
         Our own pipe, not `stdout=PIPE`: from Python 3.12 `Process.wait()` also waits for the
         transport's pipes, so a grandchild holding stdout would hide a crash of the agent.
@@ -568,9 +599,13 @@ class Supervisor:
                     lines.append(buf)
                     buf = b""
                 for line in lines:
-                    agent_log.write(tag, line.rstrip(b"\r").decode("utf-8", "replace"))
+                    text = line.rstrip(b"\r").decode("utf-8", "replace")
+                    agent_log.write(tag, text)
+                    last.append(text[:_OUTPUT_LINE_CHARS])
             if buf:
-                agent_log.write(tag, buf.rstrip(b"\r").decode("utf-8", "replace"))
+                text = buf.rstrip(b"\r").decode("utf-8", "replace")
+                agent_log.write(tag, text)
+                last.append(text[:_OUTPUT_LINE_CHARS])
         except Exception:
             log.exception("reading the output of pid %d failed", pid)
         finally:

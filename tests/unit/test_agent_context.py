@@ -141,3 +141,87 @@ def test_malformed_durations_in_waits_say_which(bad: Any) -> None:
     with pytest.raises(ValueError) as info:
         ctx.request_approval("Ship?", deadline=bad)
     assert "deadline" in str(info.value)
+
+
+class Declined(Exception):
+    """A step's own failure, caught by the handler."""
+
+
+def _decline() -> None:
+    raise Declined("card declined", 402)
+
+
+class FailureRecorder(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[dict[str, Any]]] = []
+
+    def record_steps(self, intent_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        self.batches.append(records)
+        return {}
+
+
+def test_a_raising_step_is_recorded_only_when_the_handler_goes_on() -> None:
+    # Raised out of the handler: nothing recorded, so the next delivery runs it again.
+    recorder = FailureRecorder()
+    ctx = _context(recorder)
+    with pytest.raises(Declined):
+        ctx.step("charge", _decline)
+    ctx.progress("noted")  # a progress event is no step: still nothing recorded
+    assert recorder.batches == [] and recorder.steps == []
+
+    # Caught, then another step: the failure takes its place first, then the step.
+    ctx = _context(recorder)
+    with pytest.raises(Declined):
+        ctx.step("charge", _decline)
+    assert ctx.step("notify", lambda: "sent") == "sent"
+    (failed,) = recorder.batches[0]
+    assert (failed["ordinal"], failed["key"], failed["result"]) == (1, "charge", None)
+    assert failed["error"]["type"] == "Declined"
+    assert failed["error"]["args"] == ["card declined", 402]
+    assert recorder.steps == [(2, "notify", "sent")]
+
+
+def test_a_recorded_failure_replays_as_the_same_exception() -> None:
+    error = {
+        "type": "Declined",
+        "message": "('card declined', 402)",
+        "module": __name__,
+        "qualname": "Declined",
+        "args": ["card declined", 402],
+    }
+    recorded = [
+        {"ordinal": 1, "key": "charge", "result": None, "error": error},
+        {"ordinal": 2, "key": "notify", "result": "sent", "error": None},
+    ]
+    ctx = _context(Recorder(), steps=recorded, attempt=2)
+    with pytest.raises(Declined) as raised:
+        ctx.step("charge", pytest.fail)  # replayed: never runs
+    assert raised.value.args == ("card declined", 402)
+    assert ctx.step("notify", pytest.fail) == "sent"
+
+
+def test_a_failure_whose_class_is_not_loaded_replays_as_step_failed() -> None:
+    from axme_cli.agent import StepFailed
+
+    error = {"type": "Gone", "message": "no", "module": "not.imported.module", "qualname": "Gone"}
+    ctx = _context(Recorder(), steps=[{"ordinal": 1, "key": "s", "result": None, "error": error}])
+    with pytest.raises(StepFailed) as raised:
+        ctx.step("s", pytest.fail)
+    assert raised.value.error == error
+
+
+def test_async_a_raising_step_is_recorded_when_the_handler_goes_on() -> None:
+    recorder = FailureRecorder()
+    ctx = AsyncContext(recorder, _delivery())  # type: ignore[arg-type]
+
+    async def handler() -> str:
+        try:
+            await ctx.step("charge", _decline)
+        except Declined:
+            return str(await ctx.step("notify", lambda: "sent"))
+        return "paid"
+
+    assert asyncio.run(handler()) == "sent"
+    assert [r["key"] for b in recorder.batches for r in b] == ["charge"]
+    assert recorder.steps == [(2, "notify", "sent")]

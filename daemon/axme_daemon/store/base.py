@@ -160,10 +160,17 @@ class Store(ABC):
 
     @abstractmethod
     async def release(
-        self, *, intent_ids: list[str] | None = None, worker_id: str | None = None, reason: str
+        self,
+        *,
+        intent_ids: list[str] | None = None,
+        worker_id: str | None = None,
+        reason: str,
+        details: dict[str, Any] | None = None,
     ) -> list[tuple[Intent, Event]]:
-        """End deliveries (of these intents, or all of one worker's, or all): back to
-        SUBMITTED, or FAILED with `intent.delivery_failed` once attempts are used up."""
+        """End deliveries (of these intents, or all of one worker's, or all) as failed
+        attempts: back to SUBMITTED (or WAITING a backoff first, see `redelivery_delay`), or
+        FAILED with `intent.delivery_failed` once attempts are used up. `details` say more
+        of why (they go into the event, and into the error of an intent that fails)."""
 
     @abstractmethod
     async def retry(self, intent_id: str, actor: str | None) -> tuple[Intent, Event]:

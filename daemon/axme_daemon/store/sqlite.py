@@ -398,10 +398,21 @@ class SqliteStore(Store):
         return await self._write(op)
 
     async def release(
-        self, *, intent_ids: list[str] | None = None, worker_id: str | None = None, reason: str
+        self,
+        *,
+        intent_ids: list[str] | None = None,
+        worker_id: str | None = None,
+        reason: str,
+        details: dict[str, Any] | None = None,
     ) -> list[tuple[Intent, Event]]:
         return await self._write(
-            partial(writes.release, intent_ids=intent_ids, worker_id=worker_id, reason=reason),
+            partial(
+                writes.release,
+                intent_ids=intent_ids,
+                worker_id=worker_id,
+                reason=reason,
+                details=details,
+            ),
             queues=True,
         )
 
@@ -645,13 +656,13 @@ class SqliteStore(Store):
 
     async def list_steps(self, intent_id: str) -> list[Step]:
         cur = self._reader.execute(
-            "SELECT s.ordinal, s.step_key, s.result, s.attempt, s.at "
+            "SELECT s.ordinal, s.step_key, s.result, s.attempt, s.at, s.error "
             "FROM steps s JOIN intents i ON i.pos = s.intent_pos "
             "WHERE i.intent_id = ? ORDER BY s.ordinal",
             (intent_id,),
         )
         rows = cur.fetchall()
-        return [Step(r[0], r[1], load(r[2]), r[3], r[4]) for r in rows]
+        return [Step(r[0], r[1], load(r[2]), r[3], r[4], load(r[5])) for r in rows]
 
     async def leased_to(self, worker_id: str, after_delivery_seq: int) -> list[Intent]:
         cur = self._reader.execute(

@@ -25,6 +25,7 @@ from axme_daemon.store.sqlite_writes import (
     dump,
     load,
     load_intent,
+    redeliver,
 )
 from axme_daemon.tasks import TaskSpec, check_decision, is_approval
 
@@ -73,8 +74,10 @@ def create_task(
     spec: TaskSpec,
     ordinal: int | None,
     effects: Effects,
+    **changes: Any,
 ) -> tuple[Intent, Task]:
-    """Open a task for `intent` (WAITING_FOR_HUMAN, no lease) with its reminder and deadline."""
+    """Open a task for `intent` (WAITING_FOR_HUMAN, no lease) with its reminder and deadline;
+    `changes` are more Intent fields to write with it."""
     now = time.time()
     task_id = str(uuid.uuid4())
     body = spec.model_dump(exclude_none=True)
@@ -103,6 +106,7 @@ def create_task(
         },
         waiting_reason="WAITING_FOR_HUMAN",
         lease_worker=None,
+        **changes,
     )
     task = Task(
         task_id,
@@ -240,22 +244,29 @@ def begin_wait(
             )
             return ({"state": "done", "result": result}, effects), [intent_id]
 
+    # The delivery ends here without failing: the one that resumes the handler goes on with
+    # the same attempt (`ctx.attempt`), and a wait never counts against its attempts.
+    same_attempt = max(0, intent.delivery_attempt - 1)
     target: str | None
     if kind == "human":
         spec = TaskSpec(**arguments)
-        _, task = create_task(db, pos, intent, spec, ordinal, effects)
+        _, task = create_task(
+            db, pos, intent, spec, ordinal, effects, delivery_attempt=same_attempt
+        )
         target = task.task_id
     elif kind == "time":
         until = time.time() + float(arguments["seconds"])
         _timer(db, pos, "wake", until, None, ordinal)
-        _suspend(db, pos, intent, "WAITING_FOR_TIME", f"sleeping {arguments['seconds']}s")
+        reason = f"sleeping {arguments['seconds']}s"
+        _suspend(db, pos, intent, "WAITING_FOR_TIME", reason, same_attempt)
         target = None
     elif kind == "signal":
         target = str(arguments["name"])
         if arguments.get("timeout_seconds"):
             fire_at = time.time() + float(arguments["timeout_seconds"])
             _timer(db, pos, "wait_timeout", fire_at, None, ordinal)
-        _suspend(db, pos, intent, "WAITING_FOR_TOOL", f"waiting for signal {target!r}")
+        reason = f"waiting for signal {target!r}"
+        _suspend(db, pos, intent, "WAITING_FOR_TOOL", reason, same_attempt)
     elif kind == "child":
         target = str(arguments["child_intent_id"])
         _, child = load_intent(db, target)
@@ -263,14 +274,8 @@ def begin_wait(
             result = child_result(child)
             _record(db, pos, intent, ordinal, key, result)
             return ({"state": "done", "result": result}, effects), [intent_id]
-        _suspend(
-            db,
-            pos,
-            intent,
-            "WAITING_FOR_AGENT",
-            f"waiting for child intent {target}",
-            child_intent_id=target,
-        )
+        reason = f"waiting for child intent {target}"
+        _suspend(db, pos, intent, "WAITING_FOR_AGENT", reason, same_attempt, child_intent_id=target)
     else:
         raise ValueError(f"unknown wait kind {kind!r}")
     db.execute(
@@ -287,6 +292,7 @@ def _suspend(
     intent: Intent,
     waiting_reason: str,
     reason: str,
+    delivery_attempt: int,
     **details: Any,
 ) -> None:
     """WAITING without a lease: the worker lets go until the wait is over."""
@@ -298,6 +304,7 @@ def _suspend(
         details={"reason": reason, **details},
         waiting_reason=waiting_reason,
         lease_worker=None,
+        delivery_attempt=delivery_attempt,
     )
 
 
@@ -483,6 +490,11 @@ def fire_timers(db: sqlite3.Connection, now: float) -> tuple[Effects, list[str]]
             _remind(db, pos, task_id, fire_at, effects)
         elif kind == "deadline":
             _deadline(db, pos, task_id, effects)
+        elif kind == "redeliver":
+            again = redeliver(db, pos)
+            if again is not None:
+                effects.requeued.append(again)
+                effects.touched.add(again.intent_id)
     return effects, list(effects.touched)
 
 

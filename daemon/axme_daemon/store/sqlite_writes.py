@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -28,9 +29,11 @@ from axme_daemon.intents import (
     Intent,
     NewIntent,
     Step,
+    StepFailure,
     check_transition,
     compact_json,
     now_iso,
+    redelivery_delay,
 )
 from axme_daemon.store.base import WorkerReport
 
@@ -495,19 +498,31 @@ def deliver_queued(
 
 def _release_reason(db: sqlite3.Connection, pos: int) -> str | None:
     """Why the last delivery of an intent ended, from the event that put it back."""
+    return _last_reason(db, pos, STATUS_EVENT[S.SUBMITTED])
+
+
+def _last_reason(db: sqlite3.Connection, pos: int, event_type: str) -> str | None:
+    """The `reason` of an intent's last event of `event_type`."""
     row = db.execute(
         "SELECT details FROM events WHERE intent_pos = ? AND event_type = ? "
         "ORDER BY seq DESC LIMIT 1",
-        (pos, STATUS_EVENT[S.SUBMITTED]),
+        (pos, event_type),
     ).fetchone()
     reason = (load(row[0]) or {}).get("reason") if row else None
     return str(reason) if reason is not None else None
 
 
 def release(
-    db: sqlite3.Connection, intent_ids: list[str] | None, worker_id: str | None, reason: str
+    db: sqlite3.Connection,
+    intent_ids: list[str] | None,
+    worker_id: str | None,
+    reason: str,
+    details: dict[str, Any] | None = None,
 ) -> tuple[list[tuple[Intent, Event]], list[str]]:
-    """End deliveries: back to SUBMITTED for another attempt, or FAILED once attempts ran out.
+    """End deliveries as failed attempts: FAILED once attempts ran out; else back to the
+    queue, at once after a first failure, after a backoff (WAITING_FOR_TIME, a `redeliver`
+    timer) after later ones. `details` (e.g. how a process died) go into the event, and into
+    the error when the intent fails.
 
     Selects by `intent_ids` (held by `worker_id`, when given), or every delivery `worker_id`
     holds, or (both None) every delivery at all, which is what a daemon restart does.
@@ -528,11 +543,13 @@ def release(
     for pos, intent in rows:
         if intent.status.is_final or intent.status.value not in _LEASED:
             continue
-        details = {"reason": reason, "delivery_attempt": intent.delivery_attempt}
-        if intent.delivery_attempt >= intent.max_delivery_attempts:
+        attempt = intent.delivery_attempt
+        said = {"reason": reason, "delivery_attempt": attempt, **(details or {})}
+        if attempt >= intent.max_delivery_attempts:
             error = {
-                "message": f"gave up after {intent.delivery_attempt} delivery attempts: {reason}",
-                "delivery_attempt": intent.delivery_attempt,
+                **(details or {}),
+                "message": f"gave up after {attempt} delivery attempts: {reason}",
+                "delivery_attempt": attempt,
             }
             out.append(
                 apply_change(
@@ -541,16 +558,48 @@ def release(
                     intent,
                     S.FAILED,
                     event_type="intent.delivery_failed",
-                    details={**details, "error": error},
+                    details={**said, "error": error},
                     error=error,
                     lease_worker=None,
                 )
             )
-        else:
-            out.append(
-                apply_change(db, pos, intent, S.SUBMITTED, details=details, lease_worker=None)
+            continue
+        delay = redelivery_delay(attempt)
+        if delay <= 0:
+            out.append(apply_change(db, pos, intent, S.SUBMITTED, details=said, lease_worker=None))
+            continue
+        db.execute(
+            "INSERT INTO timers (intent_pos, kind, fire_at) VALUES (?, 'redeliver', ?)",
+            (pos, time.time() + delay),
+        )
+        out.append(
+            apply_change(
+                db,
+                pos,
+                intent,
+                S.WAITING,
+                details={**said, "redeliver_in_seconds": delay},
+                waiting_reason="WAITING_FOR_TIME",
+                lease_worker=None,
             )
+        )
     return out, [i.intent_id for i, _ in out]
+
+
+def redeliver(db: sqlite3.Connection, pos: int) -> Intent | None:
+    """A failed attempt's backoff is over: back to the queue, saying why it was redelivered
+    (the reason the attempt ended, from the event that started the backoff)."""
+    cur = db.execute("SELECT intent_id FROM intents WHERE pos = ?", (pos,))
+    (intent_id,) = cur.fetchone() or (None,)
+    if intent_id is None:
+        return None
+    _, intent = load_intent(db, str(intent_id))
+    if intent.status is not S.WAITING:
+        return None
+    reason = _last_reason(db, pos, STATUS_EVENT[S.WAITING]) or "backoff over"
+    details = {"reason": reason, "delivery_attempt": intent.delivery_attempt}
+    updated, _ = apply_change(db, pos, intent, S.SUBMITTED, details=details, waiting_reason=None)
+    return updated
 
 
 def retry(
@@ -598,7 +647,8 @@ def _insert_steps(
     db: sqlite3.Connection, pos: int, intent: Intent, steps: Sequence[StepInput]
 ) -> tuple[list[Step], list[NewEvent]]:
     """Record `steps` in ordinal order; one already recorded under the same key is kept
-    (a worker that sent it twice), under another key it is refused."""
+    (a worker that sent it twice), under another key it is refused. A result that is a
+    `StepFailure` records what the step raised."""
     cur = db.execute("SELECT count(*) FROM steps WHERE intent_pos = ?", (pos,))
     count = (cur.fetchone() or (0,))[0]
     now = now_iso()
@@ -608,7 +658,7 @@ def _insert_steps(
     for ordinal, key, result in steps:
         if ordinal <= count:
             cur = db.execute(
-                "SELECT step_key, result, attempt, at FROM steps "
+                "SELECT step_key, result, attempt, at, error FROM steps "
                 "WHERE intent_pos = ? AND ordinal = ?",
                 (pos, ordinal),
             )
@@ -620,19 +670,29 @@ def _insert_steps(
                         f"not {key!r}",
                         details={"ordinal": ordinal, "recorded": existing[0], "key": key},
                     )
-                recorded.append(Step(ordinal, key, load(existing[1]), existing[2], existing[3]))
+                recorded.append(
+                    Step(
+                        ordinal, key, load(existing[1]), existing[2], existing[3], load(existing[4])
+                    )
+                )
                 continue
         if ordinal != count + 1:
             raise BadInput(f"step ordinal {ordinal} is out of order: {count} steps are recorded")
+        error = result.error if isinstance(result, StepFailure) else None
+        value = None if error is not None else result
         db.execute(
-            "INSERT INTO steps (intent_pos, ordinal, step_key, result, attempt, at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (pos, ordinal, key, dump(result), attempt, now),
+            "INSERT INTO steps (intent_pos, ordinal, step_key, result, attempt, at, error) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (pos, ordinal, key, dump(value), attempt, now, dump(error)),
         )
         count += 1
-        recorded.append(Step(ordinal, key, result, attempt, now))
-        details = {"step": key, "ordinal": ordinal, "attempt": attempt}
-        events.append(("intent.step_completed", S.IN_PROGRESS, None, details))
+        recorded.append(Step(ordinal, key, value, attempt, now, error))
+        details: dict[str, Any] = {"step": key, "ordinal": ordinal, "attempt": attempt}
+        if error is None:
+            events.append(("intent.step_completed", S.IN_PROGRESS, None, details))
+        else:
+            details["error"] = {k: error.get(k) for k in ("type", "message")}
+            events.append(("intent.step_failed", S.IN_PROGRESS, None, details))
     return recorded, events
 
 

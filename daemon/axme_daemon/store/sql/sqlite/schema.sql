@@ -51,6 +51,7 @@ CREATE TABLE steps (
     result TEXT,                             -- JSON
     attempt INTEGER NOT NULL,                -- the delivery attempt that ran it
     at TEXT NOT NULL,
+    error TEXT,                              -- JSON: it raised this (result is then NULL)
     PRIMARY KEY (intent_pos, ordinal)
 ) WITHOUT ROWID;
 
@@ -88,7 +89,7 @@ CREATE INDEX tasks_inbox ON tasks (status, coalesce(deadline_at, 1e18), created_
 CREATE TABLE timers (
     timer_id INTEGER PRIMARY KEY,
     intent_pos INTEGER NOT NULL REFERENCES intents (pos),
-    kind TEXT NOT NULL,                      -- reminder, deadline, wake, wait_timeout
+    kind TEXT NOT NULL,                      -- reminder, deadline, wake, wait_timeout, redeliver
     fire_at REAL NOT NULL,                   -- unix time
     task_id TEXT,
     ordinal INTEGER
