@@ -346,6 +346,10 @@ class DaemonClient:
         body = {"ordinal": ordinal, "key": key, "result": result}
         return self._request("POST", f"/v1/intents/{intent_id}/steps", json=body)
 
+    def list_steps(self, intent_id: str) -> list[dict[str, Any]]:
+        """The intent's recorded steps, in order."""
+        return list(self._request("GET", f"/v1/intents/{intent_id}/steps")["steps"])
+
     def record_steps(self, intent_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
         """Several step records (`ordinal`, `key`, `result`) in one request, all or none."""
         body = {"steps": records}

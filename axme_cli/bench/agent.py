@@ -5,6 +5,9 @@
   attempt 1 (the bench SIGKILLs the process there). Every real step execution is appended to
   `$AXME_BENCH_DIR/runs.jsonl`, so the bench can check step 1 did not run again.
 - `intent.bench.approval.v1`: waits for a person (`ctx.request_approval`), then completes.
+- `intent.bench.lag.v1`: one step that returns when it ended, then 20 ms of plain code (no
+  step after it), so its record leaves on its own: the bench reads how long after the step's
+  end it was in the store.
 """
 
 from __future__ import annotations
@@ -61,6 +64,17 @@ def crash(ctx: Context) -> dict[str, Any]:
 def approval(ctx: Context) -> dict[str, Any]:
     decision = ctx.request_approval("bench: approve?")
     return {"approved": decision.approved}
+
+
+def ended() -> dict[str, float]:
+    return {"ended": time.time()}
+
+
+@agent.handler("intent.bench.lag.v1")
+def lag(ctx: Context) -> dict[str, Any]:
+    ctx.step("s1", ended)
+    time.sleep(0.02)  # plain code after the step: its record does not ride with a next one
+    return {"ok": True}
 
 
 if __name__ == "__main__":

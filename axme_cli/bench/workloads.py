@@ -33,6 +33,7 @@ WORKLOADS = ("W0", "W1", "W1-seq", "W2", "W3", "CLI", "W4", "TUI")
 DEFAULT_WORKLOADS = WORKLOADS[:-2]
 
 PIPELINE_AGENT = "agent://bench/local/pipeline"
+LAG_TYPE = "intent.bench.lag.v1"
 CRASH_AGENT = "agent://bench/local/crash"
 APPROVAL_AGENT = "agent://bench/local/approval"
 #: No agent serves it: creates only.
@@ -59,6 +60,8 @@ class Plan:
     scale: int | None = None
     #: Intents each W1 agent process handles at once.
     concurrency: int = 8
+    #: CPU-bound processes run alongside, to measure on a loaded machine.
+    busy: int = 0
     #: TUI: the store it fills, the tasks among them, and how often each key is pressed.
     tui_intents: int = 10_000
     tui_tasks: int = 200
@@ -77,6 +80,7 @@ class Plan:
         only: tuple[str, ...],
         scale: int | None = None,
         concurrency: int = 8,
+        busy: int = 0,
     ) -> Plan:
         if tiny:
             sizes = dict(intents=20, seq=5, kills=1, decisions=2, cli_runs=2, w0_commits=50)
@@ -97,6 +101,7 @@ class Plan:
             repeat=repeat if repeat is not None else default_repeat,
             only=only,
             scale=scale,
+            busy=busy,
             **sizes,
             **tui,
         )
@@ -247,6 +252,7 @@ class Bench:
         self.client: DaemonClient | None = None
         self.daemon_pid: int | None = None
         self.results = Results()
+        self._busy: list[subprocess.Popen[bytes]] = []
 
     # -- setup and cleanup ---------------------------------------------------------------
 
@@ -256,12 +262,19 @@ class Bench:
         started = daemonctl.start(self.paths)
         self.daemon_pid = started.pid
         self.client = DaemonClient(self.paths.socket, timeout=60.0)
+        for _ in range(self.plan.busy):  # spin loops: the machine is busy, as under load
+            spin = [sys.executable, "-c", "while True: pass", str(self.home)]  # (named: ps)
+            self._busy.append(subprocess.Popen(spin, stdin=subprocess.DEVNULL))
 
     def close(self) -> None:
         import shutil
 
         from axme_cli import daemonctl
 
+        for spin in self._busy:
+            spin.kill()
+            spin.wait()
+        self._busy.clear()
         try:
             if self.client is not None:
                 for agent in (PIPELINE_AGENT, CRASH_AGENT, APPROVAL_AGENT):
@@ -468,7 +481,28 @@ class Bench:
                     took,
                     note="one at a time: submit to COMPLETED seen on the event stream",
                 )
+            self._step_lag()
             self.tick("W1-seq", 1)
+
+    def _step_lag(self) -> None:
+        """How long a finished step's record takes to be in the store when plain code, not
+        another step, follows it: the window in which a process's death re-runs that step."""
+        api = self.api
+        body = {"intent_type": LAG_TYPE, "to_agent": PIPELINE_AGENT, "payload": {}}
+        for _ in range(self.plan.seq):
+            intent_id = str(api.create_intent(body)["intent_id"])
+            last = _last_event(api, intent_id, 2)
+            if last.get("status") != "COMPLETED":
+                raise AxmeError(f"axme bench: intent {intent_id} ended {last.get('status')}")
+            (step,) = api.list_steps(intent_id)
+            lag = (_at(step) - float(step["result"]["ended"])) * 1000
+            self.results.add(
+                "W1-seq",
+                "step record lag",
+                "ms",
+                lag,
+                note="a step's end to its record in the store, plain code after it",
+            )
 
     def _has(self, address: str) -> bool:
         return any(a["address"] == address for a in self.api.list_agents())

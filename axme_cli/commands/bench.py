@@ -147,6 +147,15 @@ def bench(
             help="Run W4 growth: fill a store to 10^4, 10^5, ... up to N intents.",
         ),
     ] = None,
+    busy: Annotated[
+        int,
+        typer.Option(
+            "--busy",
+            min=0,
+            max=64,
+            help="CPU-bound processes to run alongside (e.g. one per core): figures under load.",
+        ),
+    ] = 0,
     tiny: Annotated[bool, typer.Option("--tiny", hidden=True)] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -155,7 +164,8 @@ def bench(
     \b
     W0      raw durable SQLite commits (WAL, synchronous=FULL): the ceiling
     W1      throughput: 3-step and 1-step intents, create-only with 1 and N clients
-    W1-seq  one intent at a time: submit to completed on the event stream
+    W1-seq  one intent at a time: submit to completed on the event stream; and how long
+            a finished step's record takes to be in the store (the re-run window)
     W2      crash recovery: SIGKILL mid-step to redelivery and completion
     W3      a person in the loop: decision to completed
     CLI     wall time of `axme --version` and `axme send`
@@ -182,6 +192,7 @@ def bench(
         repeat=repeat,
         only=_only(only, scale),
         scale=scale,
+        busy=busy,
     )
     bench = Bench(plan, lambda workload, done: None)
     began = time.monotonic()
@@ -207,6 +218,7 @@ def bench(
                     "repeat": plan.repeat,
                     "only": list(plan.only),
                     "scale": plan.scale,
+                    "busy": plan.busy,
                 },
                 "home": str(bench.home),
                 "seconds": round(took, 1),
@@ -219,7 +231,8 @@ def bench(
         f"[dim]{plan.intents} intents per W1 run, {plan.clients} clients, "
         f"{plan.replicas} W1 agent process(es) x {plan.concurrency} at once, "
         f"{plan.repeat} repetition(s); "
-        f"{took:.0f} s; temp home {bench.home} removed[/]"
+        + (f"{plan.busy} busy process(es) alongside; " if plan.busy else "")
+        + f"{took:.0f} s; temp home {bench.home} removed[/]"
     )
 
 

@@ -57,16 +57,21 @@ def test_bench_json_reports_positive_figures_and_cleans_up(
     axme_home: Path, tmpdir_short: Path
 ) -> None:
     result = run_bench(
-        axme_home, tmpdir_short, "--quick", "--json", "--only", "W0,W1-seq", "--concurrency", "3"
+        axme_home,
+        tmpdir_short,
+        *("--quick", "--json", "--only", "W0,W1-seq", "--concurrency", "3", "--busy", "1"),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["settings"]["concurrency"] == 3
+    assert report["settings"]["busy"] == 1
 
     workloads = report["workloads"]
     assert set(workloads) == {"W0", "W1-seq"}
     assert set(workloads["W0"]) == {"1-row commits", "100-row commits"}
-    assert set(workloads["W1-seq"]) == {"latency"}
+    assert set(workloads["W1-seq"]) == {"latency", "step record lag"}
+    # A record leaves 10 ms after its step when plain code follows: never sooner.
+    assert workloads["W1-seq"]["step record lag"]["min"] >= 9.0
     for metrics in workloads.values():
         for row in metrics.values():
             for key in ("median", "p99", "min", "max", "n"):
@@ -79,7 +84,7 @@ def test_bench_json_reports_positive_figures_and_cleans_up(
     assert home.parent == tmpdir_short
     assert not home.exists()
     assert list(tmpdir_short.iterdir()) == []
-    assert not processes_mentioning(str(home)), "a daemon or agent of the bench is left"
+    assert not processes_mentioning(str(home)), "a daemon, agent or spin loop of the bench is left"
     assert not (axme_home / "run").exists(), "the bench must not touch the user's home"
 
 
