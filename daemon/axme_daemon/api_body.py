@@ -10,8 +10,6 @@ words them). The model still documents the body in the OpenAPI schema.
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -21,88 +19,9 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from axme_cli.errors import ValidationFailed
+from axme_daemon.finite_json import parse_json, refuse_not_finite
 
 M = TypeVar("M", bound=BaseModel)
-
-#: Python reads `NaN`, `Infinity` and `-Infinity` as JSON, and a number too large for a
-#: float (`1e400`) as infinity; an integer past 4300 digits it cannot read at all. None of
-#: them can be stored, streamed or read back as JSON. A body holding one has one of these
-#: patterns (an exponent of 3 digits or a run of 100 digits, for the numbers too large), so
-#: only such bodies pay for a second, checking parse.
-_MAYBE_NOT_FINITE = re.compile(rb"NaN|Infinity|[eE][-+]?\d{3}|\d{100}")
-_MAX_INT_DIGITS = 4300
-
-
-class _NotFinite:
-    """What the checking parse puts where a number JSON cannot carry was."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
-def _float(text: str) -> float | _NotFinite:
-    value = float(text)
-    return value if math.isfinite(value) else _NotFinite(text)
-
-
-def _int(text: str) -> int | _NotFinite:
-    return int(text) if len(text.lstrip("-")) <= _MAX_INT_DIGITS else _NotFinite(text)
-
-
-_checking = json.JSONDecoder(parse_float=_float, parse_int=_int, parse_constant=_NotFinite)
-
-
-def _first_not_finite(value: Any, path: tuple[str, ...] = ()) -> tuple[str, str] | None:
-    if isinstance(value, _NotFinite):
-        return ".".join(path), value.text
-    if isinstance(value, dict):
-        items: Any = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return None
-    for key, item in items:
-        found = _first_not_finite(item, (*path, str(key)))
-        if found is not None:
-            return found
-    return None
-
-
-def _refuse(value: Any) -> None:
-    found = _first_not_finite(value)
-    if found is not None:
-        where, text = found
-        shown = text if len(text) <= 24 else f"{text[:20]}... ({len(text)} characters)"
-        raise ValidationFailed(
-            f"{where or 'request body'}: {shown} is not a finite JSON number",
-            details={"field": where},
-        )
-
-
-def refuse_not_finite(raw: bytes) -> None:
-    """422 naming the field when `raw` holds a number JSON cannot carry (see above);
-    nothing when it holds none, or is not JSON at all (the parser after this says so)."""
-    if _MAYBE_NOT_FINITE.search(raw) is None:
-        return
-    try:
-        value = _checking.decode(raw.decode())
-    except ValueError:
-        return
-    _refuse(value)
-
-
-def parse_json(raw: bytes) -> Any:
-    """A JSON body, or `json.JSONDecodeError`, or a 422 for a number JSON cannot carry."""
-    try:
-        text = raw.decode()
-    except UnicodeDecodeError as exc:
-        raise json.JSONDecodeError(f"not UTF-8 ({exc.reason})", "", exc.start) from None
-    if _MAYBE_NOT_FINITE.search(raw) is None:
-        return json.loads(text)
-    value = _checking.decode(text)
-    _refuse(value)
-    return value
 
 
 class _FiniteJsonRequest(Request):
