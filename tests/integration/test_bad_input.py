@@ -239,6 +239,18 @@ async def test_an_intent_with_a_human_task_is_never_retried_into_the_queue(
     assert await deliveries(api) == ""
 
 
+async def test_a_queued_intent_with_a_human_task_is_nobodys_delivery(
+    api: httpx.AsyncClient, axme_home: Path
+) -> None:
+    """What an older daemon could leave (the intent written, its task not): it stays out of
+    every agent's queue."""
+    intent_id = (await api.post("/v1/intents", json=GOOD)).json()["intent_id"]
+    with sqlite3.connect(axme_home / "axme.db") as db:
+        db.execute("UPDATE intents SET human_task = ?", (json.dumps({"title": "Ship?"}),))
+    assert await deliveries(api) == ""
+    assert (await api.get(f"/v1/intents/{intent_id}")).json()["status"] == "SUBMITTED"
+
+
 # -- 8 and 9: waits are checked by kind before anything changes ----------------------------
 
 BAD_WAITS = [
