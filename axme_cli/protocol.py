@@ -62,3 +62,12 @@ INTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 DEFAULT_MAX_DELIVERY_ATTEMPTS = 3
+
+#: The longest duration axme takes (a task's deadline or reminder, a sleep, a wait's
+#: timeout): 366 days. Longer is a mistake, and past it timestamps overflow.
+MAX_DURATION_SECONDS = 366 * 24 * 3600
+#: Reminders come no sooner than this after the task opens, and repeat no more often:
+#: each one is a durable write and an event on the timeline.
+MIN_REMIND_SECONDS = 1.0
+#: The most reminders one task sends, whether or not it sets `max_reminders`.
+MAX_REMINDERS = 1000

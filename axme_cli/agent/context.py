@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from axme_cli.durations import parse_duration
 from axme_cli.errors import BadInput
-from axme_cli.protocol import NEGATIVE_OUTCOMES
+from axme_cli.protocol import MAX_REMINDERS, MIN_REMIND_SECONDS, NEGATIVE_OUTCOMES
 
 if TYPE_CHECKING:
     from axme_cli.agent.outbox import Outbox
@@ -140,11 +140,11 @@ class Decision:
         )
 
 
-def _seconds(value: str | float | None, name: str) -> float | None:
+def _seconds(value: str | float | None, name: str, at_least: float = 0.0) -> float | None:
     if value is None:
         return None
     try:
-        return parse_duration(value, option=name)
+        return parse_duration(value, option=name, at_least=at_least)
     except BadInput as exc:
         raise ValueError(exc.message) from None
 
@@ -176,14 +176,20 @@ def task_arguments(
         "allowed_outcomes": allowed_outcomes,
         "required_comment": required_comment,
         "assignees": assignees,
-        "remind_after_seconds": _seconds(remind_after, "remind_after"),
-        "remind_interval_seconds": _seconds(remind_interval, "remind_interval"),
-        "max_reminders": max_reminders,
+        "remind_after_seconds": _seconds(remind_after, "remind_after", MIN_REMIND_SECONDS),
+        "remind_interval_seconds": _seconds(remind_interval, "remind_interval", MIN_REMIND_SECONDS),
+        "max_reminders": _reminders(max_reminders),
         "deadline_seconds": _seconds(deadline, "deadline"),
         "on_timeout": on_timeout,
         "escalate_to": escalate_to,
     }
     return {k: v for k, v in spec.items() if v is not None}
+
+
+def _reminders(count: int | None) -> int | None:
+    if count is not None and not 0 <= count <= MAX_REMINDERS:
+        raise ValueError(f"max_reminders: must be from 0 to {MAX_REMINDERS}")
+    return count
 
 
 def _as_json(key: str, value: Any) -> Any:

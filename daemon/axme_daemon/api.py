@@ -27,9 +27,15 @@ from axme_cli import __version__
 from axme_cli.errors import AxmeError, PayloadTooLarge, ValidationFailed
 from axme_cli.protocol import DEFAULT_MAX_DELIVERY_ATTEMPTS, IntentStatus
 from axme_daemon.api_agents import add_agent_routes
-from axme_daemon.api_body import body_of, document_bodies, json_answer, read_body
+from axme_daemon.api_body import (
+    FiniteJsonRoute,
+    body_of,
+    document_bodies,
+    json_answer,
+    read_body,
+)
 from axme_daemon.api_direct import DirectRoutes, Endpoint
-from axme_daemon.api_tasks import add_task_routes
+from axme_daemon.api_tasks import WaitRequest, add_task_routes
 from axme_daemon.api_watch import add_watch_routes
 from axme_daemon.api_workers import ApiKeys, Reports, add_worker_routes
 from axme_daemon.config import DaemonSettings
@@ -172,6 +178,7 @@ def create_app(
         # No OpenTelemetry here: it would look its providers up on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.router.route_class = FiniteJsonRoute  # bodies FastAPI reads: no NaN, no Infinity
     direct: dict[tuple[str, str], Endpoint] = {}
     app.add_middleware(DirectRoutes, routes=direct, handlers=app.exception_handlers)
     app.add_middleware(BodyLimit, limit=settings.max_payload_bytes)
@@ -370,7 +377,7 @@ def create_app(
     add_watch_routes(app, engine)
     if registry is not None:
         add_agent_routes(app, registry)
-    document_bodies(app, CreateIntent, Reports)
+    document_bodies(app, CreateIntent, Reports, WaitRequest)
     for route in app.routes:
         if isinstance(route, APIRoute):
             for method in route.methods or ():

@@ -10,20 +10,48 @@ words them). The model still documents the body in the OpenAPI schema.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
+from axme_daemon.finite_json import parse_json, refuse_not_finite
+
 M = TypeVar("M", bound=BaseModel)
+
+
+class _FiniteJsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = parse_json(await self.body())
+        return self._json
+
+
+class FiniteJsonRoute(APIRoute):
+    """A route whose JSON body is read by `parse_json`: FastAPI reads bodies with
+    `Request.json`, which takes NaN and Infinity. (FastAPI answers an error raised while
+    reading the body as a 400 caused by it; the app's handler answers with the cause.)"""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler
+
+        async def read_finite(request: Request) -> Response:
+            return await handler(_FiniteJsonRequest(request.scope, request.receive))
+
+        return read_finite
 
 
 async def read_body(request: Request, model: type[M]) -> M:
     raw = await request.body()
     if not raw.strip():
         raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "required"}])
+    refuse_not_finite(raw)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

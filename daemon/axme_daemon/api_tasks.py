@@ -8,24 +8,93 @@ checks apply and the first decision wins.
 from __future__ import annotations
 
 import getpass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, RootModel
 
 from axme_cli.errors import Conflict, ValidationFailed
+from axme_cli.protocol import MAX_DURATION_SECONDS
+from axme_daemon.api_body import body_of, read_body
 from axme_daemon.api_workers import ApiKeys, worker_identity
 from axme_daemon.engine import Engine
 from axme_daemon.intents import Task
+from axme_daemon.models import IntentBody
+from axme_daemon.tasks import TaskSpec
 
 WAIT_KINDS = ("human", "time", "signal", "child")
 
 
-class WaitRequest(BaseModel):
+class _Wait(BaseModel):
     ordinal: int = Field(ge=1, le=1_000_000)
     key: str = Field(min_length=1, max_length=300)
-    kind: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class HumanWait(_Wait):
+    """`ctx.request_approval`, `ctx.ask`: a task for a person."""
+
+    kind: Literal["human"]
+    arguments: TaskSpec
+
+
+class Sleep(BaseModel):
+    seconds: float = Field(gt=0, le=MAX_DURATION_SECONDS)
+
+
+class TimeWait(_Wait):
+    """`ctx.sleep`."""
+
+    kind: Literal["time"]
+    arguments: Sleep
+
+
+class AwaitSignal(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=MAX_DURATION_SECONDS)
+
+
+class SignalWait(_Wait):
+    """`ctx.wait_for_event`."""
+
+    kind: Literal["signal"]
+    arguments: AwaitSignal
+
+
+class ChildWait(_Wait):
+    """`ctx.call`: the child intent, created once."""
+
+    kind: Literal["child"]
+    arguments: IntentBody
+
+
+Wait = HumanWait | TimeWait | SignalWait | ChildWait
+
+
+class WaitRequest(RootModel[Annotated[Wait, Field(discriminator="kind")]]):
+    """A handler step starts waiting; what `arguments` holds depends on `kind`."""
+
+
+async def read_wait(request: Request) -> Wait:
+    """The body checked for its `kind`, before anything changes. Errors name fields as the
+    client wrote them (pydantic puts the kind it matched first in each error's location)."""
+    try:
+        return (await read_body(request, WaitRequest)).root
+    except RequestValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            loc = tuple(err.get("loc", ()))
+            if err.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+                kinds = ", ".join(WAIT_KINDS)
+                err = {
+                    "type": "value_error",
+                    "loc": ("body", "kind"),
+                    "msg": f"must be one of {kinds}",
+                }
+            elif len(loc) > 1 and loc[1] in WAIT_KINDS:
+                err = {**err, "loc": (loc[0], *loc[2:])}
+            errors.append(err)
+        raise RequestValidationError(errors) from None
 
 
 class Decision(BaseModel):
@@ -95,22 +164,18 @@ async def decide_resume(engine: Engine, intent_id: str, body: dict[str, Any]) ->
 
 def add_task_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
 
-    @app.post("/v1/intents/{intent_id}/waits", tags=["intents"])
-    async def begin_wait(request: Request, intent_id: str, body: WaitRequest) -> dict[str, Any]:
+    @app.post("/v1/intents/{intent_id}/waits", tags=["intents"], openapi_extra=body_of(WaitRequest))
+    async def begin_wait(request: Request, intent_id: str) -> dict[str, Any]:
         """A handler step starts waiting: `human` (a task), `time`, `signal` or `child`.
 
         `state: done` with `result` when it is already over; otherwise `state: waiting`, the
         intent is WAITING and the worker lets the delivery go.
         """
-        if body.kind not in WAIT_KINDS:
-            raise ValidationFailed(f"kind: must be one of {', '.join(WAIT_KINDS)}")
-        if body.kind == "human":
-            from axme_daemon.tasks import TaskSpec
-
-            TaskSpec(**body.arguments)  # 422 with the field named, before anything changes
+        wait = await read_wait(request)
         worker_id = worker_identity(request, api_keys)
+        arguments = wait.arguments.model_dump(exclude_none=True)
         state = await engine.begin_wait(
-            intent_id, worker_id, body.ordinal, body.key, body.kind, body.arguments
+            intent_id, worker_id, wait.ordinal, wait.key, wait.kind, arguments
         )
         return {"ok": True, **state}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -178,7 +179,12 @@ def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
         is not finished. Each delivery is leased to the worker until it resumes the intent.
         """
         target = normalize_address(address)
-        worker_id = worker_identity(request, api_keys)
+        worker_id = worker_identity(request, api_keys) or f"anon-{uuid.uuid4().hex[:12]}"
+        # Refused (this worker serves another address) as JSON before the stream starts:
+        # once its first byte is out, an error can only cut the connection.
+        engine.dispatcher.register(
+            worker_id, target, supervised=False, limit=max_in_flight or 1, pid=None
+        )
 
         async def frames() -> AsyncIterator[bytes]:
             async for item in engine.dispatcher.stream(

@@ -163,14 +163,13 @@ class Engine:
         return match[0]
 
     async def create(self, new: NewIntent) -> tuple[Intent, bool]:
+        if new.human_task is not None:  # no agent code: the intent waits for a person
+            intent, created, effects = await self.store.create_task_intent(new, str(uuid.uuid4()))
+            await self._apply(effects)
+            return intent, created
         intent, created = await self.store.create_intent(new, str(uuid.uuid4()))
-        if created:
-            if new.human_task is not None:  # no agent code: the intent waits for a person
-                _, effects = await self.store.open_intent_task(intent.intent_id, new.human_task)
-                await self._apply(effects)
-                intent = await self.get(intent.intent_id)
-            elif intent.status is IntentStatus.SUBMITTED:  # else delivered by the create
-                self.dispatcher.queued(intent.to_agent)
+        if created and intent.status is IntentStatus.SUBMITTED:  # else delivered by the create
+            self.dispatcher.queued(intent.to_agent)
         return intent, created
 
     async def get(self, intent_id: str) -> Intent:

@@ -50,8 +50,9 @@ def now_iso() -> str:
 
 
 #: Compact JSON, as the daemon stores and streams it. One encoder made once: `json.dumps`
-#: with options builds a new one on every call.
-compact_json = json.JSONEncoder(separators=(",", ":")).encode
+#: with options builds a new one on every call. NaN and Infinity are not JSON: refused at
+#: the edge, and a ValueError here (nothing written) should one get past it.
+compact_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def canonical_json(value: Any) -> str:

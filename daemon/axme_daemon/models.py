@@ -14,8 +14,8 @@ from axme_cli.protocol import (
 )
 
 
-class CreateIntent(BaseModel):
-    """POST /v1/intents. Keys the daemon does not use yet are accepted and ignored."""
+class IntentBody(BaseModel):
+    """What a new intent is: a create's body, or the child intent of a `ctx.call`."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -23,12 +23,6 @@ class CreateIntent(BaseModel):
     to_agent: str = Field(max_length=500, examples=["agent://myorg/production/data-pipeline"])
     payload: dict[str, Any] = Field(default_factory=dict)
     from_agent: str | None = Field(default=None, max_length=500)
-    reply_to: str | None = Field(default=None, max_length=500)
-    correlation_id: str | None = Field(default=None, max_length=200)
-    human_task: dict[str, Any] | None = None
-    deadline_at: str | None = None
-    #: Default: the registered agent's `max_delivery_attempts`, else 3.
-    max_delivery_attempts: int | None = Field(default=None, ge=1, le=100)
 
     @field_validator("intent_type")
     @classmethod
@@ -48,6 +42,17 @@ class CreateIntent(BaseModel):
                 f"got {value!r}"
             )
         return value
+
+
+class CreateIntent(IntentBody):
+    """POST /v1/intents. Keys the daemon does not use yet are accepted and ignored."""
+
+    reply_to: str | None = Field(default=None, max_length=500)
+    correlation_id: str | None = Field(default=None, max_length=200)
+    human_task: dict[str, Any] | None = None
+    deadline_at: str | None = None
+    #: Default: the registered agent's `max_delivery_attempts`, else 3.
+    max_delivery_attempts: int | None = Field(default=None, ge=1, le=100)
 
 
 class ResolveIntent(BaseModel):

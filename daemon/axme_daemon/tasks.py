@@ -11,7 +11,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from axme_cli.errors import ValidationFailed
-from axme_cli.protocol import DEFAULT_OUTCOMES, NEGATIVE_OUTCOMES
+from axme_cli.protocol import (
+    DEFAULT_OUTCOMES,
+    MAX_DURATION_SECONDS,
+    MAX_REMINDERS,
+    MIN_REMIND_SECONDS,
+    NEGATIVE_OUTCOMES,
+)
 
 TASK_TYPES = frozenset(
     {
@@ -37,10 +43,15 @@ class TaskSpec(BaseModel):
     evidence_required: bool = False
     form_schema: dict[str, Any] | None = None
     assignees: list[str] | None = None
-    remind_after_seconds: float | None = Field(default=None, gt=0)
-    remind_interval_seconds: float | None = Field(default=None, gt=0)
-    max_reminders: int | None = Field(default=None, ge=0, le=1000)
-    deadline_seconds: float | None = Field(default=None, gt=0)
+    remind_after_seconds: float | None = Field(
+        default=None, ge=MIN_REMIND_SECONDS, le=MAX_DURATION_SECONDS
+    )
+    remind_interval_seconds: float | None = Field(
+        default=None, ge=MIN_REMIND_SECONDS, le=MAX_DURATION_SECONDS
+    )
+    #: At most MAX_REMINDERS, which is also the cap when it is not given.
+    max_reminders: int | None = Field(default=None, ge=0, le=MAX_REMINDERS)
+    deadline_seconds: float | None = Field(default=None, gt=0, le=MAX_DURATION_SECONDS)
     on_timeout: str = "reject"
     escalate_to: str | None = None
     reject_status: str = "CANCELED"
@@ -104,7 +115,8 @@ def check_decision(
     spec: dict[str, Any], outcome: str, comment: str | None, data: dict[str, Any]
 ) -> None:
     """Raise `ValidationFailed` (422) unless the decision answers the task as it asks."""
-    task = TaskSpec(**spec)
+    # Checked when the task was opened; a task stored under older bounds stays decidable.
+    task = TaskSpec.model_construct(**spec)
     allowed = task.outcomes()
     if outcome not in allowed:
         raise ValidationFailed(

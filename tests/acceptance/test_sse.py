@@ -121,3 +121,23 @@ def test_bad_stream_parameters_are_rejected(daemon: Daemon) -> None:
             resp, raw = _stream(client, intent_id, **params)
             assert resp.status_code == 422, params
             assert json.loads(raw)["error"]["code"] == "validation_error"
+
+
+def test_an_agent_stream_that_cannot_be_served_is_refused_before_its_first_byte(
+    daemon: Daemon,
+) -> None:
+    """A worker id serves one address: a stream for another is a JSON 400, not a 200 that
+    breaks off with a traceback in the log."""
+    worker = {"x-axme-worker": "w-1"}
+    with daemon.client() as client:
+        first = client.get(
+            "/v1/agents/test/sse/a/intents/stream", params={"wait_seconds": 0}, headers=worker
+        )
+        assert first.status_code == 200
+        refused = client.get(
+            "/v1/agents/test/sse/b/intents/stream", params={"wait_seconds": 0}, headers=worker
+        )
+    assert refused.status_code == 400
+    assert refused.headers["content-type"] == "application/json"
+    assert "w-1 serves agent://test/sse/a" in refused.json()["error"]["message"]
+    assert "Traceback" not in daemon.log()

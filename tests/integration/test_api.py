@@ -28,14 +28,6 @@ ApiFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 
 
 @pytest.fixture
-async def store(axme_home: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(axme_home / "axme.db")
-    await store.open()
-    yield store
-    await store.close()
-
-
-@pytest.fixture
 async def make_api(axme_home: Path, store: SqliteStore) -> AsyncIterator[ApiFactory]:
     """Build the app on this test's store (settings from `load_settings`) and a client for it."""
     clients: list[httpx.AsyncClient] = []

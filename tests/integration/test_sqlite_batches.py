@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from axme_daemon.intents import NewIntent
 from axme_daemon.store import IntentFilter
@@ -22,14 +18,6 @@ def _new(n: int) -> NewIntent:
 
 def _id(n: int) -> str:
     return f"00000000-0000-4000-8000-{n:012d}"
-
-
-@pytest.fixture
-async def store(axme_home: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(axme_home / "batches.db")
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def _stored(store: SqliteStore) -> list[str]:

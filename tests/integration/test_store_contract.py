@@ -47,6 +47,31 @@ async def test_create_appends_created_and_submitted(store: Store) -> None:
     assert await store.list_events(intent.intent_id, since=2) == []
 
 
+async def test_an_intent_with_its_own_human_task_is_created_waiting_in_one_write(
+    store: Store,
+) -> None:
+    first, second = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
+    new = _new(human_task={"title": "Ship?", "deadline_seconds": 60})
+    with pytest.raises(ValueError, match="create_task_intent"):
+        await store.create_intent(new, first)
+    intent, created, effects = await store.create_task_intent(new, first)
+    assert created and intent.status is IntentStatus.WAITING
+    assert intent.waiting_reason == "WAITING_FOR_HUMAN"
+    assert [e.event_type for e in await store.list_events(first)] == [
+        "intent.created",
+        "intent.submitted",
+        "intent.human_task_assigned",
+    ]
+    (task,) = await store.list_tasks(intent_id=first)
+    assert [n["task"]["task_id"] for n in effects.notices] == [task.task_id]
+    assert await store.lease("agent://test/a", "w0", 5, {}) == []  # nobody's delivery
+    # A task the spec cannot open: neither the intent nor its task is written.
+    with pytest.raises(ValueError):
+        await store.create_task_intent(_new(1, human_task={"title": ""}), second)
+    assert await store.get_intent(second) is None
+    assert len(await store.list_tasks()) == 1
+
+
 class Taker:
     """A deliverer with one listening worker of a few free slots (the dispatcher's part)."""
 

@@ -225,3 +225,34 @@ def test_async_a_raising_step_is_recorded_when_the_handler_goes_on() -> None:
     assert asyncio.run(handler()) == "sent"
     assert [r["key"] for b in recorder.batches for r in b] == ["charge"]
     assert recorder.steps == [(2, "notify", "sent")]
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"remind_after": 0.001}, "remind_after: must be at least 1s"),
+        ({"remind_interval": "10ms"}, "remind_interval: must be at least 1s"),
+        ({"max_reminders": 10**6}, "max_reminders: must be from 0 to 1000"),
+        ({"max_reminders": -1}, "max_reminders"),
+        ({"deadline": "400d"}, "deadline: must be at most 366 days"),
+        ({"deadline": float("nan")}, "deadline: must be more than zero"),
+        ({"remind_after": float("inf")}, "remind_after: must be at most 366 days"),
+    ],
+)
+def test_task_timing_out_of_bounds_is_refused_before_the_daemon_is_asked(
+    options: dict[str, Any], says: str
+) -> None:
+    """The bounds the daemon holds tasks to, said where the agent's code asked."""
+    ctx = _context(Recorder())  # a Recorder has no begin_wait: nothing reached it
+    with pytest.raises(ValueError) as info:
+        ctx.request_approval("Ship?", **options)
+    assert says in str(info.value)
+
+
+@pytest.mark.parametrize("duration", ["400d", 1e308, float("nan")])
+def test_waits_longer_than_366_days_are_refused(duration: Any) -> None:
+    ctx = _context(Recorder())
+    with pytest.raises(ValueError, match="duration"):
+        ctx.sleep(duration)
+    with pytest.raises(ValueError, match="timeout"):
+        ctx.wait_for_event("go", timeout=duration)

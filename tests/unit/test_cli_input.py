@@ -49,3 +49,10 @@ def test_bad_payloads(spec: str, says: str) -> None:
     with pytest.raises(BadInput) as info:
         read_payload(spec)
     assert says in info.value.message
+
+
+@pytest.mark.parametrize("text", ["367d", "99999999999h", 1e308, float("nan"), float("inf")])
+def test_durations_past_366_days_or_not_finite_are_refused(text: str | float) -> None:
+    with pytest.raises(BadInput) as info:
+        parse_duration(text)
+    assert "--timeout: must be" in info.value.message

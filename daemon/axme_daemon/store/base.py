@@ -109,7 +109,8 @@ class Store(ABC):
         """Insert with `intent.created` and `intent.submitted`; return (intent, created).
 
         With an idempotency key already seen, return the existing intent and False, or raise
-        `IdempotencyConflict` when the request hash differs.
+        `IdempotencyConflict` when the request hash differs. Not for an intent with a
+        `human_task` (`create_task_intent`).
         """
 
     @abstractmethod
@@ -231,9 +232,11 @@ class Store(ABC):
         to WAITING without a lease, unless the wait is already over (`state: done`)."""
 
     @abstractmethod
-    async def open_intent_task(
-        self, intent_id: str, spec: dict[str, Any]
-    ) -> tuple[Task, Effects]: ...
+    async def create_task_intent(
+        self, new: NewIntent, intent_id: str
+    ) -> tuple[Intent, bool, Effects]:
+        """`create_intent` for an intent with its own `human_task`: it is inserted WAITING
+        for the decision, with its task, in one write (all or nothing)."""
 
     @abstractmethod
     async def decide(

@@ -333,9 +333,12 @@ class SqliteStore(Store):
     # -- writes ----------------------------------------------------------------------
 
     async def create_intent(self, new: NewIntent, intent_id: str) -> tuple[Intent, bool]:
+        if new.human_task is not None:
+            raise ValueError("an intent with a human_task is created by create_task_intent")
+
         def op(db: sqlite3.Connection) -> tuple[tuple[Intent, bool], list[str]]:
             # Delivered as it is inserted when a worker has room and nothing older waits.
-            deliverer = self._deliverer if new.human_task is None else None
+            deliverer = self._deliverer
             worker_id = deliverer.claim(new.to_agent, intent_id) if deliverer else None
             if deliverer and worker_id and writes.queued(db, new.to_agent):
                 deliverer.unclaim(worker_id, intent_id)
@@ -522,8 +525,10 @@ class SqliteStore(Store):
             queues=True,
         )
 
-    async def open_intent_task(self, intent_id: str, spec: dict[str, Any]) -> tuple[Task, Effects]:
-        return await self._write(partial(waits.open_intent_task, intent_id=intent_id, spec=spec))
+    async def create_task_intent(
+        self, new: NewIntent, intent_id: str
+    ) -> tuple[Intent, bool, Effects]:
+        return await self._write(partial(waits.create_task_intent, new=new, intent_id=intent_id))
 
     async def decide(
         self,
@@ -675,7 +680,8 @@ class SqliteStore(Store):
 
     async def has_queued(self, address: str) -> bool:
         row = self._reader.execute(
-            "SELECT 1 FROM intents WHERE to_agent = ? AND status = ? LIMIT 1",
+            "SELECT 1 FROM intents WHERE to_agent = ? AND status = ? AND human_task IS NULL "
+            "LIMIT 1",
             (address, IntentStatus.SUBMITTED.value),
         ).fetchone()
         return row is not None

@@ -16,12 +16,13 @@ from dataclasses import replace
 from typing import Any
 
 from axme_cli.errors import AlreadyFinal, Conflict, NotFound
-from axme_cli.protocol import IntentStatus
-from axme_daemon.intents import Intent, Task, now_iso
+from axme_cli.protocol import MAX_REMINDERS, MIN_REMIND_SECONDS, IntentStatus
+from axme_daemon.intents import Intent, NewIntent, Task, now_iso
 from axme_daemon.store.base import Effects
 from axme_daemon.store.sqlite_writes import (
     apply_change,
     check_lease,
+    create,
     dump,
     load,
     load_intent,
@@ -320,14 +321,21 @@ def child_result(child: Intent) -> dict[str, Any]:
 # -- ending waits ----------------------------------------------------------------------
 
 
-def open_intent_task(
-    db: sqlite3.Connection, intent_id: str, spec: dict[str, Any]
-) -> tuple[tuple[Task, Effects], list[str]]:
-    """An intent's own `human_task` (no agent code): it waits for the decision itself."""
+def create_task_intent(
+    db: sqlite3.Connection, new: NewIntent, intent_id: str
+) -> tuple[tuple[Intent, bool, Effects], list[str]]:
+    """An intent with its own `human_task` (no agent code), which waits for the decision
+    itself: inserted with its task in one transaction, so neither exists without the other
+    (an intent left queued without its task would go to an agent as ordinary work)."""
+    assert new.human_task is not None
+    spec = TaskSpec(**new.human_task)  # before anything is written
     effects = Effects()
+    (intent, created), _ = create(db, new, intent_id)
+    if not created:  # an idempotent replay
+        return (intent, False, effects), []
     pos, intent = load_intent(db, intent_id)
-    _, task = create_task(db, pos, intent, TaskSpec(**spec), None, effects)
-    return (task, effects), [intent_id]
+    waiting, _ = create_task(db, pos, intent, spec, None, effects)
+    return (waiting, True, effects), [intent_id]
 
 
 def decide(
@@ -521,10 +529,13 @@ def _remind(
     effects.notices.append(
         {"event": "reminder", "task": {**task.to_wire(), "reminders_sent": count}}
     )
+    # Bounded here too: a task stored before the bounds were checked must not remind forever.
     interval = task.spec.get("remind_interval_seconds")
     limit = task.spec.get("max_reminders")
-    if interval and (limit is None or count < limit):
-        _timer(db, pos, "reminder", fire_at + float(interval), task_id, task.ordinal)
+    limit = MAX_REMINDERS if limit is None else min(int(limit), MAX_REMINDERS)
+    if interval and count < limit:
+        next_at = fire_at + max(float(interval), MIN_REMIND_SECONDS)
+        _timer(db, pos, "reminder", next_at, task_id, task.ordinal)
 
 
 def _deadline(db: sqlite3.Connection, pos: int, task_id: str, effects: Effects) -> None:

@@ -410,10 +410,11 @@ def lease(
     next_delivery_seq: int,
     reasons: dict[str, str],
 ) -> tuple[list[tuple[Intent, Event]], list[str]]:
-    """Deliver up to `limit` waiting intents of `address` to `worker_id`, oldest first."""
+    """Deliver up to `limit` waiting intents of `address` to `worker_id`, oldest first (never
+    a person's own intent: it has no agent code)."""
     cur = db.execute(
         f"SELECT {INTENT_COLUMNS} FROM intents WHERE to_agent = ? AND status = ? "
-        "ORDER BY pos LIMIT ?",
+        "AND human_task IS NULL ORDER BY pos LIMIT ?",
         (address, S.SUBMITTED.value, limit),
     )
     rows = list(cur.fetchall())
@@ -467,7 +468,7 @@ def oldest_queued(db: sqlite3.Connection, address: str) -> tuple[int, Intent] | 
 def queued(db: sqlite3.Connection, address: str) -> bool:
     """Whether intents of `address` wait in the queue."""
     cur = db.execute(
-        "SELECT 1 FROM intents WHERE to_agent = ? AND status = ? LIMIT 1",
+        "SELECT 1 FROM intents WHERE to_agent = ? AND status = ? AND human_task IS NULL LIMIT 1",
         (address, S.SUBMITTED.value),
     )
     return cur.fetchone() is not None
@@ -610,6 +611,11 @@ def retry(
     if intent.status not in (S.FAILED, S.TIMED_OUT):
         raise Conflict(
             f"only FAILED or TIMED_OUT intents can be retried; this one is {intent.status.value}",
+            details={"status": intent.status.value},
+        )
+    if intent.human_task is not None:  # it has no agent code to run again
+        raise Conflict(
+            "an intent with its own human_task cannot be retried; send it again",
             details={"status": intent.status.value},
         )
     updated = apply_change(
