@@ -72,8 +72,15 @@ def stop(
     stopped = daemonctl.stop(ctx.obj, timeout=timeout)
     if as_json:
         render.print_json(
-            {"pid": stopped.pid, "was_running": stopped.was_running, "killed": stopped.killed}
+            {
+                "pid": stopped.pid,
+                "was_running": stopped.was_running,
+                "killed": stopped.killed,
+                "not_ours": stopped.not_ours,
+            }
         )
+    elif stopped.not_ours:
+        render.out().print(f"not running: {stopped.not_ours}", soft_wrap=True)
     elif not stopped.was_running:
         render.out().print("not running")
     elif stopped.killed:

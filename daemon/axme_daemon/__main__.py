@@ -8,11 +8,13 @@ from pathlib import Path
 
 from axme_daemon.config import load_settings
 from axme_daemon.log import configure_logging
-from axme_daemon.server import AlreadyRunning
+from axme_daemon.server import AlreadyRunning, HomeUnusable
 from axme_daemon.service import run
 
 #: Exit code when another daemon already serves the home (the CLI treats it as success).
 EXIT_ALREADY_RUNNING = 3
+#: Exit code when the daemon cannot serve this home; its last line on stderr says why.
+EXIT_CANNOT_START = 4
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,11 +43,17 @@ def main(argv: list[str] | None = None) -> int:
         listen=args.listen,
     )
     try:
-        configure_logging(settings)
+        try:
+            configure_logging(settings)
+        except OSError as exc:
+            raise HomeUnusable(f"cannot write its log: {exc}") from exc
         run(settings)
     except AlreadyRunning:
         print(f"axme daemon: already running for {settings.paths.home}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING
+    except HomeUnusable as exc:
+        print(f"axme daemon: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_START
     return 0
 
 

@@ -27,7 +27,13 @@ from axme_daemon.events import AGENTS_TOPIC
 from axme_daemon.http_protocol import OneWriteHttpProtocol
 from axme_daemon.notify import Notifier
 from axme_daemon.registry import Registry
-from axme_daemon.server import acquire_lock, bind_unix_socket, cleanup, write_pidfile
+from axme_daemon.server import (
+    acquire_lock,
+    bind_unix_socket,
+    check_socket_path,
+    cleanup,
+    write_pidfile,
+)
 from axme_daemon.store import open_store
 from axme_daemon.supervisor import AgentSpec, ExitInfo, Supervisor, WorkerInfo
 
@@ -221,6 +227,7 @@ def run(settings: DaemonSettings) -> None:
     sys.setswitchinterval(SWITCH_INTERVAL)
     lock_fd = acquire_lock(settings.paths)
     try:
+        check_socket_path(settings.paths.socket)
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(serve(settings))
     finally:
