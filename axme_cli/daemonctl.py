@@ -107,6 +107,12 @@ def start(paths: HomePaths, *, timeout: float = START_TIMEOUT) -> Started:
     )
 
 
+def maintain(paths: HomePaths, action: str) -> int:
+    """`check` or `recover` the home's store in a daemon process that holds the home's lock
+    (the CLI never opens the database); its output goes straight to ours."""
+    return subprocess.run([*daemon_command(paths), action], check=False).returncode
+
+
 def ensure_running(paths: HomePaths) -> Started:
     """What every command that needs the daemon calls first."""
     return start(paths)

@@ -186,6 +186,15 @@ def create_app(
         message = f"internal error: {type(exc).__name__}: {exc} (details in the daemon log)"
         return error_response(500, "internal_error", message)
 
+    async def _store_error(request: Request, exc: Exception) -> JSONResponse:
+        known = engine.store.translate_error(exc)  # a damaged file, a full disk
+        if known is None:
+            return await _unexpected(request, exc)
+        return error_response(known.http_status, known.code, known.message)
+
+    for error_type in engine.store.error_types:  # answered here, not by the 500 middleware
+        app.add_exception_handler(error_type, _store_error)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         status, code, message = _describe_validation(exc)
@@ -208,8 +217,10 @@ def create_app(
     @app.get("/health", tags=["daemon"])
     async def health() -> dict[str, Any]:
         stats = engine.store.stats()
+        problem = engine.store.problem()
         return {
-            "ok": True,
+            "ok": problem is None,
+            **({"problem": problem} if problem else {}),
             "service": "axme",
             "version": __version__,
             "pid": settings.pid,
