@@ -8,6 +8,7 @@
     ├── Conflict                   (4)  e.g. resolving an intent that is already final
     ├── DaemonUnreachable          (5)
     ├── StoreUnavailable           (1)  503: the daemon runs but its store takes no writes
+    ├── TooManyStreams             (1)  503: as many held streams as the daemon allows
     │   ├── StoreDamaged           (1)  the store file is damaged: `axme daemon recover`
     │   └── StoreFull              (1)  507: the disk holding AXME_HOME is full
     └── WaitTimedOut               (9)  `wait --timeout` elapsed, the intent is still running
@@ -148,6 +149,13 @@ class StoreFull(StoreUnavailable):
 
     code = "store_full"
     http_status = 507
+
+
+class TooManyStreams(AxmeError):
+    """The daemon holds as many streams of this kind as it allows; try again shortly."""
+
+    code = "too_many_streams"
+    http_status = 503
 
 
 class WaitTimedOut(AxmeError):

@@ -24,6 +24,7 @@ from axme_daemon.auth import RequireApiKey, static_api_keys
 from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
 from axme_daemon.events import AGENTS_TOPIC
+from axme_daemon.holds import raise_fd_limit
 from axme_daemon.http_protocol import OneWriteHttpProtocol
 from axme_daemon.notify import Notifier
 from axme_daemon.registry import Registry
@@ -225,6 +226,7 @@ def run(settings: DaemonSettings) -> None:
     """Run the daemon in this process until SIGTERM/SIGINT; the lock is held throughout."""
     os.umask(0o077)  # the database holds payloads and agents' env secrets: owner only
     sys.setswitchinterval(SWITCH_INTERVAL)
+    log.info("open files limit %d", raise_fd_limit(), extra={"action": "limits"})
     lock_fd = acquire_lock(settings.paths)
     try:
         check_socket_path(settings.paths.socket)
