@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from axme_cli.errors import StoreDamaged
+from axme_cli.errors import StoreUnavailable
 from axme_daemon.config import load_settings
 from axme_daemon.log import configure_logging
 from axme_daemon.maintenance import maintain
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         first = " (stop it first: axme daemon stop)" if args.action != "serve" else ""
         print(f"axme daemon: already running for {settings.paths.home}{first}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING
-    except (HomeUnusable, StoreDamaged) as exc:
+    except (HomeUnusable, StoreUnavailable) as exc:
         print(f"axme daemon: {exc}", file=sys.stderr)
         return EXIT_CANNOT_START
     return 0

@@ -34,9 +34,10 @@ def _check(path: Path) -> list[str]:
     else:
         for problem in problems[:20]:
             print(f"  {problem}")
+        shown = f"{len(problems)} problem{'s' * (len(problems) != 1)} shown above"
         print(
-            f"damaged: {path} failed PRAGMA integrity_check ({len(problems)} problems shown "
-            "above); run `axme daemon recover` to keep it aside and rebuild the store"
+            f"damaged: {path} failed PRAGMA integrity_check ({shown}); run `axme daemon "
+            "recover` to keep it aside and rebuild the store"
         )
     return problems
 

@@ -122,6 +122,13 @@ def test_damage_found_while_running_refuses_writes_and_health_says_why(axme_home
     finally:
         daemon.stop()
 
+    recovered = run_cli(axme_home, "daemon", "recover")
+    assert recovered.returncode == 0, recovered.stdout
+    assert "skipped unreadable stretches" in recovered.stdout
+    saved = re.search(r"saved: (\d+) intents", recovered.stdout)
+    assert saved is not None and 0 < int(saved[1]) < INTENTS, recovered.stdout
+    assert run_cli(axme_home, "daemon", "check").returncode == 0
+
 
 def test_check_and_recover_wait_for_the_daemon_to_stop(daemon: Daemon) -> None:
     for action in ("check", "recover"):

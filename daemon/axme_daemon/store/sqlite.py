@@ -46,7 +46,13 @@ from axme_daemon.store.base import (
     WorkerReport,
 )
 from axme_daemon.store.migrations import migrate
-from axme_daemon.store.sqlite_check import check_at_start, damaged, is_damage, is_full
+from axme_daemon.store.sqlite_check import (
+    check_at_start,
+    damaged,
+    is_damage,
+    is_full,
+    opening_failed,
+)
 from axme_daemon.store.sqlite_sync import WalSyncer
 from axme_daemon.store.sqlite_writes import INTENT_COLUMNS, StepInput, load, row_to_intent
 
@@ -133,10 +139,8 @@ class SqliteStore(Store):
         check_at_start(self.path)
         try:
             await self._open()
-        except sqlite3.DatabaseError as exc:
-            if not is_damage(exc):
-                raise
-            raise damaged(self.path, str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise opening_failed(self.path, exc) from exc
 
     async def _open(self) -> None:
         self._wdb = _connect(self.path)

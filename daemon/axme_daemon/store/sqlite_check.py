@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from axme_cli.errors import StoreDamaged
+from axme_cli.errors import StoreDamaged, StoreUnavailable
 from axme_daemon.store.migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,13 @@ def damaged(path: Path, reason: str, *, running: bool = False) -> StoreDamaged:
         "damaged file (renamed with a timestamp) and rebuilds the store from every row it can "
         "still read"
     )
+
+
+def opening_failed(path: Path, exc: sqlite3.Error) -> StoreUnavailable:
+    """What an error met while opening the store at `path` means, in one line."""
+    if is_damage(exc):
+        return damaged(path, str(exc))
+    return StoreUnavailable(f"cannot open the store {path}: {exc}")
 
 
 def _connect_ro(path: Path) -> sqlite3.Connection:
@@ -137,8 +144,10 @@ def check_at_start(path: Path) -> None:
             log.warning("the WAL of %s ends in a partial frame: checking it all", path)
         started = time.monotonic()
         problems = _run_check(path, pragma)
-    except sqlite3.DatabaseError as exc:
-        raise damaged(path, str(exc)) from exc
+    except sqlite3.Error as exc:
+        raise opening_failed(path, exc) from exc
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot read the store {path}: {exc.strerror}") from exc
     log.info(
         "the last stop was not clean: %s took %.2fs",
         pragma.split()[1],
