@@ -24,6 +24,11 @@ from axme_cli.errors import TooManyStreams
 #: Descriptors kept for everything but held streams: the store and its WAL, logs, the
 #: listeners, agents' pipes, and the requests that come and go.
 FD_RESERVE = 128
+_LABELS = {
+    "watch": "/v1/watch streams",
+    "events": "intent event streams",
+    "agent": "agent delivery streams",
+}
 #: What a refused stream is told to wait before it tries again.
 RETRY_AFTER_SECONDS = 5
 
@@ -83,12 +88,12 @@ class StreamLimits:
         total = sum(self.held.values())
         if self.held[kind] >= cap or total >= room:
             which = (
-                f"{cap} {kind} streams, its cap"
+                f"{cap} {_LABELS[kind]}, its cap"
                 if self.held[kind] >= cap
-                else f"{total} streams, all its file descriptor limit ({fd_limit()}) leaves"
+                else f"{total} held streams, all that its open-files limit ({fd_limit()}) allows"
             )
             raise TooManyStreams(
-                f"the daemon holds {which}; try again in {RETRY_AFTER_SECONDS}s",
+                f"the daemon already holds {which}; try again in {RETRY_AFTER_SECONDS}s",
                 details={
                     "kind": kind,
                     "held": self.held[kind],

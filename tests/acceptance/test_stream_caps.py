@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.daemon import Daemon, wait_for
+from axme_cli.errors import EXIT_WAIT_TIMEOUT
+from tests.daemon import Daemon, run_cli, wait_for
 
 FD_LIMIT = 256
 FD_RESERVE = 128  # daemon/axme_daemon/holds.py
@@ -111,4 +112,27 @@ def test_held_streams_past_the_caps_get_503_and_creates_and_decisions_get_throug
     finally:
         for sock in held:
             sock.close()
+        daemon.stop()
+
+
+def test_wait_keeps_waiting_while_the_daemon_holds_all_the_streams_it_allows(
+    axme_home: Path,
+) -> None:
+    daemon = Daemon(axme_home, env={"AXME_MAX_EVENT_STREAMS": "1"}).start()
+    try:
+        with daemon.client() as client:
+            intent_id = client.post("/v1/intents", json=BODY).json()["intent_id"]
+        target = f"/v1/intents/{intent_id}/events/stream?wait_seconds=600"
+        sock, status, _ = _open_stream(daemon.socket, target)
+        try:
+            assert status == 200
+            blocked = run_cli(axme_home, "wait", intent_id, "--timeout", "2")
+            assert blocked.returncode == EXIT_WAIT_TIMEOUT, blocked.stderr  # not an error
+        finally:
+            sock.close()
+        with daemon.client() as client:
+            done = {"status": "COMPLETED", "result": {"ok": True}}
+            assert client.post(f"/v1/intents/{intent_id}/resolve", json=done).status_code == 200
+        assert run_cli(axme_home, "wait", intent_id, "--timeout", "20").returncode == 0
+    finally:
         daemon.stop()
