@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,8 @@ def test_a_store_cut_in_half_is_refused_then_recovered_keeping_the_damaged_file(
 
     for command in (["list"], ["daemon", "start"]):
         refused = run_cli(axme_home, *command)
+        if refused.returncode == 0:  # it should not have started; do not leave it running
+            run_cli(axme_home, "daemon", "stop")
         assert refused.returncode == EXIT_UNREACHABLE, refused.stdout
         line = _one_line(refused.stderr)
         assert f"the store {db} is damaged" in line and "axme daemon recover" in line
@@ -136,3 +139,50 @@ def test_check_and_recover_wait_for_the_daemon_to_stop(daemon: Daemon) -> None:
         assert refused.returncode == EXIT_CONFLICT
         assert "stop it first" in _one_line(refused.stderr)
     assert daemon.health()["ok"]
+
+
+def _set_index_sql(db: Path, name: str, sql: str) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute("UPDATE sqlite_master SET sql = ? WHERE name = ?", (sql, name))
+    conn.close()
+
+
+def _break_an_index(db: Path) -> None:
+    """Rows gone from a table but still in one of its indexes: what a torn write can leave,
+    and what only the full check sees (quick_check does not match indexes to tables)."""
+    name = "intents_status"
+    conn = sqlite3.connect(db, isolation_level=None)
+    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+    conn.close()
+    _set_index_sql(db, name, f"{sql} WHERE 0")  # for a moment, the index takes no rows
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("DELETE FROM intents WHERE pos % 30 = 1")
+    conn.close()
+    _set_index_sql(db, name, sql)
+
+
+def test_a_wal_cut_mid_frame_gets_the_full_check_which_refuses_a_broken_index(
+    axme_home: Path,
+) -> None:
+    first = Daemon(axme_home).start()
+    _fill(first)
+    first.stop()
+    db = HomePaths(axme_home).database
+    _break_an_index(db)
+    crashed = Daemon(axme_home).start()  # a clean stop before: only the length is checked
+    with crashed.client() as client:
+        client.post("/v1/intents", json=BODY)
+    crashed.kill()
+    wal = Path(f"{db}-wal")
+    assert wal.stat().st_size > 4096, wal.stat().st_size
+    os.truncate(wal, wal.stat().st_size - 100)  # cut in the middle of its last frame
+
+    refused = run_cli(axme_home, "daemon", "start")
+    if refused.returncode == 0:  # it should not have started; do not leave it running
+        run_cli(axme_home, "daemon", "stop")
+    assert refused.returncode == EXIT_UNREACHABLE
+    line = _one_line(refused.stderr)
+    assert "wrong # of entries in index intents_status" in line
+    assert "axme daemon recover" in line
+    assert "partial frame" in HomePaths(axme_home).daemon_log.read_text()
