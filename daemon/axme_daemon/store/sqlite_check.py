@@ -2,8 +2,8 @@
 stop, the full check on demand (`axme daemon check`), and a way out (`axme daemon recover`).
 
 Checking at start costs what reading the file costs: `PRAGMA quick_check` reads every page
-(1.7 s for a store of a million intents with the file in the page cache, ~10 s from a cold
-disk; `integrity_check`, which also matches every index to its table, 7.9 s). So a start after
+(1.1-1.7 s for a store of a million intents with the file in the page cache, ~10 s from a cold
+one; `integrity_check`, which also matches every index to its table, 5.4-7.9 s). So a start after
 a clean stop (no WAL left: closing the last connection checkpoints and removes it) only
 compares the file's length with the length its header records, which catches a cut file;
 a start after a crash, a kill or a power cut (the WAL is still there) runs `quick_check`, and
