@@ -4,8 +4,9 @@ Each held stream (`/v1/watch`, an intent's event stream, an agent's delivery str
 connection, hence a file descriptor, open as long as it is held. A stream past its kind's cap,
 or one that would leave fewer than `FD_RESERVE` descriptors below the process's limit for
 everything else, is answered 503 with `Retry-After`, and its connection is closed: creates,
-decisions and reports always find a descriptor. The limit is read as each stream opens, so a
-limit changed under a running daemon counts at once.
+decisions and reports always find a descriptor. Watch and event streams, which only look on,
+share at most three quarters of that room, so agents' delivery streams always find some. The
+limit is read as each stream opens, so a limit changed under a running daemon counts at once.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ _LABELS = {
     "events": "intent event streams",
     "agent": "agent delivery streams",
 }
+#: Streams that move work on: agents' deliveries. Watch and event streams only look on, and
+#: may hold `WATCHERS_SHARE` of the room at most, so that watchers never lock agents out.
+WORKING = frozenset({"agent"})
+WATCHERS_SHARE = 0.75
 #: What a refused stream is told to wait before it tries again.
 RETRY_AFTER_SECONDS = 5
 
@@ -85,12 +90,16 @@ class StreamLimits:
         response being sent, or the slot would never come back."""
         cap = self.caps[kind]
         room = fd_limit() - FD_RESERVE
-        total = sum(self.held.values())
+        if kind not in WORKING:  # people and scripts watching: never all the room
+            room = int(room * WATCHERS_SHARE)
+            total = sum(n for k, n in self.held.items() if k not in WORKING)
+        else:
+            total = sum(self.held.values())
         if self.held[kind] >= cap or total >= room:
             which = (
                 f"{cap} {_LABELS[kind]}, its cap"
                 if self.held[kind] >= cap
-                else f"{total} held streams, all that its open-files limit ({fd_limit()}) allows"
+                else f"{total} such streams, all that its open-files limit ({fd_limit()}) allows"
             )
             raise TooManyStreams(
                 f"the daemon already holds {which}; try again in {RETRY_AFTER_SECONDS}s",
