@@ -241,7 +241,10 @@ def _readable_from(db: sqlite3.Connection, table: str, first: str, after: int) -
 def _salvage(
     db: sqlite3.Connection, table: str, columns: list[str], key: list[str], skips: list[int]
 ) -> Iterator[tuple[Any, ...]]:
-    """Every row of `table` that can be read, in key order, skipping damaged stretches."""
+    """Every row of `table` that can be read, in key order, skipping damaged stretches.
+
+    Skipping steps over values of the first key column, an integer in every table of the
+    schema (a rowid, or an intent's `pos`)."""
     keys = ", ".join(key)
     select = f"SELECT {keys}, {', '.join(columns)} FROM {table}"
     where: str = ""
