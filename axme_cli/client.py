@@ -21,6 +21,7 @@ from axme_cli.errors import (
     BadInput,
     DaemonUnreachable,
     NotFound,
+    TooManyStreams,
     WaitTimedOut,
     from_wire,
 )
@@ -414,6 +415,7 @@ class DaemonClient:
         When the daemon goes away (a restart, an upgrade), it waits up to `reconnect_for`
         seconds for it to come back and carries on after the last event seen: the events are
         in the store, so nothing is missed or repeated. `on_lost` is told once per outage.
+        A daemon holding all the streams it allows is asked again after its `Retry-After`.
         Raises `WaitTimedOut` when `timeout` seconds pass first.
         """
         import time
@@ -441,6 +443,9 @@ class DaemonClient:
                     yield data
                     if data.get("status") in FINAL_STATUSES:
                         return
+            except TooManyStreams as exc:
+                pause = float(exc.details.get("retry_after", 5))
+                time.sleep(pause if deadline is None else min(pause, hold))
             except DaemonUnreachable as exc:
                 now = time.monotonic()
                 if lost_at is None:

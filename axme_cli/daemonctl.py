@@ -7,6 +7,7 @@ falling back to the pidfile only when it does not answer.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -18,10 +19,12 @@ from typing import Any
 
 from axme_cli.client import DaemonClient, socket_accepts
 from axme_cli.errors import DaemonUnreachable
-from axme_cli.paths import HomePaths
+from axme_cli.paths import HomePaths, unusable
 
 #: What `python -m axme_daemon` exits with when another daemon holds the home's lock.
 DAEMON_EXIT_ALREADY_RUNNING = 3
+#: How the daemon begins the one line that says why it cannot start.
+DAEMON_SAYS = "axme daemon: "
 
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
@@ -66,8 +69,12 @@ def start(paths: HomePaths, *, timeout: float = START_TIMEOUT) -> Started:
     health = probe(paths)
     if health is not None:
         return Started(int(health["pid"]), str(health["socket"]), already_running=True)
-    paths.log_dir.mkdir(parents=True, exist_ok=True)
-    with open(paths.daemon_log, "ab") as log:
+    try:
+        paths.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(paths.daemon_log, "ab")  # closed below, once the daemon has it
+    except OSError as exc:
+        raise DaemonUnreachable(f"cannot start the axme daemon: {unusable(exc)}") from None
+    with log:
         proc = subprocess.Popen(
             daemon_command(paths),
             stdin=subprocess.DEVNULL,
@@ -85,6 +92,11 @@ def start(paths: HomePaths, *, timeout: float = START_TIMEOUT) -> Started:
             return Started(pid, str(health["socket"]), already_running=pid != proc.pid)
         code = proc.poll()
         if code is not None and code != DAEMON_EXIT_ALREADY_RUNNING:
+            said = _log_tail(paths, lines=1)
+            if said.startswith(DAEMON_SAYS):  # the daemon's own one-line reason
+                raise DaemonUnreachable(
+                    f"cannot start the axme daemon: {said.removeprefix(DAEMON_SAYS)}"
+                )
             raise DaemonUnreachable(
                 f"the axme daemon exited with code {code} while starting; "
                 f"last lines of {paths.daemon_log}:\n{_log_tail(paths)}"
@@ -93,6 +105,12 @@ def start(paths: HomePaths, *, timeout: float = START_TIMEOUT) -> Started:
     raise DaemonUnreachable(
         f"the axme daemon did not answer within {timeout:.0f}s; see {paths.daemon_log}"
     )
+
+
+def maintain(paths: HomePaths, action: str) -> int:
+    """`check` or `recover` the home's store in a daemon process that holds the home's lock
+    (the CLI never opens the database); its output goes straight to ours."""
+    return subprocess.run([*daemon_command(paths), action], check=False).returncode
 
 
 def ensure_running(paths: HomePaths) -> Started:
@@ -147,17 +165,43 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return not _alive(pid)
 
 
+def _lock_held(paths: HomePaths) -> bool:
+    """Whether a process holds this home's lock, as its daemon does for its whole life.
+
+    A copied home has a copy of the pidfile naming the original's daemon, but its own lock
+    file, which nobody holds."""
+    try:
+        fd = os.open(paths.lockfile, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the shared lock, if we got it
+    return False
+
+
 @dataclass(frozen=True)
 class Stopped:
     pid: int | None
     was_running: bool
     killed: bool
+    #: Why a pid was left alone: it is not this home's daemon.
+    not_ours: str | None = None
 
 
 def stop(paths: HomePaths, *, timeout: float = STOP_TIMEOUT) -> Stopped:
-    """SIGTERM, wait up to `timeout`, then SIGKILL."""
+    """SIGTERM, wait up to `timeout`, then SIGKILL; only ever this home's daemon."""
     health = probe(paths)
     pid = int(health["pid"]) if health else _pidfile_pid(paths)
+    if health is None and pid is not None and not _lock_held(paths):
+        why = (
+            f"the pidfile names pid {pid}, but nothing holds this home's lock, so that is "
+            f"not the daemon of {paths.home} (a copied home?); nothing was signalled"
+        )
+        return Stopped(pid, was_running=False, killed=False, not_ours=why)
     if pid is None or not _alive(pid):
         return Stopped(pid, was_running=False, killed=False)
     os.kill(pid, signal.SIGTERM)

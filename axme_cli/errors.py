@@ -7,6 +7,10 @@
     ├── NotFound                   (3)
     ├── Conflict                   (4)  e.g. resolving an intent that is already final
     ├── DaemonUnreachable          (5)
+    ├── StoreUnavailable           (1)  503: the daemon runs but its store takes no writes
+    ├── TooManyStreams             (1)  503: as many held streams as the daemon allows
+    │   ├── StoreDamaged           (1)  the store file is damaged: `axme daemon recover`
+    │   └── StoreFull              (1)  507: the disk holding AXME_HOME is full
     └── WaitTimedOut               (9)  `wait --timeout` elapsed, the intent is still running
 
 Outcome codes (not errors: the command worked and reports how the intent ended):
@@ -125,6 +129,33 @@ class DaemonUnreachable(AxmeError):
     code = "daemon_unreachable"
     http_status = 503
     exit_code = EXIT_UNREACHABLE
+
+
+class StoreUnavailable(AxmeError):
+    """The daemon's store cannot take writes now."""
+
+    code = "store_unavailable"
+    http_status = 503
+
+
+class StoreDamaged(StoreUnavailable):
+    """The store file is damaged; run `axme daemon recover`."""
+
+    code = "store_damaged"
+
+
+class StoreFull(StoreUnavailable):
+    """The disk holding AXME_HOME is full: free space there and send again."""
+
+    code = "store_full"
+    http_status = 507
+
+
+class TooManyStreams(AxmeError):
+    """The daemon holds as many streams of this kind as it allows; try again shortly."""
+
+    code = "too_many_streams"
+    http_status = 503
 
 
 class WaitTimedOut(AxmeError):

@@ -56,5 +56,11 @@ class HomePaths:
         return self.log_dir / "daemon.log"
 
 
+def unusable(exc: OSError) -> str:
+    """One line on a path of the home that cannot be used, for the daemon and the CLI."""
+    what = "it is not a directory" if isinstance(exc, FileExistsError) else exc.strerror
+    return f"cannot use {exc.filename}: {what} (fix or remove it, or set AXME_HOME)"
+
+
 def home_paths(home: Path | None = None) -> HomePaths:
     return HomePaths(home or axme_home())

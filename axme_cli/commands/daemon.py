@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from axme_cli.commands.common import JsonOpt
-from axme_cli.errors import EXIT_UNREACHABLE, BadInput
+from axme_cli.errors import EXIT_CONFLICT, EXIT_UNREACHABLE, BadInput
 from axme_cli.logtail import print_log
 from axme_cli.paths import HomePaths
 
@@ -72,8 +72,15 @@ def stop(
     stopped = daemonctl.stop(ctx.obj, timeout=timeout)
     if as_json:
         render.print_json(
-            {"pid": stopped.pid, "was_running": stopped.was_running, "killed": stopped.killed}
+            {
+                "pid": stopped.pid,
+                "was_running": stopped.was_running,
+                "killed": stopped.killed,
+                "not_ours": stopped.not_ours,
+            }
         )
+    elif stopped.not_ours:
+        render.out().print(f"not running: {stopped.not_ours}", soft_wrap=True)
     elif not stopped.was_running:
         render.out().print("not running")
     elif stopped.killed:
@@ -103,9 +110,36 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             + (f"  tcp      {health['tcp']} (API key required)\n" if health.get("tcp") else "")
             + f"  database {health['database']}\n"
             f"  log      {paths.daemon_log}"
+            + (f"\n  problem  {health['problem']}" if health.get("problem") else "")
         )
     if health is None:
         raise typer.Exit(EXIT_UNREACHABLE)
+
+
+def _maintain(paths: HomePaths, action: str) -> None:
+    from axme_cli import daemonctl
+
+    code = daemonctl.maintain(paths, action)
+    if code == daemonctl.DAEMON_EXIT_ALREADY_RUNNING:
+        raise typer.Exit(EXIT_CONFLICT)
+    raise typer.Exit(code)
+
+
+@app.command()
+def check(ctx: typer.Context) -> None:
+    """Check the store file (PRAGMA integrity_check), with the daemon stopped.
+
+    Exit 0 when it is sound, 1 when it is damaged, 4 while the daemon runs."""
+    _maintain(ctx.obj, "check")
+
+
+@app.command()
+def recover(ctx: typer.Context) -> None:
+    """Rebuild a damaged store from every row still readable, with the daemon stopped.
+
+    The damaged file is kept, renamed `axme.db.damaged-TIMESTAMP`; a sound store is left
+    alone. Prints what was saved."""
+    _maintain(ctx.obj, "recover")
 
 
 _LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) (\w+) ([\w.]+): (.*)$")

@@ -6,17 +6,28 @@ import argparse
 import sys
 from pathlib import Path
 
+from axme_cli.errors import StoreUnavailable
 from axme_daemon.config import load_settings
 from axme_daemon.log import configure_logging
-from axme_daemon.server import AlreadyRunning
+from axme_daemon.maintenance import maintain
+from axme_daemon.server import AlreadyRunning, HomeUnusable
 from axme_daemon.service import run
 
 #: Exit code when another daemon already serves the home (the CLI treats it as success).
 EXIT_ALREADY_RUNNING = 3
+#: Exit code when the daemon cannot serve this home; its last line on stderr says why.
+EXIT_CANNOT_START = 4
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="axme-daemon", description="Run the axme daemon.")
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=("serve", "check", "recover"),
+        default="serve",
+        help="serve (default); check the store; recover: set a damaged store aside and rebuild",
+    )
     parser.add_argument("--home", type=Path, help="axme home (default: $AXME_HOME or XDG)")
     parser.add_argument("--foreground", action="store_true", help="also log to stderr")
     parser.add_argument(
@@ -41,11 +52,20 @@ def main(argv: list[str] | None = None) -> int:
         listen=args.listen,
     )
     try:
-        configure_logging(settings)
+        try:
+            configure_logging(settings)
+        except OSError as exc:
+            raise HomeUnusable(f"cannot write its log: {exc}") from exc
+        if args.action != "serve":
+            return maintain(args.action, settings)
         run(settings)
     except AlreadyRunning:
-        print(f"axme daemon: already running for {settings.paths.home}", file=sys.stderr)
+        first = " (stop it first: axme daemon stop)" if args.action != "serve" else ""
+        print(f"axme daemon: already running for {settings.paths.home}{first}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING
+    except (HomeUnusable, StoreUnavailable) as exc:
+        print(f"axme daemon: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_START
     return 0
 
 

@@ -41,6 +41,7 @@ from axme_daemon.api_workers import ApiKeys, Reports, add_worker_routes
 from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
 from axme_daemon.events import KeepAlive, StreamTimeout
+from axme_daemon.holds import StreamLimits, limits
 from axme_daemon.intents import NewIntent, compact_json, request_hash
 from axme_daemon.models import CreateIntent, ResolveIntent
 from axme_daemon.registry import Registry
@@ -89,7 +90,12 @@ def error_response(
         "error": {"code": code, "message": message, "details": details or {}},
         "detail": message,
     }
-    return JSONResponse(body, status_code=status)
+    retry = (details or {}).get("retry_after")
+    if retry is None:
+        return JSONResponse(body, status_code=status)
+    # Come back later, on a new connection: this one's descriptor is freed now.
+    headers = {"Retry-After": str(retry), "Connection": "close"}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
@@ -182,6 +188,7 @@ def create_app(
     direct: dict[tuple[str, str], Endpoint] = {}
     app.add_middleware(DirectRoutes, routes=direct, handlers=app.exception_handlers)
     app.add_middleware(BodyLimit, limit=settings.max_payload_bytes)
+    app.state.stream_limits = StreamLimits(settings.stream_caps)
 
     @app.exception_handler(AxmeError)
     async def _axme_error(request: Request, exc: AxmeError) -> JSONResponse:
@@ -192,6 +199,15 @@ def create_app(
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         message = f"internal error: {type(exc).__name__}: {exc} (details in the daemon log)"
         return error_response(500, "internal_error", message)
+
+    async def _store_error(request: Request, exc: Exception) -> JSONResponse:
+        known = engine.store.translate_error(exc)  # a damaged file, a full disk
+        if known is None:
+            return await _unexpected(request, exc)
+        return error_response(known.http_status, known.code, known.message)
+
+    for error_type in engine.store.error_types:  # answered here, not by the 500 middleware
+        app.add_exception_handler(error_type, _store_error)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -215,8 +231,10 @@ def create_app(
     @app.get("/health", tags=["daemon"])
     async def health() -> dict[str, Any]:
         stats = engine.store.stats()
+        problem = engine.store.problem()
         return {
-            "ok": True,
+            "ok": problem is None,
+            **({"problem": problem} if problem else {}),
             "service": "axme",
             "version": __version__,
             "pid": settings.pid,
@@ -227,6 +245,7 @@ def create_app(
             "uptime_seconds": round(time.time() - started, 3),
             "store": {"commits": stats.commits, "writes": stats.writes, "syncs": stats.syncs},
             "streams": engine.hub.subscribers,
+            "held_streams": app.state.stream_limits.describe(),
         }
 
     @app.post(
@@ -328,6 +347,7 @@ def create_app(
 
     @app.get("/v1/intents/{intent_id}/events/stream", tags=["events"])
     async def stream_events(
+        request: Request,
         intent_id: str,
         since: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
         wait_seconds: Annotated[float, Query(ge=0, le=3600)] = 15,
@@ -349,11 +369,7 @@ def create_app(
                     data = compact_json(item.to_wire())
                     yield format_sse_event(event=item.event_type, data_str=data, id=str(item.seq))
 
-        return StreamingResponse(
-            frames(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return limits(request).respond("events", frames())
 
     @app.post("/v1/intents/{intent_id}/resolve", tags=["intents"])
     async def resolve_intent(intent_id: str, body: ResolveIntent) -> dict[str, Any]:

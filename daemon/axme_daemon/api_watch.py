@@ -18,6 +18,7 @@ from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 
 from axme_daemon.engine import Engine
 from axme_daemon.events import AGENTS_TOPIC
+from axme_daemon.holds import limits
 from axme_daemon.intents import compact_json
 
 #: The shortest time between two batches of changes.
@@ -64,8 +65,4 @@ def add_watch_routes(app: FastAPI, engine: Engine) -> None:
                     if AGENTS_TOPIC in changed and registry is not None:
                         yield _frame("agents.changed", {"agents": registry.describe()})
 
-        return StreamingResponse(
-            frames(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return limits(request).respond("watch", frames())

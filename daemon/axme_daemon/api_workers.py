@@ -23,6 +23,7 @@ from axme_daemon.api_body import body_of, json_answer, read_body
 from axme_daemon.delivery import Delivery
 from axme_daemon.engine import Engine
 from axme_daemon.events import KeepAlive, StreamTimeout
+from axme_daemon.holds import limits
 from axme_daemon.intents import Intent, StepFailure, compact_json
 from axme_daemon.store import WorkerReport
 
@@ -202,9 +203,7 @@ def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
                         event="intent.delivered", data_str=data, id=str(wire["seq"])
                     )
 
-        return StreamingResponse(
-            frames(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-        )
+        return limits(request).respond("agent", frames())
 
     @app.post("/v1/intents/{intent_id}/resume", tags=["intents"])
     async def resume_intent(

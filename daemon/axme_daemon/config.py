@@ -23,6 +23,16 @@ def _env_int(name: str, default: int) -> int:
     return value
 
 
+#: Held streams of each kind, at most: a TUI or script watching everything; `axme tail`,
+#: `wait` and SDK `wait_for` calls; connected agent workers.
+STREAM_CAPS = {"watch": 64, "events": 1024, "agent": 1024}
+_STREAM_CAP_ENV = {
+    "watch": "AXME_MAX_WATCH_STREAMS",
+    "events": "AXME_MAX_EVENT_STREAMS",
+    "agent": "AXME_MAX_AGENT_STREAMS",
+}
+
+
 @dataclass(frozen=True)
 class DaemonSettings:
     paths: HomePaths
@@ -34,6 +44,8 @@ class DaemonSettings:
     #: `HOST:PORT` for the loopback TCP listener; otherwise it opens only when agents run.
     listen: str | None = None
     pid: int = field(default_factory=os.getpid)
+    #: The most held streams of each kind (see holds.py), from `AXME_MAX_*_STREAMS`.
+    stream_caps: dict[str, int] = field(default_factory=lambda: dict(STREAM_CAPS))
 
     @property
     def database_url(self) -> str:
@@ -56,4 +68,5 @@ def load_settings(
         lease_grace=float(_env_int("AXME_LEASE_GRACE_SECONDS", 10)),
         listen=listen or os.environ.get("AXME_LISTEN") or None,
         foreground=foreground,
+        stream_caps={k: _env_int(_STREAM_CAP_ENV[k], n) for k, n in STREAM_CAPS.items()},
     )

@@ -24,10 +24,17 @@ from axme_daemon.auth import RequireApiKey, static_api_keys
 from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
 from axme_daemon.events import AGENTS_TOPIC
+from axme_daemon.holds import raise_fd_limit
 from axme_daemon.http_protocol import OneWriteHttpProtocol
 from axme_daemon.notify import Notifier
 from axme_daemon.registry import Registry
-from axme_daemon.server import acquire_lock, bind_unix_socket, cleanup, write_pidfile
+from axme_daemon.server import (
+    acquire_lock,
+    bind_unix_socket,
+    check_socket_path,
+    cleanup,
+    write_pidfile,
+)
 from axme_daemon.store import open_store
 from axme_daemon.supervisor import AgentSpec, ExitInfo, Supervisor, WorkerInfo
 
@@ -223,8 +230,10 @@ def run(settings: DaemonSettings) -> None:
     """Run the daemon in this process until SIGTERM/SIGINT; the lock is held throughout."""
     os.umask(0o077)  # the database holds payloads and agents' env secrets: owner only
     sys.setswitchinterval(SWITCH_INTERVAL)
+    log.info("open files limit %d", raise_fd_limit(), extra={"action": "limits"})
     lock_fd = acquire_lock(settings.paths)
     try:
+        check_socket_path(settings.paths.socket)
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(serve(settings))
     finally:

@@ -12,7 +12,7 @@ __all__ = ["IntentFilter", "Page", "Store", "StoreStats", "WorkerReport", "open_
 def open_store(url: str) -> Store:
     """`sqlite:///path/to/axme.db` (or a bare path) → SQLite."""
     if url.startswith("sqlite:///"):
-        url = url.removeprefix("sqlite://")
+        url = url.removeprefix("sqlite:///")  # sqlite:////abs/path, sqlite:///rel/path
     elif "://" in url:
         raise ValueError(f"unsupported store URL {url!r}: expected sqlite:///PATH")
     from axme_daemon.store.sqlite import SqliteStore

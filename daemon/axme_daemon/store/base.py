@@ -88,6 +88,9 @@ class StoreStats:
 class Store(ABC):
     """Durable home of intents and their events."""
 
+    #: The backend's own exception classes, which `translate_error` may make sense of.
+    error_types: tuple[type[Exception], ...] = ()
+
     @abstractmethod
     async def open(self) -> None:
         """Connect and bring the schema up to date."""
@@ -300,3 +303,12 @@ class Store(ABC):
 
     @abstractmethod
     def stats(self) -> StoreStats: ...
+
+    def problem(self) -> str | None:
+        """Why the store takes no writes now (damage, a failed sync), for `/health`; or None."""
+        return None
+
+    def translate_error(self, exc: Exception) -> AxmeError | None:
+        """The clear error for a failure that is the backend's own (a damaged file, a full
+        disk) rather than a bug, so that a client sees what it is and not a 500; or None."""
+        return None

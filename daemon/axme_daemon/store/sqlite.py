@@ -19,6 +19,7 @@ agent stream, before it is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -29,7 +30,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from axme_cli.errors import AxmeError, BadInput
+from axme_cli.errors import AxmeError, BadInput, StoreDamaged, StoreFull, StoreUnavailable
 from axme_cli.protocol import IntentStatus
 from axme_daemon.intents import Event, Intent, NewIntent, Step, Task
 from axme_daemon.store import sqlite_waits as waits
@@ -45,6 +46,13 @@ from axme_daemon.store.base import (
     WorkerReport,
 )
 from axme_daemon.store.migrations import migrate
+from axme_daemon.store.sqlite_check import (
+    check_at_start,
+    damaged,
+    is_damage,
+    is_full,
+    opening_failed,
+)
 from axme_daemon.store.sqlite_sync import WalSyncer
 from axme_daemon.store.sqlite_writes import INTENT_COLUMNS, StepInput, load, row_to_intent
 
@@ -53,8 +61,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class StoreBroken(AxmeError):
+class StoreBroken(StoreUnavailable):
     """The disk refused to sync the database: the daemon cannot promise durability."""
+
+    code = "store_broken"
 
     def __init__(self, error: OSError) -> None:
         super().__init__(f"the store cannot sync its writes to disk ({error}); restart the daemon")
@@ -100,6 +110,8 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class SqliteStore(Store):
+    error_types = (sqlite3.Error,)
+
     def __init__(self, path: Path, *, max_batch: int = 512) -> None:
         self.path = path
         self._max_batch = max_batch
@@ -116,6 +128,7 @@ class SqliteStore(Store):
         self._unsynced: deque[_Batch] = deque()
         self._durable_delivery_seq = 0  # deliveries up to this cursor are on disk
         self._sync_failed: OSError | None = None
+        self._damage: str | None = None  # why the store was found damaged while running
         self._deliverer: Deliverer | None = None
         self._delivered: list[tuple[str, Intent]] = []  # the running batch's deliveries
 
@@ -123,6 +136,13 @@ class SqliteStore(Store):
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_at_start(self.path)
+        try:
+            await self._open()
+        except sqlite3.Error as exc:
+            raise opening_failed(self.path, exc) from exc
+
+    async def _open(self) -> None:
         self._wdb = _connect(self.path)
         applied = migrate(self._wdb)
         if applied:
@@ -174,9 +194,31 @@ class SqliteStore(Store):
 
     # -- group commit ----------------------------------------------------------------
 
+    def problem(self) -> str | None:
+        if self._damage is not None:
+            return self._damage
+        if self._sync_failed is not None:
+            return StoreBroken(self._sync_failed).message
+        return None
+
+    def translate_error(self, exc: Exception) -> AxmeError | None:
+        if is_damage(exc):
+            if self._damage is None:
+                self._damage = damaged(self.path, str(exc), running=True).message
+                log.critical("%s", self._damage, extra={"action": "damage"})
+            return StoreDamaged(self._damage)
+        if is_full(exc):
+            return StoreFull(
+                f"the disk holding AXME_HOME ({self.path.parent}) is full: nothing was "
+                "written; free space there and send again (reads still work)"
+            )
+        return None
+
     async def _write(self, op: WriteOp[T], *, queues: bool = False) -> T:
         if self._sync_failed is not None:
             raise StoreBroken(self._sync_failed)
+        if self._damage is not None:
+            raise StoreDamaged(self._damage)
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((op, fut, queues))
         # Once queued, the write happens even if the caller goes away (cancelled, its future
@@ -281,11 +323,16 @@ class SqliteStore(Store):
                 self._deliver_queued(db, ids)
             db.execute("COMMIT")
         except Exception as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # a damaged file may refuse even that
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
             for worker_id, intent in delivered:
                 assert self._deliverer is not None
                 self._deliverer.unclaim(worker_id, intent.intent_id)
+            problem = self.translate_error(exc)
+            if problem is not None:  # the store's, not one op's: each would fail the same
+                log.error("batch of %d failed: %s", len(ops), problem.message)
+                return [(False, problem)] * len(ops)
             if len(ops) > 1:
                 # One op broke the shared transaction: retry each alone so that only the
                 # faulty one fails.

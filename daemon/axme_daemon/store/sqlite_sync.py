@@ -88,7 +88,10 @@ class WalSyncer:
                     if checkpointer is None:
                         checkpointer = sqlite3.connect(self._db_path, isolation_level=None)
                     # PASSIVE: copies what no reader still needs, never blocks the writer.
-                    checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    try:
+                        checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    except sqlite3.Error as exc:  # e.g. a full disk: the WAL keeps it all
+                        log.warning("checkpoint failed: %s", exc, extra={"action": "checkpoint"})
         finally:
             if checkpointer is not None:
                 checkpointer.close()
