@@ -32,7 +32,7 @@ from axme_cli.agent.context import (
 )
 from axme_cli.agent.outbox import Outbox
 from axme_cli.client import DaemonClient
-from axme_cli.errors import AxmeError, Conflict, DaemonUnreachable
+from axme_cli.errors import AxmeError, Conflict, DaemonUnreachable, TooManyStreams
 from axme_cli.paths import home_paths
 from axme_cli.protocol import AGENT_ADDRESS_RE
 
@@ -145,6 +145,11 @@ class Agent:
                                 continue
                             running.add(seq)
                         pool.submit(self._run_one, worker_id, data, running, lock)
+                except TooManyStreams as exc:
+                    # The daemon holds as many agent streams as it allows: ask again later.
+                    pause = float(exc.details.get("retry_after", 5))
+                    log.warning("%s; asking again in %.0fs", exc.message, pause)
+                    time.sleep(pause)
                 except DaemonUnreachable as exc:
                     if supervised:
                         # The daemon that started us is gone; the next one starts a new us.
