@@ -18,7 +18,7 @@ from typing import Any
 
 from axme_cli.client import DaemonClient, socket_accepts
 from axme_cli.errors import DaemonUnreachable
-from axme_cli.paths import HomePaths
+from axme_cli.paths import HomePaths, make_private_dirs, open_private_log
 
 #: What `python -m axme_daemon` exits with when another daemon holds the home's lock.
 DAEMON_EXIT_ALREADY_RUNNING = 3
@@ -66,8 +66,8 @@ def start(paths: HomePaths, *, timeout: float = START_TIMEOUT) -> Started:
     health = probe(paths)
     if health is not None:
         return Started(int(health["pid"]), str(health["socket"]), already_running=True)
-    paths.log_dir.mkdir(parents=True, exist_ok=True)
-    with open(paths.daemon_log, "ab") as log:
+    make_private_dirs(paths)
+    with os.fdopen(open_private_log(paths.daemon_log), "ab") as log:
         proc = subprocess.Popen(
             daemon_command(paths),
             stdin=subprocess.DEVNULL,

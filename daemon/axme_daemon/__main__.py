@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from axme_cli.paths import PRIVATE_UMASK
 from axme_daemon.config import load_settings
 from axme_daemon.log import configure_logging
 from axme_daemon.server import AlreadyRunning
@@ -16,6 +18,7 @@ EXIT_ALREADY_RUNNING = 3
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)  # before anything is created: logs, the database, keys
     parser = argparse.ArgumentParser(prog="axme-daemon", description="Run the axme daemon.")
     parser.add_argument("--home", type=Path, help="axme home (default: $AXME_HOME or XDG)")
     parser.add_argument("--foreground", action="store_true", help="also log to stderr")
@@ -28,10 +31,6 @@ def main(argv: list[str] | None = None) -> int:
         help="also serve on loopback TCP, API key required (default: only when agents run)",
     )
     args = parser.parse_args(argv)
-    if args.listen is not None:
-        host, sep, port = args.listen.rpartition(":")
-        if not sep or not port.isdigit() or host not in ("127.0.0.1", "localhost", "::1"):
-            parser.error("--listen must be a loopback HOST:PORT, e.g. 127.0.0.1:8765")
     if args.max_payload_bytes is not None and args.max_payload_bytes <= 0:
         parser.error("--max-payload-bytes must be positive")
     settings = load_settings(
