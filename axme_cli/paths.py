@@ -48,6 +48,11 @@ class HomePaths:
         return self.home / "axme.db"
 
     @property
+    def secrets_key(self) -> Path:
+        """The key that seals the secrets `axme.db` keeps (0600)."""
+        return self.home / "secrets.key"
+
+    @property
     def log_dir(self) -> Path:
         return self.home / "logs"
 

@@ -121,7 +121,7 @@ def _worker_env(
 
 
 async def serve(settings: DaemonSettings) -> None:
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, key_file=settings.paths.secrets_key)
     engine = Engine(store, lease_grace=settings.lease_grace)
     dispatcher = engine.dispatcher
     api_keys: dict[str, str] = {}

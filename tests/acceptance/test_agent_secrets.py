@@ -1,0 +1,152 @@
+"""Agents' secrets reach their processes and nothing else: not a command line (`ps` shows
+every user those), not the bytes of `axme.db`, not an older database that kept them plain."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.agents import agent_status, running_pids
+from tests.daemon import Daemon, env_for, stop_home_daemon, wait_for
+
+pytestmark = pytest.mark.acceptance
+
+PY = sys.executable
+SLEEPER = [PY, "-c", "import time; time.sleep(600)"]
+
+
+def secret(name: str) -> str:
+    return f"{name}-{os.urandom(12).hex()}"
+
+
+def store_bytes(home: Path) -> bytes:
+    """Every byte of the database's files as they are on disk now."""
+    return b"".join(p.read_bytes() for p in sorted(home.glob("axme.db*")))
+
+
+def cmdline(pid: int) -> bytes:
+    """What `ps` shows any user of the machine for `pid`."""
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def environ(pid: int) -> dict[str, str]:
+    """The process's own environment (only its user may read it)."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    pairs = [item.decode().partition("=") for item in raw if item]
+    return {key: value for key, _, value in pairs}
+
+
+def wait_pid(client: httpx.Client, address: str) -> int:
+    pids = wait_for(lambda: running_pids(client, address), timeout=20, what=f"{address} running")
+    return int(pids[0])
+
+
+def test_agents_add_env_file_and_env_name_keep_secrets_out_of_argv_and_the_store(
+    cli_home: Path, tmp_path: Path
+) -> None:
+    home = cli_home
+    token, password, plain = secret("tok"), secret("pw"), "not-a-secret"
+    env_file = tmp_path / "agent.env"
+    env_file.write_text(f'# the agent\'s keys\nAPI_TOKEN={token}\nexport REGION="eu west"\n')
+    address = "agent://test/secrets/env"
+    options = ["--env-file", str(env_file), "--env", "DB_PASSWORD", "-e", f"MODE={plain}"]
+    cli = subprocess.Popen(
+        [PY, "-m", "axme_cli", "agents", "add", address, *options, "--", *SLEEPER],
+        env={**env_for(home), "DB_PASSWORD": password},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        seen = wait_for(
+            lambda: b"--env-file" in (line := cmdline(cli.pid)) and line, what="the CLI's argv"
+        )
+        out, err = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.communicate()
+    assert cli.returncode == 0, err
+    assert f"added {address}" in out
+    assert token.encode() not in seen and password.encode() not in seen
+    assert f"MODE={plain}".encode() in seen, "NAME=VALUE is in argv, as --help says"
+
+    daemon = Daemon(home)
+    with daemon.client() as client:
+        pid = wait_pid(client, address)
+        described = json.dumps(agent_status(client, address))
+    env = environ(pid)
+    assert (env["API_TOKEN"], env["DB_PASSWORD"]) == (token, password)
+    assert (env["REGION"], env["MODE"]) == ("eu west", plain)
+    everyone = subprocess.run(
+        ["ps", "-eww", "-o", "args="], capture_output=True, text=True, check=True
+    ).stdout
+    for value in (token, password):
+        assert value not in everyone
+        assert value.encode() not in cmdline(pid)
+        assert value not in described
+        assert value.encode() not in store_bytes(home)
+    assert stat.S_IMODE((home / "secrets.key").stat().st_mode) == 0o600
+    stop_home_daemon(home)
+    for value in (token, password):  # nor after the last checkpoint
+        assert value.encode() not in store_bytes(home)
+
+
+def _plain_rows(home: Path, env: dict[str, str], hook: dict[str, str]) -> None:
+    """Rewrite the stored agent and hook as a version before sealing kept them."""
+    with sqlite3.connect(home / "axme.db") as db:
+        (spec,) = db.execute("SELECT spec FROM agents").fetchone()
+        spec = {k: v for k, v in json.loads(spec).items() if not k.endswith("_sealed")}
+        db.execute("UPDATE agents SET spec = ?", (json.dumps({**spec, "env": env}),))
+        (hooks,) = db.execute("SELECT hooks FROM projects").fetchone()
+        kept = {k: v for k, v in json.loads(hooks)[0].items() if not k.endswith("_sealed")}
+        db.execute("UPDATE projects SET hooks = ?", (json.dumps([{**kept, **hook}]),))
+    db.close()
+
+
+def test_secrets_an_older_version_stored_plain_are_sealed_when_the_store_opens(
+    axme_home: Path, tmp_path: Path
+) -> None:
+    address = "agent://test/secrets/old"
+    token, hook_secret, url_token = secret("tok"), secret("whsec"), secret("path")
+    hook = {"webhook": f"https://chat.example/hooks/{url_token}", "secret": hook_secret}
+    project = {
+        "config_path": str(tmp_path / "axme.toml"),
+        "project_dir": str(tmp_path),
+        "digest": "d1",
+        "agents": [{"address": address, "command": SLEEPER, "cwd": str(tmp_path)}],
+        "hooks": [{**hook, "on": ["assigned"]}],
+    }
+    daemon = Daemon(axme_home).start()
+    try:
+        with daemon.client() as client:
+            applied = client.post("/v1/projects/apply", json=project)
+            assert applied.status_code == 200, applied.text
+            wait_pid(client, address)
+    finally:
+        daemon.stop()
+    for value in (hook_secret, url_token):
+        assert value.encode() not in store_bytes(axme_home), "sealed from the first write"
+
+    # Large enough to spill into overflow pages, which a rewrite frees rather than reuses.
+    _plain_rows(axme_home, {"CERT": "c" * 9000, "API_TOKEN": token}, hook)
+    assert token.encode() in store_bytes(axme_home), "the older version's plain row"
+
+    daemon = Daemon(axme_home).start()
+    try:
+        with daemon.client() as client:
+            pid = wait_pid(client, address)
+        assert environ(pid)["API_TOKEN"] == token, "the sealed env still reaches the agent"
+        for value in (token, hook_secret, url_token):
+            assert value.encode() not in store_bytes(axme_home)
+        assert "sealed the secrets of 2 rows stored in plain text" in daemon.log()
+    finally:
+        daemon.stop()
