@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.agents import agent_status, running_pids
+from tests.agents import add_agent, agent_status, running_pids, send, wait_final
 from tests.daemon import Daemon, env_for, stop_home_daemon, wait_for
 
 pytestmark = pytest.mark.acceptance
@@ -150,3 +150,48 @@ def test_secrets_an_older_version_stored_plain_are_sealed_when_the_store_opens(
         assert "sealed the secrets of 2 rows stored in plain text" in daemon.log()
     finally:
         daemon.stop()
+
+
+def test_keys_and_secrets_never_reach_the_logs_or_error_messages(
+    axme_home: Path, tmp_path: Path
+) -> None:
+    static, wrong, env_secret = secret("static"), secret("wrong"), secret("env")
+    address = "agent://test/secrets/sdk"
+    daemon = Daemon(axme_home, env={"AXME_API_KEYS": static}).start()
+    try:
+        with daemon.client() as client:
+            add_agent(client, address, "axme_sdk_agent.py", tmp_path, env={"TOKEN": env_secret})
+            pid = wait_pid(client, address)
+            agent_key = environ(pid)["AXME_API_KEY"]
+            done = wait_final(daemon, [send(client, address, "t.echo.v1", {"n": 1})])
+            assert [d["status"] for d in done.values()] == ["COMPLETED"], "its key works"
+            refused = client.post(
+                "/v1/agents",
+                json={"address": address, "command": SLEEPER, "cwd": "/", "env": [env_secret]},
+            )
+            assert refused.status_code == 422 and env_secret not in refused.text
+        tcp = daemon.health()["tcp"]
+        answers = [
+            httpx.get(f"{tcp}/v1/intents", headers={"x-api-key": static}, timeout=10),
+            httpx.get(f"{tcp}/health", headers={"authorization": f"Bearer {agent_key}"}),
+            httpx.get(f"{tcp}/v1/intents", headers={"x-api-key": wrong}, timeout=10),
+            httpx.get(f"{tcp}/health", headers={"authorization": f"Bearer {wrong}"}),
+            httpx.get(f"{tcp}/health", headers={"x-api-key": static, "host": "evil.example"}),
+        ]
+        assert [a.status_code for a in answers] == [200, 200, 401, 401, 421]
+        for answer in answers:
+            for key in (static, wrong, agent_key):
+                assert key not in answer.text and key not in str(answer.headers)
+        os.kill(pid, 9)  # its exit is logged, in the daemon's log and the agent's
+        with daemon.client() as client:
+            wait_for(lambda: running_pids(client, address) not in ([], [pid]), timeout=20)
+    finally:
+        daemon.stop()
+    logs = [p for p in (axme_home / "logs").rglob("*") if p.is_file()]
+    assert {p.name for p in logs} >= {"daemon.log", "test.secrets.sdk.log"}
+    written = "\n".join(p.read_text(errors="replace") for p in logs)
+    assert "axme sdk agent listening" in written and "killed by SIGKILL" in written
+    for value in (static, wrong, agent_key, env_secret):
+        assert value not in written
+    for path in logs:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

@@ -134,6 +134,7 @@ def test_a_fresh_home_is_private_from_the_first_byte(cli_home: Path) -> None:
     for directory in (home, home / "run", home / "logs"):
         assert _mode(directory) == 0o700, directory
     files = [home / "logs" / "daemon.log", home / "axme.db", home / "axme.db-wal"]
+    files.append(home / "secrets.key")
     files += [p for p in (home / "axme.db-shm",) if p.exists()]
     for path in files:
         assert _mode(path) == 0o600, path
