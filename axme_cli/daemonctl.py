@@ -66,8 +66,14 @@ def start(paths: HomePaths, *, timeout: float = START_TIMEOUT) -> Started:
     health = probe(paths)
     if health is not None:
         return Started(int(health["pid"]), str(health["socket"]), already_running=True)
-    make_private_dirs(paths)
-    with os.fdopen(open_private_log(paths.daemon_log), "ab") as log:
+    try:
+        make_private_dirs(paths)
+        log_fd = open_private_log(paths.daemon_log)
+    except OSError as exc:
+        raise DaemonUnreachable(
+            f"cannot start the axme daemon: {exc.filename}: {exc.strerror}"
+        ) from None
+    with os.fdopen(log_fd, "ab") as log:
         proc = subprocess.Popen(
             daemon_command(paths),
             stdin=subprocess.DEVNULL,
