@@ -12,6 +12,7 @@ from axme_daemon.config import load_settings
 from axme_daemon.log import configure_logging
 from axme_daemon.server import AlreadyRunning
 from axme_daemon.service import run
+from axme_daemon.store.sealing import BadKeyFile
 
 #: Exit code when another daemon already serves the home (the CLI treats it as success).
 EXIT_ALREADY_RUNNING = 3
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     except AlreadyRunning:
         print(f"axme daemon: already running for {settings.paths.home}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING
+    except BadKeyFile as exc:
+        print(f"axme daemon: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

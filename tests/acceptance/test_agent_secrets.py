@@ -195,3 +195,24 @@ def test_keys_and_secrets_never_reach_the_logs_or_error_messages(
         assert value not in written
     for path in logs:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_a_damaged_key_file_stops_the_daemon_with_one_clear_line(axme_home: Path) -> None:
+    key = axme_home / "secrets.key"
+    key.write_text("not a key\n")
+    key.chmod(0o644)
+    proc = subprocess.run(
+        [PY, "-m", "axme_daemon", "--home", str(axme_home)],
+        env=env_for(axme_home),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"axme daemon: {key} holds no valid key; restore it from a backup (without it, the"
+        " secrets sealed in axme.db cannot be read: move both aside to start afresh)"
+    ]
+    assert key.read_text() == "not a key\n", "never replaced: it may be restored"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600

@@ -154,3 +154,28 @@ def test_an_older_homes_open_modes_are_tightened_at_start(axme_home: Path) -> No
         assert _mode(axme_home / "logs" / "daemon.log") == 0o600
     finally:
         daemon.stop()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_listen_on_the_ipv6_loopback(axme_home: Path) -> None:
+    port = _free_port()
+    daemon = Daemon(axme_home, "--listen", f"[::1]:{port}", env={"AXME_API_KEYS": KEY})
+    daemon.start()
+    try:
+        url = daemon.health()["tcp"]
+        assert url == f"http://[::1]:{port}"
+        with httpx.Client(base_url=url, headers={"x-api-key": KEY}, timeout=10) as client:
+            assert client.get("/health").status_code == 200
+            assert client.get("/health", headers={"host": f"[::1]:{port}"}).status_code == 200
+            assert client.get("/health", headers={"host": "evil.example"}).status_code == 421
+    finally:
+        daemon.stop()

@@ -32,19 +32,44 @@ class SealedUnreadable(Exception):
     """A sealed field that the home's key does not open (the key file was replaced)."""
 
 
+class BadKeyFile(Exception):
+    """The home's key file holds no Fernet key."""
+
+
 def load_or_create_key(path: Path) -> bytes:
-    """The key in `path`, created (0600, before a byte is written) on first use."""
+    """The key in `path` (made 0600 if it was not), created 0600 on first use."""
     try:
-        return path.read_bytes().strip()
+        key = path.read_bytes().strip()
     except FileNotFoundError:
-        pass
+        return _create_key(path)
+    os.chmod(path, 0o600)
+    try:
+        Fernet(key)
+    except ValueError:
+        raise BadKeyFile(
+            f"{path} holds no valid key; restore it from a backup (without it, the secrets"
+            " sealed in axme.db cannot be read: move both aside to start afresh)"
+        ) from None
+    return key
+
+
+def _create_key(path: Path) -> bytes:
+    """Written whole under a temporary name, then renamed, and the directory synced: the key
+    is on disk before any secret sealed with it can be."""
     key = Fernet.generate_key()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, key + b"\n")
         os.fsync(fd)
     finally:
         os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
     return key
 
 
