@@ -216,3 +216,34 @@ def test_a_damaged_key_file_stops_the_daemon_with_one_clear_line(axme_home: Path
     ]
     assert key.read_text() == "not a key\n", "never replaced: it may be restored"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_an_agent_whose_secrets_another_key_sealed_is_left_out_until_added_again(
+    axme_home: Path, tmp_path: Path
+) -> None:
+    from cryptography.fernet import Fernet
+
+    address, token = "agent://test/secrets/rekeyed", secret("tok")
+    spec = {"address": address, "command": SLEEPER, "cwd": str(tmp_path), "env": {"T": token}}
+    daemon = Daemon(axme_home).start()
+    try:
+        with daemon.client() as client:
+            assert client.post("/v1/agents", json=spec).status_code == 200
+            wait_pid(client, address)
+    finally:
+        daemon.stop()
+    (axme_home / "secrets.key").write_bytes(Fernet.generate_key())  # a key from elsewhere
+
+    daemon = Daemon(axme_home).start()
+    try:
+        with daemon.client() as client:
+            assert client.get("/v1/agents").json()["agents"] == []
+            key = axme_home / "secrets.key"
+            said = f"agent {address} is left out: env: sealed with a key other than the one"
+            said += f" in {key}"
+            assert said in daemon.log()
+            assert token not in daemon.log()
+            assert client.post("/v1/agents", json=spec).status_code == 200
+            assert environ(wait_pid(client, address))["T"] == token
+    finally:
+        daemon.stop()

@@ -532,7 +532,8 @@ class SqliteStore(Store):
             try:
                 out.append(self._opened_sealer.unseal(record, fields))
             except SealedUnreadable as exc:
-                log.error("%s %s is left out: %s", what, record.get("address", ""), exc)
+                name = f"{what} {record['address']}" if "address" in record else what
+                log.error("%s is left out: %s", name, exc)
         return out
 
     async def begin_wait(
