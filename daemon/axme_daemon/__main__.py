@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--listen",
         metavar="HOST:PORT",
-        help="also serve on loopback TCP, API key required (default: only when agents run)",
+        help="also serve on loopback TCP (127.0.0.1, localhost or [::1]; or AXME_LISTEN), API"
+        " key required (default: only when agents run)",
     )
     args = parser.parse_args(argv)
     if args.max_payload_bytes is not None and args.max_payload_bytes <= 0:
