@@ -19,7 +19,7 @@ from typing import Any
 
 from axme_cli.client import DaemonClient, socket_accepts
 from axme_cli.errors import DaemonUnreachable
-from axme_cli.paths import HomePaths, unusable
+from axme_cli.paths import HomePaths, make_private_dirs, open_private_log, unusable
 
 #: What `python -m axme_daemon` exits with when another daemon holds the home's lock.
 DAEMON_EXIT_ALREADY_RUNNING = 3
@@ -70,11 +70,11 @@ def start(paths: HomePaths, *, timeout: float = START_TIMEOUT) -> Started:
     if health is not None:
         return Started(int(health["pid"]), str(health["socket"]), already_running=True)
     try:
-        paths.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(paths.daemon_log, "ab")  # closed below, once the daemon has it
+        make_private_dirs(paths)
+        log_fd = open_private_log(paths.daemon_log)
     except OSError as exc:
         raise DaemonUnreachable(f"cannot start the axme daemon: {unusable(exc)}") from None
-    with log:
+    with os.fdopen(log_fd, "ab") as log:
         proc = subprocess.Popen(
             daemon_command(paths),
             stdin=subprocess.DEVNULL,

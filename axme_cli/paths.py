@@ -48,6 +48,11 @@ class HomePaths:
         return self.home / "axme.db"
 
     @property
+    def secrets_key(self) -> Path:
+        """The key that seals the secrets `axme.db` keeps (0600)."""
+        return self.home / "secrets.key"
+
+    @property
     def log_dir(self) -> Path:
         return self.home / "logs"
 
@@ -64,3 +69,22 @@ def unusable(exc: OSError) -> str:
 
 def home_paths(home: Path | None = None) -> HomePaths:
     return HomePaths(home or axme_home())
+
+
+#: What a home's files hold (payloads, logs, keys) is its owner's alone.
+PRIVATE_UMASK = 0o077
+
+
+def make_private_dirs(paths: HomePaths) -> None:
+    """Create the home, `run/` and `logs/` as 0700, and tighten them if an older version
+    left them open: whoever can list the home must be its owner."""
+    for path in (paths.home, paths.run_dir, paths.log_dir):
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
+
+
+def open_private_log(path: Path) -> int:
+    """A log file's descriptor for appending; created 0600, never wider whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -74,12 +75,32 @@ def list_agents(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     render.out().print(table)
 
 
-def _parse_env(pairs: list[str]) -> dict[str, str]:
-    env = {}
+def _parse_env(pairs: list[str], files: list[Path]) -> dict[str, str]:
+    """The agent's env from `--env-file` files, then `--env` (later ones win). A bare
+    `--env NAME` takes NAME's value from this process's environment, so that it never
+    appears in a command line (which every user of the machine can read with `ps`)."""
+    from dotenv import dotenv_values
+
+    env: dict[str, str] = {}
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as stream:
+                values = dotenv_values(stream=stream)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise BadInput(f"--env-file: cannot read {path}: {reason}") from None
+        bare = [key for key, value in values.items() if value is None]
+        if bare:
+            raise BadInput(f"--env-file: {path}: expected NAME=VALUE lines, got {bare[0]!r}")
+        env.update({key: value for key, value in values.items() if value is not None})
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise BadInput(f"--env: expected KEY=VALUE, got {key or pair!r}")
+        if not key:
+            raise BadInput(f"--env: expected NAME or NAME=VALUE, got {pair!r}")
+        if not sep:
+            if key not in os.environ:
+                raise BadInput(f"--env {key}: {key} is not set in this environment")
+            value = os.environ[key]
         env[key] = value
     return env
 
@@ -97,7 +118,21 @@ def add(
         int, typer.Option(help="Deliveries of an intent before it FAILS.")
     ] = 3,
     env: Annotated[
-        list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE for the process; repeat.")
+        list[str] | None,
+        typer.Option(
+            "--env",
+            "-e",
+            help="NAME (its value taken from this environment) or NAME=VALUE for the process;"
+            " repeat. A VALUE given here is visible to every user in `ps`: pass secrets as"
+            " NAME or with --env-file.",
+        ),
+    ] = None,
+    env_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--env-file",
+            help="A file of NAME=VALUE lines (.env syntax) for the process's environment; repeat.",
+        ),
     ] = None,
     cwd: Annotated[
         Path | None, typer.Option(help="Working directory (default: this directory).")
@@ -116,7 +151,7 @@ def add(
         replicas=replicas,
         concurrency=concurrency,
         max_delivery_attempts=max_delivery_attempts,
-        env=_parse_env(env or []),
+        env=_parse_env(env or [], env_file or []),
     )
     with connect(ctx, apply_project=False) as client:
         agent = client.add_agent(spec.to_wire())

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from axme_cli.errors import StoreUnavailable
+from axme_cli.paths import PRIVATE_UMASK
 from axme_daemon.config import load_settings
 from axme_daemon.log import configure_logging
 from axme_daemon.maintenance import maintain
 from axme_daemon.server import AlreadyRunning, HomeUnusable
 from axme_daemon.service import run
+from axme_daemon.store.sealing import BadKeyFile
 
 #: Exit code when another daemon already serves the home (the CLI treats it as success).
 EXIT_ALREADY_RUNNING = 3
@@ -20,6 +23,7 @@ EXIT_CANNOT_START = 4
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)  # before anything is created: logs, the database, keys
     parser = argparse.ArgumentParser(prog="axme-daemon", description="Run the axme daemon.")
     parser.add_argument(
         "action",
@@ -36,13 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--listen",
         metavar="HOST:PORT",
-        help="also serve on loopback TCP, API key required (default: only when agents run)",
+        help="also serve on loopback TCP (127.0.0.1, localhost or [::1]; or AXME_LISTEN), API"
+        " key required (default: only when agents run)",
     )
     args = parser.parse_args(argv)
-    if args.listen is not None:
-        host, sep, port = args.listen.rpartition(":")
-        if not sep or not port.isdigit() or host not in ("127.0.0.1", "localhost", "::1"):
-            parser.error("--listen must be a loopback HOST:PORT, e.g. 127.0.0.1:8765")
     if args.max_payload_bytes is not None and args.max_payload_bytes <= 0:
         parser.error("--max-payload-bytes must be positive")
     settings = load_settings(
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         first = " (stop it first: axme daemon stop)" if args.action != "serve" else ""
         print(f"axme daemon: already running for {settings.paths.home}{first}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING
-    except (HomeUnusable, StoreUnavailable) as exc:
+    except (HomeUnusable, StoreUnavailable, BadKeyFile) as exc:
         print(f"axme daemon: {exc}", file=sys.stderr)
         return EXIT_CANNOT_START
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,33 @@ _STREAM_CAP_ENV = {
 }
 
 
+class BadListen(ValueError):
+    """A listen address that is not a loopback HOST:PORT."""
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`HOST:PORT` (`[::1]:PORT` for IPv6) as a loopback host and a port, for `--listen` and
+    `AXME_LISTEN` alike. There is no opt-in for other interfaces: the API's keys travel in
+    clear text, so a remote client reaches it through a tunnel (`ssh -L`), never directly."""
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not port.isdigit() or int(port) > 65535 or not _is_loopback(host):
+        raise BadListen(
+            f"expected a loopback HOST:PORT such as 127.0.0.1:8765 or [::1]:8765, got {value!r}"
+        )
+    return ("127.0.0.1" if host == "localhost" else host), int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class DaemonSettings:
     paths: HomePaths
@@ -60,13 +88,19 @@ def load_settings(
     foreground: bool = False,
     listen: str | None = None,
 ) -> DaemonSettings:
+    listen = listen or os.environ.get("AXME_LISTEN") or None
+    if listen is not None:
+        try:
+            parse_listen(listen)
+        except BadListen as exc:
+            raise SystemExit(f"axme daemon: --listen/AXME_LISTEN: {exc}") from None
     return DaemonSettings(
         paths=home_paths(home),
         max_payload_bytes=max_payload_bytes
         or _env_int("AXME_MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES),
         store_url=store_url or os.environ.get("AXME_STORE_URL", ""),
         lease_grace=float(_env_int("AXME_LEASE_GRACE_SECONDS", 10)),
-        listen=listen or os.environ.get("AXME_LISTEN") or None,
+        listen=listen,
         foreground=foreground,
         stream_caps={k: _env_int(_STREAM_CAP_ENV[k], n) for k, n in STREAM_CAPS.items()},
     )

@@ -6,13 +6,16 @@ import logging
 import logging.handlers
 import sys
 
+from axme_cli.paths import make_private_dirs
 from axme_daemon.config import DaemonSettings
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def configure_logging(settings: DaemonSettings) -> None:
-    settings.paths.log_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(settings.paths)
+    for existing in settings.paths.log_dir.glob("daemon.log*"):
+        existing.chmod(0o600)  # an older version's, or one the CLI opened before a 0600 rule
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     file_handler = logging.handlers.RotatingFileHandler(

@@ -6,9 +6,11 @@ slow or broken hook never holds a request, a timer or an intent:
 
 - a command hook runs (argv, no shell) in the project directory with the notice as JSON on
   stdin, and is killed (with its process group) after `command_timeout` seconds;
-- a webhook gets the same JSON bytes POSTed, signed with HMAC-SHA256 when it has a secret
-  (`X-Axme-Signature: sha256=<hex>`), and is retried with exponential backoff on connection
-  errors and 5xx answers (a 4xx is not retried).
+- a webhook gets the same JSON bytes POSTed with the time of the attempt
+  (`X-Axme-Timestamp`, Unix seconds), signed with HMAC-SHA256 of `timestamp.body` when it has
+  a secret (`X-Axme-Signature: sha256=<hex>`): a receiver that checks the signature and the
+  age of the timestamp refuses a captured delivery sent again later. It is retried with
+  exponential backoff on connection errors and 5xx answers (a 4xx is not retried).
 
 Failures are logged in the daemon log and go no further. The secret is never logged, nor a
 webhook URL's path (chat webhooks keep their token there), nor a command's arguments or env.
@@ -25,6 +27,7 @@ import logging
 import os
 import signal
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -87,9 +90,11 @@ def select_hooks(
     return [hook for hooks in projects.values() for hook in hooks]
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The `X-Axme-Signature` value: `sha256=` and the hex HMAC-SHA256 of the exact body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The `X-Axme-Signature` value: `sha256=` and the hex HMAC-SHA256 of the
+    `X-Axme-Timestamp` value, a dot and the exact body (so the time cannot be replaced)."""
+    signed = timestamp.encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
 class Notifier:
@@ -259,10 +264,11 @@ class Notifier:
             "X-Axme-Event": event,
             "X-Axme-Delivery": str(uuid.uuid4()),  # the same on every retry: receivers dedupe
         }
-        if hook.secret is not None:
-            headers["X-Axme-Signature"] = sign(hook.secret, body)
         attempts = len(self.backoff) + 1
         for attempt in range(1, attempts + 1):
+            headers["X-Axme-Timestamp"] = timestamp = str(int(time.time()))  # each attempt's own
+            if hook.secret is not None:
+                headers["X-Axme-Signature"] = sign(hook.secret, timestamp, body)
             async with self._slots:
                 try:
                     response = await self._http().post(hook.webhook, content=body, headers=headers)

@@ -21,10 +21,11 @@ from fastapi import FastAPI
 
 from axme_daemon.api import attach_registry, create_app
 from axme_daemon.auth import RequireApiKey, static_api_keys
-from axme_daemon.config import DaemonSettings
+from axme_daemon.config import DaemonSettings, parse_listen
 from axme_daemon.engine import Engine
 from axme_daemon.events import AGENTS_TOPIC
 from axme_daemon.holds import raise_fd_limit
+from axme_daemon.host_check import LoopbackHostOnly
 from axme_daemon.http_protocol import OneWriteHttpProtocol
 from axme_daemon.notify import Notifier
 from axme_daemon.registry import Registry
@@ -79,16 +80,18 @@ class TcpListener:
     async def ensure(self) -> str:
         if self.url is not None:
             return self.url
-        host, _, port = (self.listen or "127.0.0.1:0").rpartition(":")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        host, port = parse_listen(self.listen or "127.0.0.1:0")
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host or "127.0.0.1", int(port)))
+        sock.bind((host, port))
         sock.listen(1024)
         sock.setblocking(False)
         bound_host, bound_port = sock.getsockname()[:2]
-        self.url = f"http://{bound_host}:{bound_port}"
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self.url = f"http://{shown}:{bound_port}"
         self.inner.state.tcp_url = self.url
-        config = uvicorn.Config(self.app, **SERVER_OPTIONS)
+        app = LoopbackHostOnly(self.app, bound_host)
+        config = uvicorn.Config(app, **SERVER_OPTIONS)
         config.timeout_graceful_shutdown = SHUTDOWN_GRACE
         self.server = _Server(config)
         self.task = asyncio.create_task(self.server.serve(sockets=[sock]), name="tcp-listener")
@@ -125,7 +128,7 @@ def _worker_env(
 
 
 async def serve(settings: DaemonSettings) -> None:
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, key_file=settings.paths.secrets_key)
     engine = Engine(store, lease_grace=settings.lease_grace)
     dispatcher = engine.dispatcher
     api_keys: dict[str, str] = {}

@@ -4,7 +4,6 @@ broken hooks are logged and never hold up the intent; hooks follow the project o
 
 from __future__ import annotations
 
-import hmac
 import json
 import socket
 import sys
@@ -13,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -20,7 +20,7 @@ import pytest
 
 from axme_cli.project import load_config
 from tests.agents import intent, wait_final
-from tests.daemon import Daemon, wait_for
+from tests.daemon import REPO, Daemon, wait_for
 
 PY = sys.executable
 SECRET = "whsec-acceptance-5e3b9d"
@@ -206,14 +206,53 @@ def test_command_and_webhook_hooks_get_assigned_reminder_and_timeout(
         assert notice["task"]["title"] == title and notice["task"]["intent_id"] == intent_id
         assert post.headers["content-type"] == "application/json"
         assert post.headers["x-axme-event"] == notice["event"]
-        signature = hmac.new(SECRET.encode(), post.body, "sha256").hexdigest()
-        assert hmac.compare_digest(post.headers["x-axme-signature"], f"sha256={signature}")
+        assert readme_verify(httpx.Headers(post.headers), post.body, SECRET)
         assert post.status == 200
     (timeout_post,) = receiver.on("/timeouts")
     assert json.loads(timeout_post.body)["event"] == "timeout"
     assert "x-axme-signature" not in timeout_post.headers  # no secret, no signature
+    assert not readme_verify(httpx.Headers(timeout_post.headers), timeout_post.body, SECRET)
     assert SECRET not in daemon.log()
     assert HOOK_PATH not in daemon.log() and "T0KEN" not in daemon.log()
+
+
+def readme_verify(
+    headers: httpx.Headers, body: bytes, secret: str, now: float | None = None
+) -> bool:
+    """The README's receiver snippet, run as written (at `now`, if given)."""
+    text = (REPO / "README.md").read_text()
+    start = text.index("```python\nimport hashlib, hmac, time\n")
+    code = text[start + len("```python\n") : text.index("```\n", start + 3)]
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)
+    if now is not None:
+        namespace["time"] = SimpleNamespace(time=lambda: now)
+    return bool(namespace["verify"](headers, body, secret))
+
+
+def test_a_receiver_verifies_a_delivery_as_the_readme_shows_and_refuses_a_replay(
+    daemon: Daemon, tmp_path: Path, receiver: Receiver
+) -> None:
+    address = "agent://test/hooks/verify"
+    hooks = f"[[hooks]]\nwebhook = {toml(receiver.url('/signed'))}\nsecret = {toml(SECRET)}\n"
+    hooks += 'on = ["assigned"]\n'
+    with daemon.client() as client:
+        apply(client, write_project(tmp_path / "project", address, hooks))
+        human_task_intent(client, address)
+        (post,) = wait_for(lambda: receiver.on("/signed"), timeout=20, what="the webhook")
+    headers = httpx.Headers(post.headers)
+    stamp = int(headers["x-axme-timestamp"])
+    assert readme_verify(headers, post.body, SECRET)
+    assert not readme_verify(headers, post.body, "another secret")
+    assert not readme_verify(headers, post.body.replace(b"assigned", b"timeout"), SECRET)
+    # The same delivery sent again ten minutes later is stale...
+    assert not readme_verify(headers, post.body, SECRET, now=stamp + 600)
+    # ...and a fresh timestamp in its place breaks the signature.
+    moved = headers.copy()
+    moved["x-axme-timestamp"] = str(stamp + 600)
+    assert not readme_verify(moved, post.body, SECRET, now=stamp + 600)
+    del moved["x-axme-timestamp"]
+    assert not readme_verify(moved, post.body, SECRET)
 
 
 def test_flaky_webhooks_are_retried_and_broken_hooks_never_block_the_intent(

@@ -9,12 +9,12 @@ from axme_daemon.store.base import IntentFilter, Page, Store, StoreStats, Worker
 __all__ = ["IntentFilter", "Page", "Store", "StoreStats", "WorkerReport", "open_store"]
 
 
-def open_store(url: str) -> Store:
-    """`sqlite:///path/to/axme.db` (or a bare path) → SQLite."""
+def open_store(url: str, *, key_file: Path | None = None) -> Store:
+    """`sqlite:///path/to/axme.db` (or a bare path) → SQLite; `key_file` seals its secrets."""
     if url.startswith("sqlite:///"):
         url = url.removeprefix("sqlite:///")  # sqlite:////abs/path, sqlite:///rel/path
     elif "://" in url:
         raise ValueError(f"unsupported store URL {url!r}: expected sqlite:///PATH")
     from axme_daemon.store.sqlite import SqliteStore
 
-    return SqliteStore(Path(url))
+    return SqliteStore(Path(url), key_file=key_file)

@@ -46,6 +46,13 @@ from axme_daemon.store.base import (
     WorkerReport,
 )
 from axme_daemon.store.migrations import migrate
+from axme_daemon.store.sealing import (
+    AGENT_FIELDS,
+    HOOK_FIELDS,
+    SealedUnreadable,
+    Sealer,
+    seal_plain_rows,
+)
 from axme_daemon.store.sqlite_check import (
     check_at_start,
     damaged,
@@ -112,8 +119,11 @@ def _connect(path: Path) -> sqlite3.Connection:
 class SqliteStore(Store):
     error_types = (sqlite3.Error,)
 
-    def __init__(self, path: Path, *, max_batch: int = 512) -> None:
+    def __init__(self, path: Path, *, max_batch: int = 512, key_file: Path | None = None) -> None:
+        """`key_file` seals the secrets in agent specs and hooks (default: beside `path`)."""
         self.path = path
+        self._key_file = key_file or path.with_name("secrets.key")
+        self._sealer: Sealer | None = None
         self._max_batch = max_batch
         self._wdb: sqlite3.Connection | None = None
         self._rdb: sqlite3.Connection | None = None
@@ -147,6 +157,9 @@ class SqliteStore(Store):
         applied = migrate(self._wdb)
         if applied:
             log.info("schema migrated", extra={"action": "migrate", "versions": applied})
+        self._sealer = Sealer(self._key_file)
+        if sealed := seal_plain_rows(self._wdb, self._sealer):
+            log.info("sealed the secrets of %d rows stored in plain text", sealed)
         for pragma in _WRITER_PRAGMAS:
             self._wdb.execute(pragma)
         loop = asyncio.get_running_loop()
@@ -539,16 +552,36 @@ class SqliteStore(Store):
         replace_source: bool,
         hooks: list[dict[str, Any]] | None = None,
     ) -> bool:
+        sealer = self._opened_sealer
         return await self._write(
             partial(
                 writes.put_agents,
                 source=source,
                 digest=digest,
-                specs=specs,
+                specs=[sealer.seal(spec, AGENT_FIELDS) for spec in specs],
                 replace_source=replace_source,
-                hooks=hooks,
+                hooks=None if hooks is None else [sealer.seal(h, HOOK_FIELDS) for h in hooks],
             )
         )
+
+    @property
+    def _opened_sealer(self) -> Sealer:
+        if self._sealer is None:
+            raise RuntimeError("the store is not open")
+        return self._sealer
+
+    def _unsealed(
+        self, records: Iterable[dict[str, Any]], fields: Sequence[str], what: str
+    ) -> list[dict[str, Any]]:
+        """`records` opened; one the key cannot open is left out, and said so in the log."""
+        out = []
+        for record in records:
+            try:
+                out.append(self._opened_sealer.unseal(record, fields))
+            except SealedUnreadable as exc:
+                name = f"{what} {record['address']}" if "address" in record else what
+                log.error("%s is left out: %s", name, exc)
+        return out
 
     async def begin_wait(
         self,
@@ -747,7 +780,12 @@ class SqliteStore(Store):
         )
         rows = cur.fetchall()
         return [
-            {"config_path": r[0], "digest": r[1], "applied_at": r[2], "hooks": load(r[3]) or []}
+            {
+                "config_path": r[0],
+                "digest": r[1],
+                "applied_at": r[2],
+                "hooks": self._unsealed(load(r[3]) or [], HOOK_FIELDS, f"{r[0]}: a hook"),
+            }
             for r in rows
         ]
 
@@ -756,10 +794,11 @@ class SqliteStore(Store):
             "SELECT spec, source, created_at, updated_at FROM agents ORDER BY address"
         )
         rows = cur.fetchall()
-        return [
+        specs = [
             {**json.loads(r[0]), "source": r[1], "created_at": r[2], "updated_at": r[3]}
             for r in rows
         ]
+        return self._unsealed(specs, AGENT_FIELDS, "agent")
 
 
 def _escape_like(text: str) -> str:
