@@ -209,7 +209,7 @@ def test_a_damaged_key_file_stops_the_daemon_with_one_clear_line(axme_home: Path
         timeout=30,
         check=False,
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 4  # the daemon cannot serve this home
     assert proc.stderr.strip().splitlines() == [
         f"axme daemon: {key} holds no valid key; restore it from a backup (without it, the"
         " secrets sealed in axme.db cannot be read: move both aside to start afresh)"
