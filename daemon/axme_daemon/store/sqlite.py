@@ -372,11 +372,13 @@ class SqliteStore(Store):
         result: Any = None,
         error: Any = None,
         steps: Sequence[StepInput] = (),
+        by_agent: bool = False,
     ) -> tuple[Intent, Event]:
         return await self._write(
             partial(
                 writes.transition,
                 steps=steps,
+                by_agent=by_agent,
                 intent_id=intent_id,
                 status=status,
                 worker_id=worker_id,
@@ -577,6 +579,14 @@ class SqliteStore(Store):
     async def delete_agent(self, address: str) -> bool:
         return await self._write(partial(writes.delete_agent, address=address))
 
+    async def put_api_key(self, name: str, key_hash: str, scopes: list[str]) -> dict[str, Any]:
+        return await self._write(
+            partial(writes.put_api_key, name=name, key_hash=key_hash, scopes=scopes)
+        )
+
+    async def delete_api_key(self, name: str) -> bool:
+        return await self._write(partial(writes.delete_api_key, name=name))
+
     # -- reads -----------------------------------------------------------------------
 
     async def get_intent(self, intent_id: str) -> Intent | None:
@@ -712,6 +722,15 @@ class SqliteStore(Store):
         return [
             {**json.loads(r[0]), "source": r[1], "created_at": r[2], "updated_at": r[3]}
             for r in rows
+        ]
+
+    async def list_api_keys(self) -> list[dict[str, Any]]:
+        cur = self._reader.execute(
+            "SELECT name, key_hash, scopes, created_at FROM api_keys ORDER BY name"
+        )
+        return [
+            {"name": r[0], "key_hash": r[1], "scopes": json.loads(r[2]), "created_at": r[3]}
+            for r in cur.fetchall()
         ]
 
 
