@@ -254,7 +254,13 @@ class Authorize:
         if principal.scopes.intersection(rule.scopes):
             return
         if rule.agent is not None and principal.address is not None:
-            await check.run(rule.agent, params)
+            try:
+                await check.run(rule.agent, params)
+            except Forbidden as exc:
+                if rule.scopes:  # name what would open it, as for any other key
+                    exc.message += f" (beyond that, it needs the scope {' or '.join(rule.scopes)})"
+                    exc.details["scope"] = list(rule.scopes)
+                raise
             return
         raise _refuse(principal, rule, f"{method} {path}")
 
