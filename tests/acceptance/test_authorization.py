@@ -382,3 +382,22 @@ def test_axme_keys_cli_shows_a_key_once_and_stores_only_its_hash(cli_home: Path)
     assert bad.returncode == 2 and "unknown scope 'root'" in bad.stderr
     assert run_cli(cli_home, "keys", "revoke", "ci-bot").returncode == 0
     assert run_cli(cli_home, "keys", "revoke", "ci-bot").returncode == 3
+
+
+def test_an_agent_scoped_key_is_a_worker_of_that_agent_only(world: World) -> None:
+    """`agent:ADDRESS`: a program that runs an agent outside the daemon gets that agent's
+    deliveries under a worker named for the key, and nothing of another agent's."""
+    with world.daemon.client() as owner:
+        made = owner.post("/v1/keys", json={"name": "outside", "scopes": [f"agent:{B}"]})
+        assert made.status_code == 200, made.text
+        world.keys["outside"] = made.json()["key"]
+        fresh = send(owner, B, TYPE, {"n": "outside"})
+    assert _take(world.tcp, world.keys["outside"], B) == fresh
+    with world.daemon.client() as owner:
+        assert intent(owner, fresh)["leased_to"] == "key-outside"
+    done = world.call("outside", "POST", f"/v1/intents/{fresh}/resume", {"action": "complete"})
+    assert done.status_code == 200, done.text
+    other = world.call("outside", "POST", f"/v1/intents/{world.ids['iA1']}/resume", {})
+    assert other.status_code == 403
+    stream = f"/v1/agents/{A.removeprefix('agent://')}/intents/stream?wait_seconds=0"
+    assert world.call("outside", "GET", stream).status_code == 403
