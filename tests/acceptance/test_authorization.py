@@ -299,6 +299,11 @@ def test_a_persons_decision_is_only_a_persons(world: World) -> None:
     with world.daemon.client() as owner:  # the owner on the socket too
         answer = owner.post(f"/v1/intents/{i['iH']}/resume", json={"action": "complete"})
         assert answer.status_code == 409 and "person" in answer.json()["error"]["message"]
+        retry = {"action": "fail", "error": "x", "retryable": True}
+        assert owner.post(f"/v1/intents/{i['iH']}/resume", json=retry).status_code == 409
+        report = {"reports": [{"intent_id": i["iH"], "outcome": {"action": "complete"}}]}
+        (part,) = owner.post("/v1/reports", json=report).json()["reports"]
+        assert part["status_code"] == 409, part
     posing = world.call(
         "decider",
         "POST",
@@ -311,7 +316,9 @@ def test_a_persons_decision_is_only_a_persons(world: World) -> None:
     assert posing.status_code == 403 and "actor" in posing.json()["error"]["message"]
     assert world.snapshot() == before
 
-    decided = world.call("decider", "POST", f"/v1/tasks/{i['tH']}/decision", {"outcome": "approved"})
+    decided = world.call(
+        "decider", "POST", f"/v1/tasks/{i['tH']}/decision", {"outcome": "approved"}
+    )
     assert decided.status_code == 200, decided.text
     assert decided.json()["task"]["decision"]["actor"] == "decider"
 
