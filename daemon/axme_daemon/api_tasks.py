@@ -170,7 +170,9 @@ def add_task_routes(app: FastAPI, engine: Engine) -> None:
         worker_id = worker_of(request)
         arguments = wait.arguments.model_dump(exclude_none=True)
         if isinstance(wait, ChildWait):  # the child is sent by this worker's agent
-            arguments["from_agent"] = bound_sender(request, wait.arguments.from_agent)
+            sender = bound_sender(request, wait.arguments.from_agent)
+            if sender is not None:
+                arguments["from_agent"] = sender
         state = await engine.begin_wait(
             intent_id, worker_id, wait.ordinal, wait.key, wait.kind, arguments
         )
