@@ -129,8 +129,8 @@ def _refuse(principal: Principal, rule: Rule, what: str) -> Forbidden:
 
 def _not_its_intent(principal: Principal, intent: Intent) -> Forbidden:
     return Forbidden(
-        f"intent {intent.intent_id} is not {principal.address}'s: an agent's key works "
-        "only on intents addressed to its agent",
+        f"intent {intent.intent_id} is not {principal.address}'s: an agent's key works on "
+        "intents addressed to its agent (and reads and signals the ones it sent)",
         details={"intent_id": intent.intent_id, "agent": principal.address},
     )
 
@@ -146,8 +146,8 @@ def _check_lease(principal: Principal, intent: Intent) -> None:
 
 
 class _Check:
-    """One request's check for an agent's key; reads the body (and gives it back) only for
-    the routes whose body names intents."""
+    """One request's check; reads the body (and gives it back) only for the routes whose
+    body says what is asked: `/resume` (an outcome or a decision), `/v1/reports` (intents)."""
 
     def __init__(self, store: Store, scope: Scope, receive: Receive, principal: Principal):
         self.store = store
