@@ -481,6 +481,20 @@ class DaemonClient:
     def apply_project(self, project: dict[str, Any]) -> bool:
         return bool(self._request("POST", "/v1/projects/apply", json=project)["changed"])
 
+    # -- API keys ----------------------------------------------------------------------
+
+    def create_key(self, name: str, scopes: list[str]) -> dict[str, Any]:
+        """A new key for the TCP listener; the answer holds it, once (`key`)."""
+        return self._request("POST", "/v1/keys", json={"name": name, "scopes": scopes})
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/v1/keys")["keys"]  # type: ignore[no-any-return]
+
+    def revoke_key(self, name: str) -> None:
+        from urllib.parse import quote
+
+        self._request("DELETE", f"/v1/keys/{quote(name, safe='')}")
+
     # -- human tasks and signals -------------------------------------------------------
 
     def list_tasks(

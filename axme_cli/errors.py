@@ -4,6 +4,8 @@
     ├── BadInput                   (2)  the request is malformed; nothing was changed
     │   ├── PayloadTooLarge        (2)
     │   └── AmbiguousId            (2)  an id prefix matches several intents
+    ├── Unauthorized               (1)  an unknown API key (TCP only)
+    ├── Forbidden                  (1)  a known key without the authority
     ├── NotFound                   (3)
     ├── Conflict                   (4)  e.g. resolving an intent that is already final
     ├── DaemonUnreachable          (5)
@@ -95,6 +97,20 @@ class AmbiguousId(BadInput):
     code = "ambiguous_id"
 
 
+class Unauthorized(AxmeError):
+    """An API key is required (x-api-key header)."""
+
+    code = "invalid_platform_api_key"  # the code the AXME SDK maps to AxmeAuthError
+    http_status = 401
+
+
+class Forbidden(AxmeError):
+    """This key may not do that."""
+
+    code = "forbidden"
+    http_status = 403
+
+
 class NotFound(AxmeError):
     """No such intent."""
 
@@ -179,6 +195,8 @@ _register(AxmeError)
 
 _BY_STATUS: dict[int, type[AxmeError]] = {
     400: BadInput,
+    401: Unauthorized,
+    403: Forbidden,
     404: NotFound,
     409: Conflict,
     413: PayloadTooLarge,

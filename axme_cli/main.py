@@ -72,7 +72,7 @@ def _root(
 
 
 def _register() -> None:
-    from axme_cli.commands import agents, bench, daemon, demo, intents, tail, tasks, tui
+    from axme_cli.commands import agents, bench, daemon, demo, intents, keys, tail, tasks, tui
 
     bench.register(app)
     demo.register(app)
@@ -82,6 +82,7 @@ def _register() -> None:
     tui.register(app)
     app.add_typer(agents.app, name="agents")
     app.add_typer(daemon.app, name="daemon")
+    app.add_typer(keys.app, name="keys")
 
 
 _register()

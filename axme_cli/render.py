@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
 STATUS_STYLE = {
     "CREATED": "dim",
@@ -144,12 +145,30 @@ def short_id(intent_id: str) -> str:
     return intent_id[:8]
 
 
-def intents_table(intents: list[dict[str, Any]]) -> None:
-    """ID, status, type, agent (without `agent://`), age; ATTEMPT only once any was retried."""
+def listed_plainly(rows: list[dict[str, Any]], as_json: bool, empty: str) -> bool:
+    """A list command's JSON lines, or its note that there is nothing: whether that was
+    all (else the caller prints its table)."""
+    if as_json:
+        for row in rows:
+            print_json_line(row)
+        return True
+    if not rows:
+        note(empty)
+        return True
+    return False
+
+
+def plain_table() -> Table:
+    """The CLI's tables: no box, a bold header, two spaces between columns."""
     from rich.table import Table
 
+    return Table(box=None, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
+
+
+def intents_table(intents: list[dict[str, Any]]) -> None:
+    """ID, status, type, agent (without `agent://`), age; ATTEMPT only once any was retried."""
     show_attempt = any((i.get("delivery_attempt") or 0) > 1 for i in intents)
-    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
+    table = plain_table()
     table.add_column("ID", no_wrap=True, min_width=8)
     table.add_column("STATUS", no_wrap=True)
     table.add_column("TYPE", overflow="ellipsis", min_width=12)

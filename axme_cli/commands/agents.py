@@ -48,16 +48,10 @@ def list_agents(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     with connect(ctx) as client:
         agents = client.list_agents()
-    if as_json:
-        for agent in agents:
-            render.print_json_line(agent)
+    empty = "no agents registered (declare them in axme.toml, or: axme agents add)"
+    if render.listed_plainly(agents, as_json, empty):
         return
-    if not agents:
-        render.note("no agents registered (declare them in axme.toml, or: axme agents add)")
-        return
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
+    table = render.plain_table()
     table.add_column("AGENT", overflow="ellipsis", min_width=12)
     for column in ("STATE", "PID", "RESTARTS", "IN FLIGHT"):
         table.add_column(column, no_wrap=True)

@@ -31,13 +31,18 @@ from axme_daemon.api_body import (
     FiniteJsonRoute,
     body_of,
     document_bodies,
+    error_answer,
+    error_response,
     json_answer,
     read_body,
 )
 from axme_daemon.api_direct import DirectRoutes, Endpoint
+from axme_daemon.api_keys import add_key_routes
 from axme_daemon.api_tasks import WaitRequest, add_task_routes
 from axme_daemon.api_watch import add_watch_routes
-from axme_daemon.api_workers import ApiKeys, Reports, add_worker_routes
+from axme_daemon.api_workers import Reports, add_worker_routes
+from axme_daemon.auth import KeyRing
+from axme_daemon.authz import Authorize, actor_of, bound_sender
 from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
 from axme_daemon.events import KeepAlive, StreamTimeout
@@ -81,21 +86,6 @@ _HTTP_CODES = {
     413: "payload_too_large",
     422: "validation_error",
 }
-
-
-def error_response(
-    status: int, code: str, message: str, details: dict[str, Any] | None = None
-) -> JSONResponse:
-    body = {
-        "error": {"code": code, "message": message, "details": details or {}},
-        "detail": message,
-    }
-    retry = (details or {}).get("retry_after")
-    if retry is None:
-        return JSONResponse(body, status_code=status)
-    # Come back later, on a new connection: this one's descriptor is freed now.
-    headers = {"Retry-After": str(retry), "Connection": "close"}
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
@@ -147,9 +137,7 @@ class BodyLimit:
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.limit:
-            exc = self._error()
-            response = error_response(exc.http_status, exc.code, exc.message, exc.details)
-            await response(scope, receive, send)
+            await error_answer(self._error())(scope, receive, send)
             return
         seen = 0
 
@@ -173,9 +161,11 @@ def attach_registry(app: FastAPI, registry: Registry) -> None:
 def create_app(
     engine: Engine,
     settings: DaemonSettings,
-    api_keys: ApiKeys | None = None,
+    keys: KeyRing | None = None,
     registry: Registry | None = None,
 ) -> FastAPI:
+    """The API as the owner sees it on the Unix socket; the TCP listener wraps it in
+    `auth.TcpEdge`, and `authz.Authorize` (inside) checks what each key may do."""
     started = time.time()
     app = FastAPI(
         title="axme daemon",
@@ -187,12 +177,13 @@ def create_app(
     app.router.route_class = FiniteJsonRoute  # bodies FastAPI reads: no NaN, no Infinity
     direct: dict[tuple[str, str], Endpoint] = {}
     app.add_middleware(DirectRoutes, routes=direct, handlers=app.exception_handlers)
+    app.add_middleware(Authorize, store=engine.store)
     app.add_middleware(BodyLimit, limit=settings.max_payload_bytes)
     app.state.stream_limits = StreamLimits(settings.stream_caps)
 
     @app.exception_handler(AxmeError)
     async def _axme_error(request: Request, exc: AxmeError) -> JSONResponse:
-        return error_response(exc.http_status, exc.code, exc.message, exc.details)
+        return error_answer(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -217,8 +208,7 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc.__cause__, AxmeError):  # e.g. the body limit hit while parsing
-            cause = exc.__cause__
-            return error_response(cause.http_status, cause.code, cause.message, cause.details)
+            return error_answer(exc.__cause__)
         if exc.status_code == 404:
             message = f"no route {request.method} {request.url.path}"
         else:
@@ -275,6 +265,7 @@ def create_app(
                         for e in exc.errors()
                     )
                 ) from None
+        fields["from_agent"] = bound_sender(request, body.from_agent)
         attempts = fields.pop("max_delivery_attempts")
         if attempts is None:
             reg: Registry | None = app.state.registry
@@ -372,11 +363,13 @@ def create_app(
         return limits(request).respond("events", frames())
 
     @app.post("/v1/intents/{intent_id}/resolve", tags=["intents"])
-    async def resolve_intent(intent_id: str, body: ResolveIntent) -> dict[str, Any]:
+    async def resolve_intent(
+        request: Request, intent_id: str, body: ResolveIntent
+    ) -> dict[str, Any]:
         intent, event = await engine.resolve(
             intent_id,
             body.status,
-            actor=body.actor,
+            actor=actor_of(request, body.actor),
             result=body.result,
             error=body.error,
             reason=body.reason,
@@ -387,10 +380,10 @@ def create_app(
     # included router's routes through a per-request wrapper that cost more than the rest
     # of a small request. The busiest (intents) come first; agent routes come last, since
     # their address takes any path.
-    keys = api_keys if api_keys is not None else {}
-    add_worker_routes(app, engine, keys)
-    add_task_routes(app, engine, keys)
+    add_worker_routes(app, engine)
+    add_task_routes(app, engine)
     add_watch_routes(app, engine)
+    add_key_routes(app, keys if keys is not None else KeyRing(engine.store))
     if registry is not None:
         add_agent_routes(app, registry)
     document_bodies(app, CreateIntent, Reports, WaitRequest)

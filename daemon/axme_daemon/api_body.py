@@ -17,8 +17,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
+from axme_cli.errors import AxmeError
 from axme_daemon.finite_json import parse_json, refuse_not_finite
 
 M = TypeVar("M", bound=BaseModel)
@@ -66,6 +67,26 @@ def json_answer(body: dict[str, Any]) -> Response:
     """The body encoded as FastAPI's JSONResponse would (compact, UTF-8)."""
     text = _encode(body)
     return Response(text.encode(), media_type="application/json")
+
+
+def error_response(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> JSONResponse:
+    """Every error's shape: `{"error": {"code", "message", "details"}, "detail": message}`."""
+    body = {
+        "error": {"code": code, "message": message, "details": details or {}},
+        "detail": message,
+    }
+    retry = (details or {}).get("retry_after")
+    if retry is None:
+        return JSONResponse(body, status_code=status)
+    # Come back later, on a new connection: this one's descriptor is freed now.
+    headers = {"Retry-After": str(retry), "Connection": "close"}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def error_answer(exc: AxmeError) -> JSONResponse:
+    return error_response(exc.http_status, exc.code, exc.message, exc.details)
 
 
 def body_of(model: type[BaseModel]) -> dict[str, Any]:

@@ -7,7 +7,6 @@ checks apply and the first decision wins.
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request
@@ -17,7 +16,7 @@ from pydantic import BaseModel, Field, RootModel
 from axme_cli.errors import Conflict, ValidationFailed
 from axme_cli.protocol import MAX_DURATION_SECONDS
 from axme_daemon.api_body import body_of, read_body
-from axme_daemon.api_workers import ApiKeys, worker_identity
+from axme_daemon.authz import actor_of, bound_sender, worker_of
 from axme_daemon.engine import Engine
 from axme_daemon.intents import Task
 from axme_daemon.models import IntentBody
@@ -119,13 +118,6 @@ class Signal(BaseModel):
     data: Any = None
 
 
-def _default_actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
 async def pending_task(engine: Engine, intent_id: str) -> Task:
     await engine.get(intent_id)
     tasks = await engine.tasks(status="PENDING", intent_id=intent_id)
@@ -137,7 +129,9 @@ async def pending_task(engine: Engine, intent_id: str) -> Task:
     return tasks[0]
 
 
-async def decide_resume(engine: Engine, intent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+async def decide_resume(
+    request: Request, engine: Engine, intent_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
     """AXME's `/resume` dialects for people: `task_result` {outcome, comment, ...data},
     `outcome` + `task_result.approved`, or `approve_current_step`."""
     task = await pending_task(engine, intent_id)
@@ -156,13 +150,14 @@ async def decide_resume(engine: Engine, intent_id: str, body: dict[str, Any]) ->
         outcome, comment, data = body.get("outcome"), body.get("comment"), {}
     if not isinstance(outcome, str) or not outcome:
         raise ValidationFailed("task_result.outcome: is required (e.g. approved, rejected)")
-    actor = str(body.get("actor") or _default_actor())
+    claimed = body.get("actor")
+    actor = actor_of(request, str(claimed) if claimed else None)
     decided = await engine.decide(task.task_id, outcome, actor, comment, data)
     intent = await engine.get(intent_id)
     return {"ok": True, "applied": True, "task": decided.to_wire(), "intent": intent.to_wire()}
 
 
-def add_task_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
+def add_task_routes(app: FastAPI, engine: Engine) -> None:
 
     @app.post("/v1/intents/{intent_id}/waits", tags=["intents"], openapi_extra=body_of(WaitRequest))
     async def begin_wait(request: Request, intent_id: str) -> dict[str, Any]:
@@ -172,8 +167,12 @@ def add_task_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
         intent is WAITING and the worker lets the delivery go.
         """
         wait = await read_wait(request)
-        worker_id = worker_identity(request, api_keys)
+        worker_id = worker_of(request)
         arguments = wait.arguments.model_dump(exclude_none=True)
+        if isinstance(wait, ChildWait):  # the child is sent by this worker's agent
+            sender = bound_sender(request, wait.arguments.from_agent)
+            if sender is not None:
+                arguments["from_agent"] = sender
         state = await engine.begin_wait(
             intent_id, worker_id, wait.ordinal, wait.key, wait.kind, arguments
         )
@@ -220,19 +219,21 @@ def add_task_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
         return {"ok": True, "task": (await engine.task(task_id)).to_wire()}
 
     @app.post("/v1/tasks/{task_id}/decision", tags=["tasks"])
-    async def decide(task_id: str, body: Decision) -> dict[str, Any]:
+    async def decide(request: Request, task_id: str, body: Decision) -> dict[str, Any]:
         """Decide once: a second decision is a 409, and of two at once exactly one wins."""
-        actor = body.actor or _default_actor()
+        actor = actor_of(request, body.actor)
         task = await engine.decide(task_id, body.outcome, actor, body.comment, body.data)
         return {"ok": True, "task": task.to_wire()}
 
     @app.post("/v1/approvals/{approval_id}/decision", tags=["tasks"])
-    async def decide_approval(approval_id: str, body: ApprovalDecision) -> dict[str, Any]:
+    async def decide_approval(
+        request: Request, approval_id: str, body: ApprovalDecision
+    ) -> dict[str, Any]:
         """AXME's approvals API: `decision` approve or reject; the approval id is the task id."""
         outcomes = {"approve": "approved", "reject": "rejected"}
         if body.decision not in outcomes:
             raise ValidationFailed("decision: must be approve or reject")
-        actor = body.actor or _default_actor()
+        actor = actor_of(request, body.actor)
         task = await engine.decide(approval_id, outcomes[body.decision], actor, body.comment, {})
         return {
             "ok": True,
@@ -271,16 +272,20 @@ def add_task_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
         return {"ok": True, "thread": thread(await engine.task(thread_id))}
 
     @app.post("/v1/inbox/{thread_id}/approve", tags=["tasks"])
-    async def inbox_approve(thread_id: str, body: InboxDecision | None = None) -> dict[str, Any]:
+    async def inbox_approve(
+        request: Request, thread_id: str, body: InboxDecision | None = None
+    ) -> dict[str, Any]:
         comment = body.comment if body else None
-        actor = (body.actor if body else None) or _default_actor()
+        actor = actor_of(request, body.actor if body else None)
         task = await engine.decide(thread_id, "approved", actor, comment, {})
         return {"ok": True, "thread": thread(task)}
 
     @app.post("/v1/inbox/{thread_id}/reject", tags=["tasks"])
-    async def inbox_reject(thread_id: str, body: InboxDecision | None = None) -> dict[str, Any]:
+    async def inbox_reject(
+        request: Request, thread_id: str, body: InboxDecision | None = None
+    ) -> dict[str, Any]:
         comment = body.comment if body else None
-        actor = (body.actor if body else None) or _default_actor()
+        actor = actor_of(request, body.actor if body else None)
         task = await engine.decide(thread_id, "rejected", actor, comment, {})
         return {"ok": True, "thread": thread(task)}
 

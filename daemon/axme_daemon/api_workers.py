@@ -1,12 +1,11 @@
 """What agents use: the AXME agent stream, `/resume`, and axme's step and progress records.
 
-A worker is identified by `X-Axme-Worker` (axme's SDK), or by its API key (the key the
-supervisor gave that process, or any other key: AXME SDK agents send one on every call).
+A worker is who `authz.worker_of` says: on the Unix socket the one it names (`X-Axme-Worker`,
+axme's own SDK), on TCP the one the daemon bound to its key (the supervisor's per-process key).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -20,15 +19,13 @@ from pydantic import BaseModel, Field, ValidationError
 from axme_cli.errors import AxmeError, BadInput, ValidationFailed
 from axme_cli.protocol import AGENT_ADDRESS_RE
 from axme_daemon.api_body import body_of, json_answer, read_body
+from axme_daemon.authz import actor_of, worker_of
 from axme_daemon.delivery import Delivery
 from axme_daemon.engine import Engine
 from axme_daemon.events import KeepAlive, StreamTimeout
 from axme_daemon.holds import limits
 from axme_daemon.intents import Intent, StepFailure, compact_json
 from axme_daemon.store import WorkerReport
-
-#: Per-worker keys handed out by the supervisor: key → worker id.
-ApiKeys = dict[str, str]
 
 
 def normalize_address(raw: str) -> str:
@@ -37,19 +34,6 @@ def normalize_address(raw: str) -> str:
     if not AGENT_ADDRESS_RE.match(address):
         raise BadInput(f"not an agent address: {raw!r} (expected agent://org/env/name)")
     return address
-
-
-def worker_identity(request: Request, api_keys: ApiKeys) -> str | None:
-    explicit = request.headers.get("x-axme-worker")
-    if explicit:
-        return explicit[:200]
-    key = request.headers.get("x-api-key") or ""
-    auth = request.headers.get("authorization") or ""
-    if not key and auth.lower().startswith("bearer "):
-        key = auth[7:].strip()
-    if not key:
-        return None
-    return api_keys.get(key) or "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 class StepError(BaseModel):
@@ -163,7 +147,7 @@ def _answer(intent_id: str, outcome: Intent | AxmeError | None) -> dict[str, Any
     return {"intent_id": intent_id, "ok": True, "status": outcome.status.value}
 
 
-def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
+def add_worker_routes(app: FastAPI, engine: Engine) -> None:
 
     @app.get("/v1/agents/{address:path}/intents/stream", tags=["agents"])
     async def agent_stream(
@@ -180,7 +164,7 @@ def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
         is not finished. Each delivery is leased to the worker until it resumes the intent.
         """
         target = normalize_address(address)
-        worker_id = worker_identity(request, api_keys) or f"anon-{uuid.uuid4().hex[:12]}"
+        worker_id = worker_of(request) or f"anon-{uuid.uuid4().hex[:12]}"
         # Refused (this worker serves another address) as JSON before the stream starts:
         # once its first byte is out, an error can only cut the connection.
         engine.dispatcher.register(
@@ -211,11 +195,11 @@ def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
     ) -> dict[str, Any]:
         """An agent's outcome: `action: complete` (with `result`, or the other keys as the
         result) or `action: fail` (with `error`, and `retryable: true` to be redelivered)."""
-        worker_id = worker_identity(request, api_keys)
+        worker_id = worker_of(request)
         if any(k in body for k in ("task_result", "approve_current_step", "outcome")):
             from axme_daemon.api_tasks import decide_resume
 
-            return await decide_resume(engine, intent_id, body)
+            return await decide_resume(request, engine, intent_id, body)
         action = body.get("action", "complete")
         if action == "complete":
             if "result" in body:
@@ -242,7 +226,7 @@ def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
     ) -> dict[str, Any]:
         """Record a finished step's result once (or a batch, `{"steps": [...]}`, all or
         none); later deliveries replay it."""
-        worker_id = worker_identity(request, api_keys)
+        worker_id = worker_of(request)
         if isinstance(body, StepBatch):
             steps = await engine.record_steps(intent_id, _inputs(body.steps), worker_id)
             return {"ok": True, "steps": [s.to_wire() for s in steps]}
@@ -261,7 +245,7 @@ def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
         handlers pays one round trip for all their reports.
         """
         body = await read_body(request, Reports)
-        worker_id = worker_identity(request, api_keys)
+        worker_id = worker_of(request)
         seen: set[str] = set()
         for report in body.reports:
             if report.intent_id in seen:
@@ -302,14 +286,16 @@ def add_worker_routes(app: FastAPI, engine: Engine, api_keys: ApiKeys) -> None:
 
     @app.post("/v1/intents/{intent_id}/progress", tags=["intents"])
     async def progress(request: Request, intent_id: str, body: ProgressRecord) -> dict[str, Any]:
-        worker_id = worker_identity(request, api_keys)
+        worker_id = worker_of(request)
         event = await engine.progress(intent_id, body.message, body.data, worker_id)
         return {"ok": True, "event": event.to_wire()}
 
     @app.post("/v1/intents/{intent_id}/retry", tags=["intents"])
-    async def retry(intent_id: str, body: RetryRequest | None = None) -> dict[str, Any]:
+    async def retry(
+        request: Request, intent_id: str, body: RetryRequest | None = None
+    ) -> dict[str, Any]:
         """Put a FAILED (or TIMED_OUT) intent back in the queue with fresh attempts."""
-        intent = await engine.retry(intent_id, body.actor if body else None)
+        intent = await engine.retry(intent_id, actor_of(request, body.actor if body else None))
         return {"ok": True, "intent": intent.to_wire()}
 
     @app.post("/v1/workers/{worker_id}/heartbeat", tags=["agents"])

@@ -18,7 +18,15 @@ from axme_cli.errors import AxmeError, NotFound
 from axme_cli.protocol import IntentStatus
 from axme_daemon.delivery import Dispatcher
 from axme_daemon.events import EventHub, KeepAlive, StreamTimeout
-from axme_daemon.intents import Event, Intent, NewIntent, Step, Task, request_hash
+from axme_daemon.intents import (
+    Event,
+    Intent,
+    NewIntent,
+    Step,
+    Task,
+    check_agent_outcome,
+    request_hash,
+)
 from axme_daemon.store import IntentFilter, Page, Store
 from axme_daemon.store.base import Effects, WorkerReport
 
@@ -225,6 +233,7 @@ class Engine:
             details={"result": result} if result is not None else None,
             result=result,
             steps=steps,
+            by_agent=True,
         )
         await self._ended(intent)
         return intent
@@ -245,6 +254,7 @@ class Engine:
         """Fail the intent, or (retryable, attempts left) put it back for another delivery."""
         if retryable:
             current = await self.get(intent_id)
+            check_agent_outcome(current)
             if current.delivery_attempt < current.max_delivery_attempts:
                 message = str(error.get("message", "handler failed"))
                 released = await self.store.release(
@@ -261,6 +271,7 @@ class Engine:
             worker_id=worker_id,
             details={"error": error},
             error=error,
+            by_agent=True,
         )
         await self._ended(intent)
         return intent

@@ -44,6 +44,16 @@ def check_transition(current: IntentStatus, target: IntentStatus) -> None:
     )
 
 
+def check_agent_outcome(intent: Intent) -> None:
+    """A person's decision is only a person's: no agent ends an intent that waits for one."""
+    if intent.status is S.WAITING and intent.waiting_reason == "WAITING_FOR_HUMAN":
+        raise Conflict(
+            f"intent {intent.intent_id} waits for a person's decision: an agent's outcome "
+            "cannot end it (decide its task: axme approve, or POST /v1/tasks/ID/decision)",
+            details={"intent_id": intent.intent_id, "code_reason": "waiting_for_human"},
+        )
+
+
 def now_iso() -> str:
     """UTC with milliseconds, `Z`-suffixed: sortable as text and parsed by every client."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

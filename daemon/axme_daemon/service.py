@@ -20,7 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from axme_daemon.api import attach_registry, create_app
-from axme_daemon.auth import RequireApiKey, static_api_keys
+from axme_daemon.auth import KeyRing, TcpEdge
 from axme_daemon.config import DaemonSettings, parse_listen
 from axme_daemon.engine import Engine
 from axme_daemon.events import AGENTS_TOPIC
@@ -69,9 +69,9 @@ class TcpListener:
     """The loopback TCP listener: off until configured (`--listen`) or needed (agents run,
     and AXME SDK agents need an http URL), then API-key protected."""
 
-    def __init__(self, app: FastAPI, listen: str | None, keys: dict[str, str]) -> None:
+    def __init__(self, app: FastAPI, listen: str | None, keys: KeyRing) -> None:
         self.inner = app
-        self.app = RequireApiKey(app, keys, static_api_keys())
+        self.app = TcpEdge(app, keys)
         self.listen = listen
         self.url: str | None = None
         self.server: _Server | None = None
@@ -131,10 +131,10 @@ async def serve(settings: DaemonSettings) -> None:
     store = open_store(settings.database_url, key_file=settings.paths.secrets_key)
     engine = Engine(store, lease_grace=settings.lease_grace)
     dispatcher = engine.dispatcher
-    api_keys: dict[str, str] = {}
+    api_keys = KeyRing(store)
 
     def on_started(worker: WorkerInfo) -> None:
-        api_keys[worker.api_key] = worker.worker_id
+        api_keys.add_worker(worker.api_key, worker.worker_id, worker.address)
         spec = registry.specs.get(worker.address)
         dispatcher.register(
             worker.worker_id,
@@ -145,7 +145,7 @@ async def serve(settings: DaemonSettings) -> None:
         )
 
     async def on_exited(worker: WorkerInfo, exit: ExitInfo) -> None:
-        api_keys.pop(worker.api_key, None)
+        api_keys.drop_worker(worker.api_key)
         how = {"returncode": exit.returncode, "signal": exit.signal, "output": list(exit.output)}
         await dispatcher.worker_gone(
             worker.worker_id,
@@ -184,6 +184,7 @@ async def serve(settings: DaemonSettings) -> None:
 
     await store.open()
     try:
+        await api_keys.load()
         await registry.load_hooks()  # timers due since the last run notify as they fire
         await engine.start()
         sock = bind_unix_socket(settings.paths.socket)

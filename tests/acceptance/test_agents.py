@@ -628,6 +628,6 @@ def test_axme_sdk_agent_is_supervised_and_redelivered_after_sigkill(
         response = httpx.get(f"{tcp}/health", headers=headers, timeout=10)
         assert response.status_code == 401
         assert response.json() == {
-            "error": {"code": "unauthorized", "message": message, "details": {}},
+            "error": {"code": "invalid_platform_api_key", "message": message, "details": {}},
             "detail": message,
         }

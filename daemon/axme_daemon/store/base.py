@@ -144,11 +144,13 @@ class Store(ABC):
         result: Any = None,
         error: Any = None,
         steps: Sequence[tuple[int, str, Any]] = (),
+        by_agent: bool = False,
     ) -> tuple[Intent, Event]:
         """Move an intent to `status` and append its event, in one transaction.
 
         Raises `NotFound`, or `AlreadyFinal`/`Conflict` when the lifecycle forbids it, or
-        `Conflict` when `worker_id` is given and another worker holds the delivery. `steps`
+        `Conflict` when `worker_id` is given and another worker holds the delivery, or when
+        `by_agent` (an agent's outcome) and the intent waits for a person. `steps`
         (ordinal, key, result) are recorded first, in the same transaction, all or none.
         """
 
@@ -300,6 +302,19 @@ class Store(ABC):
 
     @abstractmethod
     async def list_agents(self) -> list[dict[str, Any]]: ...
+
+    # -- API keys --------------------------------------------------------------------
+
+    @abstractmethod
+    async def put_api_key(self, name: str, key_hash: str, scopes: list[str]) -> dict[str, Any]:
+        """Keep a new key's hash under `name`; `Conflict` when the name is taken."""
+
+    @abstractmethod
+    async def list_api_keys(self) -> list[dict[str, Any]]:
+        """Every key: `name`, `key_hash`, `scopes` (a list), `created_at`; by name."""
+
+    @abstractmethod
+    async def delete_api_key(self, name: str) -> bool: ...
 
     @abstractmethod
     def stats(self) -> StoreStats: ...

@@ -432,11 +432,13 @@ class SqliteStore(Store):
         result: Any = None,
         error: Any = None,
         steps: Sequence[StepInput] = (),
+        by_agent: bool = False,
     ) -> tuple[Intent, Event]:
         return await self._write(
             partial(
                 writes.transition,
                 steps=steps,
+                by_agent=by_agent,
                 intent_id=intent_id,
                 status=status,
                 worker_id=worker_id,
@@ -657,6 +659,14 @@ class SqliteStore(Store):
     async def delete_agent(self, address: str) -> bool:
         return await self._write(partial(writes.delete_agent, address=address))
 
+    async def put_api_key(self, name: str, key_hash: str, scopes: list[str]) -> dict[str, Any]:
+        return await self._write(
+            partial(writes.put_api_key, name=name, key_hash=key_hash, scopes=scopes)
+        )
+
+    async def delete_api_key(self, name: str) -> bool:
+        return await self._write(partial(writes.delete_api_key, name=name))
+
     # -- reads -----------------------------------------------------------------------
 
     async def get_intent(self, intent_id: str) -> Intent | None:
@@ -799,6 +809,15 @@ class SqliteStore(Store):
             for r in rows
         ]
         return self._unsealed(specs, AGENT_FIELDS, "agent")
+
+    async def list_api_keys(self) -> list[dict[str, Any]]:
+        cur = self._reader.execute(
+            "SELECT name, key_hash, scopes, created_at FROM api_keys ORDER BY name"
+        )
+        return [
+            {"name": r[0], "key_hash": r[1], "scopes": json.loads(r[2]), "created_at": r[3]}
+            for r in cur.fetchall()
+        ]
 
 
 def _escape_like(text: str) -> str:

@@ -30,6 +30,7 @@ from axme_daemon.intents import (
     NewIntent,
     Step,
     StepFailure,
+    check_agent_outcome,
     check_transition,
     compact_json,
     now_iso,
@@ -272,12 +273,14 @@ def transition(
     result: Any = None,
     error: Any = None,
     steps: Sequence[StepInput] = (),
+    by_agent: bool = False,
 ) -> tuple[tuple[Intent, Event], list[str]]:
     """A status change requested from outside; ending an intent also ends its lease.
 
     With `worker_id`, the change is refused unless that worker holds the delivery (or nobody
     does): a worker whose lease was taken away must not finish an intent twice. `steps` are
-    recorded first, all or nothing together with the change.
+    recorded first, all or nothing together with the change. `by_agent`: an agent's outcome,
+    refused while the intent waits for a person.
     """
     if steps:
         change = dict(worker_id=worker_id, event_type=event_type, actor=actor, details=details)
@@ -289,9 +292,12 @@ def transition(
             status=status,
             result=result,
             error=error,
+            by_agent=by_agent,
             **change,
         )
     pos, current = load_intent(db, intent_id)
+    if by_agent:
+        check_agent_outcome(current)
     check_transition(current.status, status)
     if worker_id is not None:
         check_lease(current, worker_id)
@@ -321,9 +327,12 @@ def _steps_then_transition(
     details: dict[str, Any] | None,
     result: Any,
     error: Any,
+    by_agent: bool,
 ) -> tuple[tuple[Intent, Event], list[str]]:
     """The steps and the change in one write of the intent (one load, one update)."""
     pos, intent, started = start_work(db, intent_id, worker_id)
+    if by_agent:
+        check_agent_outcome(intent)
     _, stepped = _insert_steps(db, pos, intent, steps)
     current = S.IN_PROGRESS if started or stepped else intent.status
     check_transition(current, status)
@@ -363,6 +372,7 @@ def report(
                     details={"result": r.result} if r.result is not None else None,
                     result=r.result,
                     steps=r.steps,
+                    by_agent=True,
                 )
                 answers.append(intent)
             else:
@@ -796,7 +806,31 @@ def put_agents(
 
 
 def delete_agent(db: sqlite3.Connection, address: str) -> tuple[bool, list[str]]:
-    cur = db.execute("DELETE FROM agents WHERE address = ?", (address,))
+    return _deleted(db.execute("DELETE FROM agents WHERE address = ?", (address,)))
+
+
+def _deleted(cur: sqlite3.Cursor) -> tuple[bool, list[str]]:
     deleted = cur.rowcount > 0
     cur.close()
     return deleted, []
+
+
+def put_api_key(
+    db: sqlite3.Connection, name: str, key_hash: str, scopes: list[str]
+) -> tuple[dict[str, Any], list[str]]:
+    cur = db.execute("SELECT 1 FROM api_keys WHERE name = ?", (name,))
+    if cur.fetchone() is not None:
+        raise Conflict(
+            f"a key named {name!r} exists already (axme keys revoke {name} first)",
+            details={"name": name},
+        )
+    row = {"name": name, "scopes": scopes, "created_at": now_iso()}
+    db.execute(
+        "INSERT INTO api_keys (name, key_hash, scopes, created_at) VALUES (?, ?, ?, ?)",
+        (name, key_hash, compact_json(scopes), row["created_at"]),
+    )
+    return row, []
+
+
+def delete_api_key(db: sqlite3.Connection, name: str) -> tuple[bool, list[str]]:
+    return _deleted(db.execute("DELETE FROM api_keys WHERE name = ?", (name,)))

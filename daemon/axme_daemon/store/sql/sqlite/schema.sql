@@ -116,3 +116,10 @@ CREATE TABLE signals (
     at TEXT NOT NULL
 );
 CREATE INDEX signals_pending ON signals (intent_pos, name, taken_by);
+
+CREATE TABLE api_keys (
+    name TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL UNIQUE,           -- sha256 of the key, hex
+    scopes TEXT NOT NULL,                    -- JSON array: intents:read, tasks:decide, ...
+    created_at TEXT NOT NULL
+);
