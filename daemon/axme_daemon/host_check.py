@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from axme_daemon.api import error_response
+from axme_daemon.api_body import error_response
 
 
 def host_name(header: str) -> str | None:
