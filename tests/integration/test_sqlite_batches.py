@@ -10,6 +10,7 @@ from typing import Any
 from axme_daemon.intents import NewIntent
 from axme_daemon.store import IntentFilter
 from axme_daemon.store.sqlite import SqliteStore
+from axme_daemon.store.sqlite_tx import SqliteTx
 
 
 def _new(n: int) -> NewIntent:
@@ -25,14 +26,14 @@ async def _stored(store: SqliteStore) -> list[str]:
     return sorted(i.intent_id for i in page.intents)
 
 
-def _broken(db: sqlite3.Connection) -> tuple[Any, list[str]]:
-    db.execute("INSERT INTO intents (pos) VALUES (1)")  # NOT NULL columns: refused
+def _broken(tx: SqliteTx) -> tuple[Any, list[str]]:
+    tx.db.execute("INSERT INTO intents (pos) VALUES (1)")  # NOT NULL columns: refused
     return None, []
 
 
-def _abandoning(db: sqlite3.Connection) -> tuple[Any, list[str]]:
+def _abandoning(tx: SqliteTx) -> tuple[Any, list[str]]:
     """What SQLite does on a full disk or an I/O error: the whole transaction is gone."""
-    db.execute("ROLLBACK")
+    tx.db.execute("ROLLBACK")
     raise sqlite3.OperationalError("database or disk is full")
 
 
