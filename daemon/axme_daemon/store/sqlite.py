@@ -64,7 +64,7 @@ from axme_daemon.store.sqlite_check import (
     opening_failed,
 )
 from axme_daemon.store.sqlite_sync import WalSyncer
-from axme_daemon.store.sqlite_tx import SqliteTx
+from axme_daemon.store.sqlite_tx import SqliteTx, dict_row
 
 log = logging.getLogger(__name__)
 
@@ -756,7 +756,7 @@ class SqliteStore(Store):
     def _read_apart(self, sql: str, args: list[Any]) -> list[Any]:
         """One slow read on a connection of its own, in a worker thread."""
         db = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True)
-        db.row_factory = sqlite3.Row
+        db.row_factory = dict_row
         try:
             return list(db.execute(sql, args).fetchall())
         finally:
