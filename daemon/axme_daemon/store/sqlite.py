@@ -254,7 +254,6 @@ class SqliteStore(Store):
         return await fut
 
     async def _write_loop(self) -> None:
-        assert self._syncer is not None
         while (first := await self._queue.get()) is not None:
             batch = [first]
             closing = False
@@ -274,11 +273,16 @@ class SqliteStore(Store):
                 self._settle(run)
             else:
                 run.commit, run.delivery_seq = self._commits, self._delivery_seq
-                self._unsynced.append(run)
-                self._syncer.written(self._commits)
+                self._committed(run)
             await asyncio.sleep(0)  # let the requests that wait for the loop go first
             if closing:
                 return
+
+    def _committed(self, run: _Batch) -> None:
+        """`run` is committed to the WAL: its callers are answered once it is synced."""
+        assert self._syncer is not None
+        self._unsynced.append(run)
+        self._syncer.written(run.commit)
 
     def _acknowledge(self, synced: int) -> None:
         """Commits up to `synced` are on disk: answer their callers."""
@@ -330,14 +334,14 @@ class SqliteStore(Store):
         disk is the syncer's. (Running batches in a writer thread cost more in handing the
         interpreter lock back and forth with the loop than the writes themselves.)
         """
-        assert self._wdb is not None and self._wtx is not None
-        db, tx = self._wdb, self._wtx
+        assert self._wtx is not None
+        tx = self._wtx
         outcomes: list[tuple[bool, Any]] = []
         ids: set[str] = set()
         delivered: list[tuple[str, Intent]] = []
         self._delivered = delivered  # what ops deliver themselves (a create) lands here too
         try:
-            db.execute("BEGIN IMMEDIATE")
+            self._begin()
             for op in ops:
                 try:
                     result, changed = op(tx)
@@ -348,11 +352,9 @@ class SqliteStore(Store):
                     ids.update(changed)
             if scan and ids and self._deliverer is not None:
                 self._deliver_queued(tx, ids)
-            db.execute("COMMIT")
+            self._exec("COMMIT")
         except Exception as exc:
-            with contextlib.suppress(sqlite3.Error):  # a damaged file may refuse even that
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
+            self._rollback()
             for worker_id, intent in delivered:
                 assert self._deliverer is not None
                 self._deliverer.unclaim(worker_id, intent.intent_id)
@@ -372,6 +374,24 @@ class SqliteStore(Store):
         touched.update(ids)
         pushes.extend(delivered)
         return outcomes
+
+    def _begin(self) -> None:
+        """One writer at a time: a `*_for_update` read needs no lock of its own."""
+        self._exec("BEGIN IMMEDIATE")
+
+    def _exec(self, statement: str) -> None:
+        assert self._wdb is not None
+        self._wdb.execute(statement)
+
+    def _rollback(self) -> None:
+        assert self._wdb is not None
+        with contextlib.suppress(sqlite3.Error):  # a damaged file may refuse even that
+            if self._wdb.in_transaction:
+                self._wdb.execute("ROLLBACK")
+
+    def _read(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
+        """A read put together here (filters, lists of ids), `?` for each parameter."""
+        return list(self._reader.execute(sql, args).fetchall())
 
     def _deliver_queued(self, tx: Tx, ids: set[str]) -> None:
         """Deliver, in this transaction, the intents it put in the queue that a listening
@@ -681,7 +701,7 @@ class SqliteStore(Store):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY coalesce(t.deadline_at, 1e18), t.created_at LIMIT ?"
         args.append(limit)
-        return [row_to_task(r) for r in self._reader.execute(sql, args).fetchall()]
+        return [row_to_task(r) for r in self._read(sql, args)]
 
     async def delete_agent(self, address: str) -> bool:
         return await self._write(partial(registry.delete_agent, address=address))
@@ -707,7 +727,7 @@ class SqliteStore(Store):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT * FROM intents WHERE intent_id IN ({marks})"
-            out += [row_to_intent(row) for row in self._reader.execute(sql, chunk).fetchall()]
+            out += [row_to_intent(row) for row in self._read(sql, chunk)]
         return out
 
     async def list_intents(self, filt: IntentFilter, limit: int, cursor: str | None) -> Page:
@@ -748,12 +768,12 @@ class SqliteStore(Store):
             # 0.2-0.4 s at a million intents, so it runs apart, not on the event loop.
             rows = await asyncio.to_thread(self._read_apart, sql, args)
         else:
-            rows = list(self._reader.execute(sql, args).fetchall())
+            rows = self._read(sql, args)
         more = len(rows) > limit
         rows = rows[:limit]
         return Page([row_to_intent(r) for r in rows], str(rows[-1]["pos"]) if more else None)
 
-    def _read_apart(self, sql: str, args: list[Any]) -> list[Any]:
+    def _read_apart(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
         """One slow read on a connection of its own, in a worker thread."""
         db = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True)
         db.row_factory = dict_row
