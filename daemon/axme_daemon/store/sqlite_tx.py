@@ -4,13 +4,12 @@ over one connection, whose rows are dicts by column name."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, cast
 
-from axme_cli.errors import AxmeError
 from axme_daemon.lifecycle.tx import Row
-from axme_daemon.store.queries import load_queries
+from axme_daemon.store.queries import load_queries, savepoint
 
 
 def dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -51,13 +50,5 @@ class SqliteTx:
     def run_many(self, query: str, rows: Sequence[Mapping[str, Any]]) -> None:
         self.db.executemany(self._sql[query], rows)
 
-    @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        self.db.execute("SAVEPOINT composite")
-        try:
-            yield
-        except AxmeError:
-            self.db.execute("ROLLBACK TO composite")
-            raise
-        finally:
-            self.db.execute("RELEASE composite")
+    def savepoint(self) -> AbstractContextManager[None]:
+        return savepoint(self.db.execute)

@@ -1,8 +1,10 @@
--- The SQLite dialect's named queries, loaded by name (store/queries.py). Parameters are
--- named (:name); rows are read by column name. A query that the policy layer relies on to
--- be exclusive says so: on SQLite every write transaction is BEGIN IMMEDIATE (one writer at
--- a time), so a `*_for_update` read needs no lock clause, and a conditional write (`WHERE
--- ... AND last_seq = :expected_seq`) reports its row count for the policy to check.
+-- The named queries of the lifecycle rules, loaded by name (store/queries.py), in the SQL
+-- every dialect speaks; a dialect's own `<dialect>/queries.sql` replaces those it must say
+-- its own way. Parameters are named (:name); rows are read by column name. A query that the
+-- rules rely on to be exclusive says so: a `*_for_update` read is one the dialect locks
+-- (SQLite needs nothing: every write transaction is BEGIN IMMEDIATE, one writer at a time),
+-- and a conditional write (`WHERE ... AND last_seq = :expected_seq`) reports its row count
+-- for the rule to check.
 
 -- name: intent_for_update
 -- An intent a write is about to change.
