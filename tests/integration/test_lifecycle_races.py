@@ -3,7 +3,8 @@ land between a rule's read and its write (as another daemon's transaction can at
 PostgreSQL's READ COMMITTED), and checks that the rule's conditional write notices.
 
 SQLite's single writer never interleaves like this by itself; `Interleaved` makes it do so
-inside one real transaction, on a real file.
+inside one real transaction, on every backend. On PostgreSQL the rival also runs as a
+separate connection's transaction, committed while the rule's is open.
 """
 
 from __future__ import annotations
@@ -18,10 +19,17 @@ from axme_cli.errors import Conflict
 from axme_daemon.intents import NewIntent
 from axme_daemon.lifecycle import delivery, human, timers, work
 from axme_daemon.lifecycle.tx import Row, StaleWrite, Tx
+from axme_daemon.store import Store
 from axme_daemon.store.sqlite import SqliteStore
 
 AGENT = "agent://test/a"
 LATER = 10**10
+
+
+@pytest.fixture
+def store(backend_store: Store) -> SqliteStore:
+    assert isinstance(backend_store, SqliteStore)  # the PostgreSQL store shares its writes
+    return backend_store
 
 
 class Interleaved:
@@ -156,3 +164,31 @@ async def test_the_next_event_number_is_never_taken_twice(store: SqliteStore) ->
     ]
     got = await store.get_intent(_id(0))
     assert got is not None and got.last_seq == len(events)
+
+
+async def test_a_decision_committed_by_another_connection_meanwhile_wins(
+    store: SqliteStore, store_url: str
+) -> None:
+    """Two daemons' transactions on one PostgreSQL database, truly at once."""
+    if not store_url.startswith("postgresql://"):
+        pytest.skip("one writer at a time on SQLite: no other connection can commit meanwhile")
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from axme_daemon.store.postgres_tx import PostgresTx
+
+    intent, _, _ = await store.create_task_intent(_new(human_task={"title": "Ship?"}), _id(0))
+    (task,) = await store.list_tasks(intent_id=intent.intent_id)
+
+    def other_daemon(_: Tx) -> None:
+        with psycopg.connect(store_url, row_factory=dict_row) as db:  # commits on leaving
+            human.decide(PostgresTx(db), task.task_id, "rejected", "bob", None, {})
+
+    def alice(tx: Tx) -> object:
+        return human.decide(tx, task.task_id, "approved", "alice", None, {})
+
+    with pytest.raises(Conflict, match="already decided"):
+        await _raced(store, alice, "decide_task", other_daemon)
+    (decided,) = await store.list_tasks(intent_id=intent.intent_id)
+    assert decided.decision is not None and decided.decision["actor"] == "bob"
+    assert (await _types(store, intent.intent_id)).count("intent.human_task_decided") == 1

@@ -6,6 +6,7 @@ writers racing are in `test_store_contract_waits.py`."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -243,10 +244,10 @@ async def test_a_failing_write_does_not_fail_its_batch_mates(store: Store) -> No
     assert len((await store.list_intents(IntentFilter(), 10, None)).intents) == 6
 
 
-async def test_data_survives_reopen(store: Store, store_url: str) -> None:
+async def test_data_survives_reopen(store: Store, store_url: str, axme_home: Path) -> None:
     intent, _ = await store.create_intent(_new(), "00000000-0000-4000-8000-000000000001")
     await store.close()
-    reopened = open_store(store_url)
+    reopened = open_store(store_url, key_file=axme_home / "secrets.key")
     await reopened.open()
     try:
         assert await reopened.get_intent(intent.intent_id) == intent

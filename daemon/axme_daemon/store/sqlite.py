@@ -120,7 +120,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class SqliteStore(Store):
-    error_types = (sqlite3.Error,)
+    error_types: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def __init__(self, path: Path, *, max_batch: int = 512, key_file: Path | None = None) -> None:
         """`key_file` seals the secrets in agent specs and hooks (default: beside `path`)."""
@@ -130,8 +130,8 @@ class SqliteStore(Store):
         self._max_batch = max_batch
         self._wdb: sqlite3.Connection | None = None
         self._rdb: sqlite3.Connection | None = None
-        self._wtx: SqliteTx | None = None  # the writer's named queries
-        self._rtx: SqliteTx | None = None  # the reader's
+        self._wtx: Tx | None = None  # the writer's named queries
+        self._rtx: Tx | None = None  # the reader's
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._listeners: list[CommitListener] = []
@@ -214,7 +214,7 @@ class SqliteStore(Store):
         return self._rdb
 
     @property
-    def _reads(self) -> SqliteTx:
+    def _reads(self) -> Tx:
         if self._rtx is None:
             raise RuntimeError("the store is not open")
         return self._rtx
