@@ -64,7 +64,7 @@ from axme_daemon.store.sqlite_check import (
     opening_failed,
 )
 from axme_daemon.store.sqlite_sync import WalSyncer
-from axme_daemon.store.sqlite_tx import SqliteTx, dict_row
+from axme_daemon.store.sqlite_tx import SqliteTx, dict_rows
 
 log = logging.getLogger(__name__)
 
@@ -391,7 +391,7 @@ class SqliteStore(Store):
 
     def _read(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
         """A read put together here (filters, lists of ids), `?` for each parameter."""
-        return list(self._reader.execute(sql, args).fetchall())
+        return dict_rows(self._reader.execute(sql, args))
 
     def _deliver_queued(self, tx: Tx, ids: set[str]) -> None:
         """Deliver, in this transaction, the intents it put in the queue that a listening
@@ -776,9 +776,8 @@ class SqliteStore(Store):
     def _read_apart(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
         """One slow read on a connection of its own, in a worker thread."""
         db = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True)
-        db.row_factory = dict_row
         try:
-            return list(db.execute(sql, args).fetchall())
+            return dict_rows(db.execute(sql, args))
         finally:
             db.close()
 
