@@ -166,10 +166,9 @@ async def test_the_next_event_number_is_never_taken_twice(store: SqliteStore) ->
     assert got is not None and got.last_seq == len(events)
 
 
-async def test_a_decision_committed_by_another_connection_meanwhile_wins(
-    store: SqliteStore, store_url: str
-) -> None:
-    """Two daemons' transactions on one PostgreSQL database, truly at once."""
+def _other_connection(store_url: str) -> Callable[[Callable[[Tx], object]], object]:
+    """Runs a write as another daemon's transaction on the same database, committed when
+    it returns; PostgreSQL only (SQLite has one writer at a time)."""
     if not store_url.startswith("postgresql://"):
         pytest.skip("one writer at a time on SQLite: no other connection can commit meanwhile")
     import psycopg
@@ -177,12 +176,23 @@ async def test_a_decision_committed_by_another_connection_meanwhile_wins(
 
     from axme_daemon.store.postgres_tx import PostgresTx
 
+    def run(write: Callable[[Tx], object]) -> object:
+        with psycopg.connect(store_url, row_factory=dict_row) as db:  # commits on leaving
+            return write(PostgresTx(db))
+
+    return run
+
+
+async def test_a_decision_committed_by_another_connection_meanwhile_wins(
+    store: SqliteStore, store_url: str
+) -> None:
+    """Two daemons' transactions on one PostgreSQL database, truly at once."""
+    other = _other_connection(store_url)
     intent, _, _ = await store.create_task_intent(_new(human_task={"title": "Ship?"}), _id(0))
     (task,) = await store.list_tasks(intent_id=intent.intent_id)
 
     def other_daemon(_: Tx) -> None:
-        with psycopg.connect(store_url, row_factory=dict_row) as db:  # commits on leaving
-            human.decide(PostgresTx(db), task.task_id, "rejected", "bob", None, {})
+        other(lambda tx: human.decide(tx, task.task_id, "rejected", "bob", None, {}))
 
     def alice(tx: Tx) -> object:
         return human.decide(tx, task.task_id, "approved", "alice", None, {})
@@ -192,3 +202,44 @@ async def test_a_decision_committed_by_another_connection_meanwhile_wins(
     (decided,) = await store.list_tasks(intent_id=intent.intent_id)
     assert decided.decision is not None and decided.decision["actor"] == "bob"
     assert (await _types(store, intent.intent_id)).count("intent.human_task_decided") == 1
+
+
+async def test_another_daemons_claim_skips_the_intent_a_claim_holds(
+    store: SqliteStore, store_url: str
+) -> None:
+    other = _other_connection(store_url)
+    await store.create_intent(_new(0), _id(0))
+    await store.create_intent(_new(1), _id(1))
+    theirs: list[Any] = []
+
+    def w1(tx: Tx) -> tuple[Any, list[str]]:
+        return delivery.lease(tx, AGENT, "w1", 1, 1, {})
+
+    def w2(_: Tx) -> None:  # while w1's transaction holds the oldest, locked
+        theirs.extend(other(lambda tx: delivery.lease(tx, AGENT, "w2", 1, 2, {})[0]))
+
+    ours = await _raced(store, w1, "update_intent", w2)
+    assert [i.intent_id for i, _ in ours] == [_id(0)]
+    assert [i.intent_id for i, _ in theirs] == [_id(1)]  # the next one, not the held one
+    for n in range(2):
+        assert (await _types(store, _id(n))).count("intent.delivered") == 1
+
+
+async def test_another_daemons_timer_sweep_skips_the_timers_a_sweep_holds(
+    store: SqliteStore, store_url: str
+) -> None:
+    other = _other_connection(store_url)
+    spec = {"title": "Ship?", "remind_after_seconds": 60}
+    intent, _, _ = await store.create_task_intent(_new(human_task=spec), _id(0))
+    theirs: list[Any] = []
+
+    def fire(tx: Tx) -> tuple[Any, list[str]]:
+        return timers.fire_timers(tx, LATER)
+
+    def rival(_: Tx) -> None:
+        theirs.append(other(lambda tx: timers.fire_timers(tx, LATER)[0]))
+
+    effects = await _raced(store, fire, "delete_timer", rival)
+    assert [n["event"] for n in effects.notices] == ["reminder"]
+    assert theirs[0].notices == []  # it skipped the locked timer
+    assert (await _types(store, intent.intent_id)).count("intent.reminder") == 1
