@@ -24,6 +24,10 @@ from axme_daemon.store.base import Effects, WorkerReport
 
 log = logging.getLogger(__name__)
 
+#: Longest single wait for a timer, in seconds: NTP, a resumed laptop or a person may step the
+#: wall clock during it.
+CLOCK_RECHECK = 1.0
+
 
 class Engine:
     def __init__(self, store: Store, *, lease_grace: float | None = None) -> None:
@@ -55,10 +59,15 @@ class Engine:
 
     async def _timer_loop(self) -> None:
         """Sleep until the next timer in the store, fire what is due, repeat. Timers live in
-        the store, so a restarted daemon neither loses nor double-fires them."""
+        the store, so a restarted daemon neither loses nor double-fires them.
+
+        Due times are wall-clock times, waits are monotonic: the wall clock is read again at
+        least every `CLOCK_RECHECK` seconds, so a clock stepped forward fires what became due
+        and one stepped back has the store bring its timers forward (`fire_timers`)."""
         while True:
-            due = await self.store.next_timer()
-            delay = None if due is None else max(0.0, due - time.time())
+            now = time.time()
+            due = await self.store.next_timer(now)
+            delay = None if due is None else min(max(0.0, due - now), CLOCK_RECHECK)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._timer_wake.wait(), delay)
             self._timer_wake.clear()
