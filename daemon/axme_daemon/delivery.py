@@ -264,6 +264,9 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         cursor = since
+        #: What this stream sent, by intent: a push settled while the stream awaited a lease
+        #: of its own carries an earlier cursor than that lease, so `cursor` cannot tell.
+        sent: dict[str, int] = {}
         # First what it holds already (a reconnect), from the store; then what writes
         # push to it, from its inbox.
         worker.inbox.clear()
@@ -275,10 +278,14 @@ class Dispatcher:
                 while True:
                     wake.clear()
                     pushed, worker.inbox = worker.inbox, []
+                    if len(sent) > 2 * worker.limit + 64:
+                        sent = {i: seq for i, seq in sent.items() if i in worker.held}
                     for intent in pushed:
                         # Skipped: sent already, or ended or taken back since it was pushed.
-                        if intent.delivery_seq > cursor and intent.intent_id in worker.held:
-                            cursor = intent.delivery_seq
+                        seq = intent.delivery_seq
+                        if intent.intent_id in worker.held and sent.get(intent.intent_id, -1) < seq:
+                            sent[intent.intent_id] = seq
+                            cursor = max(cursor, seq)
                             yield await self._delivery(intent)
                     free = worker.limit - len(worker.held)
                     if free > 0 and await self.store.has_queued(address):
@@ -286,6 +293,7 @@ class Dispatcher:
                         for intent, _ in leased:
                             self._reasons.pop(intent.intent_id, None)
                             worker.held.add(intent.intent_id)
+                            sent[intent.intent_id] = intent.delivery_seq
                             cursor = max(cursor, intent.delivery_seq)
                             yield await self._delivery(intent)
                         if leased:

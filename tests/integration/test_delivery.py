@@ -4,6 +4,8 @@ gets it in that write, the busiest worker last, and a slot it did not get is giv
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -152,3 +154,48 @@ async def test_an_idempotent_replay_takes_no_slot(engine: Engine) -> None:
     again, created = await engine.create(new)
     assert not created and again.intent_id == first.intent_id
     assert again.status is IntentStatus.SUBMITTED and worker.held == set()
+
+
+async def test_a_push_settled_while_the_stream_leases_is_still_sent(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write's push with an earlier delivery cursor than an intent the stream leased in the
+    meantime is sent too, not taken for one sent already: it was held, never sent."""
+    dispatcher = engine.dispatcher
+    stream = dispatcher.stream(ADDRESS, "w", since=0, wait_seconds=3, limit=3)
+
+    async def pull() -> Delivery:
+        got = await asyncio.wait_for(_first(stream), 5)
+        assert isinstance(got, Delivery), f"no delivery but {got}"
+        return got
+
+    signalled, _ = await engine.create(_new(0))  # nobody listens yet: the stream leases it
+    assert (await pull()).intent.intent_id == signalled.intent_id
+    await engine.begin_wait(signalled.intent_id, "w", 1, "go", "signal", {"name": "go"})
+    made = [(await engine.create(_new(n)))[0] for n in (1, 2, 3)]  # pushed: slots full
+    queued, _ = await engine.create(_new(4))  # no slot: queued
+    assert [(await pull()).intent.intent_id for _ in made] == [i.intent_id for i in made]
+    for napping in made[1:]:  # two slots free up; the stream is not reading
+        await engine.begin_wait(napping.intent_id, "w", 1, "nap", "time", {"seconds": 60})
+
+    synced = threading.Event()  # hold the disk: both writes below commit before one sync
+    real_sync = os.fdatasync
+
+    def held_sync(fd: int) -> None:
+        synced.wait(10)
+        real_sync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", held_sync)
+    signal = asyncio.create_task(engine.signal(signalled.intent_id, "go", None))
+    await _until(lambda: signalled.intent_id in dispatcher.workers["w"].held)  # pushed
+    leasing = asyncio.create_task(pull())  # one slot left: the stream leases the queued one
+    for _ in range(500):  # its lease committed (reads see the WAL), not yet on disk
+        if (await _stored(engine, queued)).status is IntentStatus.DELIVERED:
+            break
+        await asyncio.sleep(0.01)
+    synced.set()
+    assert await signal
+    assert (await leasing).intent.intent_id == queued.intent_id
+    pushed = await pull()
+    assert pushed.intent.intent_id == signalled.intent_id
+    await stream.aclose()
