@@ -118,7 +118,11 @@ class Engine:
         )
         await self._apply(effects)
         if state["state"] == "waiting":
-            self.dispatcher.finished(await self.get(intent_id))
+            current = await self.get(intent_id)
+            # Unless a write (a signal, a timer) ended the wait and delivered it again since:
+            # then the slot is the new delivery's.
+            if current.lease_worker is None:
+                self.dispatcher.finished(current)
         return state
 
     async def _child(self, parent_id: str, ordinal: int, arguments: dict[str, Any]) -> str:
