@@ -49,8 +49,12 @@ def test_approval_at_step_two_releases_the_worker_and_resumes_after_the_decision
             waiting = intent(client, intent_id)
             assert waiting["status"] == "WAITING"
             assert waiting["waiting_reason"] == "WAITING_FOR_HUMAN"
-        # Both wait, yet the one-at-a-time agent holds no delivery: it serves other work.
-        assert client.get(f"/v1/agents/{ADDRESS[8:]}").json()["agent"]["in_flight"] == 0
+        # Both wait, yet the one-at-a-time agent holds no delivery: it serves other work. (A
+        # read may see WAITING a sync before the wait is on disk and the slot freed.)
+        wait_for(
+            lambda: client.get(f"/v1/agents/{ADDRESS[8:]}").json()["agent"]["in_flight"] == 0,
+            what="the waits to free the agent's slot",
+        )
         quick = send(client, ADDRESS, "intent.test.quick.v1", {})
         assert wait_final(daemon, [quick], timeout=20)[quick]["status"] == "COMPLETED"
 
