@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -91,7 +93,8 @@ def _status(client: httpx.Client, intent_id: str) -> str:
     return str(intent(client, intent_id)["status"])
 
 
-def _timed_out(daemon: Daemon, intent_id: str, timeout: float) -> None:
+def _timed_out(daemon: Daemon, intent_id: str, timeout: float) -> dict[str, Any]:
+    """Wait for the deadline to end the intent; its task, as it was then."""
     with daemon.client() as client:
         wait_for(
             lambda: _status(client, intent_id) == "TIMED_OUT",
@@ -99,6 +102,15 @@ def _timed_out(daemon: Daemon, intent_id: str, timeout: float) -> None:
             interval=0.1,
             what="the deadline to fire",
         )
+        params = {"intent_id": intent_id, "status": ""}
+        tasks = client.get("/v1/tasks", params=params).json()["tasks"]
+        return tasks[0]  # type: ignore[no-any-return]
+
+
+def _moved_back(task: dict[str, Any]) -> bool:
+    """The task's deadline was moved with the clock: an hour before the real time."""
+    deadline = datetime.fromisoformat(task["deadline_at"].replace("Z", "+00:00"))
+    return deadline.timestamp() < time.time() - HOUR / 2
 
 
 def test_clock_stepped_forward_fires_an_overdue_deadline(faked: Daemon, clock: Clock) -> None:
@@ -114,7 +126,7 @@ def test_clock_stepped_back_fires_after_the_deadline_not_the_step(
 ) -> None:
     intent_id = _waiting_on_a_person(faked, 4)
     clock.set(-HOUR)
-    _timed_out(faked, intent_id, timeout=30)
+    assert _moved_back(_timed_out(faked, intent_id, timeout=30))
 
 
 def test_clock_stepped_back_across_a_restart_fires_after_the_deadline(
@@ -127,7 +139,7 @@ def test_clock_stepped_back_across_a_restart_fires_after_the_deadline(
         clock.set(-HOUR)
         stopped = time.monotonic()
         daemon = Daemon(axme_home, env=clock.env()).start()
-        _timed_out(daemon, intent_id, timeout=30)
+        assert _moved_back(_timed_out(daemon, intent_id, timeout=30))
         # Brought forward to its full duration from the restart, not fired at once.
         assert time.monotonic() - stopped >= 3.5
     finally:

@@ -468,7 +468,14 @@ def child_finished(db: sqlite3.Connection, child: Intent) -> tuple[Effects, list
 def fire_timers(db: sqlite3.Connection, now: float) -> tuple[Effects, list[str]]:
     """Apply every timer due by `now`; each row is deleted as it is applied."""
     effects = Effects()
-    # Armed after `now`: the clock went back since. Fire at most a full duration from now.
+    # Armed after `now`: the clock went back since. Fire at most a full duration from now
+    # (and a task shows the deadline it will have).
+    moved = db.execute(
+        "SELECT fire_at - (armed_at - ?), task_id FROM timers "
+        "WHERE armed_at > ? AND kind = 'deadline'",
+        (now, now),
+    ).fetchall()
+    db.executemany("UPDATE tasks SET deadline_at = ? WHERE task_id = ?", moved)
     db.execute(
         "UPDATE timers SET fire_at = fire_at - (armed_at - ?), armed_at = ? WHERE armed_at > ?",
         (now, now, now),
