@@ -343,7 +343,7 @@ async def test_get_exposes_status_and_lifecycle_status(api: httpx.AsyncClient) -
 # -- unknown ids ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("intent_id", [str(uuid.uuid4()), "not-an-id"])
+@pytest.mark.parametrize("intent_id", ["3f2c1e7a-0000-4000-8000-000000000404", "not-an-id"])
 @pytest.mark.parametrize(
     ("method", "suffix"),
     [("GET", ""), ("GET", "/events"), ("GET", "/events/stream"), ("POST", "/resolve")],

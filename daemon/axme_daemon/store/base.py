@@ -263,10 +263,12 @@ class Store(ABC):
 
     @abstractmethod
     async def fire_timers(self, now: float) -> Effects:
-        """Apply every timer due by `now`, each exactly once."""
+        """Apply every timer due by `now`, each exactly once. A timer armed after `now` (the
+        clock went back) is first brought forward to fire one full duration from `now`."""
 
     @abstractmethod
-    async def next_timer(self) -> float | None: ...
+    async def next_timer(self, now: float) -> float | None:
+        """The earliest due time, or `now` when a timer needs bringing forward."""
 
     @abstractmethod
     async def list_tasks(

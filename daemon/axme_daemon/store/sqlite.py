@@ -643,8 +643,8 @@ class SqliteStore(Store):
     async def fire_timers(self, now: float) -> Effects:
         return await self._write(partial(waits.fire_timers, now=now), queues=True)
 
-    async def next_timer(self) -> float | None:
-        return waits.next_timer(self._reader)
+    async def next_timer(self, now: float) -> float | None:
+        return waits.next_timer(self._reader, now)
 
     async def list_tasks(
         self,

@@ -138,8 +138,9 @@ def _timer(
     ordinal: int | None,
 ) -> None:
     db.execute(
-        "INSERT INTO timers (intent_pos, kind, fire_at, task_id, ordinal) VALUES (?, ?, ?, ?, ?)",
-        (pos, kind, fire_at, task_id, ordinal),
+        "INSERT INTO timers (intent_pos, kind, fire_at, task_id, ordinal, armed_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (pos, kind, fire_at, task_id, ordinal, time.time()),
     )
 
 
@@ -482,6 +483,18 @@ def child_finished(db: sqlite3.Connection, child: Intent) -> tuple[Effects, list
 def fire_timers(db: sqlite3.Connection, now: float) -> tuple[Effects, list[str]]:
     """Apply every timer due by `now`; each row is deleted as it is applied."""
     effects = Effects()
+    # Armed after `now`: the clock went back since. Fire at most a full duration from now
+    # (and a task shows the deadline it will have).
+    moved = db.execute(
+        "SELECT fire_at - (armed_at - ?), task_id FROM timers "
+        "WHERE armed_at > ? AND kind = 'deadline'",
+        (now, now),
+    ).fetchall()
+    db.executemany("UPDATE tasks SET deadline_at = ? WHERE task_id = ?", moved)
+    db.execute(
+        "UPDATE timers SET fire_at = fire_at - (armed_at - ?), armed_at = ? WHERE armed_at > ?",
+        (now, now, now),
+    )
     cur = db.execute(
         "SELECT timer_id, intent_pos, kind, fire_at, task_id, ordinal FROM timers "
         "WHERE fire_at <= ? ORDER BY fire_at LIMIT 200",
@@ -606,10 +619,14 @@ def _deadline(db: sqlite3.Connection, pos: int, task_id: str, effects: Effects) 
         effects.touched.add(task.intent_id)
 
 
-def next_timer(db: sqlite3.Connection) -> float | None:
-    cur = db.execute("SELECT min(fire_at) FROM timers")
+def next_timer(db: sqlite3.Connection, now: float) -> float | None:
+    """The earliest due time; `now` if the clock went back behind a timer's arming, so that
+    `fire_timers` brings it forward at once. Two index lookups."""
+    cur = db.execute("SELECT (SELECT min(fire_at) FROM timers), (SELECT max(armed_at) FROM timers)")
     row = cur.fetchone()
-    return None if row is None or row[0] is None else float(row[0])
+    if row is None or row[0] is None:
+        return None
+    return now if row[1] > now else float(row[0])
 
 
 def list_tasks(

@@ -579,9 +579,11 @@ def release(
         if delay <= 0:
             out.append(apply_change(db, pos, intent, S.SUBMITTED, details=said, lease_worker=None))
             continue
+        now = time.time()
         db.execute(
-            "INSERT INTO timers (intent_pos, kind, fire_at) VALUES (?, 'redeliver', ?)",
-            (pos, time.time() + delay),
+            "INSERT INTO timers (intent_pos, kind, fire_at, armed_at) "
+            "VALUES (?, 'redeliver', ?, ?)",
+            (pos, now + delay, now),
         )
         out.append(
             apply_change(
