@@ -163,11 +163,14 @@ def test_a_refused_sync_stops_the_daemon_acknowledging_writes(gate: SyncGate) ->
         gate.set("pass")  # the disk is back; what it refused may be lost: still no answers
         again = client.post("/v1/intents", json=BODY)
         for response in (refused, again):
-            assert response.status_code == 500, response.text
+            assert response.status_code == 503, response.text  # it takes no writes
             error = response.json()["error"]
+            assert error["code"] == "store_broken"
             assert "cannot sync its writes to disk" in error["message"]
             assert "Input/output error" in error["message"]
-        assert client.get("/health").status_code == 200  # still there, to say why
+        health = client.get("/health")  # still there, to say why
+        assert health.status_code == 200
+        assert health.json()["ok"] is False, health.text
     assert "cannot sync the WAL" in gated.log()
 
 

@@ -75,10 +75,8 @@ def create_task(
     spec: TaskSpec,
     ordinal: int | None,
     effects: Effects,
-    **changes: Any,
 ) -> tuple[Intent, Task]:
-    """Open a task for `intent` (WAITING_FOR_HUMAN, no lease) with its reminder and deadline;
-    `changes` are more Intent fields to write with it."""
+    """Open a task for `intent` (WAITING_FOR_HUMAN, no lease) with its reminder and deadline."""
     now = time.time()
     task_id = str(uuid.uuid4())
     body = spec.model_dump(exclude_none=True)
@@ -107,7 +105,6 @@ def create_task(
         },
         waiting_reason="WAITING_FOR_HUMAN",
         lease_worker=None,
-        **changes,
     )
     task = Task(
         task_id,
@@ -181,8 +178,17 @@ def resume_wait(
     _record(db, pos, intent, ordinal, row[0], result)
     if intent.status.is_final:
         return None
+    # The wait ended the delivery without failing it: the one that resumes the handler goes
+    # on with the same attempt (`ctx.attempt`), so a wait never counts against the attempts.
     updated, _ = apply_change(
-        db, pos, intent, S.SUBMITTED, actor=actor, details={"reason": reason}, waiting_reason=None
+        db,
+        pos,
+        intent,
+        S.SUBMITTED,
+        actor=actor,
+        details={"reason": reason},
+        waiting_reason=None,
+        delivery_attempt=max(0, intent.delivery_attempt - 1),
     )
     effects.requeued.append(updated)
     effects.touched.add(updated.intent_id)
@@ -246,21 +252,16 @@ def begin_wait(
             )
             return ({"state": "done", "result": result}, effects), [intent_id]
 
-    # The delivery ends here without failing: the one that resumes the handler goes on with
-    # the same attempt (`ctx.attempt`), and a wait never counts against its attempts.
-    same_attempt = max(0, intent.delivery_attempt - 1)
     target: str | None
     if kind == "human":
         spec = TaskSpec(**arguments)
-        _, task = create_task(
-            db, pos, intent, spec, ordinal, effects, delivery_attempt=same_attempt
-        )
+        _, task = create_task(db, pos, intent, spec, ordinal, effects)
         target = task.task_id
     elif kind == "time":
         until = time.time() + float(arguments["seconds"])
         _timer(db, pos, "wake", until, None, ordinal)
         reason = f"sleeping {arguments['seconds']}s"
-        _suspend(db, pos, intent, "WAITING_FOR_TIME", reason, same_attempt)
+        _suspend(db, pos, intent, "WAITING_FOR_TIME", reason)
         target = None
     elif kind == "signal":
         target = str(arguments["name"])
@@ -268,7 +269,7 @@ def begin_wait(
             fire_at = time.time() + float(arguments["timeout_seconds"])
             _timer(db, pos, "wait_timeout", fire_at, None, ordinal)
         reason = f"waiting for signal {target!r}"
-        _suspend(db, pos, intent, "WAITING_FOR_TOOL", reason, same_attempt)
+        _suspend(db, pos, intent, "WAITING_FOR_TOOL", reason)
     elif kind == "child":
         target = str(arguments["child_intent_id"])
         _, child = load_intent(db, target)
@@ -277,7 +278,7 @@ def begin_wait(
             _record(db, pos, intent, ordinal, key, result)
             return ({"state": "done", "result": result}, effects), [intent_id]
         reason = f"waiting for child intent {target}"
-        _suspend(db, pos, intent, "WAITING_FOR_AGENT", reason, same_attempt, child_intent_id=target)
+        _suspend(db, pos, intent, "WAITING_FOR_AGENT", reason, child_intent_id=target)
     else:
         raise ValueError(f"unknown wait kind {kind!r}")
     db.execute(
@@ -294,7 +295,6 @@ def _suspend(
     intent: Intent,
     waiting_reason: str,
     reason: str,
-    delivery_attempt: int,
     **details: Any,
 ) -> None:
     """WAITING without a lease: the worker lets go until the wait is over."""
@@ -306,7 +306,6 @@ def _suspend(
         details={"reason": reason, **details},
         waiting_reason=waiting_reason,
         lease_worker=None,
-        delivery_attempt=delivery_attempt,
     )
 
 
