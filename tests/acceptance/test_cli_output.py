@@ -117,6 +117,9 @@ def test_piped_output_is_whole_and_a_terminal_gets_one_line_per_row(cli_home: Pa
     assert inbox[1].startswith(task["task_id"] + " "), inbox[1]
     for whole in (LONG_TITLE, waiting_id, short_agent):
         assert whole in inbox[1], inbox[1]
+    shown = ok(run_cli(cli_home, "show", waiting_id)).stdout
+    assigned = next(line for line in shown.splitlines() if "intent.human_task_assigned" in line)
+    assert f"task {task['task_id']} approval: {LONG_TITLE!r}" in assigned, assigned
 
     # An 80-column terminal: each row on one line within it; what is too long ends in `…`.
     code, shown, _ = run_in_terminal(cli_home, "inbox", columns=80)
