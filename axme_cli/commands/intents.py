@@ -11,6 +11,9 @@ from axme_cli.commands.common import IdArg, JsonOpt, connect, parse_duration, re
 from axme_cli.errors import STATUS_EXIT, BadInput
 from axme_cli.protocol import IntentStatus
 
+#: `axme list`'s page size when `--limit` is not given.
+LIST_LIMIT = 20
+
 
 def actor() -> str:
     try:
@@ -28,9 +31,10 @@ def _finish(intent: dict[str, Any], as_json: bool) -> None:
     else:
         line = f"{intent['intent_id']} {render.status_text(intent['status'])}"
         render.out().print(line)
-        for key in ("result", "error"):
-            if intent.get(key) is not None:
-                render.out().print_json(data=intent[key])
+        if intent.get("result") is not None:
+            render.out().print_json(data=intent["result"])
+        if intent.get("error") is not None:
+            render.print_error(intent["error"])
     raise typer.Exit(STATUS_EXIT.get(IntentStatus(intent["status"]), 1))
 
 
@@ -176,7 +180,7 @@ def list_(
     intent_type: Annotated[
         str | None, typer.Option("--type", "-t", help="Only this intent type.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500)] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500)] = LIST_LIMIT,
     cursor: Annotated[
         str | None, typer.Option(help="Continue after a previous page (printed at its end).")
     ] = None,
@@ -190,22 +194,57 @@ def list_(
         if status not in IntentStatus.__members__:
             allowed = ", ".join(IntentStatus.__members__)
             raise BadInput(f"--status: unknown status {status!r}; one of {allowed}")
+    if agent is not None and not agent.startswith("agent://"):
+        agent = f"agent://{agent}"  # as the table prints it
     with connect(ctx) as client:
         page = client.list_intents(
             status=status, to_agent=agent, intent_type=intent_type, limit=limit, cursor=cursor
         )
+    more = page.get("next_cursor")
+    hint = None
+    if more:
+        filters = {"--status": status, "--agent": agent, "--type": intent_type}
+        hint = next_page_command(ctx, filters, limit=limit, cursor=str(more), as_json=as_json)
     if as_json:
+        # stdout stays one intent per line, whatever reads it; the next page is on stderr.
         for item in page["intents"]:
             render.print_json_line(item)
-        if page.get("next_cursor"):  # stderr: stdout stays one intent per line
-            render.note(f"more: axme list --json --cursor {page['next_cursor']}")
+        if hint:
+            render.note(f"more: {hint}")
         return
     if not page["intents"]:
         render.note("no intents" + (" match" if status or agent or intent_type else " yet"))
         return
     render.intents_table(page["intents"])
-    if page.get("next_cursor"):
-        render.note(f"more: axme list --cursor {page['next_cursor']}")
+    if hint:
+        render.note(f"more: {hint}")
+
+
+def next_page_command(
+    ctx: typer.Context, filters: dict[str, str | None], *, limit: int, cursor: str, as_json: bool
+) -> str:
+    """The `axme list` that prints the next page: this one's filters, limit, `--json`, and
+    the `--home`/`--config` given on the command line, quoted for the shell; `--cursor` last."""
+    import shlex
+
+    words = ["axme"]
+    root = ctx.find_root()
+    for name in ("home", "config"):
+        value = root.params.get(name)
+        # By name: the enum's class is the click that typer bundles, not `click`'s own.
+        given = getattr(root.get_parameter_source(name), "name", None) == "COMMANDLINE"
+        if value is not None and given:
+            words += [f"--{name}", str(value)]
+    words.append("list")
+    if as_json:
+        words.append("--json")
+    for flag, value in filters.items():
+        if value is not None:
+            words += [flag, value]
+    if limit != LIST_LIMIT:
+        words += ["--limit", str(limit)]
+    words += ["--cursor", cursor]
+    return shlex.join(words)
 
 
 def cancel(

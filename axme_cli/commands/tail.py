@@ -30,13 +30,14 @@ def tail(
         if not as_json:
             render.note(f"following {intent_id} (Ctrl-C to leave)")
         last = None
+        full = not render.in_terminal()  # piped: no value cut short
         try:
             for event in client.follow(intent_id, since=since, on_lost=render.daemon_lost):
                 last = event
                 if as_json:
                     render.print_json_line(event)
                 else:
-                    render.out().print(render.event_line(event), soft_wrap=True)
+                    render.out().print(render.event_line(event, full=full), soft_wrap=True)
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
         if last is None:  # `since` was already past a final event

@@ -56,6 +56,9 @@ SCREENS = {
     "decision_form": ("inbox", ("down", "a")),
     "intents": ("intents", ()),
     "intent": ("intents", ("enter",)),
+    # The intent the inbox's first task belongs to (found by its id): `a`/`r` decide here too.
+    "intent_waiting": ("intents", ("slash", *"6a1f1d11", "enter", "enter")),
+    "intent_failed": ("intents", ("slash", *"6a1f3f33", "enter", "enter")),
     "agents": ("agents", ()),
     "help": ("intents", ("question_mark",)),
 }
