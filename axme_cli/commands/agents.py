@@ -137,9 +137,8 @@ def add(
     from axme_cli import render
     from axme_cli.project import agent_from_args
 
-    address = name if name.startswith("agent://") else f"agent://{name}"
     spec = agent_from_args(
-        address,
+        name,
         command,
         (cwd or Path.cwd()).absolute(),
         replicas=replicas,

@@ -86,7 +86,7 @@ def send(
     \b
     Examples:
       axme send intent.pipeline.process.v1 --to agent://myorg/production/data-pipeline \\
-           --payload '{"source": "postgres-main"}'
+           --payload '{"source": "postgres-main", "destination": "warehouse"}'
       axme send intent.report.v1 --to agent://me/dev/reports --payload @report.json
       echo '{"n": 1}' | axme send intent.demo.v1 --to agent://me/dev/demo --payload -
       axme send intent.deploy.v1 --to agent://ops/prod/deployer -k deploy-42 \\

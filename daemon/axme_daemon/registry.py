@@ -40,6 +40,7 @@ class AgentIn(BaseModel):
     start_seconds: float = Field(default=1.0, ge=0, le=3600)
     start_retries: int = Field(default=3, ge=1, le=100)
     stop_grace_seconds: float = Field(default=5.0, ge=0, le=3600)
+    executable: str | None = Field(default=None, min_length=1)
 
     @field_validator("address")
     @classmethod
