@@ -173,16 +173,26 @@ def _settled(client: DaemonClient, agent: dict[str, Any], timeout: float) -> dic
 
 @app.command()
 def remove(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
-    """Stop an agent and forget it (its queued intents wait for a new one)."""
+    """Stop an agent and forget it (its queued intents wait for a new one).
+
+    An agent declared in axme.toml stays removed until that file changes, or until
+    `axme agents restart` brings it back.
+    """
     from axme_cli import render
 
     with connect(ctx, apply_project=False) as client:
         address = resolve_agent(client, name)
-        client.remove_agent(address)
+        declared_in = client.remove_agent(address)
     if as_json:
-        render.print_json({"removed": address})
-    else:
+        render.print_json({"removed": address, "declared_in": declared_in})
+    elif declared_in is None:
         render.out().print(f"removed {address}")
+    else:
+        render.out().print(
+            f"removed {address}; it is declared in {declared_in}, so it stays removed until"
+            f" that file changes or: axme agents restart {address}",
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -193,6 +203,7 @@ def restart(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None
     with connect(ctx) as client:
         address = resolve_agent(client, name)
         agent = client.restart_agent(address)
+        agent = _settled(client, agent, float(agent.get("start_seconds", 1.0)) + 2.0)
     if as_json:
         render.print_json(agent)
     else:

@@ -3,15 +3,17 @@ declared agent, and the small things (empty keys, statuses, messages, exit codes
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.daemon import run_cli
+from tests.daemon import REPO, env_for, run_cli
+
+AGENTS = REPO / "tests" / "acceptance" / "agents"
+ECHO = "intent.test.echo.v1"
 
 
-def one_error_line(result: object, code: int = 2) -> str:
-    import subprocess
-
-    assert isinstance(result, subprocess.CompletedProcess)
+def one_error_line(result: subprocess.CompletedProcess[str], code: int = 2) -> str:
     assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -35,3 +37,71 @@ def test_agents_add_and_axme_toml_take_the_same_addresses(cli_home: Path, tmp_pa
     assert declared.endswith(f'agents."bad-address": {reason}'), declared
     assert added == f'error: "bad-address": {reason}', added
     assert not (cli_home / "run" / "axme.sock").exists(), "a refused add reached the daemon"
+
+
+# -- 4. removing an agent that axme.toml declares ---------------------------------------------
+
+
+def axme(home: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`axme ARGS` run in the project directory `cwd`."""
+    return subprocess.run(
+        [sys.executable, "-m", "axme_cli", *args],
+        cwd=cwd,
+        env=env_for(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, (result.args, result.stdout, result.stderr)
+    return " ".join(result.stdout.split())  # words, whatever the terminal width wrapped
+
+
+def test_a_removed_declared_agent_says_so_and_what_brings_it_back(
+    cli_home: Path, tmp_path: Path
+) -> None:
+    address = "agent://t/dev/echo"
+    config = tmp_path / "axme.toml"
+    config.write_text(f'[agents."{address}"]\ncommand = ["python", "{AGENTS / "echo_agent.py"}"]\n')
+    ok(axme(cli_home, "agents", "list", cwd=tmp_path))  # applies the file
+
+    removed = ok(axme(cli_home, "agents", "remove", "echo", cwd=tmp_path))
+    assert removed == (
+        f"removed {address}; it is declared in {config}, so it stays removed until that file"
+        f" changes or: axme agents restart {address}"
+    )
+    # Applying the same file again does not bring it back...
+    intent = ok(axme(cli_home, "send", ECHO, "--to", address, cwd=tmp_path))
+    listed = ok(axme(cli_home, "agents", "list", cwd=tmp_path))
+    assert "t/dev/echo" not in listed, listed
+    # ...and `show` says why it waits, truly: it is declared, and removed.
+    shown = ok(axme(cli_home, "show", intent, cwd=tmp_path))
+    assert f"agent {address} is declared in {config} but was removed" in shown, shown
+    assert f"axme agents restart {address}" in shown
+    assert "declare it in" not in shown
+
+    restarted = ok(axme(cli_home, "agents", "restart", address, cwd=tmp_path))
+    assert restarted == f"restarted {address} (RUNNING)"
+    ok(axme(cli_home, "wait", intent, "--timeout", "30s", cwd=tmp_path))
+    # A restart prints the state it settled in, not the STOPPED it passed through.
+    assert ok(axme(cli_home, "agents", "restart", "echo", cwd=tmp_path)) == (
+        f"restarted {address} (RUNNING)"
+    )
+
+    # Removed again, a change to the file brings it back.
+    ok(axme(cli_home, "agents", "remove", address, cwd=tmp_path))
+    config.write_text(config.read_text() + "concurrency = 2\n")
+    assert "t/dev/echo" in ok(axme(cli_home, "agents", "list", cwd=tmp_path))
+
+
+def test_an_agent_added_by_hand_is_just_removed(cli_home: Path, tmp_path: Path) -> None:
+    address = "agent://t/dev/echo"
+    script = str(AGENTS / "echo_agent.py")
+    ok(axme(cli_home, "agents", "add", address, "--", "python", script, cwd=tmp_path))
+    assert ok(axme(cli_home, "agents", "remove", "echo", cwd=tmp_path)) == f"removed {address}"
+    intent = ok(axme(cli_home, "send", ECHO, "--to", address, cwd=tmp_path))
+    shown = ok(axme(cli_home, "show", intent, cwd=tmp_path))
+    assert f"no agent is registered at {address}" in shown

@@ -809,6 +809,19 @@ def delete_agent(db: sqlite3.Connection, address: str) -> tuple[bool, list[str]]
     return _deleted(db.execute("DELETE FROM agents WHERE address = ?", (address,)))
 
 
+def set_agent_removed(
+    db: sqlite3.Connection, address: str, removed: bool
+) -> tuple[bool, list[str]]:
+    # A flag in the spec itself: a changed axme.toml rewrites the spec, and so clears it.
+    spec = (
+        "json_set(spec, '$.removed', json('true'))" if removed else "json_remove(spec, '$.removed')"
+    )
+    cur = db.execute(
+        f"UPDATE agents SET spec = {spec}, updated_at = ? WHERE address = ?", (now_iso(), address)
+    )
+    return _deleted(cur)
+
+
 def _deleted(cur: sqlite3.Cursor) -> tuple[bool, list[str]]:
     deleted = cur.rowcount > 0
     cur.close()
