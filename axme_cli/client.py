@@ -235,6 +235,11 @@ class DaemonClient:
     def create_intent(
         self, body: dict[str, Any], *, idempotency_key: str | None = None
     ) -> dict[str, Any]:
+        if idempotency_key is not None and not idempotency_key.strip():
+            # Sent as no key, it would silently make a second intent on a retry.
+            raise BadInput(
+                "--idempotency-key: must not be empty (leave it out to send without a key)"
+            )
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self._request("POST", "/v1/intents", json=body, headers=headers)
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from axme_cli.commands.common import JsonOpt
-from axme_cli.errors import EXIT_CONFLICT, EXIT_UNREACHABLE, BadInput
+from axme_cli.errors import EXIT_CONFLICT, EXIT_UNREACHABLE, BadInput, Conflict
 from axme_cli.logtail import print_log
 from axme_cli.paths import HomePaths
 
@@ -39,8 +39,11 @@ def start(
     if foreground:
         running = daemonctl.probe(paths)
         if running is not None:
-            render.note(f"the axme daemon is already running (pid {running['pid']})")
-            return
+            # A supervisor (systemd, a container) must not mistake this for its daemon running.
+            raise Conflict(
+                f"the axme daemon is already running (pid {running['pid']}, socket"
+                f" {running['socket']}); stop it first: axme daemon stop"
+            )
         cmd = daemonctl.daemon_command(paths, foreground=True)
         os.execv(cmd[0], cmd)
     started = daemonctl.start(paths)

@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.daemon import REPO, env_for, run_cli
+from axme_cli.errors import EXIT_CONFLICT
+from tests.agents import add_agent, events, intent, send
+from tests.daemon import REPO, Daemon, env_for, run_cli, wait_for
 
 AGENTS = REPO / "tests" / "acceptance" / "agents"
 ECHO = "intent.test.echo.v1"
@@ -105,3 +107,41 @@ def test_an_agent_added_by_hand_is_just_removed(cli_home: Path, tmp_path: Path) 
     intent = ok(axme(cli_home, "send", ECHO, "--to", address, cwd=tmp_path))
     shown = ok(axme(cli_home, "show", intent, cwd=tmp_path))
     assert f"no agent is registered at {address}" in shown
+
+
+# -- 8. small things ------------------------------------------------------------------------
+
+
+def test_an_empty_idempotency_key_is_refused(cli_home: Path) -> None:
+    for wait in ([], ["--wait"]):  # the quick path of a plain send, and the full CLI
+        for key in ("", " "):
+            line = one_error_line(
+                run_cli(cli_home, "send", ECHO, "--to", "agent://t/dev/echo", "-k", key, *wait)
+            )
+            assert line == (
+                "error: --idempotency-key: must not be empty (leave it out to send without a key)"
+            )
+    assert not (cli_home / "run" / "axme.sock").exists(), "a refused send reached the daemon"
+
+
+def test_daemon_start_in_the_foreground_fails_when_one_runs(daemon: Daemon) -> None:
+    line = one_error_line(run_cli(daemon.home, "daemon", "start", "-f"), code=EXIT_CONFLICT)
+    pid = daemon.health()["pid"]
+    assert line.startswith(f"error: the axme daemon is already running (pid {pid}, socket "), line
+    assert line.endswith("; stop it first: axme daemon stop"), line
+
+
+def test_an_intent_is_in_progress_while_its_first_step_runs(daemon: Daemon, tmp_path: Path) -> None:
+    address = "agent://t/dev/steps"
+    log = tmp_path / "steps.log"
+    with daemon.client() as client:
+        add_agent(client, address, "steps_agent.py", tmp_path, env={"STEP_LOG": str(log)})
+        intent_id = send(client, address, "intent.test.steps.v1", {"block_at": 1})  # hangs
+        wait_for(lambda: log.exists() and '"event": "start"' in log.read_text(), what="step 1")
+        wait_for(
+            lambda: intent(client, intent_id)["status"] == "IN_PROGRESS",
+            timeout=5,
+            what="IN_PROGRESS while the first step runs",
+        )
+        timeline = [e["event_type"] for e in events(client, intent_id)]
+        assert timeline[-2:] == ["intent.delivered", "intent.in_progress"], timeline

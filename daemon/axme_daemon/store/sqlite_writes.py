@@ -735,7 +735,7 @@ def record_steps(
     `atomically`)."""
     pos, intent, started = start_work(db, intent_id, worker_id)
     recorded, stepped = _insert_steps(db, pos, intent, steps)
-    if not stepped:
+    if not stepped and not started:  # sent again, or only "started" of one in progress
         return recorded, []
     apply_events(db, pos, intent, S.IN_PROGRESS, [*started, *stepped])
     return recorded, [intent_id]
