@@ -20,7 +20,10 @@ app = typer.Typer(
 )
 
 NameArg = Annotated[
-    str, typer.Argument(help="Agent address (agent://org/env/name) or a unique last part of it.")
+    str,
+    typer.Argument(
+        metavar="AGENT", help="Agent address (agent://org/env/name) or a unique last part of it."
+    ),
 ]
 
 
@@ -102,20 +105,27 @@ def _parse_env(pairs: list[str], files: list[Path]) -> dict[str, str]:
 @app.command()
 def add(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Agent address, e.g. agent://myorg/dev/pipeline.")],
-    command: Annotated[
-        list[str], typer.Argument(help="The command to run, after --: -- python agent.py")
+    name: Annotated[
+        str,
+        typer.Argument(metavar="ADDRESS", help="Agent address, e.g. agent://myorg/dev/pipeline."),
     ],
-    replicas: Annotated[int, typer.Option(help="Processes to run.")] = 1,
-    concurrency: Annotated[int, typer.Option(help="Intents each process handles at once.")] = 1,
+    command: Annotated[
+        list[str],
+        typer.Argument(metavar="COMMAND", help="The command to run, after --: -- python agent.py"),
+    ],
+    replicas: Annotated[int, typer.Option(metavar="N", help="Processes to run.")] = 1,
+    concurrency: Annotated[
+        int, typer.Option(metavar="N", help="Intents each process handles at once.")
+    ] = 1,
     max_delivery_attempts: Annotated[
-        int, typer.Option(help="Deliveries of an intent before it FAILS.")
+        int, typer.Option(metavar="N", help="Deliveries of an intent before it FAILS.")
     ] = 3,
     env: Annotated[
         list[str] | None,
         typer.Option(
             "--env",
             "-e",
+            metavar="NAME[=VALUE]",
             help="NAME (its value taken from this environment) or NAME=VALUE for the process;"
             " repeat. A VALUE given here is visible to every user in `ps`: pass secrets as"
             " NAME or with --env-file.",
@@ -125,11 +135,13 @@ def add(
         list[Path] | None,
         typer.Option(
             "--env-file",
+            metavar="FILE",
             help="A file of NAME=VALUE lines (.env syntax) for the process's environment; repeat.",
         ),
     ] = None,
     cwd: Annotated[
-        Path | None, typer.Option(help="Working directory (default: this directory).")
+        Path | None,
+        typer.Option(metavar="DIR", help="Working directory (default: this directory)."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -217,7 +229,9 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
-    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines to show first.")] = 50,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", min=0, metavar="N", help="Lines to show first.")
+    ] = 50,
 ) -> None:
     """Print an agent's output (stdout and stderr of every replica), and follow it with -f."""
     from axme_cli.logtail import print_log

@@ -65,7 +65,10 @@ def start(
 def stop(
     ctx: typer.Context,
     timeout: Annotated[
-        float, typer.Option(min=0.1, help="Seconds to wait after SIGTERM before SIGKILL.")
+        float,
+        typer.Option(
+            min=0.1, metavar="SECONDS", help="Seconds to wait after SIGTERM before SIGKILL."
+        ),
     ] = 10.0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -162,7 +165,9 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
-    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines to show first.")] = 50,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", min=0, metavar="N", help="Lines to show first.")
+    ] = 50,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per line: at, level, logger, message.")
     ] = False,

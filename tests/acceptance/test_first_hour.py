@@ -45,11 +45,12 @@ def test_agents_add_and_axme_toml_take_the_same_addresses(cli_home: Path, tmp_pa
 
 
 def axme(home: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`axme ARGS` run in the project directory `cwd`."""
+    """`axme ARGS` run in the project directory `cwd`, on a terminal wide enough to keep
+    paths whole."""
     return subprocess.run(
         [sys.executable, "-m", "axme_cli", *args],
         cwd=cwd,
-        env=env_for(home),
+        env={**env_for(home), "COLUMNS": "500"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -145,3 +146,74 @@ def test_an_intent_is_in_progress_while_its_first_step_runs(daemon: Daemon, tmp_
         )
         timeline = [e["event_type"] for e in events(client, intent_id)]
         assert timeline[-2:] == ["intent.delivered", "intent.in_progress"], timeline
+
+
+def test_the_signal_hint_names_the_signal_waited_for(daemon: Daemon, tmp_path: Path) -> None:
+    address = "agent://t/dev/waiting"
+    env = {"STEP_LOG": str(tmp_path / "steps.log")}
+    with daemon.client() as client:
+        add_agent(client, address, "waiting_agent.py", tmp_path, env=env)
+        intent_id = send(client, address, "intent.test.signal.v1", {})
+        wait_for(
+            lambda: intent(client, intent_id)["waiting_reason"] == "WAITING_FOR_TOOL",
+            timeout=20,
+            what="the signal wait",
+        )
+        reason = intent(client, intent_id)["pending_reason"]
+    assert reason == f"waiting for signal go (axme signal {intent_id[:8]} go)"
+    shown = ok(run_cli(daemon.home, "show", intent_id))
+    assert f"axme signal {intent_id[:8]} go" in shown
+
+
+def complete(home: Path, tmp_path: Path, words: str) -> list[str]:
+    """What bash's Tab offers after `words` (the last word is the one being completed)."""
+    launcher = tmp_path / "axme"  # argv[0] == "axme": Typer reads _AXME_COMPLETE then
+    launcher.write_text(
+        f"#!{sys.executable}\nimport sys\nfrom axme_cli.main import main\nsys.exit(main())\n"
+    )
+    launcher.chmod(0o755)
+    env = env_for(home)
+    cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+    env.update(COMP_WORDS=words, COMP_CWORD=str(cword), _AXME_COMPLETE="complete_bash")
+    result = subprocess.run(
+        [str(launcher)], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0 and result.stderr == "", result
+    return result.stdout.split()
+
+
+def test_tab_offers_statuses_and_intent_ids(cli_home: Path, tmp_path: Path) -> None:
+    assert complete(cli_home, tmp_path, "axme list --status F") == ["FAILED"]
+    assert complete(cli_home, tmp_path, "axme list -s C") == ["CREATED", "COMPLETED", "CANCELED"]
+    # No daemon: nothing offered, none started.
+    assert complete(cli_home, tmp_path, "axme show ") == []
+    assert not (cli_home / "run" / "axme.sock").exists()
+
+    sent = [ok(run_cli(cli_home, "send", ECHO, "--to", "agent://t/dev/nobody")) for _ in "ab"]
+    assert sorted(complete(cli_home, tmp_path, "axme show ")) == sorted(sent)
+    assert complete(cli_home, tmp_path, f"axme wait {sent[0][:6]}") == [sent[0]]
+    assert complete(cli_home, tmp_path, "axme show zz") == []
+
+
+def test_a_usage_error_is_one_line_like_every_other_error(cli_home: Path) -> None:
+    cases = [
+        (["send"], "error: axme send: missing argument 'INTENT_TYPE' (see: axme send --help)"),
+        (["send", "t.v1"], "error: axme send: missing option '--to' (see: axme send --help)"),
+        (["list", "--bogus"], "error: axme list: no such option: --bogus (see: axme list --help)"),
+        (["frobnicate"], "error: axme: no such command 'frobnicate' (see: axme --help)"),
+    ]
+    for args, expected in cases:
+        assert one_error_line(run_cli(cli_home, *args)) == expected
+    assert "Usage: axme agents" in run_cli(cli_home, "agents").stderr  # a group alone: its help
+
+
+def test_help_names_option_values_by_what_they_are(cli_home: Path) -> None:
+    import re
+
+    for command in (["send"], ["list"], ["agents", "add"], ["task", "submit"], ["keys", "create"]):
+        shown = ok(run_cli(cli_home, *command, "--help"))
+        options = shown.partition("Options:")[2]
+        assert not re.search(r"<[a-z]", options), f"{command}: {options}"
+    send = ok(run_cli(cli_home, "send", "--help"))
+    assert "--to ADDRESS" in send and "-k, --idempotency-key KEY" in send
+    assert "--env NAME[=VALUE]" in ok(run_cli(cli_home, "agents", "add", "--help"))
