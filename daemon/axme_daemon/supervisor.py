@@ -318,6 +318,7 @@ class Supervisor:
                     "state": next((s for s in _SEVERITY if s in states), _S.STOPPED).value,
                     "replicas": [r.status(now) for r in agent.replicas],
                     "command": list(spec.command),
+                    "executable": spec.executable,  # what command[0] runs, when resolved
                     "cwd": spec.cwd,
                     "env_keys": sorted(spec.env),
                     "concurrency": spec.concurrency,

@@ -3,6 +3,7 @@ declared agent, and the small things (empty keys, statuses, messages, exit codes
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -217,3 +218,54 @@ def test_help_names_option_values_by_what_they_are(cli_home: Path) -> None:
     send = ok(run_cli(cli_home, "send", "--help"))
     assert "--to ADDRESS" in send and "-k, --idempotency-key KEY" in send
     assert "--env NAME[=VALUE]" in ok(run_cli(cli_home, "agents", "add", "--help"))
+
+
+# -- 1. a command's program is the one of the axme that applied the file -------------------------
+
+
+def test_activating_another_venv_then_restart_runs_its_program(
+    cli_home: Path, tmp_path: Path
+) -> None:
+    """A program found on PATH (not `python`): after a venv that has its own is activated,
+    `axme agents restart` applies the file again and the agent runs the venv's program."""
+    address = "agent://t/dev/tool"
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "axme.toml").write_text(f'[agents."{address}"]\ncommand = ["echo-agent"]\n')
+    started = tmp_path / "started"  # each program appends its name when it starts
+    bins = []
+    for name in ("system", "venv"):
+        bin_dir = tmp_path / name / "bin"
+        bin_dir.mkdir(parents=True)
+        tool = bin_dir / "echo-agent"
+        agent = AGENTS / "echo_agent.py"
+        tool.write_text(
+            f"#!{sys.executable}\n"
+            f"open({str(started)!r}, 'a').write({name!r} + '\\n')\n"
+            f"exec(compile(open({str(agent)!r}).read(), {str(agent)!r}, 'exec'))\n"
+        )
+        tool.chmod(0o755)
+        bins.append(bin_dir)
+    system, venv = bins
+
+    def axme_with(path: Path, *args: str) -> str:
+        env = {**env_for(cli_home), "PATH": f"{path}{os.pathsep}{os.environ['PATH']}"}
+        result = subprocess.run(
+            [sys.executable, "-m", "axme_cli", *args],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+        return result.stdout
+
+    def ran() -> list[str]:
+        return started.read_text().split() if started.exists() else []
+
+    axme_with(system, "agents", "list")  # applies the file: the daemon starts with this PATH
+    wait_for(lambda: ran() == ["system"], what="the system's program")
+    assert "(RUNNING)" in axme_with(venv, "agents", "restart", "tool")  # a venv activated
+    wait_for(lambda: ran()[1:] and set(ran()[1:]) == {"venv"}, what="the venv's program")
