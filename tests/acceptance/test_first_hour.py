@@ -48,15 +48,7 @@ def test_agents_add_and_axme_toml_take_the_same_addresses(cli_home: Path, tmp_pa
 def axme(home: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """`axme ARGS` run in the project directory `cwd`, on a terminal wide enough to keep
     paths whole."""
-    return subprocess.run(
-        [sys.executable, "-m", "axme_cli", *args],
-        cwd=cwd,
-        env={**env_for(home), "COLUMNS": "500"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(home, *args, cwd=cwd, env={"COLUMNS": "500"})
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -249,18 +241,8 @@ def test_activating_another_venv_then_restart_runs_its_program(
     system, venv = bins
 
     def axme_with(path: Path, *args: str) -> str:
-        env = {**env_for(cli_home), "PATH": f"{path}{os.pathsep}{os.environ['PATH']}"}
-        result = subprocess.run(
-            [sys.executable, "-m", "axme_cli", *args],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert result.returncode == 0, (args, result.stdout, result.stderr)
-        return result.stdout
+        env = {"PATH": f"{path}{os.pathsep}{os.environ['PATH']}"}
+        return ok(run_cli(cli_home, *args, cwd=project, env=env))
 
     def ran() -> list[str]:
         return started.read_text().split() if started.exists() else []

@@ -9,14 +9,13 @@ import json
 import os
 import re
 import shlex
-import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from tests.daemon import REPO, env_for
+from tests.daemon import REPO, run_cli
 
 README = REPO / "README.md"
 
@@ -78,20 +77,13 @@ def test_the_readme_agent_completes_with_the_result_shown(cli_home: Path, tmp_pa
         "#!/bin/sh\necho \"ModuleNotFoundError: No module named 'axme_cli'\" >&2\nexit 1\n"
     )
     other_python.chmod(0o755)
-    env = env_for(cli_home)
-    env["PATH"] = os.pathsep.join([str(other_bin), "/usr/bin", "/bin"])
+    path = os.pathsep.join([str(other_bin), "/usr/bin", "/bin"])
 
     lines = command_lines(commands)
     assert lines and all(argv[0] == "axme" for argv in lines)
     for argv in lines:
-        result = subprocess.run(
-            [*axme_command(), *argv[1:]],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        result = run_cli(
+            cli_home, *argv[1:], cwd=project, env={"PATH": path}, program=axme_command()
         )
         assert result.returncode == 0, (argv, result.stdout, result.stderr)
 
