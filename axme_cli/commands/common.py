@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from axme_cli.commands import completion
 from axme_cli.durations import parse_duration
 from axme_cli.session import connect_to, read_payload
 
@@ -20,7 +21,14 @@ if TYPE_CHECKING:
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print JSON for scripts instead of a table or text.")
 ]
-IdArg = Annotated[str, typer.Argument(help="Intent id, or a unique prefix of one.")]
+IdArg = Annotated[
+    str,
+    typer.Argument(
+        help="Intent id, or a unique prefix of one.",
+        metavar="INTENT",
+        autocompletion=completion.intent_ids,
+    ),
+]
 
 
 @contextmanager
@@ -33,3 +41,31 @@ def connect(
         ctx.obj, config_path, autostart=autostart, apply_project=apply_project
     ) as client:
         yield client
+
+
+def run_app(app: typer.Typer, prog_name: str) -> None:
+    """Run the Typer app. A usage error (a missing argument, an unknown option, a bad value)
+    raises `BadInput`: one line and exit 2, like every other error, instead of Click's usage,
+    hint and error over four lines."""
+    from axme_cli.errors import BadInput
+
+    # Click's exception root as the installed Typer raises it (newer Typers vendor Click).
+    click_errors = tuple(
+        k
+        for k in typer.BadParameter.__mro__
+        if issubclass(k, Exception) and k.__name__ == "ClickException"
+    )
+    try:
+        code = app(prog_name=prog_name, standalone_mode=False)
+    except click_errors as exc:
+        command = getattr(getattr(exc, "ctx", None), "command_path", None) or prog_name
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `axme agents`: the help, as asked
+            exc.show()  # type: ignore[attr-defined]
+            raise SystemExit(getattr(exc, "exit_code", 2)) from None
+        message = str(getattr(exc, "format_message", exc.__str__)()).strip().rstrip(".")
+        message = message[:1].lower() + message[1:]
+        raise BadInput(f"{command}: {message} (see: {command} --help)") from None
+    except typer.Abort:
+        raise SystemExit(1) from None
+    if isinstance(code, int) and code:
+        raise SystemExit(code)

@@ -303,6 +303,12 @@ class Store(ABC):
     async def delete_agent(self, address: str) -> bool: ...
 
     @abstractmethod
+    async def set_agent_removed(self, address: str, removed: bool) -> bool:
+        """Mark a declared agent removed by hand (or back); `list_agents` then shows it with
+        `removed: True`, and the next change of its project's file brings it back. False
+        when no such agent is stored."""
+
+    @abstractmethod
     async def list_agents(self) -> list[dict[str, Any]]: ...
 
     # -- API keys --------------------------------------------------------------------

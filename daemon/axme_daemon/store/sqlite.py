@@ -659,6 +659,11 @@ class SqliteStore(Store):
     async def delete_agent(self, address: str) -> bool:
         return await self._write(partial(writes.delete_agent, address=address))
 
+    async def set_agent_removed(self, address: str, removed: bool) -> bool:
+        return await self._write(
+            partial(writes.set_agent_removed, address=address, removed=removed)
+        )
+
     async def put_api_key(self, name: str, key_hash: str, scopes: list[str]) -> dict[str, Any]:
         return await self._write(
             partial(writes.put_api_key, name=name, key_hash=key_hash, scopes=scopes)

@@ -269,7 +269,7 @@ def begin_wait(
             fire_at = time.time() + float(arguments["timeout_seconds"])
             _timer(db, pos, "wait_timeout", fire_at, None, ordinal)
         reason = f"waiting for signal {target!r}"
-        _suspend(db, pos, intent, "WAITING_FOR_TOOL", reason)
+        _suspend(db, pos, intent, "WAITING_FOR_TOOL", reason, signal=target)
     elif kind == "child":
         target = str(arguments["child_intent_id"])
         _, child = load_intent(db, target)
