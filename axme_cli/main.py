@@ -61,6 +61,13 @@ def _root(
             help="The project's axme.toml (default: ./axme.toml or the nearest one above).",
         ),
     ] = None,
+    no_config: Annotated[
+        bool,
+        typer.Option(
+            "--no-config",
+            help="Send no axme.toml to the daemon. [env: AXME_NO_CONFIG=1]",
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),

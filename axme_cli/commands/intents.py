@@ -7,9 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from axme_cli.commands.common import IdArg, JsonOpt, connect, parse_duration, read_payload
-from axme_cli.errors import STATUS_EXIT, BadInput
-from axme_cli.protocol import IntentStatus
+from axme_cli.commands.common import (
+    IdArg,
+    JsonOpt,
+    connect,
+    parse_duration,
+    read_payload,
+    session,
+)
+from axme_cli.errors import BadInput
 
 
 def actor() -> str:
@@ -21,17 +27,9 @@ def actor() -> str:
 
 def _finish(intent: dict[str, Any], as_json: bool) -> None:
     """Print where a followed intent ended and exit with its outcome code."""
-    from axme_cli import render
+    from axme_cli import views
 
-    if as_json:
-        render.print_json(intent)
-    else:
-        line = f"{intent['intent_id']} {render.status_text(intent['status'])}"
-        render.out().print(line)
-        for key in ("result", "error"):
-            if intent.get(key) is not None:
-                render.out().print_json(data=intent[key])
-    raise typer.Exit(STATUS_EXIT.get(IntentStatus(intent["status"]), 1))
+    raise typer.Exit(views.finish(intent, as_json))
 
 
 def send(
@@ -109,7 +107,7 @@ def send(
     if timeout is not None and not wait:
         raise BadInput("--timeout only applies with --wait")
     limit = parse_duration(timeout) if timeout else None
-    with connect(ctx) as client:
+    with connect(ctx, project="required") as client:
         created = client.create_intent(body, idempotency_key=idempotency_key)
         intent_id = created["intent_id"]
         if not wait:
@@ -135,34 +133,16 @@ def wait(
 
     A daemon restart meanwhile is ridden out: it waits up to 30s for the daemon to come back.
     """
-    from axme_cli import render
+    from axme_cli import views
 
-    limit = parse_duration(timeout) if timeout else None
-    with connect(ctx) as client:
-        intent_id = client.resolve_id(intent)
-        current = client.get_intent(intent_id)
-        if current["status"] not in {s.value for s in STATUS_EXIT}:
-            since = current["last_seq"]
-            for _ in client.follow(
-                intent_id, since=since, timeout=limit, on_lost=render.daemon_lost
-            ):
-                pass
-            current = client.get_intent(intent_id)
-        _finish(current, as_json)
+    raise typer.Exit(views.wait(session(ctx), intent, timeout, as_json))
 
 
 def show(ctx: typer.Context, intent: IdArg, as_json: JsonOpt = False) -> None:
     """Show an intent's fields, payload, result and event timeline."""
-    from axme_cli import render
+    from axme_cli import views
 
-    with connect(ctx) as client:
-        intent_id = client.resolve_id(intent)
-        data = client.get_intent(intent_id)
-        events = client.list_events(intent_id)
-    if as_json:
-        render.print_json({"intent": data, "events": events})
-    else:
-        render.intent_panel(data, events)
+    views.show(session(ctx), intent, as_json)
 
 
 def list_(
@@ -183,29 +163,17 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List intents, newest first (JSON lines with --json)."""
-    from axme_cli import render
+    from axme_cli import views
 
-    if status is not None:
-        status = status.upper()
-        if status not in IntentStatus.__members__:
-            allowed = ", ".join(IntentStatus.__members__)
-            raise BadInput(f"--status: unknown status {status!r}; one of {allowed}")
-    with connect(ctx) as client:
-        page = client.list_intents(
-            status=status, to_agent=agent, intent_type=intent_type, limit=limit, cursor=cursor
-        )
-    if as_json:
-        for item in page["intents"]:
-            render.print_json_line(item)
-        if page.get("next_cursor"):  # stderr: stdout stays one intent per line
-            render.note(f"more: axme list --json --cursor {page['next_cursor']}")
-        return
-    if not page["intents"]:
-        render.note("no intents" + (" match" if status or agent or intent_type else " yet"))
-        return
-    render.intents_table(page["intents"])
-    if page.get("next_cursor"):
-        render.note(f"more: axme list --cursor {page['next_cursor']}")
+    views.list_intents(
+        session(ctx),
+        status=status,
+        agent=agent,
+        intent_type=intent_type,
+        limit=limit,
+        cursor=cursor,
+        as_json=as_json,
+    )
 
 
 def cancel(

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from axme_cli.commands.common import JsonOpt, connect
+from axme_cli.commands.common import JsonOpt, connect, session
 from axme_cli.errors import AmbiguousId, BadInput, Conflict, NotFound
+from axme_cli.views import CLOSED
 
 if TYPE_CHECKING:
     from axme_cli.client import DaemonClient
@@ -39,7 +40,6 @@ AsOpt = Annotated[
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
-CLOSED = ("DECIDED", "TIMED_OUT")
 #: Matches looked at per id prefix; more than this is reported as "and more".
 MATCH_LIMIT = 10
 
@@ -205,21 +205,9 @@ def inbox(
     Then: axme approve TASK [-c TEXT], axme reject TASK -c TEXT,
           axme task submit TASK --outcome X --data k=v, axme task show TASK
     """
-    from axme_cli import render
+    from axme_cli import views
 
-    with connect(ctx) as client:
-        tasks = client.list_tasks(status="PENDING", limit=1000)
-        if all_:
-            for status in CLOSED:
-                tasks += client.list_tasks(status=status, limit=1000)
-    if as_json:
-        for task in tasks:
-            render.print_json_line(task)
-        return
-    if not tasks:
-        render.note("inbox empty" + ("" if all_ else ": no task waits for a person"))
-        return
-    render.tasks_table(tasks, with_status=all_)
+    views.inbox(session(ctx), all_=all_, as_json=as_json)
 
 
 def approve(

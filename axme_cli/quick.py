@@ -1,0 +1,183 @@
+"""The commands `axme` runs without loading the Typer app, parsed with argparse.
+
+Loading the Typer app costs about 70 ms, and when a command runs Typer coerces each option
+through a pydantic adapter (about 130 ms more, to import pydantic): more than `axme list` in a
+script's loop, or a plain `axme send` in a CI step, should wait. These parsers take the
+commands people and scripts run most, each with the options its Typer command declares (a
+test holds them equal); whatever they do not take whole (`--help`, an option they do not know,
+a value they would read differently) goes to the Typer app, which owns the CLI and says what
+is wrong. The work itself is the Typer commands' own (`views.py`, `session.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from axme_cli.session import Session
+
+#: `-s=X`: Click reads the value `=X` where argparse reads `X`.
+_SHORT_WITH_EQUALS = re.compile(r"^-[^-]=")
+
+
+class NotQuick(Exception):
+    """argparse met something it does not take; the Typer app will say what it makes of it."""
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Never prints (these parsers have no help): a fixed width spares importing shutil."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=80)
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, prog: str | None = None, **kwargs: Any) -> None:
+        kwargs.update(add_help=False, allow_abbrev=False, formatter_class=_Formatter)
+        super().__init__(prog, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise NotQuick(message)
+
+
+def _limit(text: str) -> int:
+    """`list --limit`: 1 to 500 digits as Typer takes them; anything else is Typer's to judge."""
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 500:
+        raise ValueError(text)
+    return int(text)
+
+
+def _json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", dest="as_json", action="store_true")
+
+
+def _send(session: Session, a: argparse.Namespace) -> None:
+    from axme_cli import render
+    from axme_cli.session import read_payload
+
+    body = {"intent_type": a.intent_type, "to_agent": a.to, "payload": read_payload(a.payload)}
+    with session.connect(project="required") as client:
+        created = client.create_intent(body, idempotency_key=a.idempotency_key)
+        render.sent(created, a.as_json)
+
+
+def _list(session: Session, a: argparse.Namespace) -> None:
+    from axme_cli import views
+
+    views.list_intents(
+        session,
+        status=a.status,
+        agent=a.agent,
+        intent_type=a.intent_type,
+        limit=a.limit,
+        cursor=a.cursor,
+        as_json=a.as_json,
+    )
+
+
+def _show(session: Session, a: argparse.Namespace) -> None:
+    from axme_cli import views
+
+    views.show(session, a.intent, a.as_json)
+
+
+def _wait(session: Session, a: argparse.Namespace) -> int:
+    from axme_cli import views
+
+    return views.wait(session, a.intent, a.timeout, a.as_json)
+
+
+def _inbox(session: Session, a: argparse.Namespace) -> None:
+    from axme_cli import views
+
+    views.inbox(session, all_=a.all_, as_json=a.as_json)
+
+
+def _agents_list(session: Session, a: argparse.Namespace) -> None:
+    from axme_cli import views
+
+    views.list_agents(session, as_json=a.as_json)
+
+
+def parser() -> argparse.ArgumentParser:
+    """`axme [--home H] [--config C] [--no-config] COMMAND ...` for the quick commands."""
+    root = _Parser(prog="axme")
+    root.add_argument("--home")
+    root.add_argument("--config")
+    root.add_argument("--no-config", action="store_true")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    send = commands.add_parser("send")
+    send.add_argument("intent_type")
+    send.add_argument("--to", required=True)
+    send.add_argument("--payload", "-p")
+    send.add_argument("--idempotency-key", "-k")
+    _json(send)
+    send.set_defaults(run=_send)
+
+    list_ = commands.add_parser("list")
+    list_.add_argument("--status", "-s")
+    list_.add_argument("--agent", "--to")
+    list_.add_argument("--type", "-t", dest="intent_type")
+    list_.add_argument("--limit", "-n", type=_limit, default=20)
+    list_.add_argument("--cursor")
+    _json(list_)
+    list_.set_defaults(run=_list)
+
+    show = commands.add_parser("show")
+    show.add_argument("intent")
+    _json(show)
+    show.set_defaults(run=_show)
+
+    wait = commands.add_parser("wait")
+    wait.add_argument("intent")
+    wait.add_argument("--timeout")
+    _json(wait)
+    wait.set_defaults(run=_wait)
+
+    inbox = commands.add_parser("inbox")
+    inbox.add_argument("--all", "-a", dest="all_", action="store_true")
+    _json(inbox)
+    inbox.set_defaults(run=_inbox)
+
+    agents = commands.add_parser("agents").add_subparsers(dest="agents_command", required=True)
+    agents_list = agents.add_parser("list")
+    _json(agents_list)
+    agents_list.set_defaults(run=_agents_list)
+    return root
+
+
+@dataclass(frozen=True)
+class Quick:
+    """A command line the quick path runs: where, with which arguments, and what."""
+
+    session: Session
+    args: argparse.Namespace
+
+    def run(self) -> int | None:
+        """The command's exit code (None: 0)."""
+        handler: Callable[[Session, argparse.Namespace], int | None] = self.args.run
+        return handler(self.session, self.args)
+
+
+def parse(argv: list[str]) -> Quick | None:
+    """The quick command this command line asks for, or None: the Typer app's to run."""
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    if any(_SHORT_WITH_EQUALS.match(arg) for arg in options):
+        return None
+    try:
+        args = parser().parse_args(argv)
+    except NotQuick:
+        return None
+    positional = [getattr(args, name, None) for name in ("intent_type", "intent")]
+    if "--" not in argv and any(p and p.startswith("-") for p in positional):
+        return None  # argparse takes `-5` or `-x y` as a value; Click as an unknown option
+    from axme_cli.paths import home_paths
+
+    home = Path(args.home).expanduser().absolute() if args.home is not None else None
+    config = Path(args.config) if args.config is not None else None
+    return Quick(Session(home_paths(home), config, args.no_config), args)

@@ -1,0 +1,142 @@
+"""What `axme list`, `show`, `wait`, `inbox` and `agents list` do, without Typer.
+
+The Typer commands and the launcher's quick paths (`quick.py`) both run these, so that a
+command behaves the same whichever parsed it. Exit codes are returned, not raised: Typer
+raises its `Exit`, the launcher calls `sys.exit`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from axme_cli.errors import STATUS_EXIT, BadInput
+from axme_cli.protocol import IntentStatus
+from axme_cli.session import Session
+
+#: The task statuses `inbox --all` adds to the pending ones.
+CLOSED = ("DECIDED", "TIMED_OUT")
+
+
+def finish(intent: dict[str, Any], as_json: bool) -> int:
+    """Print where a followed intent ended; its outcome's exit code."""
+    from axme_cli import render
+
+    if as_json:
+        render.print_json(intent)
+    else:
+        line = f"{intent['intent_id']} {render.status_text(intent['status'])}"
+        render.out().print(line)
+        for key in ("result", "error"):
+            if intent.get(key) is not None:
+                render.out().print_json(data=intent[key])
+    return STATUS_EXIT.get(IntentStatus(intent["status"]), 1)
+
+
+def wait(session: Session, intent: str, timeout: str | None, as_json: bool) -> int:
+    from axme_cli import render
+    from axme_cli.durations import parse_duration
+
+    limit = parse_duration(timeout) if timeout else None
+    with session.connect() as client:
+        intent_id = client.resolve_id(intent)
+        current = client.get_intent(intent_id)
+        if current["status"] not in {s.value for s in STATUS_EXIT}:
+            since = current["last_seq"]
+            for _ in client.follow(
+                intent_id, since=since, timeout=limit, on_lost=render.daemon_lost
+            ):
+                pass
+            current = client.get_intent(intent_id)
+    return finish(current, as_json)
+
+
+def show(session: Session, intent: str, as_json: bool) -> None:
+    from axme_cli import render
+
+    with session.connect() as client:
+        intent_id = client.resolve_id(intent)
+        data = client.get_intent(intent_id)
+        events = client.list_events(intent_id)
+    if as_json:
+        render.print_json({"intent": data, "events": events})
+    else:
+        render.intent_panel(data, events)
+
+
+def list_intents(
+    session: Session,
+    *,
+    status: str | None,
+    agent: str | None,
+    intent_type: str | None,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
+    from axme_cli import render
+
+    if status is not None:
+        status = status.upper()
+        if status not in IntentStatus.__members__:
+            allowed = ", ".join(IntentStatus.__members__)
+            raise BadInput(f"--status: unknown status {status!r}; one of {allowed}")
+    with session.connect() as client:
+        page = client.list_intents(
+            status=status, to_agent=agent, intent_type=intent_type, limit=limit, cursor=cursor
+        )
+    if as_json:
+        for item in page["intents"]:
+            render.print_json_line(item)
+        if page.get("next_cursor"):  # stderr: stdout stays one intent per line
+            render.note(f"more: axme list --json --cursor {page['next_cursor']}")
+        return
+    if not page["intents"]:
+        render.note("no intents" + (" match" if status or agent or intent_type else " yet"))
+        return
+    render.intents_table(page["intents"])
+    if page.get("next_cursor"):
+        render.note(f"more: axme list --cursor {page['next_cursor']}")
+
+
+def inbox(session: Session, *, all_: bool, as_json: bool) -> None:
+    from axme_cli import render
+
+    with session.connect() as client:
+        tasks = client.list_tasks(status="PENDING", limit=1000)
+        if all_:
+            for status in CLOSED:
+                tasks += client.list_tasks(status=status, limit=1000)
+    if as_json:
+        for task in tasks:
+            render.print_json_line(task)
+        return
+    if not tasks:
+        render.note("inbox empty" + ("" if all_ else ": no task waits for a person"))
+        return
+    render.tasks_table(tasks, with_status=all_)
+
+
+def list_agents(session: Session, *, as_json: bool) -> None:
+    from axme_cli import render
+
+    with session.connect() as client:
+        agents = client.list_agents()
+    empty = "no agents registered (declare them in axme.toml, or: axme agents add)"
+    if render.listed_plainly(agents, as_json, empty):
+        return
+    table = render.plain_table()
+    table.add_column("AGENT", overflow="ellipsis", min_width=12)
+    for column in ("STATE", "PID", "RESTARTS", "IN FLIGHT"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("LAST EXIT", overflow="fold")
+    for agent in agents:
+        pids, restarts, last = render.replica_summary(agent)
+        table.add_row(
+            agent["address"].removeprefix("agent://"),
+            render.agent_state_text(agent["state"]),
+            pids,
+            restarts,
+            str(agent.get("in_flight", 0)),
+            last,
+        )
+    render.out().print(table)
