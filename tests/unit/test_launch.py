@@ -134,7 +134,9 @@ def _quick_options(path: tuple[str, ...]) -> tuple[dict[str, bool], int]:
 
 
 #: What a quick command leaves to Typer by not declaring it.
-_TYPER_ONLY = {("send",): {"--wait", "-w", "--timeout", "--approval", "--deadline", "--on-timeout"}}
+_TYPER_ONLY: dict[tuple[str, ...], set[str]] = {
+    ("send",): {"--wait", "-w", "--timeout", "--approval", "--deadline", "--on-timeout"}
+}
 
 
 @pytest.mark.parametrize(
