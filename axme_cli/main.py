@@ -79,9 +79,21 @@ def _root(
 
 
 def _register() -> None:
-    from axme_cli.commands import agents, bench, daemon, demo, intents, keys, tail, tasks, tui
+    from axme_cli.commands import (
+        agents,
+        bench,
+        completions,
+        daemon,
+        demo,
+        intents,
+        keys,
+        tail,
+        tasks,
+        tui,
+    )
 
     bench.register(app)
+    completions.register(app)
     demo.register(app)
     intents.register(app)
     tail.register(app)

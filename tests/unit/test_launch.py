@@ -12,6 +12,7 @@ import typer.main
 from axme_cli.main import app
 from axme_cli.paths import home_paths
 from axme_cli.quick import parse, parser
+from axme_cli.session import Session
 
 
 def test_a_plain_send_is_quick() -> None:
@@ -152,3 +153,17 @@ def test_quick_parsers_declare_what_the_typer_commands_declare(path: tuple[str, 
         typer_options.pop(opt)
     assert quick_options == typer_options
     assert quick_arguments == typer_arguments
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "skips"),
+    [(False, None, False), (True, None, True), (False, "1", True), (False, "0", False)],
+)
+def test_no_config_flag_or_env(
+    monkeypatch: pytest.MonkeyPatch, flag: bool, env: str | None, skips: bool
+) -> None:
+    if env is not None:
+        monkeypatch.setenv("AXME_NO_CONFIG", env)
+    assert Session(home_paths(), None, flag).skips_project() is skips
+    # A file named with --config is sent whatever the environment says.
+    assert Session(home_paths(), Path("axme.toml"), False).skips_project() is False
