@@ -1,5 +1,6 @@
 """The `axme` entry point: answers `axme --version` and the quick commands (`quick.py`: a
-plain `send`, `list`, `show`, `wait`, `inbox`, `agents list`) before the Typer app is loaded.
+plain `send`, `list`, `show`, `wait`, `cancel`, `approve`, `reject`, `inbox`, `agents list`)
+before the Typer app is loaded.
 
 Anything else, and anything the quick parsers do not take whole, goes to the Typer app, which
 owns the CLI: its help, its completion and its usage errors.
@@ -21,9 +22,11 @@ def main() -> None:
 
         print(f"axme {__version__}")
         return
-    from axme_cli.quick import parse
+    quick = None
+    if COMPLETE_VAR not in os.environ and not {"-h", "--help"} & set(argv):
+        from axme_cli.quick import parse
 
-    quick = None if COMPLETE_VAR in os.environ else parse(argv)
+        quick = parse(argv)
     if quick is None:
         from axme_cli.main import main as run
 

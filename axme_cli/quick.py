@@ -6,7 +6,8 @@ script's loop, or a plain `axme send` in a CI step, should wait. These parsers t
 commands people and scripts run most, each with the options its Typer command declares (a
 test holds them equal); whatever they do not take whole (`--help`, an option they do not know,
 a value they would read differently) goes to the Typer app, which owns the CLI and says what
-is wrong. The work itself is the Typer commands' own (`views.py`, `session.py`).
+is wrong. The work itself is the Typer commands' own (`views.py`, `decisions.py`,
+`session.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from axme_cli.session import Session
+from axme_cli.views import CANCEL_REASON
 
 #: `-s=X`: Click reads the value `=X` where argparse reads `X`.
 _SHORT_WITH_EQUALS = re.compile(r"^-[^-]=")
@@ -91,6 +93,21 @@ def _wait(session: Session, a: argparse.Namespace) -> int:
     return views.wait(session, a.intent, a.timeout, a.as_json)
 
 
+def _cancel(session: Session, a: argparse.Namespace) -> None:
+    from axme_cli import views
+
+    views.cancel(session, a.intent, a.reason, a.as_json)
+
+
+def _decide(outcome: str) -> Callable[[Session, argparse.Namespace], None]:
+    def run(session: Session, a: argparse.Namespace) -> None:
+        from axme_cli.decisions import decide_and_report
+
+        decide_and_report(session, a.ref, outcome, who=a.who, comment=a.comment, as_json=a.as_json)
+
+    return run
+
+
 def _inbox(session: Session, a: argparse.Namespace) -> None:
     from axme_cli import views
 
@@ -139,6 +156,20 @@ def parser() -> argparse.ArgumentParser:
     _json(wait)
     wait.set_defaults(run=_wait)
 
+    cancel = commands.add_parser("cancel")
+    cancel.add_argument("intent")
+    cancel.add_argument("--reason", "-r", default=CANCEL_REASON)
+    _json(cancel)
+    cancel.set_defaults(run=_cancel)
+
+    for name, outcome in (("approve", "approved"), ("reject", "rejected")):
+        decision = commands.add_parser(name)
+        decision.add_argument("ref")
+        decision.add_argument("--comment", "-c")
+        decision.add_argument("--as", dest="who")
+        _json(decision)
+        decision.set_defaults(run=_decide(outcome))
+
     inbox = commands.add_parser("inbox")
     inbox.add_argument("--all", "-a", dest="all_", action="store_true")
     _json(inbox)
@@ -173,7 +204,7 @@ def parse(argv: list[str]) -> Quick | None:
         args = parser().parse_args(argv)
     except NotQuick:
         return None
-    positional = [getattr(args, name, None) for name in ("intent_type", "intent")]
+    positional = [getattr(args, name, None) for name in ("intent_type", "intent", "ref")]
     if "--" not in argv and any(p and p.startswith("-") for p in positional):
         return None  # argparse takes `-5` or `-x y` as a value; Click as an unknown option
     from axme_cli.paths import home_paths

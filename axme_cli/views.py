@@ -1,4 +1,4 @@
-"""What `axme list`, `show`, `wait`, `inbox` and `agents list` do, without Typer.
+"""What `axme list`, `show`, `wait`, `cancel`, `inbox` and `agents list` do, without Typer.
 
 The Typer commands and the launcher's quick paths (`quick.py`) both run these, so that a
 command behaves the same whichever parsed it. Exit codes are returned, not raised: Typer
@@ -15,6 +15,8 @@ from axme_cli.session import Session
 
 #: The task statuses `inbox --all` adds to the pending ones.
 CLOSED = ("DECIDED", "TIMED_OUT")
+#: `axme cancel`'s reason when none is given.
+CANCEL_REASON = "canceled from the command line"
 
 
 def finish(intent: dict[str, Any], as_json: bool) -> int:
@@ -140,3 +142,16 @@ def list_agents(session: Session, *, as_json: bool) -> None:
             last,
         )
     render.out().print(table)
+
+
+def cancel(session: Session, intent: str, reason: str, as_json: bool) -> None:
+    from axme_cli import render
+    from axme_cli.decisions import actor
+
+    with session.connect() as client:
+        intent_id = client.resolve_id(intent)
+        answer = client.resolve_intent(intent_id, "CANCELED", reason=reason, actor=actor())
+    if as_json:
+        render.print_json(answer["intent"])
+    else:
+        render.out().print(f"{intent_id} {render.status_text('CANCELED')}")

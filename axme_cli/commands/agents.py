@@ -203,7 +203,7 @@ def logs(
 def retry(ctx: typer.Context, intent: IdArg, as_json: JsonOpt = False) -> None:
     """Put a FAILED intent back in the queue with fresh delivery attempts."""
     from axme_cli import render
-    from axme_cli.commands.intents import actor
+    from axme_cli.decisions import actor
 
     with connect(ctx) as client:
         intent_id = client.resolve_id(intent)

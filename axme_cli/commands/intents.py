@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated, Any
 
 import typer
@@ -16,13 +15,7 @@ from axme_cli.commands.common import (
     session,
 )
 from axme_cli.errors import BadInput
-
-
-def actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+from axme_cli.views import CANCEL_REASON
 
 
 def _finish(intent: dict[str, Any], as_json: bool) -> None:
@@ -180,20 +173,14 @@ def cancel(
     ctx: typer.Context,
     intent: IdArg,
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why; kept in the timeline.")] = (
-        "canceled from the command line"
+        CANCEL_REASON
     ),
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel an intent that is not final yet."""
-    from axme_cli import render
+    from axme_cli import views
 
-    with connect(ctx) as client:
-        intent_id = client.resolve_id(intent)
-        answer = client.resolve_intent(intent_id, "CANCELED", reason=reason, actor=actor())
-    if as_json:
-        render.print_json(answer["intent"])
-    else:
-        render.out().print(f"{intent_id} {render.status_text('CANCELED')}")
+    views.cancel(session(ctx), intent, reason, as_json)
 
 
 def register(app: typer.Typer) -> None:

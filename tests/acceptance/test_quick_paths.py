@@ -78,6 +78,10 @@ def _commands(ids: dict[str, str]) -> list[list[str]]:
         ["wait", done, "--timeout", "soon"],
         ["inbox"],
         ["inbox", "--all", "--json"],
+        ["approve", done],  # already decided
+        ["reject", "zz"],
+        ["approve", "ffffffff", "-c", "no such task"],
+        ["cancel", done, "--json"],  # already final
         ["agents", "list"],
         ["agents", "list", "--json"],
         ["--home", "/nonexistent/axme-home", "show", done],
@@ -95,6 +99,28 @@ def test_quick_commands_print_and_exit_as_the_typer_app_does(
         assert got == want, f"axme {' '.join(args)}"
 
 
+#: Ids and times differ between two intents decided alike.
+UNIQUE = re.compile(r"[0-9a-f]{8}-[0-9a-f-]{27}|\d{4}-\d\d-\d\dT[0-9:.]+Z?|\d+\.\d+")
+
+
+def test_quick_decisions_and_cancels_are_the_typer_apps(daemon: Daemon) -> None:
+    """The same decision or cancel of two like intents, one each way, prints the same."""
+    quick, typer = ["-m", "axme_cli"], ["-c", TYPER]
+    approval = ["--approval", "Go?"]
+    for args, kind in (
+        (["approve", "-c", "fine", "--as", "alice", "--json"], approval),
+        (["reject", "-c", "no"], approval),
+        (["cancel", "-r", "not needed"], []),
+        (["cancel", "--json"], []),
+    ):
+        outputs = []
+        for program in (quick, typer):
+            sent = _run(daemon.home, quick, ["send", "t.v1", "--to", "agent://q/d/g", *kind])
+            result = _run(daemon.home, program, [*args, sent.stdout.strip()])
+            outputs.append((result.returncode, UNIQUE.sub("X", result.stdout), result.stderr))
+        assert outputs[0][0] == 0 and outputs[0] == outputs[1], (args, outputs)
+
+
 def _loaded(home: Path, tmp_path: Path, args: list[str]) -> tuple[int, set[str]]:
     record = tmp_path / "modules.json"
     result = _run(home, ["-c", LAUNCHER, str(record)], args)
@@ -107,7 +133,7 @@ def _hits(loaded: set[str], forbidden: tuple[str, ...]) -> list[str]:
 
 #: Modules a quick command may load in all, standard library included: some 25 more than it
 #: takes today (about 145 printing JSON, 200 drawing with Rich); through Typer it was 340.
-MODULE_BUDGET = {"json": 170, "table": 225}
+MODULE_BUDGET = {"json": 170, "table": 225, "conflict": 225}
 
 
 @pytest.mark.parametrize(
@@ -121,6 +147,8 @@ MODULE_BUDGET = {"json": 170, "table": 225}
         (["inbox", "--json"], "json"),
         (["inbox"], "table"),
         (["agents", "list"], "table"),
+        (["approve", "{waiting}", "--json"], "json"),
+        (["cancel", "{done}", "--json"], "conflict"),
         (["send", "intent.quick.v1", "--to", "agent://q/dev/none", "--json"], "json"),
     ],
 )
@@ -130,7 +158,7 @@ def test_quick_commands_stay_within_their_import_budget(
     """No Typer, Click or pydantic (~200 ms together), nor the httpx stack; Rich only to draw
     for people; and a bounded number of modules, so that a new import shows here first."""
     code, loaded = _loaded(daemon.home, tmp_path, [a.format(**intents) for a in args])
-    assert code == 0
+    assert code == (4 if output == "conflict" else 0)
     assert "axme_cli.quick" in loaded and "axme_cli.main" not in loaded
     forbidden: tuple[str, ...] = ("typer", "click", "pydantic", "httpx", "axme_cli.commands")
     if output == "json":

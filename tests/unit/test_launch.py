@@ -44,6 +44,13 @@ def test_a_plain_send_is_quick() -> None:
         (["show", "--", "-3f2a"], {"intent": "-3f2a"}),
         (["wait", "3f2a", "--timeout", "5m"], {"intent": "3f2a", "timeout": "5m"}),
         (["inbox", "-a"], {"all_": True, "as_json": False}),
+        (
+            ["approve", "3f2a", "-c", "ok", "--as", "al"],
+            {"ref": "3f2a", "who": "al", "comment": "ok"},
+        ),
+        (["reject", "3f2a", "--json"], {"ref": "3f2a", "who": None, "as_json": True}),
+        (["cancel", "3f2a"], {"intent": "3f2a", "reason": "canceled from the command line"}),
+        (["cancel", "3f2a", "-r", "why"], {"reason": "why"}),
         (["agents", "list", "--json"], {"as_json": True}),
         (["--no-config", "--config", "x.toml", "inbox"], {"no_config": True, "config": "x.toml"}),
     ],
@@ -67,7 +74,10 @@ def test_quick_commands(argv: list[str], expected: dict[str, object]) -> None:
         ["lis"],  # Typer suggests `list`
         ["agents"],
         ["agents", "add", "x", "--", "true"],
-        ["approve", "3f2a"],
+        ["task", "submit", "3f2a", "--outcome", "approved"],
+        ["approve", "3f2a", "--as"],
+        ["approve", "-3f2a"],
+        ["cancel", "3f2a", "-r"],
         ["--version", "list"],
         ["--json", "list"],
         ["list", "--home", "/h"],  # a root option after the command: Typer says so
@@ -141,7 +151,11 @@ _TYPER_ONLY: dict[tuple[str, ...], set[str]] = {
 
 
 @pytest.mark.parametrize(
-    "path", [(), ("send",), ("list",), ("show",), ("wait",), ("inbox",), ("agents", "list")]
+    "path",
+    [
+        *[(name,) for name in ("send", "list", "show", "wait", "cancel", "approve", "reject")],
+        *[(), ("inbox",), ("agents", "list")],
+    ],
 )
 def test_quick_parsers_declare_what_the_typer_commands_declare(path: tuple[str, ...]) -> None:
     """Same option names, each a flag in both or a value in both, and as many arguments: a
