@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -182,12 +181,12 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-@dataclass(frozen=True)
 class Quick:
     """A command line the quick path runs: where, with which arguments, and what."""
 
-    session: Session
-    args: argparse.Namespace
+    def __init__(self, session: Session, args: argparse.Namespace) -> None:
+        self.session = session
+        self.args = args
 
     def run(self) -> int | None:
         """The command's exit code (None: 0)."""
