@@ -93,7 +93,6 @@ def _register() -> None:
     )
 
     bench.register(app)
-    completions.register(app)
     demo.register(app)
     intents.register(app)
     tail.register(app)
@@ -102,6 +101,7 @@ def _register() -> None:
     app.add_typer(agents.app, name="agents")
     app.add_typer(daemon.app, name="daemon")
     app.add_typer(keys.app, name="keys")
+    completions.register(app)
 
 
 _register()
