@@ -131,6 +131,7 @@ def decide(
     comment: str | None,
     data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Decide the pending task `ref` names; the task as decided."""
     task = find_task(client, ref, pending_only=True)
     try:
         return client.decide_task(
@@ -147,6 +148,7 @@ def decide(
 
 
 def report(task: dict[str, Any], as_json: bool) -> None:
+    """`approved 3517fbb9-... (intent 1fbc6bcd-...)`, or the task as JSON."""
     from axme_cli import render
 
     if as_json:

@@ -45,11 +45,18 @@ class _Parser(argparse.ArgumentParser):
         raise NotQuick(message)
 
 
-def _limit(text: str) -> int:
-    """`list --limit`: 1 to 500 digits as Typer takes them; anything else is Typer's to judge."""
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 500:
-        raise ValueError(text)
-    return int(text)
+def _count(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An integer option in `low..high`, in plain digits: anything else is Typer's to judge."""
+
+    def parse(text: str) -> int:
+        if not text.isascii() or not text.isdigit():
+            raise ValueError(text)
+        value = int(text)
+        if value < low or (high is not None and value > high):
+            raise ValueError(text)
+        return value
+
+    return parse
 
 
 def _json(parser: argparse.ArgumentParser) -> None:
@@ -90,6 +97,18 @@ def _wait(session: Session, a: argparse.Namespace) -> int:
     from axme_cli import views
 
     return views.wait(session, a.intent, a.timeout, a.as_json)
+
+
+def _tail(session: Session, a: argparse.Namespace) -> int:
+    from axme_cli import views
+
+    return views.tail(session, a.intent, a.since, a.as_json)
+
+
+def _retry(session: Session, a: argparse.Namespace) -> None:
+    from axme_cli import views
+
+    views.retry(session, a.intent, a.as_json)
 
 
 def _cancel(session: Session, a: argparse.Namespace) -> None:
@@ -139,7 +158,7 @@ def parser() -> argparse.ArgumentParser:
     list_.add_argument("--status", "-s")
     list_.add_argument("--agent", "--to")
     list_.add_argument("--type", "-t", dest="intent_type")
-    list_.add_argument("--limit", "-n", type=_limit, default=20)
+    list_.add_argument("--limit", "-n", type=_count(1, 500), default=20)
     list_.add_argument("--cursor")
     _json(list_)
     list_.set_defaults(run=_list)
@@ -154,6 +173,17 @@ def parser() -> argparse.ArgumentParser:
     wait.add_argument("--timeout")
     _json(wait)
     wait.set_defaults(run=_wait)
+
+    tail = commands.add_parser("tail")
+    tail.add_argument("intent")
+    tail.add_argument("--since", type=_count(0), default=0)
+    _json(tail)
+    tail.set_defaults(run=_tail)
+
+    retry = commands.add_parser("retry")
+    retry.add_argument("intent")
+    _json(retry)
+    retry.set_defaults(run=_retry)
 
     cancel = commands.add_parser("cancel")
     cancel.add_argument("intent")

@@ -1,4 +1,5 @@
-"""What `axme list`, `show`, `wait`, `cancel`, `inbox` and `agents list` do, without Typer.
+"""What `axme list`, `show`, `wait`, `tail`, `cancel`, `retry`, `inbox` and `agents list` do,
+without Typer.
 
 The Typer commands and the launcher's quick paths (`quick.py`) both run these, so that a
 command behaves the same whichever parsed it. Exit codes are returned, not raised: Typer
@@ -155,3 +156,41 @@ def cancel(session: Session, intent: str, reason: str, as_json: bool) -> None:
         render.print_json(answer["intent"])
     else:
         render.out().print(f"{intent_id} {render.status_text('CANCELED')}")
+
+
+def retry(session: Session, intent: str, as_json: bool) -> None:
+    from axme_cli import render
+    from axme_cli.decisions import actor
+
+    with session.connect() as client:
+        intent_id = client.resolve_id(intent)
+        answer = client.retry_intent(intent_id, actor=actor())
+    if as_json:
+        render.print_json(answer["intent"])
+    else:
+        render.out().print(f"{intent_id} {render.status_text(answer['intent']['status'])}")
+
+
+def tail(session: Session, intent: str, since: int, as_json: bool) -> int:
+    """Print an intent's events until it is final; its outcome's exit code (130: Ctrl-C)."""
+    from axme_cli import render
+
+    with session.connect() as client:
+        intent_id = client.resolve_id(intent)
+        if not as_json:
+            render.note(f"following {intent_id} (Ctrl-C to leave)")
+        last = None
+        try:
+            for event in client.follow(intent_id, since=since, on_lost=render.daemon_lost):
+                last = event
+                if as_json:
+                    render.print_json_line(event)
+                else:
+                    render.out().print(render.event_line(event), soft_wrap=True)
+        except KeyboardInterrupt:
+            return 130
+        if last is None:  # `since` was already past a final event
+            status = client.get_intent(intent_id)["status"]
+        else:
+            status = last["status"]
+    return STATUS_EXIT.get(IntentStatus(status), 0)

@@ -202,13 +202,6 @@ def logs(
 
 def retry(ctx: typer.Context, intent: IdArg, as_json: JsonOpt = False) -> None:
     """Put a FAILED intent back in the queue with fresh delivery attempts."""
-    from axme_cli import render
-    from axme_cli.decisions import actor
+    from axme_cli import views
 
-    with connect(ctx) as client:
-        intent_id = client.resolve_id(intent)
-        answer = client.retry_intent(intent_id, actor=actor())
-    if as_json:
-        render.print_json(answer["intent"])
-    else:
-        render.out().print(f"{intent_id} {render.status_text(answer['intent']['status'])}")
+    views.retry(session(ctx), intent, as_json)

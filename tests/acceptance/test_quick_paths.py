@@ -82,6 +82,9 @@ def _commands(ids: dict[str, str]) -> list[list[str]]:
         ["reject", "zz"],
         ["approve", "ffffffff", "-c", "no such task"],
         ["cancel", done, "--json"],  # already final
+        ["retry", done],  # not FAILED
+        ["tail", done],
+        ["tail", done, "--since", "2", "--json"],
         ["agents", "list"],
         ["agents", "list", "--json"],
         ["--home", "/nonexistent/axme-home", "show", done],

@@ -51,6 +51,9 @@ def test_a_plain_send_is_quick() -> None:
         (["reject", "3f2a", "--json"], {"ref": "3f2a", "who": None, "as_json": True}),
         (["cancel", "3f2a"], {"intent": "3f2a", "reason": "canceled from the command line"}),
         (["cancel", "3f2a", "-r", "why"], {"reason": "why"}),
+        (["tail", "3f2a"], {"intent": "3f2a", "since": 0, "as_json": False}),
+        (["tail", "3f2a", "--since", "7", "--json"], {"since": 7, "as_json": True}),
+        (["retry", "3f2a", "--json"], {"intent": "3f2a", "as_json": True}),
         (["agents", "list", "--json"], {"as_json": True}),
         (["--no-config", "--config", "x.toml", "inbox"], {"no_config": True, "config": "x.toml"}),
     ],
@@ -78,6 +81,8 @@ def test_quick_commands(argv: list[str], expected: dict[str, object]) -> None:
         ["approve", "3f2a", "--as"],
         ["approve", "-3f2a"],
         ["cancel", "3f2a", "-r"],
+        ["tail", "3f2a", "--since", "-1"],
+        ["tail", "3f2a", "--since", "1.5"],
         ["--version", "list"],
         ["--json", "list"],
         ["list", "--home", "/h"],  # a root option after the command: Typer says so
@@ -153,7 +158,8 @@ _TYPER_ONLY: dict[tuple[str, ...], set[str]] = {
 @pytest.mark.parametrize(
     "path",
     [
-        *[(name,) for name in ("send", "list", "show", "wait", "cancel", "approve", "reject")],
+        *[(name,) for name in ("send", "list", "show", "wait", "tail", "cancel", "retry")],
+        *[("approve",), ("reject",)],
         *[(), ("inbox",), ("agents", "list")],
     ],
 )
