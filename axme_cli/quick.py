@@ -25,6 +25,10 @@ from axme_cli.views import CANCEL_REASON
 _SHORT_WITH_EQUALS = re.compile(r"^-[^-]=")
 
 
+#: What a quick command runs: its exit code, or None for 0.
+Handler = Callable[[Session, argparse.Namespace], "int | None"]
+
+
 class NotQuick(Exception):
     """argparse met something it does not take; the Typer app will say what it makes of it."""
 
@@ -57,10 +61,6 @@ def _count(low: int, high: int | None = None) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def _json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", dest="as_json", action="store_true")
 
 
 def _send(session: Session, a: argparse.Namespace) -> None:
@@ -117,7 +117,7 @@ def _cancel(session: Session, a: argparse.Namespace) -> None:
     views.cancel(session, a.intent, a.reason, a.as_json)
 
 
-def _decide(outcome: str) -> Callable[[Session, argparse.Namespace], None]:
+def _decide(outcome: str) -> Handler:
     def run(session: Session, a: argparse.Namespace) -> None:
         from axme_cli.decisions import decide_and_report
 
@@ -138,6 +138,21 @@ def _agents_list(session: Session, a: argparse.Namespace) -> None:
     views.list_agents(session, as_json=a.as_json)
 
 
+def _command(
+    commands: argparse._SubParsersAction[_Parser],
+    name: str,
+    run: Handler,
+    *arguments: str,
+) -> argparse.ArgumentParser:
+    """A quick command: its positional `arguments`, `--json`, and what runs it."""
+    command = commands.add_parser(name)
+    for argument in arguments:
+        command.add_argument(argument)
+    command.add_argument("--json", dest="as_json", action="store_true")
+    command.set_defaults(run=run)
+    return command
+
+
 def parser() -> argparse.ArgumentParser:
     """`axme [--home H] [--config C] [--no-config] COMMAND ...` for the quick commands."""
     root = _Parser(prog="axme")
@@ -146,68 +161,34 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--no-config", action="store_true")
     commands = root.add_subparsers(dest="command", required=True)
 
-    send = commands.add_parser("send")
-    send.add_argument("intent_type")
+    send = _command(commands, "send", _send, "intent_type")
     send.add_argument("--to", required=True)
     send.add_argument("--payload", "-p")
     send.add_argument("--idempotency-key", "-k")
-    _json(send)
-    send.set_defaults(run=_send)
 
-    list_ = commands.add_parser("list")
+    list_ = _command(commands, "list", _list)
     list_.add_argument("--status", "-s")
     list_.add_argument("--agent", "--to")
     list_.add_argument("--type", "-t", dest="intent_type")
     list_.add_argument("--limit", "-n", type=_count(1, 500), default=20)
     list_.add_argument("--cursor")
-    _json(list_)
-    list_.set_defaults(run=_list)
 
-    show = commands.add_parser("show")
-    show.add_argument("intent")
-    _json(show)
-    show.set_defaults(run=_show)
-
-    wait = commands.add_parser("wait")
-    wait.add_argument("intent")
-    wait.add_argument("--timeout")
-    _json(wait)
-    wait.set_defaults(run=_wait)
-
-    tail = commands.add_parser("tail")
-    tail.add_argument("intent")
-    tail.add_argument("--since", type=_count(0), default=0)
-    _json(tail)
-    tail.set_defaults(run=_tail)
-
-    retry = commands.add_parser("retry")
-    retry.add_argument("intent")
-    _json(retry)
-    retry.set_defaults(run=_retry)
-
-    cancel = commands.add_parser("cancel")
-    cancel.add_argument("intent")
-    cancel.add_argument("--reason", "-r", default=CANCEL_REASON)
-    _json(cancel)
-    cancel.set_defaults(run=_cancel)
-
+    _command(commands, "show", _show, "intent")
+    _command(commands, "wait", _wait, "intent").add_argument("--timeout")
+    _command(commands, "tail", _tail, "intent").add_argument("--since", type=_count(0), default=0)
+    _command(commands, "retry", _retry, "intent")
+    _command(commands, "cancel", _cancel, "intent").add_argument(
+        "--reason", "-r", default=CANCEL_REASON
+    )
     for name, outcome in (("approve", "approved"), ("reject", "rejected")):
-        decision = commands.add_parser(name)
-        decision.add_argument("ref")
+        decision = _command(commands, name, _decide(outcome), "ref")
         decision.add_argument("--comment", "-c")
         decision.add_argument("--as", dest="who")
-        _json(decision)
-        decision.set_defaults(run=_decide(outcome))
-
-    inbox = commands.add_parser("inbox")
-    inbox.add_argument("--all", "-a", dest="all_", action="store_true")
-    _json(inbox)
-    inbox.set_defaults(run=_inbox)
-
+    _command(commands, "inbox", _inbox).add_argument(
+        "--all", "-a", dest="all_", action="store_true"
+    )
     agents = commands.add_parser("agents").add_subparsers(dest="agents_command", required=True)
-    agents_list = agents.add_parser("list")
-    _json(agents_list)
-    agents_list.set_defaults(run=_agents_list)
+    _command(agents, "list", _agents_list)
     return root
 
 
@@ -220,7 +201,7 @@ class Quick:
 
     def run(self) -> int | None:
         """The command's exit code (None: 0)."""
-        handler: Callable[[Session, argparse.Namespace], int | None] = self.args.run
+        handler: Handler = self.args.run
         return handler(self.session, self.args)
 
 
