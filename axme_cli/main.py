@@ -111,8 +111,10 @@ def main() -> None:
     from axme_cli.errors import AxmeError
 
     try:
+        from axme_cli.commands.common import run_app
+
         # The name, not argv[0]: `python -m axme_cli` must complete and print usage as `axme`.
-        app(prog_name="axme")
+        run_app(app, prog_name="axme")
     except AxmeError as exc:
         from axme_cli.render import error_line
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from axme_cli.session import Session
-from axme_cli.views import CANCEL_REASON
+from axme_cli.session import Session, given_options
+from axme_cli.views import CANCEL_REASON, LIST_LIMIT
 
 #: `-s=X`: Click reads the value `=X` where argparse reads `X`.
 _SHORT_WITH_EQUALS = re.compile(r"^-[^-]=")
@@ -170,7 +170,7 @@ def parser() -> argparse.ArgumentParser:
     list_.add_argument("--status", "-s")
     list_.add_argument("--agent", "--to")
     list_.add_argument("--type", "-t", dest="intent_type")
-    list_.add_argument("--limit", "-n", type=_count(1, 500), default=20)
+    list_.add_argument("--limit", "-n", type=_count(1, 500), default=LIST_LIMIT)
     list_.add_argument("--cursor")
 
     _command(commands, "show", _show, "intent")
@@ -219,6 +219,13 @@ def parse(argv: list[str]) -> Quick | None:
         return None  # argparse takes `-5` or `-x y` as a value; Click as an unknown option
     from axme_cli.paths import home_paths
 
-    home = Path(args.home).expanduser().absolute() if args.home is not None else None
+    home = Path(args.home) if args.home is not None else None
     config = Path(args.config) if args.config is not None else None
-    return Quick(Session(home_paths(home), config, args.no_config), args)
+    # As Typer has them: `Path`s (`./h/` is `h`), an AXME_HOME not among them.
+    given = given_options(
+        None if home is None else str(home),
+        None if config is None else str(config),
+        args.no_config,
+    )
+    home_dir = home.expanduser().absolute() if home is not None else None
+    return Quick(Session(home_paths(home_dir), config, args.no_config, given), args)

@@ -70,17 +70,29 @@ NO_CONFIG_ENV = "AXME_NO_CONFIG"
 ProjectUse = Literal["required", "optional", "ignored"]
 
 
+def given_options(home: str | None, config: str | None, no_config: bool) -> tuple[str, ...]:
+    """The words for `Session.given`, in one order whichever order they were typed in."""
+    words: list[str] = []
+    for flag, value in (("--home", home), ("--config", config)):
+        if value is not None:
+            words += [flag, value]
+    return (*words, "--no-config") if no_config else tuple(words)
+
+
 @dataclass(frozen=True)
 class Session:
     """What a command runs against: this home's daemon, and the project config to send it.
 
     `config` is the file `--config` names (None: the nearest axme.toml, if any);
-    `no_config` is `--no-config`.
+    `no_config` is `--no-config`; `given` is those of `--home`, `--config` and `--no-config`
+    given on the command line, as words (`("--home", "/srv/axme")`) that a printed next
+    command repeats (an `AXME_HOME` the next one inherits anyway).
     """
 
     paths: HomePaths
     config: Path | None = None
     no_config: bool = False
+    given: tuple[str, ...] = ()
 
     def skips_project(self) -> bool:
         if self.config is not None:

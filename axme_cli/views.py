@@ -18,6 +18,8 @@ from axme_cli.session import Session
 CLOSED = ("DECIDED", "TIMED_OUT")
 #: `axme cancel`'s reason when none is given.
 CANCEL_REASON = "canceled from the command line"
+#: `axme list`'s page size when `--limit` is not given.
+LIST_LIMIT = 20
 
 
 def finish(intent: dict[str, Any], as_json: bool) -> int:
@@ -29,9 +31,10 @@ def finish(intent: dict[str, Any], as_json: bool) -> int:
     else:
         line = f"{intent['intent_id']} {render.status_text(intent['status'])}"
         render.out().print(line)
-        for key in ("result", "error"):
-            if intent.get(key) is not None:
-                render.out().print_json(data=intent[key])
+        if intent.get("result") is not None:
+            render.out().print_json(data=intent["result"])
+        if intent.get("error") is not None:
+            render.print_error(intent["error"])
     return STATUS_EXIT.get(IntentStatus(intent["status"]), 1)
 
 
@@ -83,22 +86,57 @@ def list_intents(
         if status not in IntentStatus.__members__:
             allowed = ", ".join(IntentStatus.__members__)
             raise BadInput(f"--status: unknown status {status!r}; one of {allowed}")
+    if agent is not None and not agent.startswith("agent://"):
+        agent = f"agent://{agent}"  # as the table prints it
     with session.connect() as client:
         page = client.list_intents(
             status=status, to_agent=agent, intent_type=intent_type, limit=limit, cursor=cursor
         )
+    more = page.get("next_cursor")
+    hint = None
+    if more:
+        filters = {"--status": status, "--agent": agent, "--type": intent_type}
+        hint = next_page_command(
+            session.given, filters, limit=limit, cursor=str(more), as_json=as_json
+        )
     if as_json:
+        # stdout stays one intent per line, whatever reads it; the next page is on stderr.
         for item in page["intents"]:
             render.print_json_line(item)
-        if page.get("next_cursor"):  # stderr: stdout stays one intent per line
-            render.note(f"more: axme list --json --cursor {page['next_cursor']}")
+        if hint:
+            render.note(f"more: {hint}")
         return
     if not page["intents"]:
         render.note("no intents" + (" match" if status or agent or intent_type else " yet"))
         return
     render.intents_table(page["intents"])
-    if page.get("next_cursor"):
-        render.note(f"more: axme list --cursor {page['next_cursor']}")
+    if hint:
+        render.note(f"more: {hint}")
+
+
+def next_page_command(
+    given: tuple[str, ...],
+    filters: dict[str, str | None],
+    *,
+    limit: int,
+    cursor: str,
+    as_json: bool,
+) -> str:
+    """The `axme list` that prints the next page: the global options `given` on the command
+    line (`--home`, `--config`, `--no-config`), this one's filters, limit and `--json`,
+    quoted for the shell; `--cursor` last."""
+    import shlex
+
+    words = ["axme", *given, "list"]
+    if as_json:
+        words.append("--json")
+    for flag, value in filters.items():
+        if value is not None:
+            words += [flag, value]
+    if limit != LIST_LIMIT:
+        words += ["--limit", str(limit)]
+    words += ["--cursor", cursor]
+    return shlex.join(words)
 
 
 def inbox(session: Session, *, all_: bool, as_json: bool) -> None:
@@ -180,13 +218,14 @@ def tail(session: Session, intent: str, since: int, as_json: bool) -> int:
         if not as_json:
             render.note(f"following {intent_id} (Ctrl-C to leave)")
         last = None
+        full = not render.in_terminal()  # piped: no value cut short
         try:
             for event in client.follow(intent_id, since=since, on_lost=render.daemon_lost):
                 last = event
                 if as_json:
                     render.print_json_line(event)
                 else:
-                    render.out().print(render.event_line(event), soft_wrap=True)
+                    render.out().print(render.event_line(event, full=full), soft_wrap=True)
         except KeyboardInterrupt:
             return 130
         if last is None:  # `since` was already past a final event

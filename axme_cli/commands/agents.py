@@ -20,7 +20,10 @@ app = typer.Typer(
 )
 
 NameArg = Annotated[
-    str, typer.Argument(help="Agent address (agent://org/env/name) or a unique last part of it.")
+    str,
+    typer.Argument(
+        metavar="AGENT", help="Agent address (agent://org/env/name) or a unique last part of it."
+    ),
 ]
 
 
@@ -82,20 +85,27 @@ def _parse_env(pairs: list[str], files: list[Path]) -> dict[str, str]:
 @app.command()
 def add(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Agent address, e.g. agent://myorg/dev/pipeline.")],
-    command: Annotated[
-        list[str], typer.Argument(help="The command to run, after --: -- python agent.py")
+    name: Annotated[
+        str,
+        typer.Argument(metavar="ADDRESS", help="Agent address, e.g. agent://myorg/dev/pipeline."),
     ],
-    replicas: Annotated[int, typer.Option(help="Processes to run.")] = 1,
-    concurrency: Annotated[int, typer.Option(help="Intents each process handles at once.")] = 1,
+    command: Annotated[
+        list[str],
+        typer.Argument(metavar="COMMAND", help="The command to run, after --: -- python agent.py"),
+    ],
+    replicas: Annotated[int, typer.Option(metavar="N", help="Processes to run.")] = 1,
+    concurrency: Annotated[
+        int, typer.Option(metavar="N", help="Intents each process handles at once.")
+    ] = 1,
     max_delivery_attempts: Annotated[
-        int, typer.Option(help="Deliveries of an intent before it FAILS.")
+        int, typer.Option(metavar="N", help="Deliveries of an intent before it FAILS.")
     ] = 3,
     env: Annotated[
         list[str] | None,
         typer.Option(
             "--env",
             "-e",
+            metavar="NAME[=VALUE]",
             help="NAME (its value taken from this environment) or NAME=VALUE for the process;"
             " repeat. A VALUE given here is visible to every user in `ps`: pass secrets as"
             " NAME or with --env-file.",
@@ -105,11 +115,13 @@ def add(
         list[Path] | None,
         typer.Option(
             "--env-file",
+            metavar="FILE",
             help="A file of NAME=VALUE lines (.env syntax) for the process's environment; repeat.",
         ),
     ] = None,
     cwd: Annotated[
-        Path | None, typer.Option(help="Working directory (default: this directory).")
+        Path | None,
+        typer.Option(metavar="DIR", help="Working directory (default: this directory)."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -117,9 +129,8 @@ def add(
     from axme_cli import render
     from axme_cli.project import agent_from_args
 
-    address = name if name.startswith("agent://") else f"agent://{name}"
     spec = agent_from_args(
-        address,
+        name,
         command,
         (cwd or Path.cwd()).absolute(),
         replicas=replicas,
@@ -154,16 +165,26 @@ def _settled(client: DaemonClient, agent: dict[str, Any], timeout: float) -> dic
 
 @app.command()
 def remove(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
-    """Stop an agent and forget it (its queued intents wait for a new one)."""
+    """Stop an agent and forget it (its queued intents wait for a new one).
+
+    An agent declared in axme.toml stays removed until that file changes, or until
+    `axme agents restart` brings it back.
+    """
     from axme_cli import render
 
     with connect(ctx, project="ignored") as client:
         address = resolve_agent(client, name)
-        client.remove_agent(address)
+        declared_in = client.remove_agent(address)
     if as_json:
-        render.print_json({"removed": address})
-    else:
+        render.print_json({"removed": address, "declared_in": declared_in})
+    elif declared_in is None:
         render.out().print(f"removed {address}")
+    else:
+        render.out().print(
+            f"removed {address}; it is declared in {declared_in}, so it stays removed until"
+            f" that file changes or: axme agents restart {address}",
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -174,6 +195,7 @@ def restart(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None
     with connect(ctx) as client:
         address = resolve_agent(client, name)
         agent = client.restart_agent(address)
+        agent = _settled(client, agent, float(agent.get("start_seconds", 1.0)) + 2.0)
     if as_json:
         render.print_json(agent)
     else:
@@ -187,7 +209,9 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
-    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines to show first.")] = 50,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", min=0, metavar="N", help="Lines to show first.")
+    ] = 50,
 ) -> None:
     """Print an agent's output (stdout and stderr of every replica), and follow it with -f."""
     from axme_cli.logtail import print_log

@@ -572,7 +572,10 @@ def _cleanup(step: Callable[[], None]) -> None:
 def demo(
     ctx: typer.Context,
     timeout: Annotated[
-        str, typer.Option(help="Give up after this long (60s, 2m); cleans up and exits 9.")
+        str,
+        typer.Option(
+            metavar="DURATION", help="Give up after this long (60s, 2m); cleans up and exits 9."
+        ),
     ] = "60s",
     as_json: JsonOpt = False,
 ) -> None:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from axme_cli.commands import completion
 from axme_cli.commands.common import (
     IdArg,
     JsonOpt,
@@ -15,7 +16,7 @@ from axme_cli.commands.common import (
     session,
 )
 from axme_cli.errors import BadInput
-from axme_cli.views import CANCEL_REASON
+from axme_cli.views import CANCEL_REASON, LIST_LIMIT
 
 
 def _finish(intent: dict[str, Any], as_json: bool) -> None:
@@ -28,16 +29,21 @@ def _finish(intent: dict[str, Any], as_json: bool) -> None:
 def send(
     ctx: typer.Context,
     intent_type: Annotated[
-        str, typer.Argument(help="Intent type, e.g. intent.pipeline.process.v1.")
+        str,
+        typer.Argument(metavar="INTENT_TYPE", help="Intent type, e.g. intent.pipeline.process.v1."),
     ],
     to: Annotated[
-        str, typer.Option("--to", help="Agent address, e.g. agent://myorg/production/pipeline.")
+        str,
+        typer.Option(
+            "--to", metavar="ADDRESS", help="Agent address, e.g. agent://myorg/production/pipeline."
+        ),
     ],
     payload: Annotated[
         str | None,
         typer.Option(
             "--payload",
             "-p",
+            metavar="JSON",
             help="JSON object: inline text, @file to read a file, or - for stdin.",
         ),
     ] = None,
@@ -46,6 +52,7 @@ def send(
         typer.Option(
             "--idempotency-key",
             "-k",
+            metavar="KEY",
             help="Sending again with the same key returns the same intent instead of a new one.",
         ),
     ] = None,
@@ -54,21 +61,28 @@ def send(
     ] = False,
     timeout: Annotated[
         str | None,
-        typer.Option(help="With --wait: give up after this long (30s, 5m, 1h); exit 9."),
+        typer.Option(
+            metavar="DURATION", help="With --wait: give up after this long (30s, 5m, 1h); exit 9."
+        ),
     ] = None,
     approval: Annotated[
         str | None,
         typer.Option(
+            metavar="TITLE",
             help="Make it a human approval with this title (no agent code): with --wait, "
             "exit 0 approved, 7 rejected, 8 timed out.",
         ),
     ] = None,
     deadline: Annotated[
-        str | None, typer.Option(help="With --approval: decide within (30m, 1h).")
+        str | None,
+        typer.Option(metavar="DURATION", help="With --approval: decide within (30m, 1h)."),
     ] = None,
     on_timeout: Annotated[
         str,
-        typer.Option(help="With --approval and --deadline: reject, approve, or fail (TIMED_OUT)."),
+        typer.Option(
+            metavar="ACTION",
+            help="With --approval and --deadline: reject, approve, or fail (TIMED_OUT).",
+        ),
     ] = "fail",
     as_json: JsonOpt = False,
 ) -> None:
@@ -77,7 +91,7 @@ def send(
     \b
     Examples:
       axme send intent.pipeline.process.v1 --to agent://myorg/production/data-pipeline \\
-           --payload '{"source": "postgres-main"}'
+           --payload '{"source": "postgres-main", "destination": "warehouse"}'
       axme send intent.report.v1 --to agent://me/dev/reports --payload @report.json
       echo '{"n": 1}' | axme send intent.demo.v1 --to agent://me/dev/demo --payload -
       axme send intent.deploy.v1 --to agent://ops/prod/deployer -k deploy-42 \\
@@ -118,7 +132,10 @@ def wait(
     intent: IdArg,
     timeout: Annotated[
         str | None,
-        typer.Option(help="Give up after this long (30s, 5m, 1h); exit 9. Default: no limit."),
+        typer.Option(
+            metavar="DURATION",
+            help="Give up after this long (30s, 5m, 1h); exit 9. Default: no limit.",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -141,17 +158,26 @@ def show(ctx: typer.Context, intent: IdArg, as_json: JsonOpt = False) -> None:
 def list_(
     ctx: typer.Context,
     status: Annotated[
-        str | None, typer.Option("--status", "-s", help="Only this status, e.g. FAILED.")
+        str | None,
+        typer.Option(
+            "--status",
+            "-s",
+            help="Only this status, e.g. FAILED.",
+            metavar="STATUS",
+            autocompletion=completion.statuses,
+        ),
     ] = None,
     agent: Annotated[
-        str | None, typer.Option("--agent", "--to", help="Only intents sent to this agent.")
+        str | None,
+        typer.Option("--agent", "--to", metavar="ADDRESS", help="Only intents sent to this agent."),
     ] = None,
     intent_type: Annotated[
-        str | None, typer.Option("--type", "-t", help="Only this intent type.")
+        str | None, typer.Option("--type", "-t", metavar="TYPE", help="Only this intent type.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500)] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500, metavar="N")] = LIST_LIMIT,
     cursor: Annotated[
-        str | None, typer.Option(help="Continue after a previous page (printed at its end).")
+        str | None,
+        typer.Option(metavar="CURSOR", help="Continue after a previous page (printed at its end)."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -172,9 +198,9 @@ def list_(
 def cancel(
     ctx: typer.Context,
     intent: IdArg,
-    reason: Annotated[str, typer.Option("--reason", "-r", help="Why; kept in the timeline.")] = (
-        CANCEL_REASON
-    ),
+    reason: Annotated[
+        str, typer.Option("--reason", "-r", metavar="TEXT", help="Why; kept in the timeline.")
+    ] = CANCEL_REASON,
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel an intent that is not final yet."""

@@ -13,7 +13,10 @@ def tail(
     ctx: typer.Context,
     intent: IdArg,
     since: Annotated[
-        int, typer.Option(min=0, help="Start after this event number (0: the whole timeline).")
+        int,
+        typer.Option(
+            min=0, metavar="SEQ", help="Start after this event number (0: the whole timeline)."
+        ),
     ] = 0,
     as_json: JsonOpt = False,
 ) -> None:

@@ -21,15 +21,22 @@ task_app = typer.Typer(
 
 RefArg = Annotated[
     str,
-    typer.Argument(help="Task id or intent id, or a unique prefix of either."),
+    typer.Argument(metavar="REF", help="Task id or intent id, or a unique prefix of either."),
 ]
 CommentOpt = Annotated[
     str | None,
-    typer.Option("--comment", "-c", help="Why; recorded with the decision and in the timeline."),
+    typer.Option(
+        "--comment",
+        "-c",
+        metavar="TEXT",
+        help="Why; recorded with the decision and in the timeline.",
+    ),
 ]
 AsOpt = Annotated[
     str | None,
-    typer.Option("--as", help="Who decides, as recorded (default: your user name)."),
+    typer.Option(
+        "--as", metavar="NAME", help="Who decides, as recorded (default: your user name)."
+    ),
 ]
 
 # -- parsing --------------------------------------------------------------------------------
@@ -108,18 +115,22 @@ def submit(
     ctx: typer.Context,
     ref: RefArg,
     outcome: Annotated[
-        str, typer.Option("--outcome", "-o", help="One of the task's outcomes, e.g. approved.")
+        str,
+        typer.Option(
+            "--outcome", "-o", metavar="OUTCOME", help="One of the task's outcomes, e.g. approved."
+        ),
     ],
     data: Annotated[
         list[str] | None,
         typer.Option(
             "--data",
             "-d",
+            metavar="KEY=VALUE",
             help="KEY=VALUE for the form; VALUE is JSON when it parses (1200, true), else text.",
         ),
     ] = None,
     data_json: Annotated[
-        str | None, typer.Option("--data-json", help="The form as a JSON object.")
+        str | None, typer.Option("--data-json", metavar="JSON", help="The form as a JSON object.")
     ] = None,
     comment: CommentOpt = None,
     who: AsOpt = None,
@@ -153,10 +164,15 @@ def show(ctx: typer.Context, ref: RefArg, as_json: JsonOpt = False) -> None:
 
 def signal(
     ctx: typer.Context,
-    intent: Annotated[str, typer.Argument(help="Intent id, or a unique prefix of one.")],
-    name: Annotated[str, typer.Argument(help="The signal's name, as the handler waits for it.")],
+    intent: Annotated[
+        str, typer.Argument(metavar="INTENT", help="Intent id, or a unique prefix of one.")
+    ],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The signal's name, as the handler waits for it.")
+    ],
     data: Annotated[
-        str | None, typer.Option("--data", "-d", help="Any JSON value the waiting step gets.")
+        str | None,
+        typer.Option("--data", "-d", metavar="JSON", help="Any JSON value the waiting step gets."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -61,12 +61,17 @@ def _run(home: Path, program: list[str], args: list[str]) -> subprocess.Complete
     )
 
 
-def _commands(ids: dict[str, str]) -> list[list[str]]:
+def _commands(home: Path, ids: dict[str, str]) -> list[list[str]]:
     done, waiting = ids["done"], ids["waiting"]
     return [
         ["list"],
         ["list", "--json"],
         ["list", "-s", "completed", "-n", "1"],
+        # Next-page hints: the filters, the limit, and the global options typed (not AXME_HOME).
+        ["list", "-n", "1"],
+        ["list", "--to", "q/dev/gate", "-t", "intent.quick.v1", "--limit", "1", "--json"],
+        ["--home", f"{home}/", "--no-config", "list", "-n", "1", "--agent", "agent://q/dev/gate"],
+        ["--no-config", "list", "--json", "-n", "1", "--status", "waiting"],
         ["list", "--status", "BOGUS"],
         ["list", "--agent", "agent://nobody/x/y"],
         ["show", done],
@@ -94,7 +99,7 @@ def _commands(ids: dict[str, str]) -> list[list[str]]:
 def test_quick_commands_print_and_exit_as_the_typer_app_does(
     daemon: Daemon, intents: dict[str, str]
 ) -> None:
-    for args in _commands(intents):
+    for args in _commands(daemon.home, intents):
         quick = _run(daemon.home, ["-m", "axme_cli"], args)
         typer = _run(daemon.home, ["-c", TYPER], args)
         got = (quick.returncode, MOVING.sub("N", quick.stdout), quick.stderr)

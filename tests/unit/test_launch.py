@@ -187,3 +187,29 @@ def test_no_config_flag_or_env(
     assert Session(home_paths(), None, flag).skips_project() is skips
     # A file named with --config is sent whatever the environment says.
     assert Session(home_paths(), Path("axme.toml"), False).skips_project() is False
+
+
+@pytest.mark.parametrize(
+    ("argv", "given"),
+    [
+        (["list"], ()),
+        (["--home", "/h x/", "list"], ("--home", "/h x")),
+        (
+            ["--home=./h", "--config", "a/axme.toml", "list"],
+            ("--home", "h", "--config", "a/axme.toml"),
+        ),
+        (["--no-config", "--home", "~/h", "list", "-n", "1"], ("--home", "~/h", "--no-config")),
+    ],
+)
+def test_both_paths_know_the_global_options_given_on_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], given: tuple[str, ...]
+) -> None:
+    """What a next-page hint repeats: as typed (as Typer reads a path), one order, and not the
+    home AXME_HOME names, which the next command inherits anyway."""
+    from axme_cli.commands.common import session
+
+    monkeypatch.setenv("AXME_HOME", "/from/env")
+    quick = parse(argv)
+    assert quick is not None and quick.session.given == given
+    ctx = typer.main.get_command(app).make_context("axme", list(argv))
+    assert session(ctx).given == given

@@ -75,10 +75,8 @@ def create_task(
     spec: TaskSpec,
     ordinal: int | None,
     effects: Effects,
-    **changes: Any,
 ) -> tuple[Intent, Task]:
-    """Open a task for `intent` (WAITING_FOR_HUMAN, no lease) with its reminder and deadline;
-    `changes` are more Intent fields to write with it."""
+    """Open a task for `intent` (WAITING_FOR_HUMAN, no lease) with its reminder and deadline."""
     now = time.time()
     task_id = str(uuid.uuid4())
     body = spec.model_dump(exclude_none=True)
@@ -107,7 +105,6 @@ def create_task(
         },
         waiting_reason="WAITING_FOR_HUMAN",
         lease_worker=None,
-        **changes,
     )
     task = Task(
         task_id,
@@ -138,8 +135,9 @@ def _timer(
     ordinal: int | None,
 ) -> None:
     db.execute(
-        "INSERT INTO timers (intent_pos, kind, fire_at, task_id, ordinal) VALUES (?, ?, ?, ?, ?)",
-        (pos, kind, fire_at, task_id, ordinal),
+        "INSERT INTO timers (intent_pos, kind, fire_at, task_id, ordinal, armed_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (pos, kind, fire_at, task_id, ordinal, time.time()),
     )
 
 
@@ -180,8 +178,17 @@ def resume_wait(
     _record(db, pos, intent, ordinal, row[0], result)
     if intent.status.is_final:
         return None
+    # The wait ended the delivery without failing it: the one that resumes the handler goes
+    # on with the same attempt (`ctx.attempt`), so a wait never counts against the attempts.
     updated, _ = apply_change(
-        db, pos, intent, S.SUBMITTED, actor=actor, details={"reason": reason}, waiting_reason=None
+        db,
+        pos,
+        intent,
+        S.SUBMITTED,
+        actor=actor,
+        details={"reason": reason},
+        waiting_reason=None,
+        delivery_attempt=max(0, intent.delivery_attempt - 1),
     )
     effects.requeued.append(updated)
     effects.touched.add(updated.intent_id)
@@ -245,21 +252,16 @@ def begin_wait(
             )
             return ({"state": "done", "result": result}, effects), [intent_id]
 
-    # The delivery ends here without failing: the one that resumes the handler goes on with
-    # the same attempt (`ctx.attempt`), and a wait never counts against its attempts.
-    same_attempt = max(0, intent.delivery_attempt - 1)
     target: str | None
     if kind == "human":
         spec = TaskSpec(**arguments)
-        _, task = create_task(
-            db, pos, intent, spec, ordinal, effects, delivery_attempt=same_attempt
-        )
+        _, task = create_task(db, pos, intent, spec, ordinal, effects)
         target = task.task_id
     elif kind == "time":
         until = time.time() + float(arguments["seconds"])
         _timer(db, pos, "wake", until, None, ordinal)
         reason = f"sleeping {arguments['seconds']}s"
-        _suspend(db, pos, intent, "WAITING_FOR_TIME", reason, same_attempt)
+        _suspend(db, pos, intent, "WAITING_FOR_TIME", reason)
         target = None
     elif kind == "signal":
         target = str(arguments["name"])
@@ -267,7 +269,7 @@ def begin_wait(
             fire_at = time.time() + float(arguments["timeout_seconds"])
             _timer(db, pos, "wait_timeout", fire_at, None, ordinal)
         reason = f"waiting for signal {target!r}"
-        _suspend(db, pos, intent, "WAITING_FOR_TOOL", reason, same_attempt)
+        _suspend(db, pos, intent, "WAITING_FOR_TOOL", reason, signal=target)
     elif kind == "child":
         target = str(arguments["child_intent_id"])
         _, child = load_intent(db, target)
@@ -276,7 +278,7 @@ def begin_wait(
             _record(db, pos, intent, ordinal, key, result)
             return ({"state": "done", "result": result}, effects), [intent_id]
         reason = f"waiting for child intent {target}"
-        _suspend(db, pos, intent, "WAITING_FOR_AGENT", reason, same_attempt, child_intent_id=target)
+        _suspend(db, pos, intent, "WAITING_FOR_AGENT", reason, child_intent_id=target)
     else:
         raise ValueError(f"unknown wait kind {kind!r}")
     db.execute(
@@ -293,7 +295,6 @@ def _suspend(
     intent: Intent,
     waiting_reason: str,
     reason: str,
-    delivery_attempt: int,
     **details: Any,
 ) -> None:
     """WAITING without a lease: the worker lets go until the wait is over."""
@@ -305,7 +306,6 @@ def _suspend(
         details={"reason": reason, **details},
         waiting_reason=waiting_reason,
         lease_worker=None,
-        delivery_attempt=delivery_attempt,
     )
 
 
@@ -482,6 +482,18 @@ def child_finished(db: sqlite3.Connection, child: Intent) -> tuple[Effects, list
 def fire_timers(db: sqlite3.Connection, now: float) -> tuple[Effects, list[str]]:
     """Apply every timer due by `now`; each row is deleted as it is applied."""
     effects = Effects()
+    # Armed after `now`: the clock went back since. Fire at most a full duration from now
+    # (and a task shows the deadline it will have).
+    moved = db.execute(
+        "SELECT fire_at - (armed_at - ?), task_id FROM timers "
+        "WHERE armed_at > ? AND kind = 'deadline'",
+        (now, now),
+    ).fetchall()
+    db.executemany("UPDATE tasks SET deadline_at = ? WHERE task_id = ?", moved)
+    db.execute(
+        "UPDATE timers SET fire_at = fire_at - (armed_at - ?), armed_at = ? WHERE armed_at > ?",
+        (now, now, now),
+    )
     cur = db.execute(
         "SELECT timer_id, intent_pos, kind, fire_at, task_id, ordinal FROM timers "
         "WHERE fire_at <= ? ORDER BY fire_at LIMIT 200",
@@ -606,10 +618,14 @@ def _deadline(db: sqlite3.Connection, pos: int, task_id: str, effects: Effects) 
         effects.touched.add(task.intent_id)
 
 
-def next_timer(db: sqlite3.Connection) -> float | None:
-    cur = db.execute("SELECT min(fire_at) FROM timers")
+def next_timer(db: sqlite3.Connection, now: float) -> float | None:
+    """The earliest due time; `now` if the clock went back behind a timer's arming, so that
+    `fire_timers` brings it forward at once. Two index lookups."""
+    cur = db.execute("SELECT (SELECT min(fire_at) FROM timers), (SELECT max(armed_at) FROM timers)")
     row = cur.fetchone()
-    return None if row is None or row[0] is None else float(row[0])
+    if row is None or row[0] is None:
+        return None
+    return now if row[1] > now else float(row[0])
 
 
 def list_tasks(

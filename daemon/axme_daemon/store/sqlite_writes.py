@@ -579,9 +579,11 @@ def release(
         if delay <= 0:
             out.append(apply_change(db, pos, intent, S.SUBMITTED, details=said, lease_worker=None))
             continue
+        now = time.time()
         db.execute(
-            "INSERT INTO timers (intent_pos, kind, fire_at) VALUES (?, 'redeliver', ?)",
-            (pos, time.time() + delay),
+            "INSERT INTO timers (intent_pos, kind, fire_at, armed_at) "
+            "VALUES (?, 'redeliver', ?, ?)",
+            (pos, now + delay, now),
         )
         out.append(
             apply_change(
@@ -735,7 +737,7 @@ def record_steps(
     `atomically`)."""
     pos, intent, started = start_work(db, intent_id, worker_id)
     recorded, stepped = _insert_steps(db, pos, intent, steps)
-    if not stepped:
+    if not stepped and not started:  # sent again, or only "started" of one in progress
         return recorded, []
     apply_events(db, pos, intent, S.IN_PROGRESS, [*started, *stepped])
     return recorded, [intent_id]
@@ -807,6 +809,19 @@ def put_agents(
 
 def delete_agent(db: sqlite3.Connection, address: str) -> tuple[bool, list[str]]:
     return _deleted(db.execute("DELETE FROM agents WHERE address = ?", (address,)))
+
+
+def set_agent_removed(
+    db: sqlite3.Connection, address: str, removed: bool
+) -> tuple[bool, list[str]]:
+    # A flag in the spec itself: a changed axme.toml rewrites the spec, and so clears it.
+    spec = (
+        "json_set(spec, '$.removed', json('true'))" if removed else "json_remove(spec, '$.removed')"
+    )
+    cur = db.execute(
+        f"UPDATE agents SET spec = {spec}, updated_at = ? WHERE address = ?", (now_iso(), address)
+    )
+    return _deleted(cur)
 
 
 def _deleted(cur: sqlite3.Cursor) -> tuple[bool, list[str]]:
