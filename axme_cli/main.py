@@ -61,6 +61,13 @@ def _root(
             help="The project's axme.toml (default: ./axme.toml or the nearest one above).",
         ),
     ] = None,
+    no_config: Annotated[
+        bool,
+        typer.Option(
+            "--no-config",
+            help="Send no axme.toml to the daemon. [env: AXME_NO_CONFIG=1]",
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -72,7 +79,18 @@ def _root(
 
 
 def _register() -> None:
-    from axme_cli.commands import agents, bench, daemon, demo, intents, keys, tail, tasks, tui
+    from axme_cli.commands import (
+        agents,
+        bench,
+        completions,
+        daemon,
+        demo,
+        intents,
+        keys,
+        tail,
+        tasks,
+        tui,
+    )
 
     bench.register(app)
     demo.register(app)
@@ -83,6 +101,7 @@ def _register() -> None:
     app.add_typer(agents.app, name="agents")
     app.add_typer(daemon.app, name="daemon")
     app.add_typer(keys.app, name="keys")
+    completions.register(app)
 
 
 _register()

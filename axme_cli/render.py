@@ -108,6 +108,13 @@ def note(message: str) -> None:
     err().print(f"[dim]{escape(message)}[/]")
 
 
+def warning(message: str) -> None:
+    """Something is wrong, and the command goes on regardless (one line on stderr)."""
+    from rich.markup import escape
+
+    err().print(f"[yellow]warning:[/] {escape(message)}")
+
+
 def daemon_lost(message: str) -> None:
     """What a waiting command says when the daemon goes away under it (it keeps waiting)."""
     from axme_cli.client import RECONNECT_SECONDS

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from axme_cli.commands.common import IdArg, JsonOpt, connect
+from axme_cli.commands.common import IdArg, JsonOpt, connect, session
 from axme_cli.errors import AmbiguousId, BadInput, NotFound
 
 if TYPE_CHECKING:
@@ -47,29 +47,9 @@ def resolve_agent(client: DaemonClient, name: str) -> str:
 @app.command("list")
 def list_agents(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Each agent's state, pids, restarts, last exit and deliveries in flight."""
-    from axme_cli import render
+    from axme_cli import views
 
-    with connect(ctx) as client:
-        agents = client.list_agents()
-    empty = "no agents registered (declare them in axme.toml, or: axme agents add)"
-    if render.listed_plainly(agents, as_json, empty):
-        return
-    table = render.plain_table()
-    table.add_column("AGENT", overflow="ellipsis", min_width=12)
-    for column in ("STATE", "PID", "RESTARTS", "IN FLIGHT"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("LAST EXIT", overflow="fold")
-    for agent in agents:
-        pids, restarts, last = render.replica_summary(agent)
-        table.add_row(
-            agent["address"].removeprefix("agent://"),
-            render.agent_state_text(agent["state"]),
-            pids,
-            restarts,
-            str(agent.get("in_flight", 0)),
-            last,
-        )
-    render.out().print(table)
+    views.list_agents(session(ctx), as_json=as_json)
 
 
 def _parse_env(pairs: list[str], files: list[Path]) -> dict[str, str]:
@@ -158,7 +138,7 @@ def add(
         max_delivery_attempts=max_delivery_attempts,
         env=_parse_env(env or [], env_file or []),
     )
-    with connect(ctx, apply_project=False) as client:
+    with connect(ctx, project="ignored") as client:
         agent = client.add_agent(spec.to_wire())
         agent = _settled(client, agent, spec.start_seconds + 2.0)
     if as_json:
@@ -192,7 +172,7 @@ def remove(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
     """
     from axme_cli import render
 
-    with connect(ctx, apply_project=False) as client:
+    with connect(ctx, project="ignored") as client:
         address = resolve_agent(client, name)
         declared_in = client.remove_agent(address)
     if as_json:
@@ -246,13 +226,6 @@ def logs(
 
 def retry(ctx: typer.Context, intent: IdArg, as_json: JsonOpt = False) -> None:
     """Put a FAILED intent back in the queue with fresh delivery attempts."""
-    from axme_cli import render
-    from axme_cli.commands.intents import actor
+    from axme_cli import views
 
-    with connect(ctx) as client:
-        intent_id = client.resolve_id(intent)
-        answer = client.retry_intent(intent_id, actor=actor())
-    if as_json:
-        render.print_json(answer["intent"])
-    else:
-        render.out().print(f"{intent_id} {render.status_text(answer['intent']['status'])}")
+    views.retry(session(ctx), intent, as_json)

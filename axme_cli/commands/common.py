@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from axme_cli.commands import completion
 from axme_cli.durations import parse_duration
-from axme_cli.session import connect_to, read_payload
+from axme_cli.session import ProjectUse, Session, given_options, read_payload
 
-__all__ = ["IdArg", "JsonOpt", "connect", "parse_duration", "read_payload"]
+__all__ = ["IdArg", "JsonOpt", "connect", "parse_duration", "read_payload", "session"]
 
 if TYPE_CHECKING:
     from axme_cli.client import DaemonClient
@@ -31,15 +30,32 @@ IdArg = Annotated[
 ]
 
 
+def session(ctx: typer.Context) -> Session:
+    """The home (`--home`) and project config (`--config`, `--no-config`) the root took."""
+    root = ctx.find_root()
+    params = root.params or {}
+
+    def typed(name: str) -> Any:
+        """The option's value when it was given on the command line (not by AXME_HOME)."""
+        # By name: the enum's class is the click that typer bundles, not `click`'s own.
+        source = getattr(root.get_parameter_source(name), "name", None)
+        return params.get(name) if source == "COMMANDLINE" else None
+
+    home, config = typed("home"), typed("config")
+    given = given_options(
+        None if home is None else str(home),
+        None if config is None else str(config),
+        bool(typed("no_config")),
+    )
+    return Session(ctx.obj, params.get("config"), bool(params.get("no_config")), given)
+
+
 @contextmanager
 def connect(
-    ctx: typer.Context, *, autostart: bool = True, apply_project: bool = True
+    ctx: typer.Context, *, autostart: bool = True, project: ProjectUse = "optional"
 ) -> Iterator[DaemonClient]:
     """A client for this home's daemon; the daemon is started if nothing answers."""
-    config_path: Path | None = (ctx.find_root().params or {}).get("config")
-    with connect_to(
-        ctx.obj, config_path, autostart=autostart, apply_project=apply_project
-    ) as client:
+    with session(ctx).connect(autostart=autostart, project=project) as client:
         yield client
 
 

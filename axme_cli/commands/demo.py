@@ -606,7 +606,7 @@ def _play(ctx: typer.Context, run: _Demo, view: _View, as_json: bool) -> None:
             )
             try:
                 run.start_daemon()
-                with connect(ctx, apply_project=False) as client:
+                with connect(ctx, project="ignored") as client:
                     try:
                         run.register(client)
                         run.send(client)

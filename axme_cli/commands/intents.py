@@ -2,41 +2,28 @@
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated, Any
 
 import typer
 
 from axme_cli.commands import completion
-from axme_cli.commands.common import IdArg, JsonOpt, connect, parse_duration, read_payload
-from axme_cli.errors import STATUS_EXIT, BadInput
-from axme_cli.protocol import IntentStatus
-
-#: `axme list`'s page size when `--limit` is not given.
-LIST_LIMIT = 20
-
-
-def actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+from axme_cli.commands.common import (
+    IdArg,
+    JsonOpt,
+    connect,
+    parse_duration,
+    read_payload,
+    session,
+)
+from axme_cli.errors import BadInput
+from axme_cli.views import CANCEL_REASON, LIST_LIMIT
 
 
 def _finish(intent: dict[str, Any], as_json: bool) -> None:
     """Print where a followed intent ended and exit with its outcome code."""
-    from axme_cli import render
+    from axme_cli import views
 
-    if as_json:
-        render.print_json(intent)
-    else:
-        line = f"{intent['intent_id']} {render.status_text(intent['status'])}"
-        render.out().print(line)
-        if intent.get("result") is not None:
-            render.out().print_json(data=intent["result"])
-        if intent.get("error") is not None:
-            render.print_error(intent["error"])
-    raise typer.Exit(STATUS_EXIT.get(IntentStatus(intent["status"]), 1))
+    raise typer.Exit(views.finish(intent, as_json))
 
 
 def send(
@@ -127,7 +114,7 @@ def send(
     if timeout is not None and not wait:
         raise BadInput("--timeout only applies with --wait")
     limit = parse_duration(timeout) if timeout else None
-    with connect(ctx) as client:
+    with connect(ctx, project="required") as client:
         created = client.create_intent(body, idempotency_key=idempotency_key)
         intent_id = created["intent_id"]
         if not wait:
@@ -156,34 +143,16 @@ def wait(
 
     A daemon restart meanwhile is ridden out: it waits up to 30s for the daemon to come back.
     """
-    from axme_cli import render
+    from axme_cli import views
 
-    limit = parse_duration(timeout) if timeout else None
-    with connect(ctx) as client:
-        intent_id = client.resolve_id(intent)
-        current = client.get_intent(intent_id)
-        if current["status"] not in {s.value for s in STATUS_EXIT}:
-            since = current["last_seq"]
-            for _ in client.follow(
-                intent_id, since=since, timeout=limit, on_lost=render.daemon_lost
-            ):
-                pass
-            current = client.get_intent(intent_id)
-        _finish(current, as_json)
+    raise typer.Exit(views.wait(session(ctx), intent, timeout, as_json))
 
 
 def show(ctx: typer.Context, intent: IdArg, as_json: JsonOpt = False) -> None:
     """Show an intent's fields, payload, result and event timeline."""
-    from axme_cli import render
+    from axme_cli import views
 
-    with connect(ctx) as client:
-        intent_id = client.resolve_id(intent)
-        data = client.get_intent(intent_id)
-        events = client.list_events(intent_id)
-    if as_json:
-        render.print_json({"intent": data, "events": events})
-    else:
-        render.intent_panel(data, events)
+    views.show(session(ctx), intent, as_json)
 
 
 def list_(
@@ -213,64 +182,17 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List intents, newest first (JSON lines with --json)."""
-    from axme_cli import render
+    from axme_cli import views
 
-    if status is not None:
-        status = status.upper()
-        if status not in IntentStatus.__members__:
-            allowed = ", ".join(IntentStatus.__members__)
-            raise BadInput(f"--status: unknown status {status!r}; one of {allowed}")
-    if agent is not None and not agent.startswith("agent://"):
-        agent = f"agent://{agent}"  # as the table prints it
-    with connect(ctx) as client:
-        page = client.list_intents(
-            status=status, to_agent=agent, intent_type=intent_type, limit=limit, cursor=cursor
-        )
-    more = page.get("next_cursor")
-    hint = None
-    if more:
-        filters = {"--status": status, "--agent": agent, "--type": intent_type}
-        hint = next_page_command(ctx, filters, limit=limit, cursor=str(more), as_json=as_json)
-    if as_json:
-        # stdout stays one intent per line, whatever reads it; the next page is on stderr.
-        for item in page["intents"]:
-            render.print_json_line(item)
-        if hint:
-            render.note(f"more: {hint}")
-        return
-    if not page["intents"]:
-        render.note("no intents" + (" match" if status or agent or intent_type else " yet"))
-        return
-    render.intents_table(page["intents"])
-    if hint:
-        render.note(f"more: {hint}")
-
-
-def next_page_command(
-    ctx: typer.Context, filters: dict[str, str | None], *, limit: int, cursor: str, as_json: bool
-) -> str:
-    """The `axme list` that prints the next page: this one's filters, limit, `--json`, and
-    the `--home`/`--config` given on the command line, quoted for the shell; `--cursor` last."""
-    import shlex
-
-    words = ["axme"]
-    root = ctx.find_root()
-    for name in ("home", "config"):
-        value = root.params.get(name)
-        # By name: the enum's class is the click that typer bundles, not `click`'s own.
-        given = getattr(root.get_parameter_source(name), "name", None) == "COMMANDLINE"
-        if value is not None and given:
-            words += [f"--{name}", str(value)]
-    words.append("list")
-    if as_json:
-        words.append("--json")
-    for flag, value in filters.items():
-        if value is not None:
-            words += [flag, value]
-    if limit != LIST_LIMIT:
-        words += ["--limit", str(limit)]
-    words += ["--cursor", cursor]
-    return shlex.join(words)
+    views.list_intents(
+        session(ctx),
+        status=status,
+        agent=agent,
+        intent_type=intent_type,
+        limit=limit,
+        cursor=cursor,
+        as_json=as_json,
+    )
 
 
 def cancel(
@@ -278,19 +200,13 @@ def cancel(
     intent: IdArg,
     reason: Annotated[
         str, typer.Option("--reason", "-r", metavar="TEXT", help="Why; kept in the timeline.")
-    ] = ("canceled from the command line"),
+    ] = CANCEL_REASON,
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel an intent that is not final yet."""
-    from axme_cli import render
+    from axme_cli import views
 
-    with connect(ctx) as client:
-        intent_id = client.resolve_id(intent)
-        answer = client.resolve_intent(intent_id, "CANCELED", reason=reason, actor=actor())
-    if as_json:
-        render.print_json(answer["intent"])
-    else:
-        render.out().print(f"{intent_id} {render.status_text('CANCELED')}")
+    views.cancel(session(ctx), intent, reason, as_json)
 
 
 def register(app: typer.Typer) -> None:
