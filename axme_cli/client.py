@@ -235,6 +235,11 @@ class DaemonClient:
     def create_intent(
         self, body: dict[str, Any], *, idempotency_key: str | None = None
     ) -> dict[str, Any]:
+        if idempotency_key is not None and not idempotency_key.strip():
+            # Sent as no key, it would silently make a second intent on a retry.
+            raise BadInput(
+                "--idempotency-key: must not be empty (leave it out to send without a key)"
+            )
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self._request("POST", "/v1/intents", json=body, headers=headers)
 
@@ -471,8 +476,11 @@ class DaemonClient:
     def add_agent(self, spec: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", "/v1/agents", json=spec)["agent"]  # type: ignore[no-any-return]
 
-    def remove_agent(self, address: str) -> None:
-        self._request("DELETE", f"/v1/agents/{address.removeprefix('agent://')}")
+    def remove_agent(self, address: str) -> str | None:
+        """Remove an agent; the axme.toml that declares it (and so keeps it), if one does."""
+        answer = self._request("DELETE", f"/v1/agents/{address.removeprefix('agent://')}")
+        declared_in = answer.get("declared_in")
+        return str(declared_in) if declared_in else None
 
     def restart_agent(self, address: str) -> dict[str, Any]:
         path = address.removeprefix("agent://")

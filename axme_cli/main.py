@@ -61,6 +61,13 @@ def _root(
             help="The project's axme.toml (default: ./axme.toml or the nearest one above).",
         ),
     ] = None,
+    no_config: Annotated[
+        bool,
+        typer.Option(
+            "--no-config",
+            help="Send no axme.toml to the daemon. [env: AXME_NO_CONFIG=1]",
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -72,7 +79,18 @@ def _root(
 
 
 def _register() -> None:
-    from axme_cli.commands import agents, bench, daemon, demo, intents, keys, tail, tasks, tui
+    from axme_cli.commands import (
+        agents,
+        bench,
+        completions,
+        daemon,
+        demo,
+        intents,
+        keys,
+        tail,
+        tasks,
+        tui,
+    )
 
     bench.register(app)
     demo.register(app)
@@ -83,6 +101,7 @@ def _register() -> None:
     app.add_typer(agents.app, name="agents")
     app.add_typer(daemon.app, name="daemon")
     app.add_typer(keys.app, name="keys")
+    completions.register(app)
 
 
 _register()
@@ -92,8 +111,10 @@ def main() -> None:
     from axme_cli.errors import AxmeError
 
     try:
+        from axme_cli.commands.common import run_app
+
         # The name, not argv[0]: `python -m axme_cli` must complete and print usage as `axme`.
-        app(prog_name="axme")
+        run_app(app, prog_name="axme")
     except AxmeError as exc:
         from axme_cli.render import error_line
 

@@ -51,7 +51,8 @@ _TOP_LEVEL_KEYS = ("agents", "hooks")
 HOOK_EVENTS = ("assigned", "reminder", "escalation", "timeout")
 _HOOK_KEYS = ("command", "on", "secret", "webhook")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_ADDRESS_HINT = "not an agent address (expected agent://org/env/name)"
+#: Program names that mean "the Python axme runs under" in an agent's command.
+_PYTHON_NAMES = ("python", "python3")
 
 
 class ConfigError(BadInput):
@@ -66,6 +67,9 @@ class AgentConfig:
     command: tuple[str, ...]
     cwd: str
     env: dict[str, str] = field(hash=False)
+    #: `command[0]` resolved where the user ran `axme` (their PATH, their Python): what the
+    #: daemon runs, whatever PATH it was started with.
+    executable: str | None = None
     replicas: int = 1
     concurrency: int = 1
     max_delivery_attempts: int = DEFAULT_MAX_DELIVERY_ATTEMPTS
@@ -205,8 +209,7 @@ def load_config(path: Path) -> ProjectConfig:
     agents = []
     for address, raw in declared.items():
         prefix = f"{shown}: agents.{_quote(address)}"
-        if not AGENT_ADDRESS_RE.match(address):
-            raise ConfigError(f"{prefix}: {_ADDRESS_HINT}")
+        check_agent_address(address, prefix)
         if not isinstance(raw, dict):
             raise ConfigError(
                 f"{prefix}: expected a table with a command"
@@ -217,13 +220,29 @@ def load_config(path: Path) -> ProjectConfig:
                 raise _unknown_key(prefix, "key", key, sorted(_AGENT_KEYS))
         agents.append(_build_agent(address, raw, absolute.parent, _FileKeys(prefix)))
     hooks = _hooks(document.get("hooks", []), absolute.parent, shown)
+    # The programs as resolved here count as part of the file: the same file applied from
+    # another venv (or after one was activated) is applied again.
+    digest = hashlib.sha256(data)
+    for agent in agents:
+        digest.update(b"\0" + (agent.executable or "").encode())
     return ProjectConfig(
         path=absolute,
         project_dir=absolute.parent,
         agents=tuple(agents),
-        digest=hashlib.sha256(data).hexdigest(),
+        digest=digest.hexdigest(),
         hooks=hooks,
     )
+
+
+def check_agent_address(address: str, where: str | None = None) -> str:
+    """The one rule for an agent's address, in `axme.toml` and `axme agents add` alike."""
+    if AGENT_ADDRESS_RE.match(address):
+        return address
+    shown = where if where is not None else _show(address)
+    hint = ""
+    if not address.startswith("agent://") and AGENT_ADDRESS_RE.match(f"agent://{address}"):
+        hint = f"; did you mean {_show('agent://' + address)}?"
+    raise ConfigError(f"{shown}: not an agent address (expected agent://org/env/name){hint}")
 
 
 def agent_from_args(
@@ -243,8 +262,7 @@ def agent_from_args(
 
     Same checks as `load_config`, but errors name the option (`--replicas: ...`).
     """
-    if not AGENT_ADDRESS_RE.match(address):
-        raise ConfigError(f"{_show(address)}: {_ADDRESS_HINT}")
+    check_agent_address(address)
     raw: dict[str, object] = {
         # Nothing after `--` means the command is missing, not an empty one.
         "command": (argv if isinstance(argv, str) else list(argv)) or None,
@@ -297,6 +315,7 @@ def _build_agent(address: str, raw: Mapping[str, object], base: Path, keys: _Key
     cwd = _directory(raw.get("cwd"), base, keys)
     env = _env(raw.get("env"), keys)
     command = _command(raw.get("command"), cwd, env, keys)
+    executable = _resolve_program(command[0], cwd, env, keys)
     numbers: dict[str, Any] = {}
     for key, maximum in _INT_LIMITS.items():
         if raw.get(key) is not None:
@@ -304,7 +323,9 @@ def _build_agent(address: str, raw: Mapping[str, object], base: Path, keys: _Key
     for key in _SECONDS:
         if raw.get(key) is not None:
             numbers[key] = _seconds(raw[key], keys(key))
-    return AgentConfig(address=address, command=command, cwd=str(cwd), env=env, **numbers)
+    return AgentConfig(
+        address=address, command=command, cwd=str(cwd), env=env, executable=executable, **numbers
+    )
 
 
 def _directory(value: object, base: Path, keys: _Keys) -> Path:
@@ -373,13 +394,23 @@ def _command(value: object, cwd: Path, env: Mapping[str, str], keys: _Keys) -> t
         if "\0" in word:
             raise ConfigError(f"{keys('command', i)}: contains a NUL character")
         words.append(word)
-    _check_program(words[0], cwd, env, keys)
+    _resolve_program(words[0], cwd, env, keys)
     return tuple(words)
 
 
-def _check_program(program: str, cwd: Path, env: Mapping[str, str], keys: _Keys) -> None:
-    """The agent would fail at every start otherwise: say so now, while the user is looking."""
+def _resolve_program(program: str, cwd: Path, env: Mapping[str, str], keys: _Keys) -> str:
+    """The absolute path of the program the command runs, looked up as the user who ran
+    `axme` would (their PATH, unless the agent's env sets one); `python` is the interpreter
+    axme runs under, so an agent can import axme_cli whether or not a venv is activated.
+
+    A program that is not there fails the agent at every start: say so now, while the user
+    is looking.
+    """
+    import sys
+
     where = keys("command")
+    if program in _PYTHON_NAMES and sys.executable and "PATH" not in env:
+        return sys.executable
     if "/" in program:  # run as a path, relative to the agent's cwd (as execve and Popen do)
         target = cwd / program
         if not target.exists():
@@ -393,11 +424,12 @@ def _check_program(program: str, cwd: Path, env: Mapping[str, str], keys: _Keys)
                 f"{where}: {_show(program)} is not executable"
                 " (chmod +x it, or put its interpreter first, like python)"
             )
-        return
+        return os.path.abspath(target)
     import shutil
 
     # The agent's own PATH, when env sets one, is the one its command is looked up on.
-    if shutil.which(program, path=env.get("PATH")) is None:
+    found = shutil.which(program, path=env.get("PATH"))
+    if found is None:
         if (cwd / program).is_file():
             raise ConfigError(
                 f"{where}: {_show(program)} not found on PATH (to run the file in {cwd},"
@@ -406,6 +438,7 @@ def _check_program(program: str, cwd: Path, env: Mapping[str, str], keys: _Keys)
         raise ConfigError(
             f"{where}: {_show(program)} not found (not on PATH and not a file relative to {cwd})"
         )
+    return os.path.abspath(found)
 
 
 def _positive_int(value: object, maximum: int | None, where: str) -> int:

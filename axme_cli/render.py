@@ -1,7 +1,8 @@
 """Output: Rich for people on stdout, one JSON document (or JSON lines) for scripts.
 
 Data goes to stdout, diagnostics to stderr. Status words are always printed, so nothing
-depends on colour.
+depends on colour. In a terminal, tables fit its width (long cells end in `…`, ids are
+shortened); piped, nothing is cut or wrapped: a row is one line with whole ids and addresses.
 """
 
 from __future__ import annotations
@@ -37,8 +38,20 @@ AGENT_STATE_STYLE = {
     "FATAL": "bold red",
 }
 
+#: Piped output's width: wide enough that no table cell is ever cut or wrapped.
+PIPED_WIDTH = 100_000
+
 _out: Console | None = None
 _err: Console | None = None
+
+
+def in_terminal() -> bool:
+    """Whether stdout is a terminal a person reads (not whether colour is forced, as
+    rich's `is_terminal` says under FORCE_COLOR in CI: CI logs are read whole)."""
+    try:
+        return sys.stdout.isatty()
+    except ValueError:  # closed
+        return False
 
 
 def out() -> Console:
@@ -47,6 +60,8 @@ def out() -> Console:
         from rich.console import Console
 
         _out = Console(highlight=False)
+        if not in_terminal():
+            _out.width = PIPED_WIDTH
     return _out
 
 
@@ -91,6 +106,13 @@ def note(message: str) -> None:
     from rich.markup import escape
 
     err().print(f"[dim]{escape(message)}[/]")
+
+
+def warning(message: str) -> None:
+    """Something is wrong, and the command goes on regardless (one line on stderr)."""
+    from rich.markup import escape
+
+    err().print(f"[yellow]warning:[/] {escape(message)}")
 
 
 def daemon_lost(message: str) -> None:
@@ -142,7 +164,8 @@ def age(text: str | None, now: datetime | None = None) -> str:
 
 
 def short_id(intent_id: str) -> str:
-    return intent_id[:8]
+    """The first 8 characters (a prefix every command takes) in a terminal; piped, all."""
+    return intent_id[:8] if in_terminal() else intent_id
 
 
 def listed_plainly(rows: list[dict[str, Any]], as_json: bool, empty: str) -> bool:
@@ -190,8 +213,11 @@ def intents_table(intents: list[dict[str, Any]]) -> None:
     out().print(table)
 
 
-def event_line(event: dict[str, Any]) -> str:
-    """One timeline row: `#3 04:20:48.276 intent.canceled CANCELED by alice reason=...`."""
+def event_line(event: dict[str, Any], *, full: bool = False) -> str:
+    """One timeline row: `#3 04:20:48.276 intent.canceled CANCELED by alice reason=...`.
+
+    Long values are cut to 120 characters and task ids to 8, unless `full` (piped output).
+    """
     from rich.markup import escape
 
     at = parse_time(event.get("at"))
@@ -205,23 +231,24 @@ def event_line(event: dict[str, Any]) -> str:
     if event.get("actor"):
         parts.append(f"by {escape(str(event['actor']))}")
     details = dict(event.get("details") or {})
-    summary = _summary(str(event.get("event_type")), details)
+    summary = _summary(str(event.get("event_type")), details, full=full)
     if summary:
         parts.append(escape(summary))
     for key, value in details.items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        if len(text) > 120:
+        if len(text) > 120 and not full:
             text = text[:117] + "..."
         parts.append(f"[dim]{escape(key)}=[/]{escape(text)}")
     return " ".join(parts)
 
 
-def _summary(event_type: str, details: dict[str, Any]) -> str:
+def _summary(event_type: str, details: dict[str, Any], *, full: bool) -> str:
     """Plain words for the events people read most; takes the keys it tells from `details`."""
     if event_type == "intent.human_task_assigned":
         task = details.pop("human_task", None) or {}
         details.pop("pending_with", None)
-        task_id = str(details.pop("task_id", ""))[:8]
+        task_id = str(details.pop("task_id", ""))
+        task_id = task_id if full else task_id[:8]
         return f"task {task_id} {task.get('task_type', 'approval')}: {task.get('title', '')!r}"
     if event_type == "intent.human_task_decided":
         outcome = details.pop("outcome", "?")
@@ -240,7 +267,51 @@ def _summary(event_type: str, details: dict[str, Any]) -> str:
         return f"step {details.pop('step', '?')} raised {error.get('type')}: {error.get('message')}"
     if event_type == "intent.progress":
         return str(details.pop("message", ""))
+    error = details.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        # Its traceback is read under `error` in `axme show`, not as escaped JSON here.
+        details.pop("error")
+        return error_headline(error)
     return ""
+
+
+def error_headline(error: dict[str, Any]) -> str:
+    """`ValueError: bad row 7`, or the message alone when the error names no type."""
+    kind = error.get("type")
+    return f"{kind}: {error['message']}" if kind else str(error["message"])
+
+
+def error_parts(error: Any) -> tuple[str, str | None, dict[str, Any]] | None:
+    """An error record as people read it: its headline (`ValueError: bad row 7`), its
+    traceback's text, and its other fields; `None` for an error of another shape (a string,
+    or an object without a `message`), which is shown as it is."""
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+        return None
+    trace = error.get("traceback")
+    rest = {k: v for k, v in error.items() if k not in ("type", "message", "traceback")}
+    shown = trace.rstrip("\n") if isinstance(trace, str) and trace.strip() else None
+    return error_headline(error), shown, rest
+
+
+def print_error(error: Any) -> None:
+    """An intent's error: its headline, then its traceback as the lines Python printed (not
+    one escaped JSON string), then any other fields as JSON."""
+    from rich.text import Text
+
+    console = out()
+    parts = error_parts(error)
+    if parts is None:
+        if isinstance(error, str):
+            console.print(Text(error, style="red"), soft_wrap=True)
+        else:
+            console.print_json(data=error)
+        return
+    headline, trace, rest = parts
+    console.print(Text(headline, style="bold red"), soft_wrap=True)
+    if trace:
+        console.print(Text(trace, style="dim"), soft_wrap=True)
+    if rest:
+        console.print_json(data=rest)
 
 
 def intent_panel(intent: dict[str, Any], events: list[dict[str, Any]]) -> None:
@@ -270,13 +341,17 @@ def intent_panel(intent: dict[str, Any], events: list[dict[str, Any]]) -> None:
     for key, value in rows:
         fields.add_row(key, value)
     console.print(fields)
-    for key in ("payload", "result", "error"):
+    for key in ("payload", "result"):
         if intent.get(key) is not None:
             console.print(f"[bold]{key}[/]")
             console.print_json(data=intent[key])
+    if intent.get("error") is not None:
+        console.print("[bold]error[/]")
+        print_error(intent["error"])
     console.print("[bold]timeline[/]")
+    full = not in_terminal()
     for event in events:
-        console.print("  " + event_line(event), soft_wrap=True)
+        console.print("  " + event_line(event, full=full), soft_wrap=True)
 
 
 TASK_STATUS_STYLE = {"PENDING": "magenta", "DECIDED": "green", "TIMED_OUT": "red"}
@@ -324,17 +399,12 @@ def tasks_table(tasks: list[dict[str, Any]], *, with_status: bool = False) -> No
                 str(task.get("reminders_sent") or 0),
             ]
         )
-    # Within the terminal (80 columns too): the title wraps, a long agent address is cut.
-    title_min = 12 if with_status else 16
-    widest = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(_TASK_HEADERS)]
-    fixed = sum(w + 1 for i, w in enumerate(widest) if i not in (2, 4) and (i != 1 or with_status))
-    agent_width = max(8, min(32, out().width - fixed - title_min - 2))
-
     table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 1, 0, 0))
+    title_width, agent_width = _inbox_widths(rows, with_status) if in_terminal() else (None, None)
     table.add_column("TASK", no_wrap=True)
     if with_status:
         table.add_column("STATUS", no_wrap=True)
-    table.add_column("TITLE", overflow="fold", min_width=title_min)
+    table.add_column("TITLE", overflow="ellipsis", no_wrap=True, max_width=title_width)
     table.add_column("INTENT", no_wrap=True)
     table.add_column("AGENT", overflow="ellipsis", no_wrap=True, max_width=agent_width)
     table.add_column("TYPE", no_wrap=True)
@@ -351,6 +421,24 @@ def tasks_table(tasks: list[dict[str, Any]], *, with_status: bool = False) -> No
 
 
 _TASK_HEADERS = ("TASK", "STATUS", "TITLE", "INTENT", "AGENT", "TYPE", "AGE", "DUE", "REMINDERS")
+
+
+def _inbox_widths(rows: list[list[str]], with_status: bool) -> tuple[int, int]:
+    """Title and agent widths that keep each task on one line of the terminal (80 columns
+    too): the title gets what the other columns leave but an agent's share (up to 32, and
+    2/5 when space is short), both cut with `…` rather than wrapped mid-word."""
+    from rich.cells import cell_len
+
+    widest = [
+        max(cell_len(h), *(cell_len(r[i]) for r in rows)) for i, h in enumerate(_TASK_HEADERS)
+    ]
+    fixed = sum(w + 1 for i, w in enumerate(widest) if i not in (2, 4) and (i != 1 or with_status))
+    # Each column but the last is followed by a space: `fixed` counted one too many, which
+    # pays for one of the two after TITLE and AGENT.
+    rest = out().width - fixed - 1
+    title_min = 12 if with_status else 16
+    title = min(widest[2], max(title_min, rest - min(widest[4], 32, rest * 2 // 5)))
+    return title, max(8, rest - title)
 
 
 def task_panel(task: dict[str, Any]) -> None:

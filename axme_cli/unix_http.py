@@ -20,6 +20,11 @@ from urllib.parse import urlencode
 class ConnectFailed(OSError):
     """Nothing accepted the connection: no request was sent, so any method may be retried."""
 
+    def __str__(self) -> str:
+        # "Connection refused", not "[Errno 111] Connection refused": the callers' messages
+        # name the socket, and users read the reason, not the number.
+        return self.strerror or super().__str__()
+
 
 class TransportFailed(OSError):
     """The connection broke or timed out during a request."""
@@ -57,7 +62,7 @@ class _Connection(http.client.HTTPConnection):
             sock.connect(self._path)
         except OSError as exc:
             sock.close()
-            raise ConnectFailed(exc.errno, f"cannot connect to {self._path}: {exc}") from exc
+            raise ConnectFailed(exc.errno, exc.strerror or str(exc)) from exc
         self.sock = sock
 
     def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:

@@ -18,6 +18,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 COMPLETIONS = REPO / "completions"
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # a clean checkout works without an install
+
+from axme_cli.commands.completions import complete_var, script  # noqa: E402
+
+__all__ = ["complete_var"]
 
 # File names follow each shell's convention (and the names Typer installs under).
 FILES = {"bash": "axme.bash", "zsh": "_axme", "fish": "axme.fish"}
@@ -25,8 +31,6 @@ FILES = {"bash": "axme.bash", "zsh": "_axme", "fish": "axme.fish"}
 
 def prog_name() -> str:
     """The program name the completion scripts bind to: the root Typer app's name."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))  # a clean checkout works without an install
     import typer.main
 
     from axme_cli.main import app
@@ -36,23 +40,10 @@ def prog_name() -> str:
     return name
 
 
-def complete_var(prog: str) -> str:
-    """Typer's (and Click's) rule for the env var that switches the program into completion."""
-    return "_{}_COMPLETE".format(prog.replace("-", "_").upper())
-
-
 def render() -> dict[str, str]:
-    """File name -> content, rendered by the same Typer function `--install-completion` uses."""
-    from typer._completion_shared import get_completion_script
-
+    """File name -> content: what `axme completions SHELL` prints."""
     prog = prog_name()
-    return {
-        filename: get_completion_script(
-            prog_name=prog, complete_var=complete_var(prog), shell=shell
-        )
-        + "\n"
-        for shell, filename in FILES.items()
-    }
+    return {filename: script(shell, prog) for shell, filename in FILES.items()}
 
 
 def stale(directory: Path = COMPLETIONS) -> list[Path]:

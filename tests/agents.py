@@ -75,7 +75,16 @@ def wait_final(
                         done[intent_id] = current
         return len(done) == len(intent_ids)
 
-    wait_for(all_final, timeout=timeout, interval=0.05, what=f"{len(intent_ids)} final intents")
+    try:
+        wait_for(all_final, timeout=timeout, interval=0.05, what=f"{len(intent_ids)} final intents")
+    except AssertionError as exc:  # say which are not, and what happened to them
+        with daemon.client() as client:
+            stuck = {
+                i: [(e["event_type"], e["status"]) for e in events(client, i)]
+                for i in intent_ids
+                if i not in done
+            }
+        raise AssertionError(f"{exc}; not final: {stuck}") from None
     return done
 
 

@@ -45,9 +45,27 @@ def cli_home(axme_home: Path) -> Iterator[Path]:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     if report.when == "call" and report.failed:
-        home = item.funcargs.get("axme_home") if hasattr(item, "funcargs") else None
+        funcargs = getattr(item, "funcargs", {})
+        home = funcargs.get("axme_home")
+        if isinstance(funcargs.get("daemon"), Daemon):  # may be a module's, on its own home
+            home = funcargs["daemon"].home
         if home is not None:
             log = Path(home) / "logs" / "daemon.log"
             if log.exists():
                 report.sections.append(("daemon log", log.read_text(errors="replace")[-4000:]))
     return report
+
+
+#: Fixtures that start a real daemon process (directly, or through the CLI that starts one).
+DAEMON_FIXTURES = frozenset({"daemon", "cli_home"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `acceptance` every test that starts real daemon processes: all of
+    tests/acceptance, and elsewhere those using a daemon fixture (`-m "not acceptance"` runs
+    the fast tiers)."""
+    acceptance = Path(__file__).parent / "acceptance"
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.path.is_relative_to(acceptance) or fixtures & DAEMON_FIXTURES:
+            item.add_marker(pytest.mark.acceptance)

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,12 +120,20 @@ class Daemon:
 
 
 def run_cli(
-    home: Path, *args: str, input: str | None = None, timeout: float = 60.0
+    home: Path,
+    *args: str,
+    input: str | None = None,
+    timeout: float = 60.0,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    program: Sequence[str] = (sys.executable, "-m", "axme_cli"),
 ) -> subprocess.CompletedProcess[str]:
-    """`axme ARGS` in a fresh process, as a user's shell would run it."""
+    """`axme ARGS` in a fresh process, as a user's shell would run it (in `cwd`, with `env`
+    over the home's environment)."""
     return subprocess.run(
-        [sys.executable, "-m", "axme_cli", *args],
-        env=env_for(home),
+        [*program, *args],
+        env={**env_for(home), **(env or {})},
+        cwd=cwd,
         input=input,
         capture_output=True,
         text=True,

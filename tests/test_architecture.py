@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import tomllib
 import zipfile
 from collections.abc import Iterator
@@ -74,6 +75,35 @@ def test_wheel_ships_the_sql(wheel: zipfile.ZipFile) -> None:
         assert path.relative_to(DAEMON_SRC.parent).as_posix() in names
     every_sql = {p.relative_to(DAEMON_SRC.parent).as_posix() for p in DAEMON_SRC.rglob("*.sql")}
     assert every_sql <= names, sorted(every_sql - names)
+
+
+def _metadata(text: str) -> list[tuple[str, str]]:
+    head = text.split("\n\n", 1)[0]
+    return [tuple(line.split(": ", 1)) for line in head.splitlines() if ": " in line]  # type: ignore[misc]
+
+
+def test_wheel_ships_the_license(wheel: zipfile.ZipFile) -> None:
+    """The Apache-2.0 text the metadata names travels with the wheel."""
+    names = wheel.namelist()
+    (licence,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    assert wheel.read(licence).decode() == (REPO / "LICENSE").read_text()
+    assert "Apache License" in (REPO / "LICENSE").read_text()
+    (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    fields = _metadata(wheel.read(metadata).decode())
+    assert ("License-Expression", "Apache-2.0") in fields
+    assert ("License-File", "LICENSE") in fields
+
+
+def test_sdist_ships_the_license(tmp_path: Path) -> None:
+    from hatchling.builders.sdist import SdistBuilder
+
+    (built,) = SdistBuilder(str(REPO)).build(directory=str(tmp_path))
+    with tarfile.open(built) as sdist:
+        names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+        assert {"LICENSE", "README.md", "pyproject.toml"} <= names
+        pkg_info = sdist.extractfile(next(n for n in sdist.getnames() if n.endswith("/PKG-INFO")))
+        assert pkg_info is not None
+        assert ("License-File", "LICENSE") in _metadata(pkg_info.read().decode())
 
 
 # -- import hygiene ----------------------------------------------------------------------------

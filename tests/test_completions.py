@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.daemon import REPO, env_for
+from tests.daemon import REPO, env_for, run_cli
 
 COMPLETIONS = REPO / "completions"
 COMPLETE_VAR = "_AXME_COMPLETE"
@@ -184,3 +184,17 @@ def test_bash_sources_the_checked_in_script_and_completes(
     assert result.returncode == 0, result.stderr
     assert "-F _axme_completion axme" in result.stdout
     assert "reply:daemon" in result.stdout.splitlines(), result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("shell", "name"), sorted(gen.FILES.items()))
+def test_axme_completions_prints_the_script(axme_home: Path, shell: str, name: str) -> None:
+    """What a wheel's user saves with `axme completions SHELL > FILE` is the checked-in file."""
+    result = run_cli(axme_home, "completions", shell)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == (COMPLETIONS / name).read_text()
+
+
+def test_axme_completions_names_the_shells_it_knows(axme_home: Path) -> None:
+    result = run_cli(axme_home, "completions", "tcsh")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: SHELL: one of bash, zsh, fish; got 'tcsh'"

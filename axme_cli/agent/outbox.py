@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 #: Longest a finished step's record waits for a ride with the handler's next report.
 FLUSH_DELAY = 0.01
+#: Longest the news that a handler started (DELIVERED to IN_PROGRESS) waits for a ride: a
+#: handler that reports sooner (most do) costs the daemon no request or write for it.
+START_DELAY = 0.1
 
 
 @dataclass
@@ -41,9 +44,16 @@ class _Box:
     """One delivery's queued records; `sending` orders its requests."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
+    #: The handler started and no report has said so yet.
+    started: bool = False
     due: float = 0.0
     error: AxmeError | None = None
     sending: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def pending(self) -> bool:
+        """Something to send: step records, or the news that the handler started."""
+        return bool(self.records) or self.started
 
 
 @dataclass
@@ -60,6 +70,8 @@ class _Report:
         wire: dict[str, Any] = {"intent_id": self.intent_id, "steps": self.steps}
         if self.outcome is not None:
             wire["outcome"] = self.outcome
+        if not self.steps and self.outcome is None:
+            wire["started"] = True  # nothing else to say: the handler is at work
         return wire
 
     def check(self) -> None:
@@ -137,12 +149,28 @@ class _Sender:
 class Outbox:
     """Queued step records of every delivery a worker process runs; one flusher thread."""
 
-    def __init__(self, client: Callable[[], DaemonClient], delay: float = FLUSH_DELAY) -> None:
+    def __init__(
+        self,
+        client: Callable[[], DaemonClient],
+        delay: float = FLUSH_DELAY,
+        start_delay: float = START_DELAY,
+    ) -> None:
         self._sender = _Sender(client)  # each sending thread uses its own client
         self._delay = delay
+        self._start_delay = start_delay
         self._cond = threading.Condition()
         self._boxes: dict[str, _Box] = {}
         self._thread: threading.Thread | None = None
+
+    def start(self, intent_id: str) -> None:
+        """The handler of `intent_id` began. Its first report moves the intent from
+        DELIVERED to IN_PROGRESS; when none leaves within `start_delay` (a long first
+        step), a report saying only that goes: a short handler pays nothing for it."""
+        with self._cond:
+            box = self._boxes.setdefault(intent_id, _Box())
+            box.started = True
+            box.due = time.monotonic() + self._start_delay
+            self._wake_flusher()
 
     def add(self, intent_id: str, record: dict[str, Any]) -> None:
         """Queue one step record; raise what an earlier background send of it was told."""
@@ -150,14 +178,19 @@ class Outbox:
             box = self._boxes.setdefault(intent_id, _Box())
             self._raise(box)
             if not box.records:
-                box.due = time.monotonic() + self._delay
+                due = time.monotonic() + self._delay
+                box.due = min(box.due, due) if box.started else due
             box.records.append(record)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._flush_forever, name="axme-steps", daemon=True
-                )
-                self._thread.start()
-            self._cond.notify()
+            self._wake_flusher()
+
+    def _wake_flusher(self) -> None:
+        """Start the flusher thread on first use, and have it look at the boxes' due times."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._flush_forever, name="axme-steps", daemon=True
+            )
+            self._thread.start()
+        self._cond.notify()
 
     def holds(self, intent_id: str) -> bool:
         """Whether records of `intent_id` wait to be sent (or are on their way)."""
@@ -179,7 +212,12 @@ class Outbox:
         return records
 
     def flush(self, intent_id: str) -> None:
-        """Send what is queued for `intent_id` now, before a report that must follow it."""
+        """Send what is queued for `intent_id` now, before a report that must follow it.
+        A start notice alone keeps waiting for a ride: a step that starts is no report."""
+        with self._cond:
+            box = self._boxes.get(intent_id)
+            if box is not None and box.started and not box.records:
+                return
         records = self.take(intent_id)
         if records:
             self._send_one(_Report(intent_id, records))
@@ -208,9 +246,9 @@ class Outbox:
         while True:
             with self._cond:
                 now = time.monotonic()
-                due = [(i, b) for i, b in self._boxes.items() if b.records and b.due <= now]
+                due = [(i, b) for i, b in self._boxes.items() if b.pending and b.due <= now]
                 if not due:
-                    waits = [b.due - now for b in self._boxes.values() if b.records]
+                    waits = [b.due - now for b in self._boxes.values() if b.pending]
                     self._cond.wait(min(waits) if waits else None)
                     continue
             with contextlib.ExitStack() as held:
@@ -218,8 +256,9 @@ class Outbox:
                 for intent_id, box in due:
                     held.enter_context(box.sending)
                     with self._cond:
-                        records, box.records = box.records, []
-                    if records:  # else taken by the handler meanwhile
+                        pending = box.pending
+                        records, box.records, box.started = box.records, [], False
+                    if pending:  # else taken by the handler meanwhile
                         sent.append((box, _Report(intent_id, records)))
                 if not sent:
                     continue

@@ -208,6 +208,8 @@ class Agent:
             client.resume(intent_id, {"action": "fail", "error": error, "retryable": False})
             return
         outbox = self._outbox
+        if outbox is not None:
+            outbox.start(intent_id)
         try:
             if inspect.iscoroutinefunction(handler.fn):
                 import asyncio

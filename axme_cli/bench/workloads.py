@@ -613,19 +613,47 @@ class Bench:
     # -- CLI -----------------------------------------------------------------------------
 
     def cli(self) -> None:
+        """Each command's wall time as a subprocess, as a script or a person runs it."""
         exe = Path(sys.executable).with_name("axme")
         command = [str(exe)] if exe.exists() else [sys.executable, "-m", "axme_cli"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AXME_")}
         env["AXME_HOME"] = str(self.home)
-        send = [*command, "send", PIPELINE_TYPE, "--to", NOBODY, "--payload", "{}"]
+        done = self._decided_intent()
+        self._decided_intent(decide=False)  # one in the inbox
+        argvs = {
+            "axme --version": ["--version"],
+            "axme send": ["send", PIPELINE_TYPE, "--to", NOBODY, "--payload", "{}"],
+            "axme list": ["list"],
+            "axme show": ["show", done],
+            "axme inbox": ["inbox"],
+            "axme wait (done)": ["wait", done],
+            "axme agents list": ["agents", "list"],
+            "axme --help": ["--help"],
+        }
         for _ in range(self.plan.repeat):
-            for name, argv in (("axme --version", [*command, "--version"]), ("axme send", send)):
+            for name, argv in argvs.items():
                 for _ in range(self.plan.cli_runs):
                     began = time.perf_counter()
-                    _run_timed(argv, env, self.home)  # cwd: no project axme.toml
+                    _run_timed([*command, *argv], env, self.home)  # cwd: no project axme.toml
                     took = (time.perf_counter() - began) * 1000
                     self.results.add("CLI", name, "ms", took, note="wall time of a subprocess")
             self.tick("CLI", 1)
+
+    def _decided_intent(self, *, decide: bool = True) -> str:
+        """An approval's id: COMPLETED (approved), or waiting for a person."""
+        task = {"title": "axme bench", "task_type": "approval"}
+        body = {"intent_type": APPROVAL_TYPE, "to_agent": NOBODY, "payload": {}, "human_task": task}
+        intent_id: str = self.api.create_intent(body)["intent_id"]
+        if decide:
+            (pending,) = _wait(
+                "the approval's task", lambda: self.api.list_tasks(intent_id=intent_id)
+            )
+            self.api.decide_task(pending["task_id"], "approved", actor="axme bench")
+            _wait(
+                "the approved intent to complete",
+                lambda: self.api.get_intent(intent_id)["status"] == "COMPLETED",
+            )
+        return intent_id
 
     # -- W4: growth ------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from axme_cli.commands.common import IdArg, JsonOpt, connect
+from axme_cli.commands.common import IdArg, JsonOpt, connect, session
 from axme_cli.errors import AmbiguousId, BadInput, NotFound
 
 if TYPE_CHECKING:
@@ -20,7 +20,10 @@ app = typer.Typer(
 )
 
 NameArg = Annotated[
-    str, typer.Argument(help="Agent address (agent://org/env/name) or a unique last part of it.")
+    str,
+    typer.Argument(
+        metavar="AGENT", help="Agent address (agent://org/env/name) or a unique last part of it."
+    ),
 ]
 
 
@@ -44,29 +47,9 @@ def resolve_agent(client: DaemonClient, name: str) -> str:
 @app.command("list")
 def list_agents(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Each agent's state, pids, restarts, last exit and deliveries in flight."""
-    from axme_cli import render
+    from axme_cli import views
 
-    with connect(ctx) as client:
-        agents = client.list_agents()
-    empty = "no agents registered (declare them in axme.toml, or: axme agents add)"
-    if render.listed_plainly(agents, as_json, empty):
-        return
-    table = render.plain_table()
-    table.add_column("AGENT", overflow="ellipsis", min_width=12)
-    for column in ("STATE", "PID", "RESTARTS", "IN FLIGHT"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("LAST EXIT", overflow="fold")
-    for agent in agents:
-        pids, restarts, last = render.replica_summary(agent)
-        table.add_row(
-            agent["address"].removeprefix("agent://"),
-            render.agent_state_text(agent["state"]),
-            pids,
-            restarts,
-            str(agent.get("in_flight", 0)),
-            last,
-        )
-    render.out().print(table)
+    views.list_agents(session(ctx), as_json=as_json)
 
 
 def _parse_env(pairs: list[str], files: list[Path]) -> dict[str, str]:
@@ -102,20 +85,27 @@ def _parse_env(pairs: list[str], files: list[Path]) -> dict[str, str]:
 @app.command()
 def add(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Agent address, e.g. agent://myorg/dev/pipeline.")],
-    command: Annotated[
-        list[str], typer.Argument(help="The command to run, after --: -- python agent.py")
+    name: Annotated[
+        str,
+        typer.Argument(metavar="ADDRESS", help="Agent address, e.g. agent://myorg/dev/pipeline."),
     ],
-    replicas: Annotated[int, typer.Option(help="Processes to run.")] = 1,
-    concurrency: Annotated[int, typer.Option(help="Intents each process handles at once.")] = 1,
+    command: Annotated[
+        list[str],
+        typer.Argument(metavar="COMMAND", help="The command to run, after --: -- python agent.py"),
+    ],
+    replicas: Annotated[int, typer.Option(metavar="N", help="Processes to run.")] = 1,
+    concurrency: Annotated[
+        int, typer.Option(metavar="N", help="Intents each process handles at once.")
+    ] = 1,
     max_delivery_attempts: Annotated[
-        int, typer.Option(help="Deliveries of an intent before it FAILS.")
+        int, typer.Option(metavar="N", help="Deliveries of an intent before it FAILS.")
     ] = 3,
     env: Annotated[
         list[str] | None,
         typer.Option(
             "--env",
             "-e",
+            metavar="NAME[=VALUE]",
             help="NAME (its value taken from this environment) or NAME=VALUE for the process;"
             " repeat. A VALUE given here is visible to every user in `ps`: pass secrets as"
             " NAME or with --env-file.",
@@ -125,11 +115,13 @@ def add(
         list[Path] | None,
         typer.Option(
             "--env-file",
+            metavar="FILE",
             help="A file of NAME=VALUE lines (.env syntax) for the process's environment; repeat.",
         ),
     ] = None,
     cwd: Annotated[
-        Path | None, typer.Option(help="Working directory (default: this directory).")
+        Path | None,
+        typer.Option(metavar="DIR", help="Working directory (default: this directory)."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -137,9 +129,8 @@ def add(
     from axme_cli import render
     from axme_cli.project import agent_from_args
 
-    address = name if name.startswith("agent://") else f"agent://{name}"
     spec = agent_from_args(
-        address,
+        name,
         command,
         (cwd or Path.cwd()).absolute(),
         replicas=replicas,
@@ -147,7 +138,7 @@ def add(
         max_delivery_attempts=max_delivery_attempts,
         env=_parse_env(env or [], env_file or []),
     )
-    with connect(ctx, apply_project=False) as client:
+    with connect(ctx, project="ignored") as client:
         agent = client.add_agent(spec.to_wire())
         agent = _settled(client, agent, spec.start_seconds + 2.0)
     if as_json:
@@ -174,16 +165,26 @@ def _settled(client: DaemonClient, agent: dict[str, Any], timeout: float) -> dic
 
 @app.command()
 def remove(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
-    """Stop an agent and forget it (its queued intents wait for a new one)."""
+    """Stop an agent and forget it (its queued intents wait for a new one).
+
+    An agent declared in axme.toml stays removed until that file changes, or until
+    `axme agents restart` brings it back.
+    """
     from axme_cli import render
 
-    with connect(ctx, apply_project=False) as client:
+    with connect(ctx, project="ignored") as client:
         address = resolve_agent(client, name)
-        client.remove_agent(address)
+        declared_in = client.remove_agent(address)
     if as_json:
-        render.print_json({"removed": address})
-    else:
+        render.print_json({"removed": address, "declared_in": declared_in})
+    elif declared_in is None:
         render.out().print(f"removed {address}")
+    else:
+        render.out().print(
+            f"removed {address}; it is declared in {declared_in}, so it stays removed until"
+            f" that file changes or: axme agents restart {address}",
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -194,6 +195,7 @@ def restart(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None
     with connect(ctx) as client:
         address = resolve_agent(client, name)
         agent = client.restart_agent(address)
+        agent = _settled(client, agent, float(agent.get("start_seconds", 1.0)) + 2.0)
     if as_json:
         render.print_json(agent)
     else:
@@ -207,7 +209,9 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
-    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines to show first.")] = 50,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", min=0, metavar="N", help="Lines to show first.")
+    ] = 50,
 ) -> None:
     """Print an agent's output (stdout and stderr of every replica), and follow it with -f."""
     from axme_cli.logtail import print_log
@@ -222,13 +226,6 @@ def logs(
 
 def retry(ctx: typer.Context, intent: IdArg, as_json: JsonOpt = False) -> None:
     """Put a FAILED intent back in the queue with fresh delivery attempts."""
-    from axme_cli import render
-    from axme_cli.commands.intents import actor
+    from axme_cli import views
 
-    with connect(ctx) as client:
-        intent_id = client.resolve_id(intent)
-        answer = client.retry_intent(intent_id, actor=actor())
-    if as_json:
-        render.print_json(answer["intent"])
-    else:
-        render.out().print(f"{intent_id} {render.status_text(answer['intent']['status'])}")
+    views.retry(session(ctx), intent, as_json)

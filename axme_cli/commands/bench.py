@@ -115,35 +115,52 @@ def bench(
     ] = False,
     intents: Annotated[
         int | None,
-        typer.Option("--intents", min=1, help="Intents per W1 run [default: 2000; quick: 300]."),
+        typer.Option(
+            "--intents", min=1, metavar="N", help="Intents per W1 run [default: 2000; quick: 300]."
+        ),
     ] = None,
     clients: Annotated[
-        int, typer.Option("--clients", min=1, help="Concurrent clients for W1 create-only.")
+        int,
+        typer.Option(
+            "--clients", min=1, metavar="N", help="Concurrent clients for W1 create-only."
+        ),
     ] = 32,
     replicas: Annotated[
-        int, typer.Option("--replicas", min=1, help="Processes of the W1 agent.")
+        int, typer.Option("--replicas", min=1, metavar="N", help="Processes of the W1 agent.")
     ] = 1,
     concurrency: Annotated[
         int,
         typer.Option(
-            "--concurrency", min=1, max=1024, help="Intents each W1 agent process handles at once."
+            "--concurrency",
+            min=1,
+            max=1024,
+            metavar="N",
+            help="Intents each W1 agent process handles at once.",
         ),
     ] = 8,
     repeat: Annotated[
         int | None,
         typer.Option(
-            "--repeat", min=1, help="Repetitions of each workload [default: 3; quick: 1]."
+            "--repeat",
+            min=1,
+            metavar="N",
+            help="Repetitions of each workload [default: 3; quick: 1].",
         ),
     ] = None,
     only: Annotated[
         str | None,
-        typer.Option("--only", help="Comma-separated workloads: W0,W1,W1-seq,W2,W3,CLI,W4,TUI."),
+        typer.Option(
+            "--only",
+            metavar="LIST",
+            help="Comma-separated workloads: W0,W1,W1-seq,W2,W3,CLI,W4,TUI.",
+        ),
     ] = None,
     scale: Annotated[
         int | None,
         typer.Option(
             "--scale",
             min=100,
+            metavar="N",
             help="Run W4 growth: fill a store to 10^4, 10^5, ... up to N intents.",
         ),
     ] = None,
@@ -153,6 +170,7 @@ def bench(
             "--busy",
             min=0,
             max=64,
+            metavar="N",
             help="CPU-bound processes to run alongside (e.g. one per core): figures under load.",
         ),
     ] = 0,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from axme_cli.commands.common import JsonOpt
-from axme_cli.errors import EXIT_CONFLICT, EXIT_UNREACHABLE, BadInput
+from axme_cli.errors import EXIT_CONFLICT, EXIT_UNREACHABLE, BadInput, Conflict
 from axme_cli.logtail import print_log
 from axme_cli.paths import HomePaths
 
@@ -39,8 +39,11 @@ def start(
     if foreground:
         running = daemonctl.probe(paths)
         if running is not None:
-            render.note(f"the axme daemon is already running (pid {running['pid']})")
-            return
+            # A supervisor (systemd, a container) must not mistake this for its daemon running.
+            raise Conflict(
+                f"the axme daemon is already running (pid {running['pid']}, socket"
+                f" {running['socket']}); stop it first: axme daemon stop"
+            )
         cmd = daemonctl.daemon_command(paths, foreground=True)
         os.execv(cmd[0], cmd)
     started = daemonctl.start(paths)
@@ -62,7 +65,10 @@ def start(
 def stop(
     ctx: typer.Context,
     timeout: Annotated[
-        float, typer.Option(min=0.1, help="Seconds to wait after SIGTERM before SIGKILL.")
+        float,
+        typer.Option(
+            min=0.1, metavar="SECONDS", help="Seconds to wait after SIGTERM before SIGKILL."
+        ),
     ] = 10.0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -159,7 +165,9 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
-    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines to show first.")] = 50,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", min=0, metavar="N", help="Lines to show first.")
+    ] = 50,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per line: at, level, logger, message.")
     ] = False,

@@ -572,7 +572,10 @@ def _cleanup(step: Callable[[], None]) -> None:
 def demo(
     ctx: typer.Context,
     timeout: Annotated[
-        str, typer.Option(help="Give up after this long (60s, 2m); cleans up and exits 9.")
+        str,
+        typer.Option(
+            metavar="DURATION", help="Give up after this long (60s, 2m); cleans up and exits 9."
+        ),
     ] = "60s",
     as_json: JsonOpt = False,
 ) -> None:
@@ -603,7 +606,7 @@ def _play(ctx: typer.Context, run: _Demo, view: _View, as_json: bool) -> None:
             )
             try:
                 run.start_daemon()
-                with connect(ctx, apply_project=False) as client:
+                with connect(ctx, project="ignored") as client:
                     try:
                         run.register(client)
                         run.send(client)

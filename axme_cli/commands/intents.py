@@ -2,51 +2,48 @@
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated, Any
 
 import typer
 
-from axme_cli.commands.common import IdArg, JsonOpt, connect, parse_duration, read_payload
-from axme_cli.errors import STATUS_EXIT, BadInput
-from axme_cli.protocol import IntentStatus
-
-
-def actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+from axme_cli.commands import completion
+from axme_cli.commands.common import (
+    IdArg,
+    JsonOpt,
+    connect,
+    parse_duration,
+    read_payload,
+    session,
+)
+from axme_cli.errors import BadInput
+from axme_cli.views import CANCEL_REASON, LIST_LIMIT
 
 
 def _finish(intent: dict[str, Any], as_json: bool) -> None:
     """Print where a followed intent ended and exit with its outcome code."""
-    from axme_cli import render
+    from axme_cli import views
 
-    if as_json:
-        render.print_json(intent)
-    else:
-        line = f"{intent['intent_id']} {render.status_text(intent['status'])}"
-        render.out().print(line)
-        for key in ("result", "error"):
-            if intent.get(key) is not None:
-                render.out().print_json(data=intent[key])
-    raise typer.Exit(STATUS_EXIT.get(IntentStatus(intent["status"]), 1))
+    raise typer.Exit(views.finish(intent, as_json))
 
 
 def send(
     ctx: typer.Context,
     intent_type: Annotated[
-        str, typer.Argument(help="Intent type, e.g. intent.pipeline.process.v1.")
+        str,
+        typer.Argument(metavar="INTENT_TYPE", help="Intent type, e.g. intent.pipeline.process.v1."),
     ],
     to: Annotated[
-        str, typer.Option("--to", help="Agent address, e.g. agent://myorg/production/pipeline.")
+        str,
+        typer.Option(
+            "--to", metavar="ADDRESS", help="Agent address, e.g. agent://myorg/production/pipeline."
+        ),
     ],
     payload: Annotated[
         str | None,
         typer.Option(
             "--payload",
             "-p",
+            metavar="JSON",
             help="JSON object: inline text, @file to read a file, or - for stdin.",
         ),
     ] = None,
@@ -55,6 +52,7 @@ def send(
         typer.Option(
             "--idempotency-key",
             "-k",
+            metavar="KEY",
             help="Sending again with the same key returns the same intent instead of a new one.",
         ),
     ] = None,
@@ -63,21 +61,28 @@ def send(
     ] = False,
     timeout: Annotated[
         str | None,
-        typer.Option(help="With --wait: give up after this long (30s, 5m, 1h); exit 9."),
+        typer.Option(
+            metavar="DURATION", help="With --wait: give up after this long (30s, 5m, 1h); exit 9."
+        ),
     ] = None,
     approval: Annotated[
         str | None,
         typer.Option(
+            metavar="TITLE",
             help="Make it a human approval with this title (no agent code): with --wait, "
             "exit 0 approved, 7 rejected, 8 timed out.",
         ),
     ] = None,
     deadline: Annotated[
-        str | None, typer.Option(help="With --approval: decide within (30m, 1h).")
+        str | None,
+        typer.Option(metavar="DURATION", help="With --approval: decide within (30m, 1h)."),
     ] = None,
     on_timeout: Annotated[
         str,
-        typer.Option(help="With --approval and --deadline: reject, approve, or fail (TIMED_OUT)."),
+        typer.Option(
+            metavar="ACTION",
+            help="With --approval and --deadline: reject, approve, or fail (TIMED_OUT).",
+        ),
     ] = "fail",
     as_json: JsonOpt = False,
 ) -> None:
@@ -86,7 +91,7 @@ def send(
     \b
     Examples:
       axme send intent.pipeline.process.v1 --to agent://myorg/production/data-pipeline \\
-           --payload '{"source": "postgres-main"}'
+           --payload '{"source": "postgres-main", "destination": "warehouse"}'
       axme send intent.report.v1 --to agent://me/dev/reports --payload @report.json
       echo '{"n": 1}' | axme send intent.demo.v1 --to agent://me/dev/demo --payload -
       axme send intent.deploy.v1 --to agent://ops/prod/deployer -k deploy-42 \\
@@ -109,7 +114,7 @@ def send(
     if timeout is not None and not wait:
         raise BadInput("--timeout only applies with --wait")
     limit = parse_duration(timeout) if timeout else None
-    with connect(ctx) as client:
+    with connect(ctx, project="required") as client:
         created = client.create_intent(body, idempotency_key=idempotency_key)
         intent_id = created["intent_id"]
         if not wait:
@@ -127,7 +132,10 @@ def wait(
     intent: IdArg,
     timeout: Annotated[
         str | None,
-        typer.Option(help="Give up after this long (30s, 5m, 1h); exit 9. Default: no limit."),
+        typer.Option(
+            metavar="DURATION",
+            help="Give up after this long (30s, 5m, 1h); exit 9. Default: no limit.",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -135,97 +143,70 @@ def wait(
 
     A daemon restart meanwhile is ridden out: it waits up to 30s for the daemon to come back.
     """
-    from axme_cli import render
+    from axme_cli import views
 
-    limit = parse_duration(timeout) if timeout else None
-    with connect(ctx) as client:
-        intent_id = client.resolve_id(intent)
-        current = client.get_intent(intent_id)
-        if current["status"] not in {s.value for s in STATUS_EXIT}:
-            since = current["last_seq"]
-            for _ in client.follow(
-                intent_id, since=since, timeout=limit, on_lost=render.daemon_lost
-            ):
-                pass
-            current = client.get_intent(intent_id)
-        _finish(current, as_json)
+    raise typer.Exit(views.wait(session(ctx), intent, timeout, as_json))
 
 
 def show(ctx: typer.Context, intent: IdArg, as_json: JsonOpt = False) -> None:
     """Show an intent's fields, payload, result and event timeline."""
-    from axme_cli import render
+    from axme_cli import views
 
-    with connect(ctx) as client:
-        intent_id = client.resolve_id(intent)
-        data = client.get_intent(intent_id)
-        events = client.list_events(intent_id)
-    if as_json:
-        render.print_json({"intent": data, "events": events})
-    else:
-        render.intent_panel(data, events)
+    views.show(session(ctx), intent, as_json)
 
 
 def list_(
     ctx: typer.Context,
     status: Annotated[
-        str | None, typer.Option("--status", "-s", help="Only this status, e.g. FAILED.")
+        str | None,
+        typer.Option(
+            "--status",
+            "-s",
+            help="Only this status, e.g. FAILED.",
+            metavar="STATUS",
+            autocompletion=completion.statuses,
+        ),
     ] = None,
     agent: Annotated[
-        str | None, typer.Option("--agent", "--to", help="Only intents sent to this agent.")
+        str | None,
+        typer.Option("--agent", "--to", metavar="ADDRESS", help="Only intents sent to this agent."),
     ] = None,
     intent_type: Annotated[
-        str | None, typer.Option("--type", "-t", help="Only this intent type.")
+        str | None, typer.Option("--type", "-t", metavar="TYPE", help="Only this intent type.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500)] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500, metavar="N")] = LIST_LIMIT,
     cursor: Annotated[
-        str | None, typer.Option(help="Continue after a previous page (printed at its end).")
+        str | None,
+        typer.Option(metavar="CURSOR", help="Continue after a previous page (printed at its end)."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List intents, newest first (JSON lines with --json)."""
-    from axme_cli import render
+    from axme_cli import views
 
-    if status is not None:
-        status = status.upper()
-        if status not in IntentStatus.__members__:
-            allowed = ", ".join(IntentStatus.__members__)
-            raise BadInput(f"--status: unknown status {status!r}; one of {allowed}")
-    with connect(ctx) as client:
-        page = client.list_intents(
-            status=status, to_agent=agent, intent_type=intent_type, limit=limit, cursor=cursor
-        )
-    if as_json:
-        for item in page["intents"]:
-            render.print_json_line(item)
-        if page.get("next_cursor"):  # stderr: stdout stays one intent per line
-            render.note(f"more: axme list --json --cursor {page['next_cursor']}")
-        return
-    if not page["intents"]:
-        render.note("no intents" + (" match" if status or agent or intent_type else " yet"))
-        return
-    render.intents_table(page["intents"])
-    if page.get("next_cursor"):
-        render.note(f"more: axme list --cursor {page['next_cursor']}")
+    views.list_intents(
+        session(ctx),
+        status=status,
+        agent=agent,
+        intent_type=intent_type,
+        limit=limit,
+        cursor=cursor,
+        as_json=as_json,
+    )
 
 
 def cancel(
     ctx: typer.Context,
     intent: IdArg,
-    reason: Annotated[str, typer.Option("--reason", "-r", help="Why; kept in the timeline.")] = (
-        "canceled from the command line"
-    ),
+    reason: Annotated[
+        str, typer.Option("--reason", "-r", metavar="TEXT", help="Why; kept in the timeline.")
+    ] = CANCEL_REASON,
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel an intent that is not final yet."""
-    from axme_cli import render
+    from axme_cli import views
 
-    with connect(ctx) as client:
-        intent_id = client.resolve_id(intent)
-        answer = client.resolve_intent(intent_id, "CANCELED", reason=reason, actor=actor())
-    if as_json:
-        render.print_json(answer["intent"])
-    else:
-        render.out().print(f"{intent_id} {render.status_text('CANCELED')}")
+    views.cancel(session(ctx), intent, reason, as_json)
 
 
 def register(app: typer.Typer) -> None:

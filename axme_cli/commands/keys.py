@@ -14,12 +14,15 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-NameArg = Annotated[str, typer.Argument(help="The key's name: the actor its decisions record.")]
+NameArg = Annotated[
+    str, typer.Argument(metavar="NAME", help="The key's name: the actor its decisions record.")
+]
 ScopeOpt = Annotated[
     list[str],
     typer.Option(
         "--scope",
         "-s",
+        metavar="SCOPE",
         help="What the key may do (repeat): intents:read, intents:write, tasks:decide, "
         "agents:admin, or agent:ADDRESS (work as that agent's worker).",
     ),

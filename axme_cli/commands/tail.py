@@ -6,16 +6,17 @@ from typing import Annotated
 
 import typer
 
-from axme_cli.commands.common import IdArg, JsonOpt, connect
-from axme_cli.errors import STATUS_EXIT
-from axme_cli.protocol import IntentStatus
+from axme_cli.commands.common import IdArg, JsonOpt, session
 
 
 def tail(
     ctx: typer.Context,
     intent: IdArg,
     since: Annotated[
-        int, typer.Option(min=0, help="Start after this event number (0: the whole timeline).")
+        int,
+        typer.Option(
+            min=0, metavar="SEQ", help="Start after this event number (0: the whole timeline)."
+        ),
     ] = 0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -23,27 +24,9 @@ def tail(
 
     Exits with the intent's outcome code, like `axme wait`.
     """
-    from axme_cli import render
+    from axme_cli import views
 
-    with connect(ctx) as client:
-        intent_id = client.resolve_id(intent)
-        if not as_json:
-            render.note(f"following {intent_id} (Ctrl-C to leave)")
-        last = None
-        try:
-            for event in client.follow(intent_id, since=since, on_lost=render.daemon_lost):
-                last = event
-                if as_json:
-                    render.print_json_line(event)
-                else:
-                    render.out().print(render.event_line(event), soft_wrap=True)
-        except KeyboardInterrupt:
-            raise typer.Exit(130) from None
-        if last is None:  # `since` was already past a final event
-            status = client.get_intent(intent_id)["status"]
-        else:
-            status = last["status"]
-    raise typer.Exit(STATUS_EXIT.get(IntentStatus(status), 0))
+    raise typer.Exit(views.tail(session(ctx), intent, since, as_json))
 
 
 def register(app: typer.Typer) -> None:

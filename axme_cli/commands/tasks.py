@@ -1,23 +1,18 @@
 """`axme inbox | approve | reject | signal` and `axme task submit | show`: people in the loop.
 
-A task is found by its id, its intent's id, or a unique prefix of either: the pending task
-when there is one. Deciding is once only; the daemon keeps the first decision and answers any
-later one (or the loser of two at once) with a conflict, exit 4.
+How a task is found and decided is in `decisions.py`.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from axme_cli.commands.common import JsonOpt, connect
-from axme_cli.errors import AmbiguousId, BadInput, Conflict, NotFound
-
-if TYPE_CHECKING:
-    from axme_cli.client import DaemonClient
+from axme_cli.commands.common import JsonOpt, connect, session
+from axme_cli.decisions import decide_and_report, find_task
+from axme_cli.errors import BadInput
 
 task_app = typer.Typer(
     help="Human tasks: show one, or answer a form or a question with data.",
@@ -26,146 +21,23 @@ task_app = typer.Typer(
 
 RefArg = Annotated[
     str,
-    typer.Argument(help="Task id or intent id, or a unique prefix of either."),
+    typer.Argument(metavar="REF", help="Task id or intent id, or a unique prefix of either."),
 ]
 CommentOpt = Annotated[
     str | None,
-    typer.Option("--comment", "-c", help="Why; recorded with the decision and in the timeline."),
+    typer.Option(
+        "--comment",
+        "-c",
+        metavar="TEXT",
+        help="Why; recorded with the decision and in the timeline.",
+    ),
 ]
 AsOpt = Annotated[
     str | None,
-    typer.Option("--as", help="Who decides, as recorded (default: your user name)."),
+    typer.Option(
+        "--as", metavar="NAME", help="Who decides, as recorded (default: your user name)."
+    ),
 ]
-
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
-CLOSED = ("DECIDED", "TIMED_OUT")
-#: Matches looked at per id prefix; more than this is reported as "and more".
-MATCH_LIMIT = 10
-
-
-# -- finding a task ------------------------------------------------------------------------
-
-
-def _normalize(ref: str) -> str:
-    ref = ref.strip().lower()
-    if not _PREFIX.match(ref):
-        raise BadInput(f"{ref!r} is not a task or intent id, or a prefix of one (hex digits)")
-    return ref
-
-
-def _matching(client: DaemonClient, ref: str, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Tasks in `statuses` whose id starts with `ref`, and those of intents whose id does
-    (of an intent's closed tasks, only its latest)."""
-    found: dict[str, dict[str, Any]] = {}
-    for status in statuses:
-        for task in client.list_tasks(status=status, id_prefix=ref, limit=MATCH_LIMIT):
-            found.setdefault(task["task_id"], task)
-    if found and _UUID.match(ref):
-        return list(found.values())  # a whole task id: it cannot be an intent's as well
-    for intent in client.list_intents(id_prefix=ref, limit=MATCH_LIMIT)["intents"]:
-        own = [
-            task
-            for status in statuses
-            for task in client.list_tasks(status=status, intent_id=intent["intent_id"])
-        ]
-        if own and statuses == CLOSED:
-            own = [max(own, key=lambda t: t.get("decided_at") or t["created_at"])]
-        for task in own:
-            found.setdefault(task["task_id"], task)
-    return sorted(found.values(), key=lambda t: str(t["created_at"]))
-
-
-def _listing(tasks: list[dict[str, Any]]) -> str:
-    return ", ".join(
-        f"task {t['task_id']} ({t.get('title')!r}, intent {t['intent_id']}, {t['status']})"
-        for t in tasks
-    )
-
-
-def _ambiguous(ref: str, tasks: list[dict[str, Any]]) -> AmbiguousId:
-    return AmbiguousId(
-        f"{ref!r} matches several tasks: {_listing(tasks)}; give more characters",
-        details={"matches": [t["task_id"] for t in tasks]},
-    )
-
-
-def closed_message(task: dict[str, Any]) -> str:
-    """`task 3517fbb9-... is already decided: approved by alice (intent 1fbc6bcd-...)`."""
-    decision = task.get("decision") or {}
-    if task.get("status") == "TIMED_OUT" or not decision:
-        return (
-            f"task {task['task_id']} timed out: nobody decided before its deadline, and it "
-            f"can no longer be decided (intent {task['intent_id']})"
-        )
-    how = f"{decision.get('outcome')} by {decision.get('actor')} at {decision.get('at')}"
-    if decision.get("comment"):
-        how += f" ({decision['comment']})"
-    return f"task {task['task_id']} is already decided: {how} (intent {task['intent_id']})"
-
-
-def find_task(client: DaemonClient, ref: str, *, pending_only: bool) -> dict[str, Any]:
-    """The task `ref` names: a task id, an intent id, or a unique prefix of either.
-
-    The pending one first; with `pending_only`, a task that is already decided is a
-    `Conflict`, otherwise the latest decided one is the answer.
-    """
-    ref = _normalize(ref)
-    pending = _matching(client, ref, ("PENDING",))
-    if len(pending) > 1:
-        raise _ambiguous(ref, pending)
-    if pending:
-        return pending[0]
-    closed = _matching(client, ref, CLOSED)
-    if pending_only and closed:
-        raise Conflict(
-            "; ".join(closed_message(t) for t in closed),
-            details={"tasks": [t["task_id"] for t in closed]},
-        )
-    if len(closed) > 1:
-        raise _ambiguous(ref, closed)
-    if closed:
-        return closed[0]
-    what = "pending task" if pending_only else "task"
-    raise NotFound(f"no {what} for {ref!r} (no task or intent with a human task has that id)")
-
-
-def _decide(
-    client: DaemonClient,
-    ref: str,
-    outcome: str,
-    *,
-    who: str | None,
-    comment: str | None,
-    data: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    from axme_cli.commands.intents import actor
-
-    task = find_task(client, ref, pending_only=True)
-    try:
-        return client.decide_task(
-            task["task_id"], outcome, actor=who or actor(), comment=comment, data=data
-        )
-    except Conflict:
-        # Someone else decided between our lookup and our decision: say who, as a repeat would.
-        current = client.get_task(task["task_id"])
-        if current.get("status") == "PENDING":
-            raise
-        raise Conflict(
-            closed_message(current), details={"task_id": task["task_id"], "task": current}
-        ) from None
-
-
-def _report(task: dict[str, Any], as_json: bool) -> None:
-    from axme_cli import render
-
-    if as_json:
-        render.print_json(task)
-        return
-    outcome = (task.get("decision") or {}).get("outcome", "decided")
-    line = f"{outcome} {task['task_id']} (intent {task['intent_id']})"
-    render.out().print(line, markup=False, soft_wrap=True)
-
 
 # -- parsing --------------------------------------------------------------------------------
 
@@ -205,21 +77,9 @@ def inbox(
     Then: axme approve TASK [-c TEXT], axme reject TASK -c TEXT,
           axme task submit TASK --outcome X --data k=v, axme task show TASK
     """
-    from axme_cli import render
+    from axme_cli import views
 
-    with connect(ctx) as client:
-        tasks = client.list_tasks(status="PENDING", limit=1000)
-        if all_:
-            for status in CLOSED:
-                tasks += client.list_tasks(status=status, limit=1000)
-    if as_json:
-        for task in tasks:
-            render.print_json_line(task)
-        return
-    if not tasks:
-        render.note("inbox empty" + ("" if all_ else ": no task waits for a person"))
-        return
-    render.tasks_table(tasks, with_status=all_)
+    views.inbox(session(ctx), all_=all_, as_json=as_json)
 
 
 def approve(
@@ -236,9 +96,7 @@ def approve(
       axme approve 3f2a                     # a task id or its intent's id, or a prefix
       axme approve 3f2a -c "looks good" --as alice
     """
-    with connect(ctx) as client:
-        task = _decide(client, ref, "approved", who=who, comment=comment)
-    _report(task, as_json)
+    decide_and_report(session(ctx), ref, "approved", who=who, comment=comment, as_json=as_json)
 
 
 def reject(
@@ -249,9 +107,7 @@ def reject(
     as_json: JsonOpt = False,
 ) -> None:
     """Reject a pending task; an intent's own task then CANCELS it (or FAILS it)."""
-    with connect(ctx) as client:
-        task = _decide(client, ref, "rejected", who=who, comment=comment)
-    _report(task, as_json)
+    decide_and_report(session(ctx), ref, "rejected", who=who, comment=comment, as_json=as_json)
 
 
 @task_app.command()
@@ -259,18 +115,22 @@ def submit(
     ctx: typer.Context,
     ref: RefArg,
     outcome: Annotated[
-        str, typer.Option("--outcome", "-o", help="One of the task's outcomes, e.g. approved.")
+        str,
+        typer.Option(
+            "--outcome", "-o", metavar="OUTCOME", help="One of the task's outcomes, e.g. approved."
+        ),
     ],
     data: Annotated[
         list[str] | None,
         typer.Option(
             "--data",
             "-d",
+            metavar="KEY=VALUE",
             help="KEY=VALUE for the form; VALUE is JSON when it parses (1200, true), else text.",
         ),
     ] = None,
     data_json: Annotated[
-        str | None, typer.Option("--data-json", help="The form as a JSON object.")
+        str | None, typer.Option("--data-json", metavar="JSON", help="The form as a JSON object.")
     ] = None,
     comment: CommentOpt = None,
     who: AsOpt = None,
@@ -284,9 +144,9 @@ def submit(
       axme task submit 3f2a --outcome answered --data-json '{"region": "eu"}' -c "per Bob"
     """
     values = parse_data(data or [], data_json)
-    with connect(ctx) as client:
-        task = _decide(client, ref, outcome, who=who, comment=comment, data=values)
-    _report(task, as_json)
+    decide_and_report(
+        session(ctx), ref, outcome, who=who, comment=comment, as_json=as_json, data=values
+    )
 
 
 @task_app.command()
@@ -304,10 +164,15 @@ def show(ctx: typer.Context, ref: RefArg, as_json: JsonOpt = False) -> None:
 
 def signal(
     ctx: typer.Context,
-    intent: Annotated[str, typer.Argument(help="Intent id, or a unique prefix of one.")],
-    name: Annotated[str, typer.Argument(help="The signal's name, as the handler waits for it.")],
+    intent: Annotated[
+        str, typer.Argument(metavar="INTENT", help="Intent id, or a unique prefix of one.")
+    ],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The signal's name, as the handler waits for it.")
+    ],
     data: Annotated[
-        str | None, typer.Option("--data", "-d", help="Any JSON value the waiting step gets.")
+        str | None,
+        typer.Option("--data", "-d", metavar="JSON", help="Any JSON value the waiting step gets."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -20,6 +20,7 @@ def tui(
         str | None,
         typer.Option(
             "--screen",
+            metavar="SCREEN",
             help="Open on inbox, intents or agents (default: the inbox when tasks wait, "
             "else intents).",
         ),

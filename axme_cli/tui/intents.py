@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 from axme_cli import render
 from axme_cli.errors import AxmeError
 from axme_cli.protocol import FINAL_STATUSES, IntentStatus
-from axme_cli.tui.inbox import steps_view, timeline_view
+from axme_cli.tui.inbox import DecideMixin, steps_view, timeline_view
 from axme_cli.tui.widgets import (
     Coalescer,
     ConfirmScreen,
@@ -310,11 +310,14 @@ class IntentsScreen(IntentActions, Screen[None]):
         self.action_open()
 
 
-class IntentScreen(IntentActions, Screen[None]):
-    """One intent: fields, progress, payload, steps, result and a timeline that follows."""
+class IntentScreen(DecideMixin, IntentActions, Screen[None]):
+    """One intent: fields, progress, payload, steps, result and a timeline that follows;
+    `a`/`r` decide the task it waits for when it waits for a person."""
 
     TITLE = "Intent"
     BINDINGS = [
+        Binding("a", "decide(True)", "Approve"),
+        Binding("r", "decide(False)", "Reject"),
         Binding("c", "cancel_intent", "Cancel"),
         Binding("R", "retry_intent", "Retry", key_display="R"),
         Binding("escape", "back", "Back"),
@@ -347,10 +350,28 @@ class IntentScreen(IntentActions, Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = self.intent_id[:8]
+        app: Any = self.app
+        app.tasks_changed.subscribe(self, self._tasks_changed)
         self._follow()
 
     def current_intent(self) -> dict[str, Any] | None:
         return self.intent
+
+    def current_task(self) -> dict[str, Any] | None:
+        """The task this intent waits for a person to decide, if it does."""
+        app: Any = self.app
+        return next((t for t in app.tasks or () if t["intent_id"] == self.intent_id), None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Approve and reject only while a task waits: the keys leave the footer after."""
+        if action == "decide":
+            return self.current_task() is not None
+        return True
+
+    def _tasks_changed(self, _: list[dict[str, Any]]) -> None:
+        self.refresh_bindings()
+        if self.intent is not None:
+            self.query_one("#fields", Static).update(self._fields())
 
     def action_back(self) -> None:
         self.dismiss()
@@ -393,7 +414,7 @@ class IntentScreen(IntentActions, Screen[None]):
         self.query_one("#steps", Static).update(steps_view(steps))
         outcome: RenderableType = Text("not final yet", style="dim")
         if intent.get("error") is not None:
-            outcome = Group(Text("error", style="bold red"), json_view(intent["error"]))
+            outcome = Group(Text("error", style="bold red"), error_view(intent["error"]))
         elif intent.get("result") is not None:
             outcome = Group(Text("result", style="bold green"), json_view(intent["result"]))
         self.query_one("#outcome", Static).update(outcome)
@@ -420,6 +441,10 @@ class IntentScreen(IntentActions, Screen[None]):
         ]
         if i.get("pending_reason"):
             rows.append(("waiting", Text(str(i["pending_reason"]), style="magenta")))
+        task = self.current_task()
+        if task is not None:
+            title = Text(str(task.get("title") or "(untitled)"), style="bold magenta")
+            rows.append(("task", Text.assemble(title, ("  a approve · r reject", "dim"))))
         progress = [e for e in self._events if e.get("event_type") == "intent.progress"]
         if progress:
             details = progress[-1].get("details") or {}
@@ -429,3 +454,17 @@ class IntentScreen(IntentActions, Screen[None]):
     def _show_timeline(self) -> None:
         self.query_one("#timeline", Static).update(timeline_view(self._events))
         self.query_one("#fields", Static).update(self._fields())
+
+
+def error_view(error: Any) -> RenderableType:
+    """An intent's error: its headline, then its traceback as text (as `axme show` prints it)."""
+    parts = render.error_parts(error)
+    if parts is None:
+        return json_view(error)
+    headline, trace, rest = parts
+    shown: list[RenderableType] = [Text(headline, style="red")]
+    if trace:
+        shown.append(Text(trace, style="dim"))
+    if rest:
+        shown.append(json_view(rest))
+    return Group(*shown)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -47,7 +48,7 @@ from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
 from axme_daemon.events import KeepAlive, StreamTimeout
 from axme_daemon.holds import StreamLimits, limits
-from axme_daemon.intents import NewIntent, compact_json, request_hash
+from axme_daemon.intents import Intent, NewIntent, compact_json, request_hash
 from axme_daemon.models import CreateIntent, ResolveIntent
 from axme_daemon.registry import Registry
 from axme_daemon.store import IntentFilter
@@ -73,7 +74,7 @@ log = logging.getLogger(__name__)
 _WAITING_WORDS = {
     "WAITING_FOR_HUMAN": "waiting for a person to decide (axme inbox; axme approve {id})",
     "WAITING_FOR_TIME": "sleeping until its timer fires",
-    "WAITING_FOR_TOOL": "waiting for a signal (axme signal {id} NAME)",
+    "WAITING_FOR_TOOL": "waiting for signal {name} (axme signal {id} {name})",
     "WAITING_FOR_AGENT": "waiting for a child intent to finish",
 }
 
@@ -315,6 +316,15 @@ def create_app(
             "next_cursor": page.next_cursor,
         }
 
+    async def _awaited_signal(intent: Intent) -> str | None:
+        """The signal a waiting intent waits for, from its latest wait's event (a few events
+        back at most: what came after it are signals of other names and reminders)."""
+        for event in reversed(await engine.events(intent.intent_id, max(0, intent.last_seq - 20))):
+            if event.status is IntentStatus.WAITING and event.event_type == "intent.waiting":
+                name = (event.details or {}).get("signal")
+                return shlex.quote(str(name)) if name else None
+        return None
+
     @app.get("/v1/intents/{intent_id}", tags=["intents"])
     async def get_intent(intent_id: str) -> dict[str, Any]:
         intent = await engine.get(intent_id)
@@ -323,9 +333,12 @@ def create_app(
         if intent.status is IntentStatus.SUBMITTED and reg is not None:
             wire["pending_reason"] = reg.pending_reason(intent.to_agent)
         elif intent.status is IntentStatus.WAITING:
+            name = "NAME"
+            if intent.waiting_reason == "WAITING_FOR_TOOL":
+                name = await _awaited_signal(intent) or name
             wire["pending_reason"] = _WAITING_WORDS.get(
                 intent.waiting_reason or "", "waiting"
-            ).format(id=intent.intent_id[:8])
+            ).format(id=intent.intent_id[:8], name=name)
         # Some AXME clients read the intent at top level, others under "intent".
         return {"ok": True, **wire, "intent": wire}
 

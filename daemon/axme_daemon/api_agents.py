@@ -42,7 +42,9 @@ def add_agent_routes(app: FastAPI, registry: Registry) -> None:
 
     @app.delete("/v1/agents/{address:path}", tags=["agents"])
     async def remove_agent(address: str) -> dict[str, Any]:
-        """Stop the agent and forget it; its queued intents wait for a new one."""
+        """Stop the agent and forget it; its queued intents wait for a new one. One that a
+        project declares stays removed until its file changes or it is restarted
+        (`declared_in` names the file)."""
         target = normalize_address(address)
-        await registry.remove(target)
-        return {"ok": True, "address": target}
+        declared_in = await registry.remove(target)
+        return {"ok": True, "address": target, "declared_in": declared_in}

@@ -75,6 +75,9 @@ class Report(BaseModel):
     intent_id: str = Field(min_length=1, max_length=100)
     steps: list[StepRecord] = Field(default_factory=list, max_length=1000)
     outcome: Outcome | None = None
+    #: The handler started: a DELIVERED intent is IN_PROGRESS from now (any report says so;
+    #: this one says only that, for a handler whose first step takes a while).
+    started: bool = False
 
 
 class Reports(BaseModel):
@@ -251,9 +254,10 @@ def add_worker_routes(app: FastAPI, engine: Engine) -> None:
             if report.intent_id in seen:
                 raise ValidationFailed(f"reports: intent {report.intent_id} appears twice")
             seen.add(report.intent_id)
-            if not report.steps and report.outcome is None:
+            if not report.steps and report.outcome is None and not report.started:
                 raise ValidationFailed(
                     f"reports: intent {report.intent_id} has no steps or outcome"
+                    " (nor started: true)"
                 )
 
         # Steps and completions (nearly every report) are written as one op; a failure,

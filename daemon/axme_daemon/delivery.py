@@ -274,6 +274,9 @@ class Dispatcher:
         deadline = loop.time() + wait_seconds
         cursor = since
         serving = False
+        #: What this stream sent, by intent: a push settled while the stream awaited a lease
+        #: of its own carries an earlier cursor than that lease, so `cursor` cannot tell.
+        sent: dict[str, int] = {}
         # First what it holds already (a reconnect), from the store; then what writes
         # push to it, from its inbox.
         worker.inbox.clear()
@@ -285,10 +288,14 @@ class Dispatcher:
                 while True:
                     wake.clear()
                     pushed, worker.inbox = worker.inbox, []
+                    if len(sent) > 2 * worker.limit + 64:
+                        sent = {i: seq for i, seq in sent.items() if i in worker.held}
                     for intent in pushed:
                         # Skipped: sent already, or ended or taken back since it was pushed.
-                        if intent.delivery_seq > cursor and intent.intent_id in worker.held:
-                            cursor = intent.delivery_seq
+                        seq = intent.delivery_seq
+                        if intent.intent_id in worker.held and sent.get(intent.intent_id, -1) < seq:
+                            sent[intent.intent_id] = seq
+                            cursor = max(cursor, seq)
                             serving = serving or self._serving(worker_id)
                             yield await self._delivery(intent)
                     free = worker.limit - len(worker.held)
@@ -297,6 +304,7 @@ class Dispatcher:
                         for intent, _ in leased:
                             self._reasons.pop(intent.intent_id, None)
                             worker.held.add(intent.intent_id)
+                            sent[intent.intent_id] = intent.delivery_seq
                             cursor = max(cursor, intent.delivery_seq)
                             serving = serving or self._serving(worker_id)
                             yield await self._delivery(intent)

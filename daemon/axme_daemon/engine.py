@@ -32,6 +32,10 @@ from axme_daemon.store.base import Effects, WorkerReport
 
 log = logging.getLogger(__name__)
 
+#: Longest single wait for a timer, in seconds: NTP, a resumed laptop or a person may step the
+#: wall clock during it.
+CLOCK_RECHECK = 1.0
+
 
 class Engine:
     def __init__(self, store: Store, *, lease_grace: float | None = None) -> None:
@@ -64,10 +68,15 @@ class Engine:
 
     async def _timer_loop(self) -> None:
         """Sleep until the next timer in the store, fire what is due, repeat. Timers live in
-        the store, so a restarted daemon neither loses nor double-fires them."""
+        the store, so a restarted daemon neither loses nor double-fires them.
+
+        Due times are wall-clock times, waits are monotonic: the wall clock is read again at
+        least every `CLOCK_RECHECK` seconds, so a clock stepped forward fires what became due
+        and one stepped back has the store bring its timers forward (`fire_timers`)."""
         while True:
-            due = await self.store.next_timer()
-            delay = None if due is None else max(0.0, due - time.time())
+            now = time.time()
+            due = await self.store.next_timer(now)
+            delay = None if due is None else min(max(0.0, due - now), CLOCK_RECHECK)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._timer_wake.wait(), delay)
             self._timer_wake.clear()
@@ -118,7 +127,11 @@ class Engine:
         )
         await self._apply(effects)
         if state["state"] == "waiting":
-            self.dispatcher.finished(await self.get(intent_id))
+            current = await self.get(intent_id)
+            # Unless a write (a signal, a timer) ended the wait and delivered it again since:
+            # then the slot is the new delivery's.
+            if current.lease_worker is None:
+                self.dispatcher.finished(current)
         return state
 
     async def _child(self, parent_id: str, ordinal: int, arguments: dict[str, Any]) -> str:

@@ -59,6 +59,8 @@ def _describe(path: Path, report: Recovery) -> None:
         print(f"skipped unreadable stretches: {_counts(report.skipped)}")
     if report.orphans:
         print(f"dropped rows whose intent was lost: {_counts(report.orphans)}")
+    if report.garbled:
+        print(f"dropped rows with garbled contents: {_counts(report.garbled)}")
 
 
 def maintain(action: str, settings: DaemonSettings) -> int:

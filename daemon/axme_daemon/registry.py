@@ -40,6 +40,7 @@ class AgentIn(BaseModel):
     start_seconds: float = Field(default=1.0, ge=0, le=3600)
     start_retries: int = Field(default=3, ge=1, le=100)
     stop_grace_seconds: float = Field(default=5.0, ge=0, le=3600)
+    executable: str | None = Field(default=None, min_length=1)
 
     @field_validator("address")
     @classmethod
@@ -152,6 +153,8 @@ class Registry:
         self.supervisor = supervisor
         self.dispatcher = dispatcher
         self.specs: dict[str, AgentSpec] = {}
+        #: Agents a project declares that `axme agents remove` took out: address -> axme.toml.
+        self.removed: dict[str, str] = {}
         self._sources: dict[str, str] = {}
         self.hooks: dict[str, tuple[Hook, ...]] = {}  # by project (axme.toml path)
 
@@ -173,7 +176,8 @@ class Registry:
 
     async def _reconcile(self) -> None:
         stored = await self.store.list_agents()
-        self.specs = {s["address"]: _spec(s) for s in stored}
+        self.specs = {s["address"]: _spec(s) for s in stored if not s.get("removed")}
+        self.removed = {s["address"]: s["source"] for s in stored if s.get("removed")}
         self._sources = {s["address"]: s["source"] for s in stored}
         await self._load_project_hooks()
         if self.specs and self._before_start is not None:
@@ -203,12 +207,33 @@ class Registry:
         await self.store.put_agents("cli", None, [agent.model_dump()], replace_source=False)
         await self._reconcile()
 
-    async def remove(self, address: str) -> None:
-        if not await self.store.delete_agent(address):
+    async def remove(self, address: str) -> str | None:
+        """Stop and forget an agent; the axme.toml that declares it, if one does.
+
+        An agent added by hand is deleted. One a project declares is kept, marked removed:
+        applying the same file again does not bring it back (the daemon applies a file only
+        when it changed), `restart` or a change to the file does.
+        """
+        if address in self.removed:
+            raise NotFound(
+                f"agent {address} is removed already (declared in {self.removed[address]};"
+                f" bring it back with: axme agents restart {address})"
+            )
+        source = self._sources.get(address)
+        declared = address in self.specs and source not in (None, "cli")
+        if declared:
+            await self.store.set_agent_removed(address, True)
+        elif not await self.store.delete_agent(address):
             raise NotFound(f"no agent {address} is registered")
         await self._reconcile()
+        return source if declared else None
 
     async def restart(self, address: str) -> None:
+        """Restart its processes; a declared agent that was removed is started again."""
+        if address in self.removed:
+            await self.store.set_agent_removed(address, False)
+            await self._reconcile()
+            return
         if address not in self.specs:
             raise NotFound(f"no agent {address} is registered")
         await self.supervisor.restart(address)
@@ -233,9 +258,16 @@ class Registry:
         if address not in self.specs:
             if workers:
                 return f"queued for {address} (served by an unsupervised worker)"
+            if address in self.removed:
+                return (
+                    f"agent {address} is declared in {self.removed[address]} but was removed"
+                    f" (axme agents remove); it waits until it is back: axme agents restart"
+                    f" {address}, or a change to that file"
+                )
             return (
-                f"no agent is registered at {address}; it waits until one is "
-                f"(declare it in axme.toml, or: axme agents add {address} -- COMMAND)"
+                f"no agent is registered at {address}; it waits until one is (declare it in a"
+                f" project's axme.toml and run axme there, or: axme agents add {address} --"
+                " COMMAND)"
             )
         state: dict[str, Any] = next(
             (s for s in self.supervisor.status() if s["address"] == address), {"state": "?"}

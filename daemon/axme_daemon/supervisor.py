@@ -108,6 +108,9 @@ class AgentSpec:
     start_seconds: float = 1.0
     start_retries: int = 3
     stop_grace_seconds: float = 5.0
+    #: `command[0]` as the `axme` that sent the spec resolved it (its PATH, its Python), so
+    #: the daemon's own PATH, fixed when it was started, does not decide what runs.
+    executable: str | None = None
 
     def __post_init__(self) -> None:
         # Copies, so a caller mutating its list or dict cannot change a running spec.
@@ -315,6 +318,7 @@ class Supervisor:
                     "state": next((s for s in _SEVERITY if s in states), _S.STOPPED).value,
                     "replicas": [r.status(now) for r in agent.replicas],
                     "command": list(spec.command),
+                    "executable": spec.executable,  # what command[0] runs, when resolved
                     "cwd": spec.cwd,
                     "env_keys": sorted(spec.env),
                     "concurrency": spec.concurrency,
@@ -491,7 +495,8 @@ class Supervisor:
             env.update(self._worker_env(spec, pending))
             # Its own process group (new session), so stop signals reach everything it started.
             proc = await asyncio.create_subprocess_exec(
-                *spec.command,
+                spec.executable or spec.command[0],
+                *spec.command[1:],
                 cwd=spec.cwd,
                 env=env,
                 stdin=DEVNULL,

@@ -365,11 +365,25 @@ def test_bad_axme_toml_is_refused_and_changes_nothing(
     }
     for case, (text, expected) in cases.items():
         config.write_text(text)
-        for args in (("send", ECHO, "--to", address), ("agents", "list", "--json")):
+        # `send` needs the project: it fails. `agents list` does not: it warns and goes on.
+        for args, needs in (
+            (("send", ECHO, "--to", address), True),
+            (("agents", "list", "--json"), False),
+        ):
             result = cli(home, *args, cwd=project)
-            assert result.returncode == 2, (case, args, result.stdout, result.stderr)
-            assert result.stdout == "", (case, args)
-            line = error_line(result)
+            if needs:
+                assert result.returncode == 2, (case, args, result.stdout, result.stderr)
+                assert result.stdout == "", (case, args)
+                line = error_line(result)
+            else:
+                assert result.returncode == 0, (case, args, result.stderr)
+                assert [a["address"] for a in map(json.loads, result.stdout.splitlines())] == [
+                    address
+                ]
+                (line,) = result.stderr.splitlines()
+                assert line.startswith("warning: ") and line.endswith(
+                    "going on without it (--no-config or AXME_NO_CONFIG=1 skips it)"
+                ), line
             assert "axme.toml" in line, (case, line)
             if case != "syntax error":
                 assert f"agents.{json.dumps(address)}" in line, (case, line)

@@ -98,6 +98,8 @@ def test_bench_table_covers_every_workload(axme_home: Path, tmpdir_short: Path) 
         "kill to pickup",
         "decision to done",
         "axme send",
+        *("axme list", "axme show", "axme inbox", "axme wait (done)", "axme agents list"),
+        "axme --help",
     ):
         assert figure in result.stdout
     assert "removed" in result.stdout

@@ -18,8 +18,8 @@ from tests.daemon import env_for, run_cli, wait_for
 
 TYPE = "intent.pipeline.process.v1"
 AGENT = "agent://myorg/production/data-pipeline"
-#: The short id that starts each row of `axme list` (wrapped cells continue on indented lines).
-ROW_ID = re.compile(r"^([0-9a-f]{8})\s", re.M)
+#: The id that starts each row of `axme list` (whole, since these tests read it from a pipe).
+ROW_ID = re.compile(r"^([0-9a-f-]{36})\s", re.M)
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
@@ -419,13 +419,13 @@ def test_list_filters_by_status_and_pages_with_a_cursor(cli_home: Path) -> None:
 
     first = ok(run_cli(cli_home, "list", "--limit", "2"))
     rows = ROW_ID.findall(first.stdout)
-    assert rows == [ids[2][:8], ids[1][:8]], first.stdout
-    hint = re.search(r"more: axme list --cursor (\S+)", first.stderr)
+    assert rows == [ids[2], ids[1]], first.stdout
+    hint = re.search(r"more: axme list --limit 2 --cursor (\S+)", first.stderr)
     assert hint, f"no next-page hint on stderr: {first.stderr!r}"
 
     second = ok(run_cli(cli_home, "list", "--limit", "2", "--cursor", hint[1]))
     rows = ROW_ID.findall(second.stdout)
-    assert rows == [ids[0][:8]], second.stdout
+    assert rows == [ids[0]], second.stdout
     assert "more:" not in second.stderr, "the last page has no next page"
     page = stored(cli_home, "--cursor", hint[1])
     assert [i["intent_id"] for i in page] == [ids[0]]

@@ -167,7 +167,7 @@ def test_logs_prints_and_follows(cli_home: Path) -> None:
     serving = [r for r in records if r.get("message") == "axme daemon serving"]
     assert serving and serving[0]["level"] == "INFO" and serving[0]["logger"] == "axme_daemon"
     follower = subprocess.Popen(
-        [sys.executable, "-m", "axme_cli", "daemon", "logs", "-f", "-n", "0"],
+        [sys.executable, "-m", "axme_cli", "daemon", "logs", "-f", "-n", "1"],
         env=env_for(cli_home),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -177,6 +177,9 @@ def test_logs_prints_and_follows(cli_home: Path) -> None:
     reader = threading.Thread(target=lambda: seen.extend(iter(follower.stdout.readline, "")))  # type: ignore[union-attr]
     reader.start()
     try:
+        # Its last line out says it reads the log: only then can it see the stop (a process
+        # that starts slowly would open the log after the stop line and wait for more).
+        wait_for(lambda: seen, timeout=20, what="the follower to print the last line")
         assert run_cli(cli_home, "daemon", "stop").returncode == 0
         wait_for(lambda: any("daemon stopped" in line for line in seen), what="the stop line")
     finally:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
+import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.daemon import Daemon, wait_for
+from tests.daemon import REPO, Daemon, wait_for
 
 CLIENTS = 20
 TOTAL = 500
@@ -104,15 +105,73 @@ def test_sigkill_mid_load_keeps_every_acknowledged_intent_exactly_once(axme_home
         daemon.stop()
 
 
-def test_database_is_wal_with_full_sync(daemon: Daemon) -> None:
-    with daemon.client() as client:
-        body = {"intent_type": "intent.a.v1", "to_agent": "agent://a"}
-        assert client.post("/v1/intents", json=body).status_code == 200
-    db = sqlite3.connect(daemon.paths.database)
-    try:
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    finally:
-        db.close()
+class SyncGate:
+    """A daemon whose WAL syncs the test holds or fails (sync_gate/sitecustomize.py)."""
+
+    def __init__(self, home: Path) -> None:
+        self.file = home / "sync-gate"
+        self.set("pass")
+        path = [str(Path(__file__).parent / "sync_gate"), str(REPO), str(REPO / "daemon")]
+        env = {"SYNC_GATE": str(self.file), "PYTHONPATH": os.pathsep.join(path)}
+        self.daemon = Daemon(home, env=env)
+
+    def set(self, state: str) -> None:
+        self.file.write_text(state)
+
+
+@pytest.fixture
+def gate(axme_home: Path) -> Iterator[SyncGate]:
+    gate = SyncGate(axme_home)
+    gate.daemon.start()
+    yield gate
+    gate.set("pass")  # a held sync would hold the stop too
+    gate.daemon.stop()
+
+
+BODY = {"intent_type": "intent.a.v1", "to_agent": "agent://a"}
+
+
+def test_a_create_is_answered_only_after_its_sync(gate: SyncGate) -> None:
+    gated = gate.daemon
+    gate.set("block")
+    answers: list[httpx.Response] = []
+
+    def create() -> None:
+        with gated.client(timeout=60) as client:
+            answers.append(client.post("/v1/intents", json=BODY))
+
+    creating = threading.Thread(target=create)
+    creating.start()
+    with gated.client() as client:  # reads see the WAL: the create is committed, not synced
+        wait_for(
+            lambda: client.get("/v1/intents").json()["intents"],
+            what="the create to be committed",
+        )
+    creating.join(1.0)
+    assert not answers, "a create was acknowledged before the sync that makes it durable"
+    gate.set("pass")
+    creating.join(30)
+    assert answers and answers[0].status_code == 200, answers
+
+
+def test_a_refused_sync_stops_the_daemon_acknowledging_writes(gate: SyncGate) -> None:
+    gated = gate.daemon
+    with gated.client() as client:
+        assert client.post("/v1/intents", json=BODY).status_code == 200
+        gate.set("fail")
+        refused = client.post("/v1/intents", json=BODY)
+        gate.set("pass")  # the disk is back; what it refused may be lost: still no answers
+        again = client.post("/v1/intents", json=BODY)
+        for response in (refused, again):
+            assert response.status_code == 503, response.text  # it takes no writes
+            error = response.json()["error"]
+            assert error["code"] == "store_broken"
+            assert "cannot sync its writes to disk" in error["message"]
+            assert "Input/output error" in error["message"]
+        health = client.get("/health")  # still there, to say why
+        assert health.status_code == 200
+        assert health.json()["ok"] is False, health.text
+    assert "cannot sync the WAL" in gated.log()
 
 
 def test_concurrent_creates_share_commits(daemon: Daemon) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.agents import add_agent, agent_status, events, send, step_log, wait_final
+from tests.agents import add_agent, agent_status, events, intent, send, step_log, wait_final
 from tests.daemon import Daemon, wait_for
 
 ADDRESS = "agent://test/promise/steps"
@@ -59,6 +59,17 @@ def test_durable_waits_do_not_use_up_delivery_attempts(daemon: Daemon, axme_home
             if e["event_type"] == "intent.delivered"
         ]
         assert delivered == [1] * 6 + [2]  # each wake-up goes on with the same attempt
+
+
+def test_a_waiting_intent_shows_the_attempt_it_waits_in(daemon: Daemon, axme_home: Path) -> None:
+    with daemon.client() as client:
+        _agent(client, axme_home)
+        intent_id = send(client, ADDRESS, "intent.test.nap.v1", {})
+        waiting = wait_for(
+            lambda: (i := intent(client, intent_id))["status"] == "WAITING" and i,
+            what="the intent to wait",
+        )
+        assert waiting["delivery_attempt"] == 1  # the try it waits in, not 0
 
 
 def test_a_poison_intent_fails_alone_and_says_why(daemon: Daemon, axme_home: Path) -> None:

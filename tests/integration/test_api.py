@@ -343,7 +343,7 @@ async def test_get_exposes_status_and_lifecycle_status(api: httpx.AsyncClient) -
 # -- unknown ids ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("intent_id", [str(uuid.uuid4()), "not-an-id"])
+@pytest.mark.parametrize("intent_id", ["3f2c1e7a-0000-4000-8000-000000000404", "not-an-id"])
 @pytest.mark.parametrize(
     ("method", "suffix"),
     [("GET", ""), ("GET", "/events"), ("GET", "/events/stream"), ("POST", "/resolve")],
@@ -791,6 +791,21 @@ async def test_a_failure_report_keeps_its_steps_for_the_next_attempt(
     assert await _state(api, intent_id) == ("FAILED", ["s1"])
     intent = (await api.get(f"/v1/intents/{intent_id}")).json()["intent"]
     assert intent["error"]["message"] == "boom"
+
+
+async def test_a_started_report_moves_a_delivered_intent_to_in_progress_once(
+    api: httpx.AsyncClient, store: SqliteStore
+) -> None:
+    intent_id = (await api.post("/v1/intents", json=GOOD)).json()["intent_id"]
+    await store.lease(GOOD["to_agent"], "worker-1", 1, {})
+    body = {"reports": [{"intent_id": intent_id, "started": True}]}
+    headers = {"X-Axme-Worker": "worker-1"}
+    for _ in range(2):  # the second one changes nothing
+        answer = (await api.post("/v1/reports", json=body, headers=headers)).json()
+        assert answer["reports"] == [{"intent_id": intent_id, "ok": True}]
+    events = (await api.get(f"/v1/intents/{intent_id}/events")).json()["events"]
+    assert [e["event_type"] for e in events][-2:] == ["intent.delivered", "intent.in_progress"]
+    assert await _state(api, intent_id) == ("IN_PROGRESS", [])
 
 
 async def test_a_report_from_a_worker_without_the_lease_is_refused(

@@ -325,7 +325,7 @@ async def test_a_task_stored_before_the_bounds_reminds_at_most_once_a_second(
         await store.fire_timers(now)
     reminders = [e for e in await events(api, intent_id) if e["event_type"] == "intent.reminder"]
     assert len(reminders) == 1
-    next_at = await store.next_timer()
+    next_at = await store.next_timer(now)
     assert next_at is not None and next_at > now
 
 

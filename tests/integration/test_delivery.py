@@ -4,6 +4,8 @@ gets it in that write, the busiest worker last, and a slot it did not get is giv
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -152,3 +154,86 @@ async def test_an_idempotent_replay_takes_no_slot(engine: Engine) -> None:
     again, created = await engine.create(new)
     assert not created and again.intent_id == first.intent_id
     assert again.status is IntentStatus.SUBMITTED and worker.held == set()
+
+
+@pytest.fixture
+def disk(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Clear it to hold the WAL syncs (`os.fdatasync`, the OS edge) until it is set again:
+    writes then commit, and reads see them, but none is acknowledged."""
+    free = threading.Event()
+    free.set()
+    real_sync = os.fdatasync
+
+    def held_sync(fd: int) -> None:
+        free.wait(10)
+        real_sync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", held_sync)
+    return free
+
+
+async def _pull(stream: AsyncIterator[object]) -> Delivery:
+    got = await asyncio.wait_for(_first(stream), 5)
+    assert isinstance(got, Delivery), f"no delivery but {got}"
+    return got
+
+
+async def _committed(engine: Engine, intent: Intent, status: IntentStatus) -> None:
+    """Wait until a write gave `intent` that status, on disk or not (reads see the WAL)."""
+    for _ in range(500):
+        if (await _stored(engine, intent)).status is status:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{intent.intent_id} never {status.value}")
+
+
+async def test_a_push_settled_while_the_stream_leases_is_still_sent(
+    engine: Engine, disk: threading.Event
+) -> None:
+    """A write's push with an earlier delivery cursor than an intent the stream leased in the
+    meantime is sent too, not taken for one sent already: it was held, never sent."""
+    dispatcher = engine.dispatcher
+    stream = dispatcher.stream(ADDRESS, "w", since=0, wait_seconds=3, limit=3)
+    signalled, _ = await engine.create(_new(0))  # nobody listens yet: the stream leases it
+    assert (await _pull(stream)).intent.intent_id == signalled.intent_id
+    await engine.begin_wait(signalled.intent_id, "w", 1, "go", "signal", {"name": "go"})
+    made = [(await engine.create(_new(n)))[0] for n in (1, 2, 3)]  # pushed: slots full
+    queued, _ = await engine.create(_new(4))  # no slot: queued
+    assert [(await _pull(stream)).intent.intent_id for _ in made] == [i.intent_id for i in made]
+    for napping in made[1:]:  # two slots free up; the stream is not reading
+        await engine.begin_wait(napping.intent_id, "w", 1, "nap", "time", {"seconds": 60})
+
+    disk.clear()  # both writes below commit before either is on disk
+    signal = asyncio.create_task(engine.signal(signalled.intent_id, "go", None))
+    await _committed(engine, signalled, IntentStatus.DELIVERED)  # pushed to w
+    leasing = asyncio.create_task(_pull(stream))  # one slot left: it leases the queued one
+    await _committed(engine, queued, IntentStatus.DELIVERED)
+    disk.set()
+    assert await signal
+    assert (await leasing).intent.intent_id == queued.intent_id
+    assert (await _pull(stream)).intent.intent_id == signalled.intent_id
+    await stream.aclose()
+
+
+async def test_a_wait_ended_before_it_was_acknowledged_keeps_its_new_delivery(
+    engine: Engine, disk: threading.Event
+) -> None:
+    """A signal that ends a wait whose start is not on disk yet delivers the intent again to
+    the same worker; freeing the wait's slot after that must not drop the new delivery."""
+    stream = engine.dispatcher.stream(ADDRESS, "w", since=0, wait_seconds=3, limit=2)
+    waiting, _ = await engine.create(_new(0))
+    first = await _pull(stream)
+    disk.clear()
+    begin = asyncio.create_task(
+        engine.begin_wait(waiting.intent_id, "w", 1, "go", "signal", {"name": "go"})
+    )
+    await _committed(engine, waiting, IntentStatus.WAITING)
+    signal = asyncio.create_task(engine.signal(waiting.intent_id, "go", None))
+    await _committed(engine, waiting, IntentStatus.DELIVERED)
+    disk.set()
+    assert (await begin)["state"] == "waiting" and await signal
+    again = await _pull(stream)
+    assert again.intent.intent_id == waiting.intent_id
+    assert again.intent.delivery_seq > first.intent.delivery_seq
+    assert engine.dispatcher.workers["w"].held == {waiting.intent_id}
+    await stream.aclose()

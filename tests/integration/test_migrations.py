@@ -78,6 +78,9 @@ def test_what_every_intent_write_looks_up_is_indexed(tmp_path: Path) -> None:
             "UPDATE tasks SET status = 'CLOSED' WHERE intent_pos = 1 AND status = 'PENDING'",
             "SELECT 1 FROM intents WHERE to_agent = 'a' AND status = 'SUBMITTED' LIMIT 1",
             "SELECT count(*) FROM steps WHERE intent_pos = 1",
+            # Every time timers fire: those armed after now, as after a clock step back.
+            "UPDATE timers SET fire_at = fire_at - (armed_at - 1), armed_at = 1 WHERE armed_at > 1",
+            "SELECT task_id FROM timers WHERE armed_at > 1 AND kind = 'deadline'",
         ):
             plan = " ".join(str(r[-1]) for r in db.execute(f"EXPLAIN QUERY PLAN {statement}"))
             assert "USING" in plan and not plan.startswith("SCAN"), (statement, plan)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +33,17 @@ def _sdk(daemon: Daemon) -> tuple[AxmeClient, httpx.Client]:
     return AxmeClient(
         AxmeClientConfig(base_url="http://axme", api_key="dev"), http_client=http
     ), http
+
+
+@pytest.fixture(scope="module")
+def daemon() -> Iterator[Daemon]:
+    """One daemon for the module (starting one per test was most of its time): each test
+    makes its own intents and looks only at those, or at what changed while it ran."""
+    home = Path(tempfile.mkdtemp(prefix="axme-", dir="/tmp"))
+    d = Daemon(home).start()
+    yield d
+    d.stop()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
@@ -64,12 +78,31 @@ class Background:
         return self.result
 
 
-def _resolve_once_watched(daemon: Daemon, intent_id: str, payload: dict[str, Any]) -> dict:
-    """Resolve `intent_id` once someone holds an event stream open on the daemon."""
-    wait_for(lambda: daemon.health()["streams"] >= 1, timeout=10, what="an open event stream")
-    client, http = _sdk(daemon)
-    with http:
-        return client.resolve_intent(intent_id, payload)
+def _once_watched(daemon: Daemon, act: Callable[[], Any]) -> Background:
+    """Run `act` in the background once one more event stream is open on the daemon than
+    now (the one the test is about to open)."""
+    before = daemon.health()["streams"]
+
+    def run() -> Any:
+        wait_for(lambda: daemon.health()["streams"] > before, what="an open event stream")
+        return act()
+
+    return Background(run)
+
+
+def _resolve_once_watched(daemon: Daemon, intent_id: str, payload: dict[str, Any]) -> Background:
+    def resolve() -> dict:
+        client, http = _sdk(daemon)
+        with http:
+            return client.resolve_intent(intent_id, payload)
+
+    return _once_watched(daemon, resolve)
+
+
+def _intent_ids(daemon: Daemon) -> set[str]:
+    with daemon.client() as raw:
+        listed = raw.get("/v1/intents", params={"limit": 500}).json()["intents"]
+    return {i["intent_id"] for i in listed}
 
 
 def test_send_intent_returns_an_id_the_daemon_knows(sdk: AxmeClient) -> None:
@@ -130,9 +163,7 @@ def test_resolve_intent_completed_with_result(sdk: AxmeClient) -> None:
 def test_wait_for_returns_the_terminal_event(daemon: Daemon, sdk: AxmeClient) -> None:
     intent_id = sdk.send_intent(INTENT)
     result = {"answer": 42}
-    resolver = Background(
-        lambda: _resolve_once_watched(daemon, intent_id, {"status": "COMPLETED", "result": result})
-    )
+    resolver = _resolve_once_watched(daemon, intent_id, {"status": "COMPLETED", "result": result})
     terminal = sdk.wait_for(intent_id, wait_seconds=10, timeout_seconds=20)
     resolver.join()
     assert terminal["intent_id"] == intent_id
@@ -147,10 +178,8 @@ def test_observe_yields_in_order_and_stops_at_the_terminal_event(
     daemon: Daemon, sdk: AxmeClient
 ) -> None:
     intent_id = sdk.send_intent(INTENT)
-    resolver = Background(
-        lambda: _resolve_once_watched(
-            daemon, intent_id, {"status": "FAILED", "error": {"why": "boom"}, "reason": "boom"}
-        )
+    resolver = _resolve_once_watched(
+        daemon, intent_id, {"status": "FAILED", "error": {"why": "boom"}, "reason": "boom"}
     )
     seen = list(sdk.observe(intent_id, wait_seconds=10, timeout_seconds=20))
     resolver.join()
@@ -202,23 +231,23 @@ def test_resolve_of_a_final_intent_raises_validation_error_409(sdk: AxmeClient) 
 def test_bad_create_raises_validation_error(
     daemon: Daemon, sdk: AxmeClient, body: dict, named: str
 ) -> None:
+    before = _intent_ids(daemon)
     with pytest.raises(AxmeValidationError) as info:
         sdk.send_intent(body)
     assert info.value.status_code == 422
     assert named in info.value.message
-    with daemon.client() as raw:
-        assert raw.get("/v1/intents").json()["intents"] == []
+    assert _intent_ids(daemon) == before
 
 
 def test_create_with_idempotency_key_twice_returns_the_same_id(
     daemon: Daemon, sdk: AxmeClient
 ) -> None:
+    before = _intent_ids(daemon)
     first = sdk.send_intent(INTENT, idempotency_key="job-1")
     # The SDK gives each call a fresh correlation id; that must not break the replay.
     second = sdk.send_intent(INTENT, idempotency_key="job-1")
     assert first == second
-    with daemon.client() as raw:
-        assert [i["intent_id"] for i in raw.get("/v1/intents").json()["intents"]] == [first]
+    assert _intent_ids(daemon) - before == {first}
     with pytest.raises(AxmeValidationError) as info:
         sdk.send_intent({**INTENT, "payload": {"question": "other"}}, idempotency_key="job-1")
     assert info.value.status_code == 409
@@ -244,14 +273,12 @@ def test_human_task_sent_decided_and_observed_with_the_sdk(daemon: Daemon, sdk: 
     assert waiting["lifecycle_waiting_reason"] == "WAITING_FOR_HUMAN"
     assert waiting["human_task"]["title"] == "Ship release 1.2?"
 
-    def decide_when_watched() -> dict[str, Any]:
-        with daemon.client() as raw:
-            wait_for(lambda: raw.get("/health").json()["streams"] >= 1, what="an observer")
-        return sdk.resume_intent(
+    decider = _once_watched(
+        daemon,
+        lambda: sdk.resume_intent(
             intent_id, {"task_result": {"outcome": "approved", "comment": "ship it"}}
-        )
-
-    decider = Background(decide_when_watched)
+        ),
+    )
     terminal = sdk.wait_for(intent_id, timeout_seconds=20)
     decided = decider.join()
     assert decided["applied"] is True and decided["task"]["decision"]["outcome"] == "approved"
@@ -308,6 +335,9 @@ def test_inbox_and_approvals_api_decide_tasks(sdk: AxmeClient) -> None:
 def test_bad_human_tasks_are_refused_and_create_nothing(
     daemon: Daemon, sdk: AxmeClient, task: dict[str, Any], says: str
 ) -> None:
+    with daemon.client() as raw:
+        tasks = raw.get("/v1/tasks").json()["tasks"]
+    before = _intent_ids(daemon)
     with pytest.raises(AxmeValidationError) as info:
         sdk.send_intent(
             {
@@ -318,6 +348,6 @@ def test_bad_human_tasks_are_refused_and_create_nothing(
         )
     assert info.value.status_code == 422
     assert says in str(info.value)
+    assert _intent_ids(daemon) == before
     with daemon.client() as raw:
-        assert raw.get("/v1/intents").json()["intents"] == []
-        assert raw.get("/v1/tasks").json()["tasks"] == []
+        assert raw.get("/v1/tasks").json()["tasks"] == tasks

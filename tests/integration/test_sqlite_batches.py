@@ -1,16 +1,23 @@
 """The SQLite store's group commit: writes queued together share a transaction, and a write
-that breaks its batch (a constraint, or SQLite giving the transaction up) fails alone."""
+that breaks its batch (a constraint, or SQLite giving the transaction up) fails alone. And
+what the batches stand on: the live connections' journal and sync modes, and a disk that
+refuses a sync (`os.fdatasync`, the OS edge, fails here; tests/acceptance/test_durability.py
+holds and fails it under a real daemon)."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import sqlite3
 from typing import Any
+
+import pytest
 
 from axme_daemon.intents import Intent, NewIntent
 from axme_daemon.store import IntentFilter
 from axme_daemon.store.base import WorkerReport
-from axme_daemon.store.sqlite import SqliteStore
+from axme_daemon.store.sqlite import SqliteStore, StoreBroken
 from axme_daemon.store.sqlite_tx import SqliteTx
 from tests.integration.test_store_contract import Taker
 
@@ -99,3 +106,32 @@ async def test_a_completion_and_the_next_delivery_share_one_commit(store: Sqlite
     assert store.stats().commits - before.commits == 1
     nxt = await store.get_intent(_id(1))
     assert nxt is not None and nxt.lease_worker == "w1"
+
+
+async def test_the_writer_journals_to_a_wal_and_syncs_its_checkpoints(store: SqliteStore) -> None:
+    """Read from the connection that writes, as it runs: `synchronous` is per connection."""
+    writer = store._wdb
+    assert writer is not None
+    assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # NORMAL (1): a COMMIT writes the WAL and the syncer syncs it before any answer; the
+    # checkpoints (and the one when the store closes) sync the database file. OFF (0) skips
+    # those; FULL (2) would sync every COMMIT on the loop's thread.
+    assert writer.execute("PRAGMA synchronous").fetchone()[0] == 1
+
+
+async def test_a_refused_sync_fails_the_unsynced_writes_and_every_later_one(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.create_intent(_new(1), _id(1))
+    syncs = store.stats().syncs
+
+    def refuse(fd: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fdatasync", refuse)
+    with pytest.raises(StoreBroken, match="cannot sync its writes to disk"):
+        await store.create_intent(_new(2), _id(2))
+    monkeypatch.undo()  # the disk is back, but what it refused may be lost: still no answers
+    with pytest.raises(StoreBroken, match="Input/output error"):
+        await store.create_intent(_new(3), _id(3))
+    assert store.stats().syncs == syncs

@@ -354,3 +354,14 @@ async def test_agent_registry_applies_a_source_only_when_it_changed(store: Store
     assert agents["agent://p/a"]["source"] == "cli"
     assert await store.delete_agent("agent://p/a")
     assert not await store.delete_agent("agent://p/a")
+
+    # A declared agent removed by hand is kept, marked; a changed file clears the mark.
+    assert await store.set_agent_removed("agent://p/b", True)
+    assert not await store.set_agent_removed("agent://p/nobody", True)
+    (marked,) = await store.list_agents()
+    assert marked["removed"] is True and marked["command"] == ["y"]
+    assert await store.set_agent_removed("agent://p/b", False)
+    assert "removed" not in (await store.list_agents())[0]
+    await store.set_agent_removed("agent://p/b", True)
+    assert await store.put_agents("/p/axme.toml", "d3", [other], replace_source=True)
+    assert "removed" not in (await store.list_agents())[0]

@@ -119,7 +119,7 @@ async def test_a_decision_on_a_task_whose_intent_ended_is_refused(store: Store) 
     assert task.status == "CLOSED"
     with pytest.raises(Conflict, match="closed"):
         await store.decide(task.task_id, "approved", "bob", None, {})
-    assert await store.next_timer() is None
+    assert await store.next_timer(time.time()) is None
 
 
 async def test_an_agent_cannot_finish_an_intent_that_waits_for_a_person(store: Store) -> None:
@@ -192,14 +192,14 @@ async def test_a_sleep_and_a_signal_timeout_end_by_their_timers(store: Store) ->
     assert await _status(store, sleeper) == (S.WAITING, "WAITING_FOR_TIME")
     waiter = await _leased(store, 2)
     await store.begin_wait(waiter, "w1", 1, "sig", "signal", {"name": "go", "timeout_seconds": 60})
-    first = await store.next_timer()
+    first = await store.next_timer(time.time())
     assert first is not None and time.time() + 25 < first < time.time() + 35
     assert (await store.fire_timers(time.time())).touched == set()  # nothing due yet
     effects = await store.fire_timers(LATER)
     assert sorted(i.intent_id for i in effects.requeued) == sorted([sleeper, waiter])
     assert "slept_until" in (await store.list_steps(sleeper))[0].result
     assert (await store.list_steps(waiter))[0].result is None  # timed out: no signal
-    assert await store.next_timer() is None
+    assert await store.next_timer(time.time()) is None
     assert (await store.fire_timers(LATER)).requeued == []
 
 
@@ -383,3 +383,43 @@ async def test_each_timer_fires_once_however_many_fire_at_once(store: Store) -> 
     for intent_id in ids:
         assert len(await store.list_steps(intent_id)) == 1
         assert (await _event_types(store, intent_id)).count("intent.submitted") == 2
+
+
+async def test_a_clock_stepped_back_brings_timers_and_deadlines_forward(store: Store) -> None:
+    sleeper = await _leased(store, 1)
+    await store.begin_wait(sleeper, "w1", 1, "nap", "time", {"seconds": 30})
+    asker = await _leased(store, 2)
+    spec = {"title": "Ship?", "deadline_seconds": 60}
+    await store.begin_wait(asker, "w1", 1, "approve", "human", spec)
+    back = time.time() - 3600  # the wall clock went back an hour since they were armed
+    assert await store.next_timer(back) == back  # bring them forward at once
+    assert (await store.fire_timers(back)).requeued == []  # nothing due yet
+    due = await store.next_timer(back)
+    assert due is not None and back + 25 < due < back + 35  # the sleep's own 30 s from `back`
+    (task,) = await store.list_tasks(intent_id=asker)
+    assert task.deadline_at is not None and back + 55 < task.deadline_at < back + 65
+    assert [i.intent_id for i in (await store.fire_timers(back + 31)).requeued] == [sleeper]
+    assert await store.next_timer(time.time()) == pytest.approx(task.deadline_at)
+
+
+async def test_a_wait_keeps_its_attempt_and_gives_it_back_at_its_end(store: Store) -> None:
+    intent_id = await _leased(store)
+    await store.begin_wait(intent_id, "w1", 1, "sig", "signal", {"name": "go"})
+    waiting = await store.get_intent(intent_id)
+    assert waiting is not None and waiting.delivery_attempt == 1  # the attempt it waits in
+    (suspended,) = [e for e in await store.list_events(intent_id) if e.status == S.WAITING]
+    assert suspended.details is not None and suspended.details["signal"] == "go"
+    await store.send_signal(intent_id, "go", None)
+    resumed = await store.get_intent(intent_id)
+    assert resumed is not None and (resumed.status, resumed.delivery_attempt) == (S.SUBMITTED, 0)
+    [(again, _)] = await store.lease(AGENT, "w1", 1, {})
+    assert again.delivery_attempt == 1  # the same attempt goes on
+
+
+async def test_a_report_with_no_steps_starts_a_delivered_intent_once(store: Store) -> None:
+    intent_id = await _leased(store)
+    assert await _status(store, intent_id) == (S.DELIVERED, None)
+    for _ in range(2):
+        assert await store.report([WorkerReport(intent_id)], "w1") == [None]
+    assert await _status(store, intent_id) == (S.IN_PROGRESS, None)
+    assert (await _event_types(store, intent_id)).count("intent.in_progress") == 1

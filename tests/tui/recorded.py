@@ -37,6 +37,17 @@ TYPES = ["deploy.v1", "invoice.review.v1", "report.nightly.v1"]
 AGENTS = ["agent://shop/ops", "agent://shop/billing", "agent://shop/reports"]
 
 
+#: What the SDK records when a handler raises.
+FAILURE = {
+    "type": "QuotaExceeded",
+    "message": "quota exceeded",
+    "traceback": "Traceback (most recent call last):\n"
+    '  File "/srv/shop/reports.py", line 42, in nightly\n'
+    '    raise QuotaExceeded("quota exceeded")\n'
+    "QuotaExceeded: quota exceeded\n",
+}
+
+
 def intent(n: int) -> dict[str, Any]:
     status = STATUSES[n % len(STATUSES)] if n > 2 else "WAITING"
     return {
@@ -53,7 +64,7 @@ def intent(n: int) -> dict[str, Any]:
         "deadline_at": None,
         "due_at": None,
         "result": {"deployed": True} if status == "COMPLETED" else None,
-        "error": {"message": "quota exceeded"} if status == "FAILED" else None,
+        "error": FAILURE if status == "FAILED" else None,
         "delivery_attempt": 2 if status == "FAILED" else 1,
         "max_delivery_attempts": 5,
         "leased_to": None,
@@ -199,7 +210,12 @@ class RecordedSource:
             for i in reversed(INTENTS)
             if (status is None or i["status"] == status)
             and (to_agent is None or i["to_agent"] == to_agent)
-            and (not text or text in i["intent_type"] or text in i["to_agent"])
+            and (
+                not text
+                or i["intent_id"].startswith(text)  # as the daemon's `q`: an id prefix too
+                or text in i["intent_type"]
+                or text in i["to_agent"]
+            )
         ]
         return found[:limit]
 

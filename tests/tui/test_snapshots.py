@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from axme_cli.tui.app import AxmeApp
 from tests.tui.recorded import NOW, RecordedSource
@@ -38,6 +39,11 @@ def _app(mode: str) -> AxmeApp:
 async def _settle(pilot: Pilot[Any]) -> None:
     await pilot.pause(0.3)
     await pilot.wait_for_scheduled_animations()
+    # A blinking cursor is drawn or not by the time the picture is taken: on a busy machine
+    # a form's snapshot came out either way. Held still, it is always drawn.
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()  # and drawn so
 
 
 def _keys(*keys: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
@@ -56,6 +62,9 @@ SCREENS = {
     "decision_form": ("inbox", ("down", "a")),
     "intents": ("intents", ()),
     "intent": ("intents", ("enter",)),
+    # The intent the inbox's first task belongs to (found by its id): `a`/`r` decide here too.
+    "intent_waiting": ("intents", ("slash", *"6a1f1d11", "enter", "enter")),
+    "intent_failed": ("intents", ("slash", *"6a1f3f33", "enter", "enter")),
     "agents": ("agents", ()),
     "help": ("intents", ("question_mark",)),
 }

@@ -34,6 +34,15 @@ def _pending(client: httpx.Client, count: int) -> list[dict[str, Any]]:
     return wait_for(enough, timeout=20, what=f"{count} pending tasks")  # type: ignore[no-any-return]
 
 
+def _waiting(daemon: Daemon, home: Path) -> tuple[str, dict[str, Any]]:
+    """An agent running, and an intent of it waiting for a person: (its id, its task)."""
+    _start_agent(daemon, home)
+    with daemon.client() as client:
+        intent_id = send(client, ADDRESS, APPROVAL, {})
+        (task,) = _pending(client, 1)
+    return intent_id, task
+
+
 def _task(client: httpx.Client, task_id: str) -> dict[str, Any]:
     return client.get(f"/v1/tasks/{task_id}").json()["task"]  # type: ignore[no-any-return]
 
@@ -41,37 +50,62 @@ def _task(client: httpx.Client, task_id: str) -> dict[str, Any]:
 async def test_approve_by_keys_then_see_the_intent_complete_in_the_intents_screen(
     daemon: Daemon, axme_home: Path
 ) -> None:
-    _start_agent(daemon, axme_home)
-    with daemon.client() as client:
-        intent_id = send(client, ADDRESS, APPROVAL, {})
-        (task,) = _pending(client, 1)
-        app = app_for(daemon, actor="oncall")
-        async with app.run_test(size=SIZE) as pilot:
-            # The inbox is the first screen when something waits for a person.
-            await until(pilot, lambda: rows(pilot, "tasks") == [task["task_id"]], what="the inbox")
-            assert isinstance(app.screen, InboxScreen)
-            assert cell(pilot, "tasks", task["task_id"], "title") == "Apply migration?"
-            await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, TaskScreen), what="the task")
-            # The approver sees the steps already done and the plan the agent proposes.
-            await until(pilot, lambda: "validate" in text_of(pilot, "#steps"), what="steps")
-            assert '"plan": "validate"' in text_of(pilot, "#details")
-            assert "intent.human_task_assigned" in text_of(pilot, "#timeline")
-            await pilot.press("a")
-            await until(pilot, lambda: isinstance(app.screen, DecisionScreen), what="the form")
-            await type_text(pilot, "looks fine")
-            await pilot.press("ctrl+s")
-            await until(pilot, lambda: isinstance(app.screen, InboxScreen), what="back in inbox")
-            await until(pilot, lambda: rows(pilot, "tasks") == [], what="an empty inbox")
-            await pilot.press("2")
-            await until(pilot, lambda: isinstance(app.screen, IntentsScreen), what="intents")
-            await until(
-                pilot,
-                lambda: cell(pilot, "intents", intent_id, "status") == "COMPLETED",
-                what="COMPLETED in the intents table",
-            )
-        final = wait_final(daemon, [intent_id])[intent_id]
+    intent_id, task = _waiting(daemon, axme_home)
+    app = app_for(daemon, actor="oncall")
+    async with app.run_test(size=SIZE) as pilot:
+        # The inbox is the first screen when something waits for a person.
+        await until(pilot, lambda: rows(pilot, "tasks") == [task["task_id"]], what="the inbox")
+        assert isinstance(app.screen, InboxScreen)
+        assert cell(pilot, "tasks", task["task_id"], "title") == "Apply migration?"
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, TaskScreen), what="the task")
+        # The approver sees the steps already done and the plan the agent proposes.
+        await until(pilot, lambda: "validate" in text_of(pilot, "#steps"), what="steps")
+        assert '"plan": "validate"' in text_of(pilot, "#details")
+        assert "intent.human_task_assigned" in text_of(pilot, "#timeline")
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, DecisionScreen), what="the form")
+        await type_text(pilot, "looks fine")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, InboxScreen), what="back in inbox")
+        await until(pilot, lambda: rows(pilot, "tasks") == [], what="an empty inbox")
+        await pilot.press("2")
+        await until(pilot, lambda: isinstance(app.screen, IntentsScreen), what="intents")
+        await until(
+            pilot,
+            lambda: cell(pilot, "intents", intent_id, "status") == "COMPLETED",
+            what="COMPLETED in the intents table",
+        )
+    final = wait_final(daemon, [intent_id])[intent_id]
     assert final["result"] == {"status": "apply", "by": "oncall", "comment": "looks fine"}
+
+
+async def test_approve_from_the_intents_own_screen_while_it_waits_for_a_person(
+    daemon: Daemon, axme_home: Path
+) -> None:
+    intent_id, _ = _waiting(daemon, axme_home)
+    app = app_for(daemon, start_mode="intents", actor="oncall")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: rows(pilot, "intents") == [intent_id], what="the intent")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, IntentScreen), what="its screen")
+        # It says what it waits for, and the footer offers the decision.
+        await until(pilot, lambda: "Apply migration?" in text_of(pilot, "#fields"))
+        assert {"a", "r"} <= set(app.screen.active_bindings)
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, DecisionScreen), what="the form")
+        await type_text(pilot, "from the detail")
+        await pilot.press("ctrl+s")
+        # Back on the same intent, which goes on to complete; nothing is left to decide.
+        await until(pilot, lambda: isinstance(app.screen, IntentScreen), what="back")
+        await until(pilot, lambda: "COMPLETED" in text_of(pilot, "#fields"), what="done")
+        await until(pilot, lambda: not {"a", "r"} & set(app.screen.active_bindings))
+        assert "Apply migration?" not in text_of(pilot, "#fields")
+        await pilot.press("a")  # no task: the key does nothing
+        await pilot.pause()
+        assert isinstance(app.screen, IntentScreen)
+    final = wait_final(daemon, [intent_id])[intent_id]
+    assert final["result"] == {"status": "apply", "by": "oncall", "comment": "from the detail"}
 
 
 async def test_reject_with_a_comment_the_task_requires(daemon: Daemon, axme_home: Path) -> None:

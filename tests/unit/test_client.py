@@ -126,3 +126,23 @@ def test_follow_reconnects_after_stream_timeout_until_final() -> None:
         seen = [e["status"] for e in client.follow(IDS[0])]
     assert seen == ["SUBMITTED", "COMPLETED"]
     assert streams == [0, 2]
+
+
+def test_a_refused_connection_gives_its_reason_once() -> None:
+    import socket
+    import tempfile
+
+    # A socket file nothing listens on (a daemon that died), and a start that did not help.
+    path = Path(tempfile.mkdtemp(prefix="axme-", dir="/tmp")) / "axme.sock"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    try:
+        with DaemonClient(path, autostart=lambda: None) as client:
+            with pytest.raises(DaemonUnreachable) as info:
+                client.health()
+    finally:
+        stale.close()
+        path.unlink()
+        path.parent.rmdir()
+    assert info.value.message == f"cannot reach the axme daemon at {path}: Connection refused"
+    assert info.value.exit_code == EXIT_UNREACHABLE

@@ -158,3 +158,25 @@ def test_a_failed_request_reaches_every_report_in_it() -> None:
     recorder.broken = False
     outbox.finish("i2", COMPLETE)  # the next request goes out as usual
     assert [r[0]["intent_id"] for r in recorder.sent] == ["i1", "i2"]
+
+
+def test_a_quick_handler_says_it_started_with_its_first_report() -> None:
+    recorder = Recorder()
+    outbox = Outbox(lambda: recorder, delay=5.0, start_delay=5.0)  # type: ignore[arg-type,return-value]
+    outbox.start("i1")
+    outbox.flush("i1")  # a step starts: no report of its own
+    outbox.add("i1", _step(1))
+    outbox.finish("i1", COMPLETE)
+    assert recorder.sent == [[{"intent_id": "i1", "steps": [_step(1)], "outcome": COMPLETE}]]
+
+
+def test_a_handler_with_a_long_first_step_says_it_started_on_its_own() -> None:
+    recorder = Recorder()
+    outbox = Outbox(lambda: recorder, delay=5.0, start_delay=0.01)  # type: ignore[arg-type,return-value]
+    outbox.start("i1")
+    outbox.flush("i1")  # the first step starts, and takes long
+    assert recorder.landed.wait(5)
+    assert recorder.sent == [[{"intent_id": "i1", "steps": [], "started": True}]]
+    outbox.add("i1", _step(1))
+    outbox.finish("i1", COMPLETE)  # the rest as before
+    assert recorder.sent[1:] == [[{"intent_id": "i1", "steps": [_step(1)], "outcome": COMPLETE}]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,7 @@ def test_full_file_round_trips_to_wire(project: Path) -> None:
                 "start_seconds": 2.0,
                 "start_retries": 7,
                 "stop_grace_seconds": 0.5,
+                "executable": sys.executable,  # `python` is axme's own
             },
             {
                 "address": "agent://myorg/production/mailer",
@@ -136,6 +138,7 @@ def test_full_file_round_trips_to_wire(project: Path) -> None:
                 "start_seconds": 1.0,
                 "start_retries": 3,
                 "stop_grace_seconds": 5.0,
+                "executable": str(project.parent / "bin" / "node"),  # found on the user's PATH
             },
         ],
         "hooks": [],
@@ -424,6 +427,7 @@ def test_agent_from_args(project: Path) -> None:
         replicas=2,
         concurrency=8,
         stop_grace_seconds=3.0,
+        executable=sys.executable,
     )
     assert SECRET not in repr(agent)
     defaults = agent_from_args(ADDR, ("python",), project, replicas=None)
@@ -487,3 +491,44 @@ def test_agent_from_args_never_shows_env_values(project: Path) -> None:
         with pytest.raises(ConfigError) as info:
             agent_from_args(ADDR, ["python"], project, env=env, replicas=0)
         assert SECRET not in str(info.value)
+
+
+# -- what a command runs: resolved where the user runs axme ---------------------------------------
+
+
+def test_python_is_the_interpreter_axme_runs_under(project: Path) -> None:
+    # The PATH's `python` (the fixture's) is not the one axme runs under.
+    config = load_config(_write(project, HEAD + 'command = ["python", "agents/pipeline.py"]\n'))
+    assert config.agents[0].executable == sys.executable
+    assert config.agents[0].command == ("python", "agents/pipeline.py")  # shown as written
+
+
+def test_python_on_the_agents_own_path_is_looked_up_there(project: Path) -> None:
+    own = project / "own-bin"
+    own.mkdir()
+    _executable(own / "python")
+    text = HEAD + f'command = ["python"]\nenv = {{ PATH = "{own}" }}\n'
+    assert load_config(_write(project, text)).agents[0].executable == str(own / "python")
+
+
+def test_a_program_is_resolved_on_the_callers_path_and_the_digest_follows_it(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(project, HEAD + 'command = ["node", "agents/mailer.js"]\n')
+    before = load_config(path)
+    assert before.agents[0].executable == os.path.join(os.environ["PATH"], "node")
+
+    venv_bin = project / ".venv" / "bin"  # a venv activated: its bin first on PATH
+    venv_bin.mkdir(parents=True)
+    _executable(venv_bin / "node")
+    monkeypatch.setenv("PATH", f"{venv_bin}{os.pathsep}{os.environ['PATH']}")
+    after = load_config(path)
+    assert after.agents[0].executable == str(venv_bin / "node")
+    assert after.digest != before.digest  # so the daemon applies the same file again
+    assert load_config(path).digest == after.digest
+
+
+def test_a_relative_program_is_resolved_against_the_agents_cwd(project: Path) -> None:
+    _executable(project / "agents" / "run.sh")
+    config = load_config(_write(project, HEAD + 'command = ["./run.sh"]\ncwd = "agents"\n'))
+    assert config.agents[0].executable == str(project / "agents" / "run.sh")

@@ -62,26 +62,21 @@ def begin_wait(
             )
             return ({"state": "done", "result": result}, effects), [intent_id]
 
-    # The delivery ends here without failing: the one that resumes the handler goes on with
-    # the same attempt (`ctx.attempt`), and a wait never counts against its attempts.
-    same_attempt = max(0, intent.delivery_attempt - 1)
     target: str | None
     if kind == "human":
         spec = TaskSpec(**arguments)
-        _, task = create_task(
-            tx, pos, intent, spec, ordinal, effects, delivery_attempt=same_attempt
-        )
+        _, task = create_task(tx, pos, intent, spec, ordinal, effects)
         target = task.task_id
     elif kind == "time":
         until = time.time() + float(arguments["seconds"])
         reason = f"sleeping {arguments['seconds']}s"
-        suspend(tx, pos, intent, "WAITING_FOR_TIME", reason, same_attempt)
+        suspend(tx, pos, intent, "WAITING_FOR_TIME", reason)
         add_timer(tx, pos, "wake", until, None, ordinal)
         target = None
     elif kind == "signal":
         target = str(arguments["name"])
         reason = f"waiting for signal {target!r}"
-        suspend(tx, pos, intent, "WAITING_FOR_TOOL", reason, same_attempt)
+        suspend(tx, pos, intent, "WAITING_FOR_TOOL", reason, signal=target)
         if arguments.get("timeout_seconds"):
             fire_at = time.time() + float(arguments["timeout_seconds"])
             add_timer(tx, pos, "wait_timeout", fire_at, None, ordinal)
@@ -93,7 +88,7 @@ def begin_wait(
             record_result(tx, pos, intent, ordinal, key, result)
             return ({"state": "done", "result": result}, effects), [intent_id]
         reason = f"waiting for child intent {target}"
-        suspend(tx, pos, intent, "WAITING_FOR_AGENT", reason, same_attempt, child_intent_id=target)
+        suspend(tx, pos, intent, "WAITING_FOR_AGENT", reason, child_intent_id=target)
     else:
         raise ValueError(f"unknown wait kind {kind!r}")
     tx.run("insert_wait", pos=pos, ordinal=ordinal, step_key=key, kind=kind, target=target)

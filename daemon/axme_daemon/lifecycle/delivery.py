@@ -194,7 +194,16 @@ def add_timer(
     task_id: str | None = None,
     ordinal: int | None = None,
 ) -> None:
-    tx.run("insert_timer", pos=pos, kind=kind, fire_at=fire_at, task_id=task_id, ordinal=ordinal)
+    """`armed_at` is now: a clock stepped back behind it brings the timer forward (timers.py)."""
+    tx.run(
+        "insert_timer",
+        pos=pos,
+        kind=kind,
+        fire_at=fire_at,
+        task_id=task_id,
+        ordinal=ordinal,
+        armed_at=time.time(),
+    )
 
 
 def redeliver(tx: Tx, pos: int) -> Intent | None:

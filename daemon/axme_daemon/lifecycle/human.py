@@ -57,10 +57,8 @@ def create_task(
     spec: TaskSpec,
     ordinal: int | None,
     effects: Effects,
-    **changes: Any,
 ) -> tuple[Intent, Task]:
-    """Open a task for `intent` (WAITING_FOR_HUMAN, no lease) with its reminder and deadline;
-    `changes` are more Intent fields to write with it."""
+    """Open a task for `intent` (WAITING_FOR_HUMAN, no lease) with its reminder and deadline."""
     now = time.time()
     task_id = str(uuid.uuid4())
     body = spec.model_dump(exclude_none=True)
@@ -80,7 +78,6 @@ def create_task(
         },
         waiting_reason="WAITING_FOR_HUMAN",
         lease_worker=None,
-        **changes,
     )
     tx.run(
         "insert_task",

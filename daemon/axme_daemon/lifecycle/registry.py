@@ -6,7 +6,7 @@ from typing import Any
 
 from axme_cli.errors import Conflict
 from axme_daemon.intents import compact_json, now_iso
-from axme_daemon.lifecycle.timeline import dump
+from axme_daemon.lifecycle.timeline import dump, load
 from axme_daemon.lifecycle.tx import Tx
 
 
@@ -42,6 +42,20 @@ def put_agents(
 
 def delete_agent(tx: Tx, address: str) -> tuple[bool, list[str]]:
     return tx.run("delete_agent", address=address) > 0, []
+
+
+def set_agent_removed(tx: Tx, address: str, removed: bool) -> tuple[bool, list[str]]:
+    """A flag in the spec itself: a changed axme.toml rewrites the spec, and so clears it."""
+    row = tx.one("agent_spec_for_update", address=address)
+    if row is None:
+        return False, []
+    spec = load(row["spec"])
+    if removed:
+        spec["removed"] = True
+    else:
+        spec.pop("removed", None)
+    tx.run("set_agent_spec", address=address, spec=dump(spec), now=now_iso())
+    return True, []
 
 
 def put_api_key(

@@ -16,6 +16,11 @@ from axme_daemon.store.base import Effects
 def fire_timers(tx: Tx, now: float) -> tuple[Effects, list[str]]:
     """Apply every timer due by `now` (up to a batch of them), each once."""
     effects = Effects()
+    # Armed after `now`: the clock went back since. Fire at most a full duration from now
+    # (and a task shows the deadline it will have).
+    moved = tx.all("deadlines_armed_after", now=now)
+    tx.run_many("move_task_deadline", moved)
+    tx.run("bring_timers_forward", now=now)
     for timer in tx.all("due_timers_for_update", now=now):
         if not tx.run("delete_timer", timer_id=timer["timer_id"]):
             continue  # another writer fired it
@@ -37,6 +42,10 @@ def fire_timers(tx: Tx, now: float) -> tuple[Effects, list[str]]:
     return effects, list(effects.touched)
 
 
-def next_timer(tx: Tx) -> float | None:
+def next_timer(tx: Tx, now: float) -> float | None:
+    """The earliest due time; `now` if the clock went back behind a timer's arming, so that
+    `fire_timers` brings it forward at once."""
     row = tx.one("next_timer")
-    return None if row is None or row["fire_at"] is None else float(row["fire_at"])
+    if row is None or row["fire_at"] is None:
+        return None
+    return now if float(row["armed_at"]) > now else float(row["fire_at"])

@@ -44,8 +44,17 @@ def resume_wait(
     record_result(tx, pos, intent, ordinal, wait["step_key"], result)
     if intent.status.is_final:
         return None
+    # The wait ended the delivery without failing it: the one that resumes the handler goes
+    # on with the same attempt (`ctx.attempt`), so a wait never counts against the attempts.
     updated, _ = apply_change(
-        tx, pos, intent, S.SUBMITTED, actor=actor, details={"reason": reason}, waiting_reason=None
+        tx,
+        pos,
+        intent,
+        S.SUBMITTED,
+        actor=actor,
+        details={"reason": reason},
+        waiting_reason=None,
+        delivery_attempt=max(0, intent.delivery_attempt - 1),
     )
     effects.requeued.append(updated)
     effects.touched.add(updated.intent_id)
@@ -58,7 +67,6 @@ def suspend(
     intent: Intent,
     waiting_reason: str,
     reason: str,
-    delivery_attempt: int,
     **details: Any,
 ) -> None:
     """WAITING without a lease: the worker lets go until the wait is over."""
@@ -70,7 +78,6 @@ def suspend(
         details={"reason": reason, **details},
         waiting_reason=waiting_reason,
         lease_worker=None,
-        delivery_attempt=delivery_attempt,
     )
 
 

@@ -350,7 +350,7 @@ def record_steps(
     `atomically`)."""
     pos, intent, started = start_work(tx, intent_id, worker_id)
     recorded, stepped = _insert_steps(tx, pos, intent, steps)
-    if not stepped:
+    if not stepped and not started:  # sent again, or only "started" of one in progress
         return recorded, []
     apply_events(tx, pos, intent, S.IN_PROGRESS, [*started, *stepped])
     return recorded, [intent_id]

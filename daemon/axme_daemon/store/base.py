@@ -263,10 +263,12 @@ class Store(ABC):
 
     @abstractmethod
     async def fire_timers(self, now: float) -> Effects:
-        """Apply every timer due by `now`, each exactly once."""
+        """Apply every timer due by `now`, each exactly once. A timer armed after `now` (the
+        clock went back) is first brought forward to fire one full duration from `now`."""
 
     @abstractmethod
-    async def next_timer(self) -> float | None: ...
+    async def next_timer(self, now: float) -> float | None:
+        """The earliest due time, or `now` when a timer needs bringing forward."""
 
     @abstractmethod
     async def list_tasks(
@@ -299,6 +301,12 @@ class Store(ABC):
 
     @abstractmethod
     async def delete_agent(self, address: str) -> bool: ...
+
+    @abstractmethod
+    async def set_agent_removed(self, address: str, removed: bool) -> bool:
+        """Mark a declared agent removed by hand (or back); `list_agents` then shows it with
+        `removed: True`, and the next change of its project's file brings it back. False
+        when no such agent is stored."""
 
     @abstractmethod
     async def list_agents(self) -> list[dict[str, Any]]: ...

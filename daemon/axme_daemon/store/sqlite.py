@@ -670,8 +670,8 @@ class SqliteStore(Store):
     async def fire_timers(self, now: float) -> Effects:
         return await self._write(partial(timers.fire_timers, now=now), queues=True)
 
-    async def next_timer(self) -> float | None:
-        return timers.next_timer(self._reads)
+    async def next_timer(self, now: float) -> float | None:
+        return timers.next_timer(self._reads, now)
 
     async def list_tasks(
         self,
@@ -705,6 +705,11 @@ class SqliteStore(Store):
 
     async def delete_agent(self, address: str) -> bool:
         return await self._write(partial(registry.delete_agent, address=address))
+
+    async def set_agent_removed(self, address: str, removed: bool) -> bool:
+        return await self._write(
+            partial(registry.set_agent_removed, address=address, removed=removed)
+        )
 
     async def put_api_key(self, name: str, key_hash: str, scopes: list[str]) -> dict[str, Any]:
         return await self._write(

@@ -16,6 +16,7 @@ Nothing here deletes a user's file: recovery renames the damaged one aside, with
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -182,6 +183,9 @@ class Recovery:
     skipped: dict[str, int] = field(default_factory=dict)
     #: Rows dropped because the row they belong to (their intent) could not be read.
     orphans: dict[str, int] = field(default_factory=dict)
+    #: Rows that read, but with bytes no write of ours makes (a cut page's zeros, JSON
+    #: that does not parse): dropped rather than served.
+    garbled: dict[str, int] = field(default_factory=dict)
     unreadable: str | None = None  # why nothing at all could be read
 
 
@@ -326,6 +330,26 @@ def _readable_copy(path: Path) -> Iterator[Path]:
             Path(f"{copy}{suffix}").unlink(missing_ok=True)
 
 
+#: Columns of the schema that hold JSON (see schema.sql).
+JSON_COLUMNS = frozenset(
+    {"payload", "human_task", "result", "error", "details", "spec", "decision", "data"}
+    | {"hooks", "scopes"}
+)
+
+
+def _garbled(row: tuple[Any, ...], json_at: list[int]) -> bool:
+    """A row read from a damaged page that no write of ours could have made."""
+    if any(isinstance(v, str) and "\x00" in v for v in row):
+        return True
+    for n in json_at:
+        if isinstance(row[n], str):
+            try:
+                json.loads(row[n])
+            except ValueError:
+                return True
+    return False
+
+
 def _copy(source: sqlite3.Connection, fresh: sqlite3.Connection, report: Recovery) -> None:
     theirs = {name for (name,) in source.execute("SELECT name FROM sqlite_master")}
     tables = _tables(fresh)
@@ -338,10 +362,16 @@ def _copy(source: sqlite3.Connection, fresh: sqlite3.Connection, report: Recover
         skips = [0]
         marks = ", ".join("?" * len(shared))
         insert = f"INSERT OR IGNORE INTO {table} ({', '.join(shared)}) VALUES ({marks})"
-        saved = 0
+        saved = garbled = 0
+        json_at = [n for n, column in enumerate(shared) if column in JSON_COLUMNS]
         for row in _salvage(source, table, shared, key, skips):
+            if _garbled(row, json_at):
+                garbled += 1
+                continue
             saved += fresh.execute(insert, row).rowcount
         report.saved[table] = saved
+        if garbled:
+            report.garbled[table] = garbled
         if skips[0]:
             report.skipped[table] = skips[0]
     for table, _, _ in tables:

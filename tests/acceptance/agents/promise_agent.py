@@ -57,6 +57,13 @@ def sleepy(ctx):
     return {"attempt": ctx.attempt}
 
 
+@agent.handler("intent.test.nap.v1")
+def nap(ctx):
+    """One long durable sleep (the test looks at the intent while it waits)."""
+    ctx.sleep(600)
+    return {"attempt": ctx.attempt}
+
+
 @agent.handler("intent.test.poison.v1")
 def poison(ctx):
     """Kills its process (exit code 3, a line on stderr) when the payload says so."""

@@ -118,8 +118,22 @@ ORDER BY delivery_seq;
 SELECT coalesce(max(delivery_seq), 0) AS n FROM intents;
 
 -- name: insert_timer
-INSERT INTO timers (intent_pos, kind, fire_at, task_id, ordinal)
-VALUES (:pos, :kind, :fire_at, :task_id, :ordinal);
+INSERT INTO timers (intent_pos, kind, fire_at, task_id, ordinal, armed_at)
+VALUES (:pos, :kind, :fire_at, :task_id, :ordinal, :armed_at);
+
+-- name: deadlines_armed_after
+-- Deadline timers armed after :now (the clock went back): where each will fire once brought
+-- forward, for its task to show.
+SELECT task_id, fire_at - (armed_at - :now) AS deadline_at FROM timers
+WHERE armed_at > :now AND kind = 'deadline';
+
+-- name: move_task_deadline
+UPDATE tasks SET deadline_at = :deadline_at WHERE task_id = :task_id;
+
+-- name: bring_timers_forward
+-- Timers armed after :now fire at most their own duration from :now.
+UPDATE timers SET fire_at = fire_at - (armed_at - :now), armed_at = :now
+WHERE armed_at > :now;
 
 -- name: due_timers_for_update
 SELECT timer_id, intent_pos, kind, fire_at, task_id, ordinal FROM timers
@@ -130,7 +144,9 @@ WHERE fire_at <= :now ORDER BY fire_at LIMIT 200;
 DELETE FROM timers WHERE timer_id = :timer_id;
 
 -- name: next_timer
-SELECT min(fire_at) AS fire_at FROM timers;
+-- Two index lookups: the earliest due time and the latest arming.
+SELECT (SELECT min(fire_at) FROM timers) AS fire_at,
+    (SELECT max(armed_at) FROM timers) AS armed_at;
 
 -- name: drop_wait_timers
 DELETE FROM timers WHERE intent_pos = :pos AND ordinal = :ordinal AND kind != 'reminder';
@@ -214,6 +230,12 @@ ON CONFLICT (config_path) DO UPDATE SET digest = excluded.digest,
 
 -- name: delete_agent
 DELETE FROM agents WHERE address = :address;
+
+-- name: agent_spec_for_update
+SELECT spec FROM agents WHERE address = :address;
+
+-- name: set_agent_spec
+UPDATE agents SET spec = :spec, updated_at = :now WHERE address = :address;
 
 -- name: list_agents
 SELECT spec, source, created_at, updated_at FROM agents ORDER BY address;

@@ -24,6 +24,9 @@ SELECT * FROM intents
 WHERE to_agent = :address AND status = 'SUBMITTED' AND human_task IS NULL
 ORDER BY pos LIMIT :limit FOR UPDATE SKIP LOCKED;
 
+-- name: agent_spec_for_update
+SELECT spec FROM agents WHERE address = :address FOR UPDATE;
+
 -- name: leased_by_worker_for_update
 SELECT * FROM intents WHERE lease_worker = :worker_id FOR UPDATE;
 

@@ -92,10 +92,12 @@ CREATE TABLE timers (
     kind TEXT NOT NULL,                      -- reminder, deadline, wake, wait_timeout, redeliver
     fire_at REAL NOT NULL,                   -- unix time
     task_id TEXT,
-    ordinal INTEGER
+    ordinal INTEGER,
+    armed_at REAL NOT NULL DEFAULT 0         -- unix time it was set: see 0009_timers_armed
 );
 CREATE INDEX timers_due ON timers (fire_at);
 CREATE INDEX timers_intent ON timers (intent_pos);
+CREATE INDEX timers_armed ON timers (armed_at);
 
 CREATE TABLE waits (
     intent_pos INTEGER NOT NULL REFERENCES intents (pos),

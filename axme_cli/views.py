@@ -1,0 +1,235 @@
+"""What `axme list`, `show`, `wait`, `tail`, `cancel`, `retry`, `inbox` and `agents list` do,
+without Typer.
+
+The Typer commands and the launcher's quick paths (`quick.py`) both run these, so that a
+command behaves the same whichever parsed it. Exit codes are returned, not raised: Typer
+raises its `Exit`, the launcher calls `sys.exit`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from axme_cli.errors import STATUS_EXIT, BadInput
+from axme_cli.protocol import IntentStatus
+from axme_cli.session import Session
+
+#: The task statuses `inbox --all` adds to the pending ones.
+CLOSED = ("DECIDED", "TIMED_OUT")
+#: `axme cancel`'s reason when none is given.
+CANCEL_REASON = "canceled from the command line"
+#: `axme list`'s page size when `--limit` is not given.
+LIST_LIMIT = 20
+
+
+def finish(intent: dict[str, Any], as_json: bool) -> int:
+    """Print where a followed intent ended; its outcome's exit code."""
+    from axme_cli import render
+
+    if as_json:
+        render.print_json(intent)
+    else:
+        line = f"{intent['intent_id']} {render.status_text(intent['status'])}"
+        render.out().print(line)
+        if intent.get("result") is not None:
+            render.out().print_json(data=intent["result"])
+        if intent.get("error") is not None:
+            render.print_error(intent["error"])
+    return STATUS_EXIT.get(IntentStatus(intent["status"]), 1)
+
+
+def wait(session: Session, intent: str, timeout: str | None, as_json: bool) -> int:
+    from axme_cli import render
+    from axme_cli.durations import parse_duration
+
+    limit = parse_duration(timeout) if timeout else None
+    with session.connect() as client:
+        intent_id = client.resolve_id(intent)
+        current = client.get_intent(intent_id)
+        if current["status"] not in {s.value for s in STATUS_EXIT}:
+            since = current["last_seq"]
+            for _ in client.follow(
+                intent_id, since=since, timeout=limit, on_lost=render.daemon_lost
+            ):
+                pass
+            current = client.get_intent(intent_id)
+    return finish(current, as_json)
+
+
+def show(session: Session, intent: str, as_json: bool) -> None:
+    from axme_cli import render
+
+    with session.connect() as client:
+        intent_id = client.resolve_id(intent)
+        data = client.get_intent(intent_id)
+        events = client.list_events(intent_id)
+    if as_json:
+        render.print_json({"intent": data, "events": events})
+    else:
+        render.intent_panel(data, events)
+
+
+def list_intents(
+    session: Session,
+    *,
+    status: str | None,
+    agent: str | None,
+    intent_type: str | None,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
+    from axme_cli import render
+
+    if status is not None:
+        status = status.upper()
+        if status not in IntentStatus.__members__:
+            allowed = ", ".join(IntentStatus.__members__)
+            raise BadInput(f"--status: unknown status {status!r}; one of {allowed}")
+    if agent is not None and not agent.startswith("agent://"):
+        agent = f"agent://{agent}"  # as the table prints it
+    with session.connect() as client:
+        page = client.list_intents(
+            status=status, to_agent=agent, intent_type=intent_type, limit=limit, cursor=cursor
+        )
+    more = page.get("next_cursor")
+    hint = None
+    if more:
+        filters = {"--status": status, "--agent": agent, "--type": intent_type}
+        hint = next_page_command(
+            session.given, filters, limit=limit, cursor=str(more), as_json=as_json
+        )
+    if as_json:
+        # stdout stays one intent per line, whatever reads it; the next page is on stderr.
+        for item in page["intents"]:
+            render.print_json_line(item)
+        if hint:
+            render.note(f"more: {hint}")
+        return
+    if not page["intents"]:
+        render.note("no intents" + (" match" if status or agent or intent_type else " yet"))
+        return
+    render.intents_table(page["intents"])
+    if hint:
+        render.note(f"more: {hint}")
+
+
+def next_page_command(
+    given: tuple[str, ...],
+    filters: dict[str, str | None],
+    *,
+    limit: int,
+    cursor: str,
+    as_json: bool,
+) -> str:
+    """The `axme list` that prints the next page: the global options `given` on the command
+    line (`--home`, `--config`, `--no-config`), this one's filters, limit and `--json`,
+    quoted for the shell; `--cursor` last."""
+    import shlex
+
+    words = ["axme", *given, "list"]
+    if as_json:
+        words.append("--json")
+    for flag, value in filters.items():
+        if value is not None:
+            words += [flag, value]
+    if limit != LIST_LIMIT:
+        words += ["--limit", str(limit)]
+    words += ["--cursor", cursor]
+    return shlex.join(words)
+
+
+def inbox(session: Session, *, all_: bool, as_json: bool) -> None:
+    from axme_cli import render
+
+    with session.connect() as client:
+        tasks = client.list_tasks(status="PENDING", limit=1000)
+        if all_:
+            for status in CLOSED:
+                tasks += client.list_tasks(status=status, limit=1000)
+    if as_json:
+        for task in tasks:
+            render.print_json_line(task)
+        return
+    if not tasks:
+        render.note("inbox empty" + ("" if all_ else ": no task waits for a person"))
+        return
+    render.tasks_table(tasks, with_status=all_)
+
+
+def list_agents(session: Session, *, as_json: bool) -> None:
+    from axme_cli import render
+
+    with session.connect() as client:
+        agents = client.list_agents()
+    empty = "no agents registered (declare them in axme.toml, or: axme agents add)"
+    if render.listed_plainly(agents, as_json, empty):
+        return
+    table = render.plain_table()
+    table.add_column("AGENT", overflow="ellipsis", min_width=12)
+    for column in ("STATE", "PID", "RESTARTS", "IN FLIGHT"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("LAST EXIT", overflow="fold")
+    for agent in agents:
+        pids, restarts, last = render.replica_summary(agent)
+        table.add_row(
+            agent["address"].removeprefix("agent://"),
+            render.agent_state_text(agent["state"]),
+            pids,
+            restarts,
+            str(agent.get("in_flight", 0)),
+            last,
+        )
+    render.out().print(table)
+
+
+def cancel(session: Session, intent: str, reason: str, as_json: bool) -> None:
+    from axme_cli import render
+    from axme_cli.decisions import actor
+
+    with session.connect() as client:
+        intent_id = client.resolve_id(intent)
+        answer = client.resolve_intent(intent_id, "CANCELED", reason=reason, actor=actor())
+    if as_json:
+        render.print_json(answer["intent"])
+    else:
+        render.out().print(f"{intent_id} {render.status_text('CANCELED')}")
+
+
+def retry(session: Session, intent: str, as_json: bool) -> None:
+    from axme_cli import render
+    from axme_cli.decisions import actor
+
+    with session.connect() as client:
+        intent_id = client.resolve_id(intent)
+        answer = client.retry_intent(intent_id, actor=actor())
+    if as_json:
+        render.print_json(answer["intent"])
+    else:
+        render.out().print(f"{intent_id} {render.status_text(answer['intent']['status'])}")
+
+
+def tail(session: Session, intent: str, since: int, as_json: bool) -> int:
+    """Print an intent's events until it is final; its outcome's exit code (130: Ctrl-C)."""
+    from axme_cli import render
+
+    with session.connect() as client:
+        intent_id = client.resolve_id(intent)
+        if not as_json:
+            render.note(f"following {intent_id} (Ctrl-C to leave)")
+        last = None
+        full = not render.in_terminal()  # piped: no value cut short
+        try:
+            for event in client.follow(intent_id, since=since, on_lost=render.daemon_lost):
+                last = event
+                if as_json:
+                    render.print_json_line(event)
+                else:
+                    render.out().print(render.event_line(event, full=full), soft_wrap=True)
+        except KeyboardInterrupt:
+            return 130
+        if last is None:  # `since` was already past a final event
+            status = client.get_intent(intent_id)["status"]
+        else:
+            status = last["status"]
+    return STATUS_EXIT.get(IntentStatus(status), 0)

@@ -1,0 +1,175 @@
+"""The launcher's quick commands against a real daemon: what they print and exit with is what
+the Typer app prints and exits with, and they stay within their import budget."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.daemon import Daemon, env_for, run_cli, wait_for
+
+pytestmark = pytest.mark.acceptance
+
+#: The Typer app, as `axme` would run it without the launcher.
+TYPER = "import sys; sys.argv[0] = 'axme'; from axme_cli.main import main; main()"
+#: The launcher, recording every module loaded by the time the process exits.
+LAUNCHER = """
+import atexit, json, sys
+record = sys.argv.pop(1)
+atexit.register(lambda: open(record, "w").write(json.dumps(sorted(sys.modules))))
+sys.argv[0] = "axme"
+from axme_cli.launch import main
+main()
+"""
+#: Ages (`4s`, `2m`) and uptimes move on between two runs.
+MOVING = re.compile(r'\b\d+[smhd]\b|"uptime_seconds":[0-9.]+')
+
+
+@pytest.fixture
+def intents(daemon: Daemon) -> dict[str, str]:
+    """A completed intent and one waiting for a person, with an agent registered."""
+    home = daemon.home
+
+    def cli(*args: str) -> str:
+        result = run_cli(home, *args)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    approval = ("send", "intent.quick.v1", "--to", "agent://q/dev/gate", "--approval")
+    done = cli(*approval, "Ship it?")
+    cli("approve", done)
+    waiting = cli(*approval, "And this one?")
+    cli("agents", "add", "agent://q/dev/sleeper", "--", "sleep", "600")
+    wait_for(lambda: json.loads(cli("show", done, "--json"))["intent"]["status"] == "COMPLETED")
+    return {"done": done, "waiting": waiting}
+
+
+def _run(home: Path, program: list[str], args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *program, *args],
+        env=env_for(home),
+        cwd=home,  # no project axme.toml above it
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _commands(home: Path, ids: dict[str, str]) -> list[list[str]]:
+    done, waiting = ids["done"], ids["waiting"]
+    return [
+        ["list"],
+        ["list", "--json"],
+        ["list", "-s", "completed", "-n", "1"],
+        # Next-page hints: the filters, the limit, and the global options typed (not AXME_HOME).
+        ["list", "-n", "1"],
+        ["list", "--to", "q/dev/gate", "-t", "intent.quick.v1", "--limit", "1", "--json"],
+        ["--home", f"{home}/", "--no-config", "list", "-n", "1", "--agent", "agent://q/dev/gate"],
+        ["--no-config", "list", "--json", "-n", "1", "--status", "waiting"],
+        ["list", "--status", "BOGUS"],
+        ["list", "--agent", "agent://nobody/x/y"],
+        ["show", done],
+        ["show", done[:6], "--json"],
+        ["show", "ffffffff"],
+        ["wait", done],
+        ["wait", done, "--json"],
+        ["wait", waiting, "--timeout", "0.2s"],
+        ["wait", done, "--timeout", "soon"],
+        ["inbox"],
+        ["inbox", "--all", "--json"],
+        ["approve", done],  # already decided
+        ["reject", "zz"],
+        ["approve", "ffffffff", "-c", "no such task"],
+        ["cancel", done, "--json"],  # already final
+        ["retry", done],  # not FAILED
+        ["tail", done],
+        ["tail", done, "--since", "2", "--json"],
+        ["agents", "list"],
+        ["agents", "list", "--json"],
+        ["--home", "/nonexistent/axme-home", "show", done],
+    ]
+
+
+def test_quick_commands_print_and_exit_as_the_typer_app_does(
+    daemon: Daemon, intents: dict[str, str]
+) -> None:
+    for args in _commands(daemon.home, intents):
+        quick = _run(daemon.home, ["-m", "axme_cli"], args)
+        typer = _run(daemon.home, ["-c", TYPER], args)
+        got = (quick.returncode, MOVING.sub("N", quick.stdout), quick.stderr)
+        want = (typer.returncode, MOVING.sub("N", typer.stdout), typer.stderr)
+        assert got == want, f"axme {' '.join(args)}"
+
+
+#: Ids and times differ between two intents decided alike.
+UNIQUE = re.compile(r"[0-9a-f]{8}-[0-9a-f-]{27}|\d{4}-\d\d-\d\dT[0-9:.]+Z?|\d+\.\d+")
+
+
+def test_quick_decisions_and_cancels_are_the_typer_apps(daemon: Daemon) -> None:
+    """The same decision or cancel of two like intents, one each way, prints the same."""
+    quick, typer = ["-m", "axme_cli"], ["-c", TYPER]
+    approval = ["--approval", "Go?"]
+    for args, kind in (
+        (["approve", "-c", "fine", "--as", "alice", "--json"], approval),
+        (["reject", "-c", "no"], approval),
+        (["cancel", "-r", "not needed"], []),
+        (["cancel", "--json"], []),
+    ):
+        outputs = []
+        for program in (quick, typer):
+            sent = _run(daemon.home, quick, ["send", "t.v1", "--to", "agent://q/d/g", *kind])
+            result = _run(daemon.home, program, [*args, sent.stdout.strip()])
+            outputs.append((result.returncode, UNIQUE.sub("X", result.stdout), result.stderr))
+        assert outputs[0][0] == 0 and outputs[0] == outputs[1], (args, outputs)
+
+
+def _loaded(home: Path, tmp_path: Path, args: list[str]) -> tuple[int, set[str]]:
+    record = tmp_path / "modules.json"
+    result = _run(home, ["-c", LAUNCHER, str(record)], args)
+    return result.returncode, set(json.loads(record.read_text()))
+
+
+def _hits(loaded: set[str], forbidden: tuple[str, ...]) -> list[str]:
+    return sorted(n for n in loaded if any(n == f or n.startswith(f + ".") for f in forbidden))
+
+
+#: Modules a quick command may load in all, standard library included: some 25 more than it
+#: takes today (about 145 printing JSON, 200 drawing with Rich); through Typer it was 340.
+MODULE_BUDGET = {"json": 170, "table": 225, "conflict": 225}
+
+
+@pytest.mark.parametrize(
+    ("args", "output"),
+    [
+        (["list", "--json"], "json"),
+        (["list"], "table"),
+        (["show", "{done}", "--json"], "json"),
+        (["show", "{done}"], "table"),
+        (["wait", "{done}", "--json"], "json"),
+        (["inbox", "--json"], "json"),
+        (["inbox"], "table"),
+        (["agents", "list"], "table"),
+        (["approve", "{waiting}", "--json"], "json"),
+        (["cancel", "{done}", "--json"], "conflict"),
+        (["send", "intent.quick.v1", "--to", "agent://q/dev/none", "--json"], "json"),
+    ],
+)
+def test_quick_commands_stay_within_their_import_budget(
+    daemon: Daemon, intents: dict[str, str], tmp_path: Path, args: list[str], output: str
+) -> None:
+    """No Typer, Click or pydantic (~200 ms together), nor the httpx stack; Rich only to draw
+    for people; and a bounded number of modules, so that a new import shows here first."""
+    code, loaded = _loaded(daemon.home, tmp_path, [a.format(**intents) for a in args])
+    assert code == (4 if output == "conflict" else 0)
+    assert "axme_cli.quick" in loaded and "axme_cli.main" not in loaded
+    forbidden: tuple[str, ...] = ("typer", "click", "pydantic", "httpx", "axme_cli.commands")
+    if output == "json":
+        forbidden += ("rich",)
+    assert _hits(loaded, forbidden) == []
+    assert len(loaded) <= MODULE_BUDGET[output], sorted(loaded)
