@@ -237,3 +237,40 @@ def test_cli_package_never_imports_the_daemon() -> None:
         if name.split(".")[0] == "axme_daemon"
     ]
     assert not offenders, "axme_cli must not import axme_daemon:\n" + "\n".join(offenders)
+
+
+def test_lifecycle_rules_import_no_database_driver() -> None:
+    """The rules run over any backend's `Tx`: a driver, or a backend module, belongs below."""
+    files = sorted((DAEMON_SRC / "lifecycle").rglob("*.py"))
+    assert files
+    drivers = {"sqlite3", "asyncpg", "psycopg", "psycopg2", "aiosqlite", "sqlalchemy"}
+    offenders = [
+        f"{path.relative_to(REPO)}:{lineno}: {name}"
+        for path in files
+        for lineno, name in _imported_names(ast.parse(path.read_text(), filename=str(path)))
+        if name.split(".")[0] in drivers
+        or (name.startswith("axme_daemon.store.") and name != "axme_daemon.store.base")
+    ]
+    assert not offenders, "lifecycle/ must not import a driver or a backend:\n" + "\n".join(
+        offenders
+    )
+
+
+def test_every_named_query_a_rule_asks_for_is_in_each_dialect() -> None:
+    from axme_daemon.store.queries import load_queries
+
+    asked = set()
+    for path in (DAEMON_SRC / "lifecycle").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in {"one", "all", "run", "insert", "run_many"}
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                asked.add(node.args[0].value)
+    assert len(asked) > 30
+    for dialect in sorted(p.name for p in (DAEMON_SRC / "store" / "sql").iterdir() if p.is_dir()):
+        missing = asked - set(load_queries(dialect))
+        assert not missing, f"{dialect} lacks queries {sorted(missing)}"

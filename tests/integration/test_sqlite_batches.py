@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest
 
-from axme_daemon.intents import NewIntent
+from axme_daemon.intents import Intent, NewIntent
 from axme_daemon.store import IntentFilter
+from axme_daemon.store.base import WorkerReport
 from axme_daemon.store.sqlite import SqliteStore, StoreBroken
+from axme_daemon.store.sqlite_tx import SqliteTx
+from tests.integration.test_store_contract import Taker
 
 
 def _new(n: int) -> NewIntent:
@@ -32,14 +35,14 @@ async def _stored(store: SqliteStore) -> list[str]:
     return sorted(i.intent_id for i in page.intents)
 
 
-def _broken(db: sqlite3.Connection) -> tuple[Any, list[str]]:
-    db.execute("INSERT INTO intents (pos) VALUES (1)")  # NOT NULL columns: refused
+def _broken(tx: SqliteTx) -> tuple[Any, list[str]]:
+    tx.db.execute("INSERT INTO intents (pos) VALUES (1)")  # NOT NULL columns: refused
     return None, []
 
 
-def _abandoning(db: sqlite3.Connection) -> tuple[Any, list[str]]:
+def _abandoning(tx: SqliteTx) -> tuple[Any, list[str]]:
     """What SQLite does on a full disk or an I/O error: the whole transaction is gone."""
-    db.execute("ROLLBACK")
+    tx.db.execute("ROLLBACK")
     raise sqlite3.OperationalError("database or disk is full")
 
 
@@ -80,6 +83,29 @@ async def test_writes_queued_together_share_one_commit(store: SqliteStore) -> No
     after = store.stats()
     assert (after.commits - before.commits, after.writes - before.writes) == (1, 50)
     assert after.syncs - before.syncs == 1
+
+
+async def test_concurrent_writes_are_group_committed(store: SqliteStore) -> None:
+    before = store.stats()
+    results = await asyncio.gather(*(store.create_intent(_new(n), _id(n)) for n in range(200)))
+    assert all(created for _, created in results)
+    after = store.stats()
+    assert after.writes - before.writes == 200
+    assert after.commits - before.commits < 20, "group commit should share transactions"
+
+
+async def test_a_completion_and_the_next_delivery_share_one_commit(store: SqliteStore) -> None:
+    store.set_deliverer(Taker(slots=1))
+    running, _ = await store.create_intent(_new(0), _id(0))
+    await store.create_intent(_new(1), _id(1))
+    before = store.stats()
+    [done] = await store.report(
+        [WorkerReport(running.intent_id, [(1, "s1", None)], completed=True, result=1)], "w1"
+    )
+    assert isinstance(done, Intent)
+    assert store.stats().commits - before.commits == 1
+    nxt = await store.get_intent(_id(1))
+    assert nxt is not None and nxt.lease_worker == "w1"
 
 
 async def test_the_writer_journals_to_a_wal_and_syncs_its_checkpoints(store: SqliteStore) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from axme_daemon.store.sqlite_writes import dump
+from axme_daemon.lifecycle.timeline import dump
 
 #: What is sealed in each kind of stored record.
 AGENT_FIELDS = ("env",)

@@ -33,8 +33,11 @@ from typing import Any, TypeVar
 from axme_cli.errors import AxmeError, BadInput, StoreDamaged, StoreFull, StoreUnavailable
 from axme_cli.protocol import IntentStatus
 from axme_daemon.intents import Event, Intent, NewIntent, Step, Task
-from axme_daemon.store import sqlite_waits as waits
-from axme_daemon.store import sqlite_writes as writes
+from axme_daemon.lifecycle import begin, delivery, human, registry, timers, waits, work
+from axme_daemon.lifecycle.human import row_to_task
+from axme_daemon.lifecycle.timeline import atomically, load, row_to_event, row_to_intent
+from axme_daemon.lifecycle.tx import Tx
+from axme_daemon.lifecycle.work import StepInput, row_to_step
 from axme_daemon.store.base import (
     CommitListener,
     Deliverer,
@@ -61,7 +64,7 @@ from axme_daemon.store.sqlite_check import (
     opening_failed,
 )
 from axme_daemon.store.sqlite_sync import WalSyncer
-from axme_daemon.store.sqlite_writes import INTENT_COLUMNS, StepInput, load, row_to_intent
+from axme_daemon.store.sqlite_tx import SqliteTx, dict_rows
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +82,7 @@ class StoreBroken(StoreUnavailable):
 
 #: A write: runs inside the batch transaction, returns its result and the intents it touched.
 #: By convention an op raises `AxmeError` only before it writes anything.
-WriteOp = Callable[[sqlite3.Connection], tuple[T, Iterable[str]]]
+WriteOp = Callable[[Tx], tuple[T, Iterable[str]]]
 #: A queued write: the op, its caller's future, and whether it may put intents in the queue
 #: (then the batch delivers them to listening workers, see `_deliver_queued`).
 _Item = tuple[WriteOp[Any], "asyncio.Future[Any]", bool]
@@ -117,7 +120,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class SqliteStore(Store):
-    error_types = (sqlite3.Error,)
+    error_types: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def __init__(self, path: Path, *, max_batch: int = 512, key_file: Path | None = None) -> None:
         """`key_file` seals the secrets in agent specs and hooks (default: beside `path`)."""
@@ -127,6 +130,8 @@ class SqliteStore(Store):
         self._max_batch = max_batch
         self._wdb: sqlite3.Connection | None = None
         self._rdb: sqlite3.Connection | None = None
+        self._wtx: Tx | None = None  # the writer's named queries
+        self._rtx: Tx | None = None  # the reader's
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._listeners: list[CommitListener] = []
@@ -168,9 +173,11 @@ class SqliteStore(Store):
             on_synced=lambda n: loop.call_soon_threadsafe(self._acknowledge, n),
             on_failed=lambda exc: loop.call_soon_threadsafe(self._fail_unsynced, exc),
         )
+        self._wtx = SqliteTx(self._wdb)
         self._rdb = _connect(self.path)
-        row = self._rdb.execute("SELECT coalesce(max(delivery_seq), 0) FROM intents").fetchone()
-        self._delivery_seq = int(row[0]) if row else 0
+        self._rtx = SqliteTx(self._rdb)
+        row = self._rtx.one("last_delivery_seq")
+        self._delivery_seq = int(row["n"]) if row else 0
         self._durable_delivery_seq = self._delivery_seq
         self._writer = asyncio.create_task(self._write_loop(), name="sqlite-writer")
 
@@ -188,6 +195,7 @@ class SqliteStore(Store):
             if db is not None:
                 db.close()
         self._rdb = self._wdb = None
+        self._rtx = self._wtx = None
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
@@ -204,6 +212,12 @@ class SqliteStore(Store):
         if self._rdb is None:
             raise RuntimeError("the store is not open")
         return self._rdb
+
+    @property
+    def _reads(self) -> Tx:
+        if self._rtx is None:
+            raise RuntimeError("the store is not open")
+        return self._rtx
 
     # -- group commit ----------------------------------------------------------------
 
@@ -240,7 +254,6 @@ class SqliteStore(Store):
         return await fut
 
     async def _write_loop(self) -> None:
-        assert self._syncer is not None
         while (first := await self._queue.get()) is not None:
             batch = [first]
             closing = False
@@ -260,11 +273,16 @@ class SqliteStore(Store):
                 self._settle(run)
             else:
                 run.commit, run.delivery_seq = self._commits, self._delivery_seq
-                self._unsynced.append(run)
-                self._syncer.written(self._commits)
+                self._committed(run)
             await asyncio.sleep(0)  # let the requests that wait for the loop go first
             if closing:
                 return
+
+    def _committed(self, run: _Batch) -> None:
+        """`run` is committed to the WAL: its callers are answered once it is synced."""
+        assert self._syncer is not None
+        self._unsynced.append(run)
+        self._syncer.written(run.commit)
 
     def _acknowledge(self, synced: int) -> None:
         """Commits up to `synced` are on disk: answer their callers."""
@@ -316,29 +334,27 @@ class SqliteStore(Store):
         disk is the syncer's. (Running batches in a writer thread cost more in handing the
         interpreter lock back and forth with the loop than the writes themselves.)
         """
-        assert self._wdb is not None
-        db = self._wdb
+        assert self._wtx is not None
+        tx = self._wtx
         outcomes: list[tuple[bool, Any]] = []
         ids: set[str] = set()
         delivered: list[tuple[str, Intent]] = []
         self._delivered = delivered  # what ops deliver themselves (a create) lands here too
         try:
-            db.execute("BEGIN IMMEDIATE")
+            self._begin()
             for op in ops:
                 try:
-                    result, changed = op(db)
+                    result, changed = op(tx)
                 except AxmeError as exc:
                     outcomes.append((False, exc))
                 else:
                     outcomes.append((True, result))
                     ids.update(changed)
             if scan and ids and self._deliverer is not None:
-                self._deliver_queued(db, ids)
-            db.execute("COMMIT")
+                self._deliver_queued(tx, ids)
+            self._exec("COMMIT")
         except Exception as exc:
-            with contextlib.suppress(sqlite3.Error):  # a damaged file may refuse even that
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
+            self._rollback()
             for worker_id, intent in delivered:
                 assert self._deliverer is not None
                 self._deliverer.unclaim(worker_id, intent.intent_id)
@@ -359,21 +375,32 @@ class SqliteStore(Store):
         pushes.extend(delivered)
         return outcomes
 
-    def _deliver_queued(self, db: sqlite3.Connection, ids: set[str]) -> None:
+    def _begin(self) -> None:
+        """One writer at a time: a `*_for_update` read needs no lock of its own."""
+        self._exec("BEGIN IMMEDIATE")
+
+    def _exec(self, statement: str) -> None:
+        assert self._wdb is not None
+        self._wdb.execute(statement)
+
+    def _rollback(self) -> None:
+        assert self._wdb is not None
+        with contextlib.suppress(sqlite3.Error):  # a damaged file may refuse even that
+            if self._wdb.in_transaction:
+                self._wdb.execute("ROLLBACK")
+
+    def _read(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
+        """A read put together here (filters, lists of ids), `?` for each parameter."""
+        return dict_rows(self._reader.execute(sql, args))
+
+    def _deliver_queued(self, tx: Tx, ids: set[str]) -> None:
         """Deliver, in this transaction, the intents it put in the queue that a listening
         worker can take now (a person's own intent is nobody's delivery)."""
-        marks = ",".join("?" * len(ids))
-        rows = db.execute(
-            f"SELECT {INTENT_COLUMNS} FROM intents WHERE intent_id IN ({marks}) "
-            "AND status = ? AND human_task IS NULL ORDER BY pos",
-            (*ids, IntentStatus.SUBMITTED.value),
-        ).fetchall()
-        for row in rows:
-            self._deliver(db, row_to_intent(row))
+        rows = [row for i in ids if (row := tx.one("queued_by_id", intent_id=i)) is not None]
+        for row in sorted(rows, key=lambda r: int(r["pos"])):
+            self._deliver(tx, row_to_intent(row))
 
-    def _deliver(
-        self, db: sqlite3.Connection, intent: Intent, first_at: int | None = None
-    ) -> Intent:
+    def _deliver(self, tx: Tx, intent: Intent, first_at: int | None = None) -> Intent:
         """`intent`, queued, delivered to a listening worker with a free slot when there is
         one and nothing older waits; else as it was. `first_at`: its pos, read first in its
         queue in this transaction."""
@@ -382,7 +409,7 @@ class SqliteStore(Store):
         worker_id = self._deliverer.claim(intent.to_agent, intent.intent_id)
         if worker_id is None:
             return intent
-        leased = writes.deliver_queued(db, intent, worker_id, self._delivery_seq + 1, first_at)
+        leased = delivery.deliver_queued(tx, intent, worker_id, self._delivery_seq + 1, first_at)
         if leased is None:
             self._deliverer.unclaim(worker_id, intent.intent_id)
             return intent
@@ -396,16 +423,16 @@ class SqliteStore(Store):
         if new.human_task is not None:
             raise ValueError("an intent with a human_task is created by create_task_intent")
 
-        def op(db: sqlite3.Connection) -> tuple[tuple[Intent, bool], list[str]]:
+        def op(tx: Tx) -> tuple[tuple[Intent, bool], list[str]]:
             # Delivered as it is inserted when a worker has room and nothing older waits.
             deliverer = self._deliverer
             worker_id = deliverer.claim(new.to_agent, intent_id) if deliverer else None
-            if deliverer and worker_id and writes.queued(db, new.to_agent):
+            if deliverer and worker_id and delivery.queued(tx, new.to_agent):
                 deliverer.unclaim(worker_id, intent_id)
                 worker_id = None
             lease = None if worker_id is None else (worker_id, self._delivery_seq + 1)
             try:
-                (intent, created), ids = writes.create(db, new, intent_id, lease)
+                (intent, created), ids = work.create(tx, new, intent_id, lease)
             except BaseException:
                 if deliverer and worker_id:
                     deliverer.unclaim(worker_id, intent_id)
@@ -436,7 +463,7 @@ class SqliteStore(Store):
     ) -> tuple[Intent, Event]:
         return await self._write(
             partial(
-                writes.transition,
+                work.transition,
                 steps=steps,
                 by_agent=by_agent,
                 intent_id=intent_id,
@@ -453,9 +480,9 @@ class SqliteStore(Store):
     async def lease(
         self, address: str, worker_id: str, limit: int, reasons: dict[str, str]
     ) -> list[tuple[Intent, Event]]:
-        def op(db: sqlite3.Connection) -> tuple[list[tuple[Intent, Event]], list[str]]:
-            leased, ids = writes.lease(
-                db, address, worker_id, limit, self._delivery_seq + 1, reasons
+        def op(tx: Tx) -> tuple[list[tuple[Intent, Event]], list[str]]:
+            leased, ids = delivery.lease(
+                tx, address, worker_id, limit, self._delivery_seq + 1, reasons
             )
             self._delivery_seq += len(leased)
             return leased, ids
@@ -472,7 +499,7 @@ class SqliteStore(Store):
     ) -> list[tuple[Intent, Event]]:
         return await self._write(
             partial(
-                writes.release,
+                delivery.release,
                 intent_ids=intent_ids,
                 worker_id=worker_id,
                 reason=reason,
@@ -483,7 +510,7 @@ class SqliteStore(Store):
 
     async def retry(self, intent_id: str, actor: str | None) -> tuple[Intent, Event]:
         return await self._write(
-            partial(writes.retry, intent_id=intent_id, actor=actor), queues=True
+            partial(delivery.retry, intent_id=intent_id, actor=actor), queues=True
         )
 
     async def record_step(
@@ -491,7 +518,7 @@ class SqliteStore(Store):
     ) -> tuple[Step, list[Event]]:
         return await self._write(
             partial(
-                writes.record_step,
+                work.record_step,
                 intent_id=intent_id,
                 ordinal=ordinal,
                 key=key,
@@ -503,8 +530,8 @@ class SqliteStore(Store):
     async def report(
         self, reports: Sequence[WorkerReport], worker_id: str | None
     ) -> list[Intent | AxmeError | None]:
-        def op(db: sqlite3.Connection) -> tuple[list[Intent | AxmeError | None], list[str]]:
-            answers, ids = writes.report(db, reports, worker_id)
+        def op(tx: Tx) -> tuple[list[Intent | AxmeError | None], list[str]]:
+            answers, ids = work.report(tx, reports, worker_id)
             # Each completion frees its worker's slot: the next queued intent of its address
             # goes out in this same write, not in a lease write after it.
             if worker_id is not None and self._deliverer is not None:
@@ -512,10 +539,10 @@ class SqliteStore(Store):
                     if isinstance(answer, Intent) and self._deliverer.free(
                         worker_id, answer.intent_id
                     ):
-                        first = writes.oldest_queued(db, answer.to_agent)
+                        first = delivery.oldest_queued(tx, answer.to_agent)
                         if first is not None:
                             pos, queued = first
-                            self._deliver(db, queued, pos)
+                            self._deliver(tx, queued, pos)
             return answers, ids
 
         return await self._write(op)
@@ -525,8 +552,8 @@ class SqliteStore(Store):
     ) -> list[Step]:
         return await self._write(
             partial(
-                writes.atomically,
-                op=writes.record_steps,
+                atomically,
+                op=work.record_steps,
                 intent_id=intent_id,
                 steps=steps,
                 worker_id=worker_id,
@@ -538,7 +565,7 @@ class SqliteStore(Store):
     ) -> list[Event]:
         return await self._write(
             partial(
-                writes.progress,
+                work.progress,
                 intent_id=intent_id,
                 message=message,
                 data=data,
@@ -557,7 +584,7 @@ class SqliteStore(Store):
         sealer = self._opened_sealer
         return await self._write(
             partial(
-                writes.put_agents,
+                registry.put_agents,
                 source=source,
                 digest=digest,
                 specs=[sealer.seal(spec, AGENT_FIELDS) for spec in specs],
@@ -596,7 +623,7 @@ class SqliteStore(Store):
     ) -> tuple[dict[str, Any], Effects]:
         return await self._write(
             partial(
-                waits.begin_wait,
+                begin.begin_wait,
                 intent_id=intent_id,
                 worker_id=worker_id,
                 ordinal=ordinal,
@@ -610,7 +637,7 @@ class SqliteStore(Store):
     async def create_task_intent(
         self, new: NewIntent, intent_id: str
     ) -> tuple[Intent, bool, Effects]:
-        return await self._write(partial(waits.create_task_intent, new=new, intent_id=intent_id))
+        return await self._write(partial(human.create_task_intent, new=new, intent_id=intent_id))
 
     async def decide(
         self,
@@ -622,7 +649,7 @@ class SqliteStore(Store):
     ) -> tuple[Task, Effects]:
         return await self._write(
             partial(
-                waits.decide,
+                human.decide,
                 task_id=task_id,
                 outcome=outcome,
                 actor=actor,
@@ -641,10 +668,10 @@ class SqliteStore(Store):
         return await self._write(partial(waits.child_finished, child=child), queues=True)
 
     async def fire_timers(self, now: float) -> Effects:
-        return await self._write(partial(waits.fire_timers, now=now), queues=True)
+        return await self._write(partial(timers.fire_timers, now=now), queues=True)
 
     async def next_timer(self, now: float) -> float | None:
-        return waits.next_timer(self._reader, now)
+        return timers.next_timer(self._reads, now)
 
     async def list_tasks(
         self,
@@ -654,31 +681,48 @@ class SqliteStore(Store):
         prefix: str | None = None,
         limit: int = 200,
     ) -> list[Task]:
-        return waits.list_tasks(self._reader, status, intent_id, prefix, limit)
+        where: list[str] = []
+        args: list[Any] = []
+        if status:
+            where.append("t.status = ?")
+            args.append(status)
+        if intent_id:
+            where.append("i.intent_id = ?")
+            args.append(intent_id)
+        if prefix:
+            where.append("t.task_id >= ? AND t.task_id < ?")
+            args += [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+        sql = (
+            "SELECT t.task_id, i.intent_id, i.intent_type, i.to_agent, t.ordinal, t.spec, "
+            "t.status, t.assignee, t.reminders, t.deadline_at, t.decision, t.created_at, "
+            "t.decided_at FROM tasks t JOIN intents i ON i.pos = t.intent_pos"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY coalesce(t.deadline_at, 1e18), t.created_at LIMIT ?"
+        args.append(limit)
+        return [row_to_task(r) for r in self._read(sql, args)]
 
     async def delete_agent(self, address: str) -> bool:
-        return await self._write(partial(writes.delete_agent, address=address))
+        return await self._write(partial(registry.delete_agent, address=address))
 
     async def set_agent_removed(self, address: str, removed: bool) -> bool:
         return await self._write(
-            partial(writes.set_agent_removed, address=address, removed=removed)
+            partial(registry.set_agent_removed, address=address, removed=removed)
         )
 
     async def put_api_key(self, name: str, key_hash: str, scopes: list[str]) -> dict[str, Any]:
         return await self._write(
-            partial(writes.put_api_key, name=name, key_hash=key_hash, scopes=scopes)
+            partial(registry.put_api_key, name=name, key_hash=key_hash, scopes=scopes)
         )
 
     async def delete_api_key(self, name: str) -> bool:
-        return await self._write(partial(writes.delete_api_key, name=name))
+        return await self._write(partial(registry.delete_api_key, name=name))
 
     # -- reads -----------------------------------------------------------------------
 
     async def get_intent(self, intent_id: str) -> Intent | None:
-        cur = self._reader.execute(
-            f"SELECT {INTENT_COLUMNS} FROM intents WHERE intent_id = ?", (intent_id,)
-        )
-        row = cur.fetchone()
+        row = self._reads.one("intent_by_id", intent_id=intent_id)
         return None if row is None else row_to_intent(row)
 
     async def get_intents(self, intent_ids: Iterable[str]) -> list[Intent]:
@@ -687,8 +731,8 @@ class SqliteStore(Store):
         for start in range(0, len(ids), 500):  # below SQLite's bound-variable limit
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT {INTENT_COLUMNS} FROM intents WHERE intent_id IN ({marks})"
-            out += [row_to_intent(row) for row in self._reader.execute(sql, chunk).fetchall()]
+            sql = f"SELECT * FROM intents WHERE intent_id IN ({marks})"
+            out += [row_to_intent(row) for row in self._read(sql, chunk)]
         return out
 
     async def list_intents(self, filt: IntentFilter, limit: int, cursor: str | None) -> Page:
@@ -719,7 +763,7 @@ class SqliteStore(Store):
                 raise BadInput(f"invalid cursor {cursor!r}: pass the next_cursor of a page")
             where.append("pos < ?")
             args.append(int(cursor))
-        sql = f"SELECT {INTENT_COLUMNS} FROM intents"
+        sql = "SELECT * FROM intents"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY pos DESC LIMIT ?"
@@ -729,99 +773,77 @@ class SqliteStore(Store):
             # 0.2-0.4 s at a million intents, so it runs apart, not on the event loop.
             rows = await asyncio.to_thread(self._read_apart, sql, args)
         else:
-            rows = list(self._reader.execute(sql, args).fetchall())
+            rows = self._read(sql, args)
         more = len(rows) > limit
         rows = rows[:limit]
-        return Page([row_to_intent(r) for r in rows], str(rows[-1][0]) if more else None)
+        return Page([row_to_intent(r) for r in rows], str(rows[-1]["pos"]) if more else None)
 
-    def _read_apart(self, sql: str, args: list[Any]) -> list[Any]:
+    def _read_apart(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
         """One slow read on a connection of its own, in a worker thread."""
         db = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True)
         try:
-            return list(db.execute(sql, args).fetchall())
+            return dict_rows(db.execute(sql, args))
         finally:
             db.close()
 
     async def list_events(self, intent_id: str, since: int = 0, limit: int = 1000) -> list[Event]:
-        cur = self._reader.execute(
-            "SELECT e.seq, e.event_type, e.status, e.at, e.actor, e.details "
-            "FROM events e JOIN intents i ON i.pos = e.intent_pos "
-            "WHERE i.intent_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?",
-            (intent_id, since, limit),
-        )
-        rows = cur.fetchall()
-        return [
-            Event(intent_id, r[0], r[1], IntentStatus(r[2]), r[3], r[4], load(r[5])) for r in rows
-        ]
+        rows = self._reads.all("events_since", intent_id=intent_id, since=since, limit=limit)
+        return [row_to_event(intent_id, r) for r in rows]
 
     async def list_steps(self, intent_id: str) -> list[Step]:
-        cur = self._reader.execute(
-            "SELECT s.ordinal, s.step_key, s.result, s.attempt, s.at, s.error "
-            "FROM steps s JOIN intents i ON i.pos = s.intent_pos "
-            "WHERE i.intent_id = ? ORDER BY s.ordinal",
-            (intent_id,),
-        )
-        rows = cur.fetchall()
-        return [Step(r[0], r[1], load(r[2]), r[3], r[4], load(r[5])) for r in rows]
+        rows = self._reads.all("steps_of", intent_id=intent_id)
+        return [row_to_step(r["ordinal"], r) for r in rows]
 
     async def leased_to(self, worker_id: str, after_delivery_seq: int) -> list[Intent]:
-        cur = self._reader.execute(
-            f"SELECT {INTENT_COLUMNS} FROM intents WHERE lease_worker = ? AND delivery_seq > ? "
-            "AND delivery_seq <= ? ORDER BY delivery_seq",  # only deliveries already on disk
-            (worker_id, after_delivery_seq, self._durable_delivery_seq),
+        rows = self._reads.all(
+            "leased_to_since",
+            worker_id=worker_id,
+            after=after_delivery_seq,
+            durable=self._durable_delivery_seq,
         )
-        rows = cur.fetchall()
-        return [row_to_intent(r) for r in rows if not IntentStatus(r[9]).is_final]
+        return [i for i in map(row_to_intent, rows) if not i.status.is_final]
 
     async def has_queued(self, address: str) -> bool:
-        row = self._reader.execute(
-            "SELECT 1 FROM intents WHERE to_agent = ? AND status = ? AND human_task IS NULL "
-            "LIMIT 1",
-            (address, IntentStatus.SUBMITTED.value),
-        ).fetchone()
-        return row is not None
+        return self._reads.one("any_queued", address=address) is not None
 
     async def count_queued(self, address: str) -> int:
-        cur = self._reader.execute(
-            "SELECT count(*) FROM intents WHERE to_agent = ? AND status = ?",
-            (address, IntentStatus.SUBMITTED.value),
-        )
-        row = cur.fetchone()
-        return int(row[0]) if row else 0
+        row = self._reads.one("count_queued", address=address)
+        return int(row["n"]) if row else 0
 
     async def list_projects(self) -> list[dict[str, Any]]:
-        cur = self._reader.execute(
-            "SELECT config_path, digest, applied_at, hooks FROM projects ORDER BY config_path"
-        )
-        rows = cur.fetchall()
         return [
             {
-                "config_path": r[0],
-                "digest": r[1],
-                "applied_at": r[2],
-                "hooks": self._unsealed(load(r[3]) or [], HOOK_FIELDS, f"{r[0]}: a hook"),
+                "config_path": r["config_path"],
+                "digest": r["digest"],
+                "applied_at": r["applied_at"],
+                "hooks": self._unsealed(
+                    load(r["hooks"]) or [], HOOK_FIELDS, f"{r['config_path']}: a hook"
+                ),
             }
-            for r in rows
+            for r in self._reads.all("list_projects")
         ]
 
     async def list_agents(self) -> list[dict[str, Any]]:
-        cur = self._reader.execute(
-            "SELECT spec, source, created_at, updated_at FROM agents ORDER BY address"
-        )
-        rows = cur.fetchall()
         specs = [
-            {**json.loads(r[0]), "source": r[1], "created_at": r[2], "updated_at": r[3]}
-            for r in rows
+            {
+                **json.loads(r["spec"]),
+                "source": r["source"],
+                "created_at": r["created_at"],
+                "updated_at": r["updated_at"],
+            }
+            for r in self._reads.all("list_agents")
         ]
         return self._unsealed(specs, AGENT_FIELDS, "agent")
 
     async def list_api_keys(self) -> list[dict[str, Any]]:
-        cur = self._reader.execute(
-            "SELECT name, key_hash, scopes, created_at FROM api_keys ORDER BY name"
-        )
         return [
-            {"name": r[0], "key_hash": r[1], "scopes": json.loads(r[2]), "created_at": r[3]}
-            for r in cur.fetchall()
+            {
+                "name": r["name"],
+                "key_hash": r["key_hash"],
+                "scopes": json.loads(r["scopes"]),
+                "created_at": r["created_at"],
+            }
+            for r in self._reads.all("list_api_keys")
         ]
 
 

@@ -1,0 +1,245 @@
+"""Delivery: leasing queued intents to workers, ending deliveries as failed attempts (with
+the redelivery backoff of `intents.redelivery_delay`, and FAILED once attempts run out), and
+retrying a failed intent.
+
+A claim is a conditional write: an intent two workers both read as queued is leased to the
+one whose write lands first; the other's write changes nothing and it takes the next.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from axme_cli.errors import Conflict
+from axme_cli.protocol import STATUS_EVENT, IntentStatus
+from axme_daemon.intents import Event, Intent, redelivery_delay
+from axme_daemon.lifecycle.timeline import (
+    apply_change,
+    check_lease,
+    last_reason,
+    load_intent,
+    load_intent_at,
+    row_to_intent,
+)
+from axme_daemon.lifecycle.tx import StaleWrite, Tx
+
+S = IntentStatus
+_LEASED = (S.DELIVERED.value, S.ACKNOWLEDGED.value, S.IN_PROGRESS.value)
+
+
+def lease(
+    tx: Tx,
+    address: str,
+    worker_id: str,
+    limit: int,
+    next_delivery_seq: int,
+    reasons: dict[str, str],
+) -> tuple[list[tuple[Intent, Event]], list[str]]:
+    """Deliver up to `limit` waiting intents of `address` to `worker_id`, oldest first (never
+    a person's own intent: it has no agent code). One another writer took first is skipped."""
+    out: list[tuple[Intent, Event]] = []
+    for row in tx.all("queued_for_lease", address=address, limit=limit):
+        intent = row_to_intent(row)
+        reason = reasons.get(intent.intent_id)
+        try:
+            leased = _deliver(
+                tx, row["pos"], intent, worker_id, next_delivery_seq + len(out), reason
+            )
+        except StaleWrite:
+            continue
+        out.append(leased)
+    return out, [i.intent_id for i, _ in out]
+
+
+def _deliver(
+    tx: Tx,
+    pos: int,
+    intent: Intent,
+    worker_id: str,
+    delivery_seq: int,
+    reason: str | None = None,
+) -> tuple[Intent, Event]:
+    """Lease a queued intent to `worker_id`: its next attempt, and why when it is a
+    redelivery (`reason`, else the event that put it back says)."""
+    attempt = intent.delivery_attempt + 1
+    details: dict[str, Any] = {"delivery_attempt": attempt, "worker": worker_id}
+    if reason is None and intent.delivery_attempt > 0:
+        reason = last_reason(tx, pos, STATUS_EVENT[S.SUBMITTED])
+    if reason is not None:
+        details["reason"] = reason
+    return apply_change(
+        tx,
+        pos,
+        intent,
+        S.DELIVERED,
+        details=details,
+        delivery_attempt=attempt,
+        delivery_seq=delivery_seq,
+        lease_worker=worker_id,
+    )
+
+
+def oldest_queued(tx: Tx, address: str) -> tuple[int, Intent] | None:
+    """The intent of `address` first in the queue (its pos too), unless a person's own."""
+    row = tx.one("oldest_queued", address=address)
+    if row is None or row["human_task"] is not None:
+        return None
+    return row["pos"], row_to_intent(row)
+
+
+def queued(tx: Tx, address: str) -> bool:
+    """Whether intents of `address` wait in the queue."""
+    return tx.one("any_queued", address=address) is not None
+
+
+def deliver_queued(
+    tx: Tx,
+    intent: Intent,
+    worker_id: str,
+    delivery_seq: int,
+    first_at: int | None = None,
+) -> Intent | None:
+    """Deliver an intent queued in this transaction to `worker_id`, unless older intents of
+    its address are queued (then it waits its turn, and None). `first_at`: the caller read
+    it first in the queue in this transaction, at that pos."""
+    pos = first_at
+    if pos is None:
+        row = tx.one("oldest_queued", address=intent.to_agent)
+        # this intent's own row, when nothing older waits
+        if row is None or row["intent_id"] != intent.intent_id:
+            return None
+        pos = row["pos"]
+    try:
+        return _deliver(tx, pos, intent, worker_id, delivery_seq)[0]
+    except StaleWrite:
+        return None
+
+
+def release(
+    tx: Tx,
+    intent_ids: list[str] | None,
+    worker_id: str | None,
+    reason: str,
+    details: dict[str, Any] | None = None,
+) -> tuple[list[tuple[Intent, Event]], list[str]]:
+    """End deliveries as failed attempts: FAILED once attempts ran out; else back to the
+    queue, at once after a first failure, after a backoff (WAITING_FOR_TIME, a `redeliver`
+    timer) after later ones. `details` (e.g. how a process died) go into the event, and into
+    the error when the intent fails.
+
+    Selects by `intent_ids` (held by `worker_id`, when given), or every delivery `worker_id`
+    holds, or (both None) every delivery at all, which is what a daemon restart does.
+    """
+    if intent_ids is not None:
+        rows = []
+        for intent_id in intent_ids:
+            pos, intent = load_intent(tx, intent_id)
+            if worker_id is not None:
+                check_lease(intent, worker_id)
+            rows.append((pos, intent))
+    elif worker_id is not None:
+        found = tx.all("leased_by_worker_for_update", worker_id=worker_id)
+        rows = [(r["pos"], row_to_intent(r)) for r in found]
+    else:
+        rows = [(r["pos"], row_to_intent(r)) for r in tx.all("leased_by_anyone_for_update")]
+    out = []
+    for pos, intent in rows:
+        if intent.status.is_final or intent.status.value not in _LEASED:
+            continue
+        attempt = intent.delivery_attempt
+        said = {"reason": reason, "delivery_attempt": attempt, **(details or {})}
+        if attempt >= intent.max_delivery_attempts:
+            error = {
+                **(details or {}),
+                "message": f"gave up after {attempt} delivery attempts: {reason}",
+                "delivery_attempt": attempt,
+            }
+            out.append(
+                apply_change(
+                    tx,
+                    pos,
+                    intent,
+                    S.FAILED,
+                    event_type="intent.delivery_failed",
+                    details={**said, "error": error},
+                    error=error,
+                    lease_worker=None,
+                )
+            )
+            continue
+        delay = redelivery_delay(attempt)
+        if delay <= 0:
+            out.append(apply_change(tx, pos, intent, S.SUBMITTED, details=said, lease_worker=None))
+            continue
+        waiting = apply_change(
+            tx,
+            pos,
+            intent,
+            S.WAITING,
+            details={**said, "redeliver_in_seconds": delay},
+            waiting_reason="WAITING_FOR_TIME",
+            lease_worker=None,
+        )
+        add_timer(tx, pos, "redeliver", time.time() + delay)
+        out.append(waiting)
+    return out, [i.intent_id for i, _ in out]
+
+
+def add_timer(
+    tx: Tx,
+    pos: int,
+    kind: str,
+    fire_at: float,
+    task_id: str | None = None,
+    ordinal: int | None = None,
+) -> None:
+    """`armed_at` is now: a clock stepped back behind it brings the timer forward (timers.py)."""
+    tx.run(
+        "insert_timer",
+        pos=pos,
+        kind=kind,
+        fire_at=fire_at,
+        task_id=task_id,
+        ordinal=ordinal,
+        armed_at=time.time(),
+    )
+
+
+def redeliver(tx: Tx, pos: int) -> Intent | None:
+    """A failed attempt's backoff is over: back to the queue, saying why it was redelivered
+    (the reason the attempt ended, from the event that started the backoff)."""
+    intent = load_intent_at(tx, pos)
+    if intent is None or intent.status is not S.WAITING:
+        return None
+    reason = last_reason(tx, pos, STATUS_EVENT[S.WAITING]) or "backoff over"
+    details = {"reason": reason, "delivery_attempt": intent.delivery_attempt}
+    updated, _ = apply_change(tx, pos, intent, S.SUBMITTED, details=details, waiting_reason=None)
+    return updated
+
+
+def retry(tx: Tx, intent_id: str, actor: str | None) -> tuple[tuple[Intent, Event], list[str]]:
+    """A FAILED or TIMED_OUT intent goes back to the queue with fresh delivery attempts."""
+    pos, intent = load_intent(tx, intent_id)
+    if intent.status not in (S.FAILED, S.TIMED_OUT):
+        raise Conflict(
+            f"only FAILED or TIMED_OUT intents can be retried; this one is {intent.status.value}",
+            details={"status": intent.status.value},
+        )
+    if intent.human_task is not None:  # it has no agent code to run again
+        raise Conflict(
+            "an intent with its own human_task cannot be retried; send it again",
+            details={"status": intent.status.value},
+        )
+    updated = apply_change(
+        tx,
+        pos,
+        intent,
+        S.SUBMITTED,
+        actor=actor,
+        details={"reason": f"retried (was {intent.status.value})"},
+        delivery_attempt=0,
+        lease_worker=None,
+        error=None,
+    )
+    return updated, [intent_id]

@@ -1,0 +1,81 @@
+"""The agent registry, projects' notification hooks, and API keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from axme_cli.errors import Conflict
+from axme_daemon.intents import compact_json, now_iso
+from axme_daemon.lifecycle.timeline import dump, load
+from axme_daemon.lifecycle.tx import Tx
+
+
+def put_agents(
+    tx: Tx,
+    source: str,
+    digest: str | None,
+    specs: list[dict[str, Any]],
+    replace_source: bool,
+    hooks: list[dict[str, Any]] | None = None,
+) -> tuple[bool, list[str]]:
+    """Upsert `specs` from `source`; with `replace_source`, drop that source's other agents.
+    With a `digest` (a project), its `hooks` replace the ones stored for it.
+
+    Returns False (and writes nothing) when `digest` is the one already applied for `source`.
+    """
+    if digest is not None:
+        row = tx.one("project_digest", source=source)
+        if row is not None and row["digest"] == digest:
+            return False, []
+    now = now_iso()
+    if replace_source:
+        keep = {s["address"] for s in specs}
+        for row in tx.all("agents_of_source", source=source):
+            if row["address"] not in keep:
+                tx.run("delete_agent", address=row["address"])
+    for spec in specs:
+        tx.run("upsert_agent", address=spec["address"], spec=dump(spec), source=source, now=now)
+    if digest is not None:
+        tx.run("upsert_project", source=source, digest=digest, now=now, hooks=dump(hooks or []))
+    return True, []
+
+
+def delete_agent(tx: Tx, address: str) -> tuple[bool, list[str]]:
+    return tx.run("delete_agent", address=address) > 0, []
+
+
+def set_agent_removed(tx: Tx, address: str, removed: bool) -> tuple[bool, list[str]]:
+    """A flag in the spec itself: a changed axme.toml rewrites the spec, and so clears it."""
+    row = tx.one("agent_spec_for_update", address=address)
+    if row is None:
+        return False, []
+    spec = load(row["spec"])
+    if removed:
+        spec["removed"] = True
+    else:
+        spec.pop("removed", None)
+    tx.run("set_agent_spec", address=address, spec=dump(spec), now=now_iso())
+    return True, []
+
+
+def put_api_key(
+    tx: Tx, name: str, key_hash: str, scopes: list[str]
+) -> tuple[dict[str, Any], list[str]]:
+    if tx.one("api_key_exists", name=name) is not None:
+        raise Conflict(
+            f"a key named {name!r} exists already (axme keys revoke {name} first)",
+            details={"name": name},
+        )
+    row = {"name": name, "scopes": scopes, "created_at": now_iso()}
+    tx.run(
+        "insert_api_key",
+        name=name,
+        key_hash=key_hash,
+        scopes=compact_json(scopes),
+        created_at=row["created_at"],
+    )
+    return row, []
+
+
+def delete_api_key(tx: Tx, name: str) -> tuple[bool, list[str]]:
+    return tx.run("delete_api_key", name=name) > 0, []

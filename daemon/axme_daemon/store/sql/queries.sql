@@ -1,0 +1,257 @@
+-- The named queries of the lifecycle rules, loaded by name (store/queries.py), in the SQL
+-- every dialect speaks; a dialect's own `<dialect>/queries.sql` replaces those it must say
+-- its own way. Parameters are named (:name); rows are read by column name. A query that the
+-- rules rely on to be exclusive says so: a `*_for_update` read is one the dialect locks
+-- (SQLite needs nothing: every write transaction is BEGIN IMMEDIATE, one writer at a time),
+-- and a conditional write (`WHERE ... AND last_seq = :expected_seq`) reports its row count
+-- for the rule to check.
+
+-- name: intent_for_update
+-- An intent a write is about to change.
+SELECT * FROM intents WHERE intent_id = :intent_id;
+
+-- name: intent_at_for_update
+SELECT * FROM intents WHERE pos = :pos;
+
+-- name: intent_by_id
+SELECT * FROM intents WHERE intent_id = :intent_id;
+
+-- name: intent_by_idempotency_key
+SELECT * FROM intents WHERE idempotency_key = :idempotency_key;
+
+-- name: insert_intent
+INSERT INTO intents (intent_id, intent_type, to_agent, from_agent, reply_to, correlation_id,
+    payload, human_task, status, idempotency_key, request_hash, max_delivery_attempts,
+    deadline_at, last_seq, created_at, updated_at, delivery_attempt, delivery_seq, lease_worker)
+VALUES (:intent_id, :intent_type, :to_agent, :from_agent, :reply_to, :correlation_id,
+    :payload, :human_task, :status, :idempotency_key, :request_hash, :max_delivery_attempts,
+    :deadline_at, :last_seq, :created_at, :updated_at, :delivery_attempt, :delivery_seq,
+    :lease_worker);
+
+-- name: update_intent
+-- Only when nobody changed the intent since it was read (its last_seq is still the one read).
+UPDATE intents SET status = :status, last_seq = :last_seq, updated_at = :updated_at,
+    waiting_reason = :waiting_reason, delivery_attempt = :delivery_attempt,
+    delivery_seq = :delivery_seq, lease_worker = :lease_worker
+WHERE pos = :pos AND last_seq = :expected_seq;
+
+-- name: update_intent_outcome
+-- update_intent, with the result and the error.
+UPDATE intents SET status = :status, last_seq = :last_seq, updated_at = :updated_at,
+    waiting_reason = :waiting_reason, delivery_attempt = :delivery_attempt,
+    delivery_seq = :delivery_seq, lease_worker = :lease_worker, result = :result,
+    error = :error
+WHERE pos = :pos AND last_seq = :expected_seq;
+
+-- name: insert_event
+INSERT INTO events (intent_pos, seq, event_type, status, at, actor, details)
+VALUES (:intent_pos, :seq, :event_type, :status, :at, :actor, :details);
+
+-- name: last_event_details
+SELECT details FROM events WHERE intent_pos = :pos AND event_type = :event_type
+ORDER BY seq DESC LIMIT 1;
+
+-- name: events_since
+SELECT e.seq, e.event_type, e.status, e.at, e.actor, e.details
+FROM events e JOIN intents i ON i.pos = e.intent_pos
+WHERE i.intent_id = :intent_id AND e.seq > :since ORDER BY e.seq LIMIT :limit;
+
+-- name: close_open_tasks
+UPDATE tasks SET status = 'CLOSED' WHERE intent_pos = :pos AND status = 'PENDING';
+
+-- name: drop_waits
+DELETE FROM waits WHERE intent_pos = :pos;
+
+-- name: drop_timers
+DELETE FROM timers WHERE intent_pos = :pos;
+
+-- name: step_count
+SELECT count(*) AS n FROM steps WHERE intent_pos = :pos;
+
+-- name: step_at
+SELECT step_key, result, attempt, at, error FROM steps
+WHERE intent_pos = :pos AND ordinal = :ordinal;
+
+-- name: insert_step
+INSERT INTO steps (intent_pos, ordinal, step_key, result, attempt, at, error)
+VALUES (:pos, :ordinal, :step_key, :result, :attempt, :at, :error);
+
+-- name: steps_of
+SELECT s.ordinal, s.step_key, s.result, s.attempt, s.at, s.error
+FROM steps s JOIN intents i ON i.pos = s.intent_pos
+WHERE i.intent_id = :intent_id ORDER BY s.ordinal;
+
+-- name: queued_for_lease
+-- Oldest first, never a person's own intent.
+SELECT * FROM intents
+WHERE to_agent = :address AND status = 'SUBMITTED' AND human_task IS NULL
+ORDER BY pos LIMIT :limit;
+
+-- name: oldest_queued
+SELECT * FROM intents WHERE to_agent = :address AND status = 'SUBMITTED'
+ORDER BY pos LIMIT 1;
+
+-- name: any_queued
+SELECT 1 AS found FROM intents
+WHERE to_agent = :address AND status = 'SUBMITTED' AND human_task IS NULL LIMIT 1;
+
+-- name: count_queued
+SELECT count(*) AS n FROM intents WHERE to_agent = :address AND status = 'SUBMITTED';
+
+-- name: queued_by_id
+SELECT * FROM intents
+WHERE intent_id = :intent_id AND status = 'SUBMITTED' AND human_task IS NULL;
+
+-- name: leased_by_worker_for_update
+SELECT * FROM intents WHERE lease_worker = :worker_id;
+
+-- name: leased_by_anyone_for_update
+SELECT * FROM intents WHERE lease_worker IS NOT NULL;
+
+-- name: leased_to_since
+-- Only deliveries already on disk (up to :durable).
+SELECT * FROM intents
+WHERE lease_worker = :worker_id AND delivery_seq > :after AND delivery_seq <= :durable
+ORDER BY delivery_seq;
+
+-- name: last_delivery_seq
+SELECT coalesce(max(delivery_seq), 0) AS n FROM intents;
+
+-- name: insert_timer
+INSERT INTO timers (intent_pos, kind, fire_at, task_id, ordinal, armed_at)
+VALUES (:pos, :kind, :fire_at, :task_id, :ordinal, :armed_at);
+
+-- name: deadlines_armed_after
+-- Deadline timers armed after :now (the clock went back): where each will fire once brought
+-- forward, for its task to show.
+SELECT task_id, fire_at - (armed_at - :now) AS deadline_at FROM timers
+WHERE armed_at > :now AND kind = 'deadline';
+
+-- name: move_task_deadline
+UPDATE tasks SET deadline_at = :deadline_at WHERE task_id = :task_id;
+
+-- name: bring_timers_forward
+-- Timers armed after :now fire at most their own duration from :now.
+UPDATE timers SET fire_at = fire_at - (armed_at - :now), armed_at = :now
+WHERE armed_at > :now;
+
+-- name: due_timers_for_update
+SELECT timer_id, intent_pos, kind, fire_at, task_id, ordinal FROM timers
+WHERE fire_at <= :now ORDER BY fire_at LIMIT 200;
+
+-- name: delete_timer
+-- A timer fires by deleting its row: of two that try, one deletes it.
+DELETE FROM timers WHERE timer_id = :timer_id;
+
+-- name: next_timer
+-- Two index lookups: the earliest due time and the latest arming.
+SELECT (SELECT min(fire_at) FROM timers) AS fire_at,
+    (SELECT max(armed_at) FROM timers) AS armed_at;
+
+-- name: drop_wait_timers
+DELETE FROM timers WHERE intent_pos = :pos AND ordinal = :ordinal AND kind != 'reminder';
+
+-- name: drop_task_timers
+DELETE FROM timers WHERE task_id = :task_id;
+
+-- name: wait_at
+SELECT step_key, kind, target FROM waits WHERE intent_pos = :pos AND ordinal = :ordinal;
+
+-- name: insert_wait
+INSERT INTO waits (intent_pos, ordinal, step_key, kind, target)
+VALUES (:pos, :ordinal, :step_key, :kind, :target);
+
+-- name: delete_wait
+-- A wait ends by deleting its row: of two that try, one deletes it.
+DELETE FROM waits WHERE intent_pos = :pos AND ordinal = :ordinal;
+
+-- name: signal_wait
+SELECT ordinal FROM waits WHERE intent_pos = :pos AND kind = 'signal' AND target = :name
+ORDER BY ordinal LIMIT 1;
+
+-- name: child_waits
+SELECT intent_pos, ordinal FROM waits WHERE kind = 'child' AND target = :child_id;
+
+-- name: kept_signal
+SELECT signal_id, data, at FROM signals
+WHERE intent_pos = :pos AND name = :name AND taken_by IS NULL ORDER BY signal_id LIMIT 1;
+
+-- name: take_signal
+UPDATE signals SET taken_by = :ordinal WHERE signal_id = :signal_id AND taken_by IS NULL;
+
+-- name: insert_signal
+INSERT INTO signals (intent_pos, name, data, taken_by, at)
+VALUES (:pos, :name, :data, :taken_by, :at);
+
+-- name: task_by_id
+SELECT t.task_id, i.intent_id, i.intent_type, i.to_agent, t.ordinal, t.spec, t.status,
+    t.assignee, t.reminders, t.deadline_at, t.decision, t.created_at, t.decided_at,
+    t.intent_pos
+FROM tasks t JOIN intents i ON i.pos = t.intent_pos WHERE t.task_id = :task_id;
+
+-- name: insert_task
+INSERT INTO tasks (task_id, intent_pos, ordinal, spec, status, assignee, deadline_at,
+    created_at)
+VALUES (:task_id, :pos, :ordinal, :spec, 'PENDING', :assignee, :deadline_at, :created_at);
+
+-- name: decide_task
+-- Only a pending task: of two decisions, one finds it pending.
+UPDATE tasks SET status = 'DECIDED', decision = :decision, decided_at = :decided_at
+WHERE task_id = :task_id AND status = 'PENDING';
+
+-- name: count_reminder
+UPDATE tasks SET reminders = :reminders
+WHERE task_id = :task_id AND status = 'PENDING' AND reminders = :reminders - 1;
+
+-- name: escalate_task
+UPDATE tasks SET assignee = :assignee, spec = :spec, deadline_at = :deadline_at
+WHERE task_id = :task_id AND status = 'PENDING';
+
+-- name: time_out_task
+UPDATE tasks SET status = 'TIMED_OUT' WHERE task_id = :task_id AND status = 'PENDING';
+
+-- name: project_digest
+SELECT digest FROM projects WHERE config_path = :source;
+
+-- name: agents_of_source
+SELECT address FROM agents WHERE source = :source;
+
+-- name: upsert_agent
+INSERT INTO agents (address, spec, source, created_at, updated_at)
+VALUES (:address, :spec, :source, :now, :now)
+ON CONFLICT (address) DO UPDATE SET spec = excluded.spec, source = excluded.source,
+    updated_at = excluded.updated_at;
+
+-- name: upsert_project
+INSERT INTO projects (config_path, digest, applied_at, hooks)
+VALUES (:source, :digest, :now, :hooks)
+ON CONFLICT (config_path) DO UPDATE SET digest = excluded.digest,
+    applied_at = excluded.applied_at, hooks = excluded.hooks;
+
+-- name: delete_agent
+DELETE FROM agents WHERE address = :address;
+
+-- name: agent_spec_for_update
+SELECT spec FROM agents WHERE address = :address;
+
+-- name: set_agent_spec
+UPDATE agents SET spec = :spec, updated_at = :now WHERE address = :address;
+
+-- name: list_agents
+SELECT spec, source, created_at, updated_at FROM agents ORDER BY address;
+
+-- name: list_projects
+SELECT config_path, digest, applied_at, hooks FROM projects ORDER BY config_path;
+
+-- name: api_key_exists
+SELECT 1 AS found FROM api_keys WHERE name = :name;
+
+-- name: insert_api_key
+INSERT INTO api_keys (name, key_hash, scopes, created_at)
+VALUES (:name, :key_hash, :scopes, :created_at);
+
+-- name: delete_api_key
+DELETE FROM api_keys WHERE name = :name;
+
+-- name: list_api_keys
+SELECT name, key_hash, scopes, created_at FROM api_keys ORDER BY name;
