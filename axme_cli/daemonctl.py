@@ -59,12 +59,15 @@ def _log_tail(paths: HomePaths, lines: int = 12) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def daemon_command(paths: HomePaths, *, foreground: bool = False) -> list[str]:
+def daemon_command(
+    paths: HomePaths, *, foreground: bool = False, store: str | None = None
+) -> list[str]:
     cmd = [sys.executable, "-m", "axme_daemon", "--home", str(paths.home)]
+    cmd += ["--store", store] if store else []
     return [*cmd, "--foreground"] if foreground else cmd
 
 
-def start(paths: HomePaths, *, timeout: float = START_TIMEOUT) -> Started:
+def start(paths: HomePaths, *, timeout: float = START_TIMEOUT, store: str | None = None) -> Started:
     """Start a detached daemon unless one answers; return once it serves requests."""
     health = probe(paths)
     if health is not None:
@@ -76,7 +79,7 @@ def start(paths: HomePaths, *, timeout: float = START_TIMEOUT) -> Started:
         raise DaemonUnreachable(f"cannot start the axme daemon: {unusable(exc)}") from None
     with os.fdopen(log_fd, "ab") as log:
         proc = subprocess.Popen(
-            daemon_command(paths),
+            daemon_command(paths, store=store),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests import postgres
 from tests.daemon import Daemon, stop_home_daemon
 
 
@@ -44,6 +45,10 @@ def cli_home(axme_home: Path) -> Iterator[Path]:
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and postgres.TIER in longrepr[2]:
+        # One place for every skip of the tier, so `-ra` says it once: "SKIPPED [n] ..."
+        report.longrepr = (postgres.__file__, 0, longrepr[2])
     if report.when == "call" and report.failed:
         funcargs = getattr(item, "funcargs", {})
         home = funcargs.get("axme_home")

@@ -1,6 +1,7 @@
 """A throwaway PostgreSQL 15 server for the tests that need one: its own cluster in a temp
 dir, a Unix socket there, a random port; never a shared server. Without the binaries the
-tests that need it skip, saying how to get them."""
+tests that need it skip, saying how to get them; under `AXME_TEST_REQUIRE_POSTGRES=1` (CI)
+they fail instead, so the tier cannot silently not run."""
 
 from __future__ import annotations
 
@@ -14,11 +15,31 @@ from contextlib import contextmanager
 from pathlib import Path
 
 BIN = Path(os.environ.get("AXME_PG_BIN", "/usr/lib/postgresql/15/bin"))
-HOW = "install PostgreSQL 15 (apt-get install postgresql-15) or set AXME_PG_BIN"
+REQUIRE = "AXME_TEST_REQUIRE_POSTGRES"
+TIER = "the PostgreSQL tier"
+HOW = (
+    "to run it, install PostgreSQL 15 (apt-get install postgresql-15) or set AXME_PG_BIN;"
+    f" {REQUIRE}=1 makes it fail instead of skipping"
+)
 
 
-def available() -> bool:
-    return (BIN / "initdb").is_file() and (BIN / "pg_ctl").is_file()
+def available(bin_dir: Path = BIN) -> bool:
+    return (bin_dir / "initdb").is_file() and (bin_dir / "pg_ctl").is_file()
+
+
+def required() -> bool:
+    return os.environ.get(REQUIRE, "") not in ("", "0")
+
+
+#: Read at import, like BIN: each test runs with the AXME_* variables cleared.
+REQUIRED = required()
+
+
+def missing(bin_dir: Path = BIN, *, require: bool = False) -> tuple[bool, str] | None:
+    """None when the tier can run; otherwise (fail?, the one line that says why and how)."""
+    if available(bin_dir):
+        return None
+    return require, f"{TIER} needs {bin_dir}/initdb and pg_ctl: {HOW}"
 
 
 def _free_port() -> int:

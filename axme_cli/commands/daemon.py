@@ -30,6 +30,14 @@ def start(
             help="Run in this process, logging to stderr (systemd, containers).",
         ),
     ] = False,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB [env: AXME_STORE;"
+            " default: the home's axme.db].",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Start the daemon in the background and wait until it answers."""
@@ -44,9 +52,9 @@ def start(
                 f"the axme daemon is already running (pid {running['pid']}, socket"
                 f" {running['socket']}); stop it first: axme daemon stop"
             )
-        cmd = daemonctl.daemon_command(paths, foreground=True)
+        cmd = daemonctl.daemon_command(paths, foreground=True, store=store)
         os.execv(cmd[0], cmd)
-    started = daemonctl.start(paths)
+    started = daemonctl.start(paths, store=store)
     if as_json:
         render.print_json(
             {

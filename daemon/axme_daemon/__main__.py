@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         help="also serve on loopback TCP (127.0.0.1, localhost or [::1]; or AXME_LISTEN), API"
         " key required (default: only when agents run)",
     )
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="sqlite:///PATH or postgresql://... (or AXME_STORE; default: the home's axme.db)",
+    )
     args = parser.parse_args(argv)
     if args.max_payload_bytes is not None and args.max_payload_bytes <= 0:
         parser.error("--max-payload-bytes must be positive")
@@ -51,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         max_payload_bytes=args.max_payload_bytes,
         foreground=args.foreground,
         listen=args.listen,
+        store_url=args.store,
     )
     try:
         try:

@@ -51,7 +51,7 @@ from axme_daemon.holds import StreamLimits, limits
 from axme_daemon.intents import Intent, NewIntent, compact_json, request_hash
 from axme_daemon.models import CreateIntent, ResolveIntent
 from axme_daemon.registry import Registry
-from axme_daemon.store import IntentFilter
+from axme_daemon.store import IntentFilter, shown_url
 
 #: Largest `since` accepted: SQLite integers are 64-bit.
 MAX_SEQ = 2**62
@@ -232,7 +232,7 @@ def create_app(
             "home": str(settings.paths.home),
             "socket": str(settings.paths.socket),
             "tcp": getattr(app.state, "tcp_url", None),
-            "database": settings.database_url,
+            "database": shown_url(settings.database_url),
             "uptime_seconds": round(time.time() - started, 3),
             "store": {"commits": stats.commits, "writes": stats.writes, "syncs": stats.syncs},
             "streams": engine.hub.subscribers,

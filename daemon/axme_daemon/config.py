@@ -9,6 +9,7 @@ from pathlib import Path
 
 from axme_cli.paths import HomePaths, home_paths
 from axme_cli.protocol import DEFAULT_MAX_PAYLOAD_BYTES
+from axme_daemon.store import check_store_url
 
 
 def _env_int(name: str, default: int) -> int:
@@ -94,11 +95,17 @@ def load_settings(
             parse_listen(listen)
         except BadListen as exc:
             raise SystemExit(f"axme daemon: --listen/AXME_LISTEN: {exc}") from None
+    # AXME_STORE_URL: the name it had first, still honoured.
+    store_url = store_url or os.environ.get("AXME_STORE") or os.environ.get("AXME_STORE_URL", "")
+    try:
+        check_store_url(store_url)
+    except ValueError as exc:
+        raise SystemExit(f"axme daemon: --store/AXME_STORE: {exc}") from None
     return DaemonSettings(
         paths=home_paths(home),
         max_payload_bytes=max_payload_bytes
         or _env_int("AXME_MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES),
-        store_url=store_url or os.environ.get("AXME_STORE_URL", ""),
+        store_url=store_url,
         lease_grace=float(_env_int("AXME_LEASE_GRACE_SECONDS", 10)),
         listen=listen,
         foreground=foreground,

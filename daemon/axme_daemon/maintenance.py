@@ -12,6 +12,7 @@ from pathlib import Path
 
 from axme_daemon.config import DaemonSettings
 from axme_daemon.server import acquire_lock
+from axme_daemon.store import shown_url
 from axme_daemon.store.sqlite_check import Recovery, full_check, recover
 
 EXIT_SOUND = 0
@@ -21,7 +22,9 @@ EXIT_DAMAGED = 1
 def _sqlite_path(settings: DaemonSettings) -> Path:
     url = settings.database_url
     if not url.startswith("sqlite:///"):
-        raise SystemExit(f"axme daemon: check and recover apply to a SQLite store, not {url}")
+        raise SystemExit(
+            f"axme daemon: check and recover apply to a SQLite store, not {shown_url(url)}"
+        )
     return Path(url.removeprefix("sqlite:///"))
 
 

@@ -36,8 +36,10 @@ def sqlite_url(axme_home: Path) -> str:
 @pytest.fixture(scope="session")
 def postgresql_server() -> Iterator[tuple[Path, int, str]]:
     """One throwaway PostgreSQL server for the session (`tests/postgres.py`)."""
-    if not postgres.available():
-        pytest.skip(f"the PostgreSQL tier needs a server: {postgres.HOW}")
+    gap = postgres.missing(require=postgres.REQUIRED)
+    if gap is not None:
+        fail, why = gap
+        (pytest.fail if fail else pytest.skip)(why)
     with postgres.server() as found:
         yield found
 

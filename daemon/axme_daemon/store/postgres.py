@@ -65,7 +65,8 @@ class PostgresStore(SqliteStore):
             self._pw = psycopg.connect(self.url, autocommit=True, row_factory=dict_row)
             self._pr = psycopg.connect(self.url, autocommit=True, row_factory=dict_row)
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"cannot reach the PostgreSQL store: {exc}") from exc
+            why = " ".join(str(exc).split())  # libpq's message spans lines: the CLI shows one
+            raise StoreUnavailable(f"cannot reach the PostgreSQL store: {why}") from exc
         if applied := migrate(self._pw):
             log.info("schema migrated", extra={"action": "migrate", "versions": applied})
         self._sealer = Sealer(self._key_file)
