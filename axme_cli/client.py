@@ -430,6 +430,10 @@ class DaemonClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         cursor = since
         lost_at: float | None = None
+        if since > 0:
+            current = self.get_intent(intent_id)
+            if current["status"] in FINAL_STATUSES and current["last_seq"] <= since:
+                return  # final, and nothing after `since`: no event will ever come
         while True:
             hold = 60.0
             if deadline is not None:

@@ -315,6 +315,16 @@ def test_cancel_and_wait_exit_codes(cli_home: Path) -> None:
     assert json.loads(waited.stdout)["status"] == "CANCELED"
 
 
+def test_tail_since_past_a_final_intents_last_event_ends_at_once(cli_home: Path) -> None:
+    intent_id = send(cli_home)
+    assert run_cli(cli_home, "cancel", intent_id).returncode == 0
+    last = show_json(cli_home, intent_id)["events"][-1]["seq"]
+    for since in (last, last + 50):
+        tailed = run_cli(cli_home, "tail", intent_id, "--since", str(since), timeout=20)
+        assert tailed.returncode == 7, tailed.stderr  # CANCELED, with nothing more to show
+        assert tailed.stdout == ""
+
+
 def test_send_wait_and_tail_end_with_7_when_another_process_cancels(
     cli_home: Path, tmp_path: Path
 ) -> None:
