@@ -72,3 +72,22 @@ def test_a_normal_completion_is_one_outcome() -> None:
     daemon = Daemon()
     _run(agent, daemon)
     assert daemon.outcomes == [{"action": "complete", "result": 7}]
+
+
+def test_a_daemon_at_its_cap_of_agent_streams_is_asked_again_later() -> None:
+    from axme_cli.errors import TooManyStreams
+
+    agent = Agent("agent://t/e/a")
+    asked: list[int] = []
+
+    class Full:
+        def agent_stream(self, *args: Any, **kwargs: Any) -> list[tuple[str, dict[str, Any]]]:
+            asked.append(1)
+            if len(asked) == 1:
+                raise TooManyStreams("too many agent streams", details={"retry_after": 0.01})
+            agent.stop()  # asked again after the pause: enough
+            return []
+
+    agent._local.client = Full()
+    agent.run()  # returns: the 503 did not end the loop (or the process)
+    assert len(asked) == 2
