@@ -92,13 +92,16 @@ def _commands(home: Path, ids: dict[str, str]) -> list[list[str]]:
         ["tail", done, "--since", "2", "--json"],
         ["agents", "list"],
         ["agents", "list", "--json"],
-        ["--home", "/nonexistent/axme-home", "show", done],
+        # A home no daemon can start in (a file where its parent directory should be):
+        # the same one line and exit code both ways, and no daemon left behind.
+        ["--home", f"{home}/not-a-dir/axme-home", "show", done],
     ]
 
 
 def test_quick_commands_print_and_exit_as_the_typer_app_does(
     daemon: Daemon, intents: dict[str, str]
 ) -> None:
+    (daemon.home / "not-a-dir").write_text("")
     for args in _commands(daemon.home, intents):
         quick = _run(daemon.home, ["-m", "axme_cli"], args)
         typer = _run(daemon.home, ["-c", TYPER], args)
