@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from psycopg.rows import dict_row
 from axme_cli.errors import AxmeError, StoreUnavailable
 from axme_daemon.intents import now_iso
 from axme_daemon.store.base import StoreStats
+from axme_daemon.store.migrations import load_migrations, load_schema
 from axme_daemon.store.postgres_tx import PostgresTx
 from axme_daemon.store.sealing import Sealer
 from axme_daemon.store.sqlite import SqliteStore, _Batch
@@ -39,16 +39,38 @@ _LOCK = 0x61786D65  # one daemon at a time brings the schema up to date
 
 
 def migrate(db: psycopg.Connection[dict[str, Any]]) -> list[int]:
-    """A fresh database gets the schema; one that has it is left as it is."""
+    """Bring the database up to date, as `migrations.migrate` does SQLite's; one daemon at
+    a time (an advisory lock), each migration in its own transaction."""
+    migrations = load_migrations("postgresql")
+    applied: list[int] = []
     with db.transaction():
         db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
         db.execute(_MIGRATIONS)
-        if db.execute("SELECT 1 FROM schema_migrations").fetchone() is not None:
-            return []
-        schema = (resources.files("axme_daemon.store") / "sql/postgresql/schema.sql").read_text()
-        db.execute(schema)  # several statements: no parameters
-        db.execute("INSERT INTO schema_migrations VALUES (1, 'initial', %s)", (now_iso(),))
-    return [1]
+        done = {r["version"] for r in db.execute("SELECT version FROM schema_migrations")}
+        if not done:  # a fresh database: the schema in one go, every migration recorded
+            db.execute(load_schema("postgresql"))  # several statements: no parameters
+            for m in migrations:
+                db.execute(
+                    "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
+                    (m.version, m.name, now_iso()),
+                )
+            return [m.version for m in migrations]
+    for m in migrations:
+        if m.version in done:
+            continue
+        with db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+            if db.execute(
+                "SELECT 1 FROM schema_migrations WHERE version = %s", (m.version,)
+            ).fetchone():
+                continue  # another daemon applied it meanwhile
+            db.execute(m.sql)
+            db.execute(
+                "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
+                (m.version, m.name, now_iso()),
+            )
+        applied.append(m.version)
+    return applied
 
 
 class PostgresStore(SqliteStore):
