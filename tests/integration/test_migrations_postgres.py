@@ -57,5 +57,7 @@ def test_an_older_database_gets_only_the_migrations_it_lacks(postgresql_url: str
         )
         db.execute("INSERT INTO schema_migrations VALUES (1, 'initial', 'then')")
         assert migrate(db) == [m.version for m in later]
-        versions = [r["version"] for r in db.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+        versions = [
+            r["version"] for r in db.execute("SELECT version FROM schema_migrations ORDER BY 1")
+        ]
     assert versions == [1, *(m.version for m in later)]
