@@ -629,6 +629,8 @@ class Bench:
             "axme wait (done)": ["wait", done],
             "axme agents list": ["agents", "list"],
             "axme --help": ["--help"],
+            "axme daemon status": ["daemon", "status"],
+            "axme keys list": ["keys", "list"],
         }
         for _ in range(self.plan.repeat):
             for name, argv in argvs.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -41,13 +42,17 @@ def session(ctx: typer.Context) -> Session:
         source = getattr(root.get_parameter_source(name), "name", None)
         return params.get(name) if source == "COMMANDLINE" else None
 
-    home, config = typed("home"), typed("config")
+    def path(value: Any) -> Path | None:
+        """As a `Path` whichever Typer gave it: `./h/` is `h`, as the quick parsers print."""
+        return None if value is None else Path(value)
+
+    home, config = path(typed("home")), path(typed("config"))
     given = given_options(
         None if home is None else str(home),
         None if config is None else str(config),
         bool(typed("no_config")),
     )
-    return Session(ctx.obj, params.get("config"), bool(params.get("no_config")), given)
+    return Session(ctx.obj, path(params.get("config")), bool(params.get("no_config")), given)
 
 
 @contextmanager

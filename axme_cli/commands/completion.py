@@ -35,8 +35,9 @@ def intent_ids(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
         from axme_cli.client import DaemonClient
         from axme_cli.paths import home_paths
 
-        home: Path | None = (ctx.find_root().params or {}).get("home")
-        paths = home_paths(home.expanduser().absolute() if home else None)
+        given = (ctx.find_root().params or {}).get("home")  # a str or a Path, by Typer version
+        home = Path(given).expanduser().absolute() if given else None
+        paths = home_paths(home)
         with DaemonClient(paths.socket, timeout=TIMEOUT_SECONDS) as client:
             page = client.list_intents(id_prefix=incomplete or None, limit=LIMIT)
     except Exception:  # a Tab press never prints a traceback

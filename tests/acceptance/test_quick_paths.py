@@ -176,3 +176,18 @@ def test_quick_commands_stay_within_their_import_budget(
         forbidden += ("rich",)
     assert _hits(loaded, forbidden) == []
     assert len(loaded) <= MODULE_BUDGET[output], sorted(loaded)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["daemon", "status"], ["keys", "list", "--json"], ["show", "--help"], ["--help"]],
+)
+def test_typer_parsed_commands_do_not_import_pydantic(
+    daemon: Daemon, tmp_path: Path, args: list[str]
+) -> None:
+    """What the quick parsers leave to the Typer app still skips pydantic (~100 ms): Typer
+    0.29 reads every option through it, hence the pin below 0.29 in pyproject.toml."""
+    code, loaded = _loaded(daemon.home, tmp_path, args)
+    assert code == 0
+    assert "axme_cli.main" in loaded
+    assert _hits(loaded, ("pydantic", "httpx")) == []
