@@ -664,13 +664,11 @@ class Bench:
 
         assert self.plan.scale is not None
         paths = HomePaths(self.home / "w4")
-        daemonctl.start(paths)  # creates the schema
-        daemonctl.stop(paths)
-        filler = growth.Filler(paths.database, PIPELINE_TYPE, NOBODY)
+        filler = growth.Filler(paths, PIPELINE_TYPE)
         medians: dict[str, list[float]] = {}
         try:
             for size in growth.sizes(self.plan.scale):
-                filler.grow_to(size, lambda: None)
+                filler.grow_to(size)
                 began = time.perf_counter()
                 pid = daemonctl.start(paths).pid
                 started = (time.perf_counter() - began) * 1000
