@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 FIGURES = {
     ("W1", "3-step intents"): "3-step intents (1 daemon)",
     ("W1", "3-step latency"): "3-step latency (1 daemon)",
+    ("W1", "3-step syncs"): "3-step commits (1 daemon)",  # each waits for the server's fsync
     ("W1-seq", "latency"): "seq latency (1 daemon)",
     ("W1-seq", "step record lag"): "step record lag (1 daemon)",
 }

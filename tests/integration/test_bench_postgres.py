@@ -24,6 +24,7 @@ def test_the_pg_workload_sets_postgresql_beside_sqlite(
     assert set(pg) == {
         "3-step intents (1 daemon)",
         "3-step latency (1 daemon)",
+        "3-step commits (1 daemon)",
         "seq latency (1 daemon)",
         "step record lag (1 daemon)",
     }

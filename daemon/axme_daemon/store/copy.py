@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 #: Tables other rows point at come first (foreign keys); the rest in name order.
 _FIRST = ("intents",)
 _NOT_COPIED = frozenset({"schema_migrations"})  # each database records its own
-#: Rows between two progress lines, at least; and seconds between them.
+#: Seconds between two progress lines (none for a copy quicker than that).
 _PROGRESS_SECONDS = 1.0
 
 Progress = Callable[[int, int, str], None]
@@ -151,6 +151,7 @@ def _connect(url: str) -> psycopg.Connection[Any]:
 def _bring_up_to_date(source: Path, key_file: Path) -> None:
     """Open and close the store as a starting daemon does: an older home's schema is
     migrated and its plain secrets sealed, so that the copy holds what a daemon would."""
+    from axme_daemon.store.sealing import BadKeyFile
     from axme_daemon.store.sqlite import SqliteStore
 
     async def open_close() -> None:
@@ -162,6 +163,8 @@ def _bring_up_to_date(source: Path, key_file: Path) -> None:
         asyncio.run(open_close())
     except AxmeError as exc:  # damaged, unreadable
         raise CopyRefused(f"{exc.message}; nothing was copied", EXIT_ERROR) from exc
+    except BadKeyFile as exc:
+        raise CopyRefused(f"{exc}; nothing was copied", EXIT_ERROR) from exc
 
 
 def _tables(db: sqlite3.Connection) -> list[str]:
