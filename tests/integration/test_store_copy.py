@@ -29,7 +29,7 @@ LATER = "agent://test/move/later"  # added after the move
 FILLED = 10_000 - 4  # and the four that wait
 HOOK = {"webhook": "http://127.0.0.1:9/hook", "secret": "whsec-moved", "on": ["escalation"]}
 #: Seconds the moved intent sleeps: longer than stopping, copying and starting take.
-NAP = 20
+NAP = 30
 TABLES = {
     *("intents", "events", "steps", "tasks", "timers", "waits", "signals"),
     *("agents", "projects", "api_keys"),
@@ -168,7 +168,7 @@ def test_a_moved_home_shows_the_same_history_and_resumes_its_waits(
             client.post(f"/v1/intents/{signal}/signals/go", json={"data": {"n": 2}})
             add_agent(client, LATER, "waiting_agent.py", axme_home, env={"STEP_LOG": str(log)})
             fresh = send(client, ADDRESS, "intent.test.quick.v1", {})
-            final = wait_final(moved, [approval, nap, signal, early, fresh], timeout=60)
+            final = wait_final(moved, [approval, nap, signal, early, fresh], timeout=NAP + 60)
             assert {i["status"] for i in final.values()} == {"COMPLETED"}, final
             assert final[approval]["result"]["by"] == "ops@example.com"
             assert final[signal]["result"]["signal"]["data"] == {"n": 2}
