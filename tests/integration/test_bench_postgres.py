@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.acceptance.test_bench import processes_mentioning, run_bench, tmpdir_short
 
+pytestmark = pytest.mark.acceptance  # real daemon processes
 __all__ = ["tmpdir_short"]  # the fixture, for pytest
 
 

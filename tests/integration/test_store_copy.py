@@ -24,6 +24,7 @@ from axme_daemon.store.sqlite import SqliteStore
 from tests.agents import add_agent, intent, running_pids, send, step_log, wait_final
 from tests.daemon import Daemon, run_cli, wait_for
 
+pytestmark = pytest.mark.acceptance  # real daemon processes
 ADDRESS = "agent://test/move/ops"
 LATER = "agent://test/move/later"  # added after the move
 FILLED = 10_000 - 4  # and the four that wait
