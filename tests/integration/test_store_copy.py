@@ -150,6 +150,11 @@ def test_a_moved_home_shows_the_same_history_and_resumes_its_waits(
     assert report["tables"]["intents"]["target"] == 10_000
     assert report["sealed_secrets"] == 3  # the agent's env, the hook's URL and secret
     assert _tables(postgresql_url) == {t: c["target"] for t, c in report["tables"].items()}
+    rows = sum(c["source"] for c in report["tables"].values())
+    assert copied.stderr.splitlines() == [
+        f"copying: {n:,} of {rows:,} rows ({n * 100 // rows}%, {table})"
+        for n, table in ((50_000, "events"),)
+    ]
 
     moved = Daemon(axme_home, "--store", postgresql_url).start()
     try:
