@@ -130,4 +130,7 @@ def _describe_copy(copied: Copied) -> None:
             f" them with the secrets.key of its own home; give each such home a copy of"
             f" {copied.key_file} (mode 0600)"
         )
-    print("next: axme daemon start --store URL (or set AXME_STORE=URL), URL as given to --to")
+    print(
+        "next: axme daemon start --store URL (or set AXME_STORE=URL), URL as given to --to;"
+        f" {copied.source} is left as it was, and a daemon started without --store serves it"
+    )

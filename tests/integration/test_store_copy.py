@@ -204,7 +204,12 @@ def test_a_target_that_holds_rows_is_refused_and_left_as_it_was(
     axme_home: Path, postgresql_url: str
 ) -> None:
     _build_small(axme_home, 3)
-    assert _copy(axme_home, postgresql_url).returncode == 0
+    first = _copy(axme_home, postgresql_url)
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    assert lines[0].startswith(f"copied {axme_home / 'axme.db'} into postgresql://")
+    assert lines[0].endswith("every table counted on both sides")
+    assert lines[2].split() == ["intents", "3", "3"]
     before = _tables(postgresql_url)
     _build_small(axme_home, 2)
     result = _copy(axme_home, postgresql_url)
