@@ -110,10 +110,10 @@ def start(paths: HomePaths, *, timeout: float = START_TIMEOUT, store: str | None
     )
 
 
-def maintain(paths: HomePaths, action: str) -> int:
-    """`check` or `recover` the home's store in a daemon process that holds the home's lock
-    (the CLI never opens the database); its output goes straight to ours."""
-    return subprocess.run([*daemon_command(paths), action], check=False).returncode
+def maintain(paths: HomePaths, action: str, *args: str) -> int:
+    """`check`, `recover` or `copy` the home's store in a daemon process that holds the
+    home's lock (the CLI never opens the database); its output goes straight to ours."""
+    return subprocess.run([*daemon_command(paths), action, *args], check=False).returncode
 
 
 def ensure_running(paths: HomePaths) -> Started:

@@ -239,6 +239,22 @@ def test_cli_package_never_imports_the_daemon() -> None:
     assert not offenders, "axme_cli must not import axme_daemon:\n" + "\n".join(offenders)
 
 
+def test_cli_package_opens_no_store() -> None:
+    """No client opens the database (ARCHITECTURE "The one rule"): not the bench's growth
+    fill either (it runs `python -m axme_daemon.growth`, over the store API). Only W0 may
+    use sqlite3, on a file of its own: the disk's ceiling."""
+    drivers = {"sqlite3", "asyncpg", "psycopg", "psycopg2", "aiosqlite", "sqlalchemy"}
+    allowed = {("axme_cli/bench/workloads.py", "sqlite3")}
+    offenders = [
+        f"{path.relative_to(REPO)}:{lineno}: {name}"
+        for path in sorted((REPO / "axme_cli").rglob("*.py"))
+        for lineno, name in _imported_names(ast.parse(path.read_text(), filename=str(path)))
+        if name.split(".")[0] in drivers
+        and (path.relative_to(REPO).as_posix(), name) not in allowed
+    ]
+    assert not offenders, "axme_cli must not open a store:\n" + "\n".join(offenders)
+
+
 def test_lifecycle_rules_import_no_database_driver() -> None:
     """The rules run over any backend's `Tx`: a driver, or a backend module, belongs below."""
     files = sorted((DAEMON_SRC / "lifecycle").rglob("*.py"))

@@ -28,9 +28,10 @@ from axme_cli.client import DaemonClient
 from axme_cli.errors import AxmeError
 from axme_cli.paths import HomePaths
 
-WORKLOADS = ("W0", "W1", "W1-seq", "W2", "W3", "CLI", "W4", "TUI")
-#: Workloads a plain `axme bench` runs: W4 needs `--scale`, TUI is asked for by name.
-DEFAULT_WORKLOADS = WORKLOADS[:-2]
+WORKLOADS = ("W0", "W1", "W1-seq", "W2", "W3", "CLI", "PG", "W4", "TUI")
+#: Workloads a plain `axme bench` runs: PG needs `--store`, W4 `--scale`, TUI is asked for by
+#: name.
+DEFAULT_WORKLOADS = WORKLOADS[:-3]
 
 PIPELINE_AGENT = "agent://bench/local/pipeline"
 LAG_TYPE = "intent.bench.lag.v1"
@@ -58,6 +59,8 @@ class Plan:
     w0_commits: int
     only: tuple[str, ...]
     scale: int | None = None
+    #: PG: the postgresql:// URL of an empty database, for the figures on PostgreSQL.
+    store: str | None = None
     #: Intents each W1 agent process handles at once.
     concurrency: int = 8
     #: CPU-bound processes run alongside, to measure on a loaded machine.
@@ -81,6 +84,7 @@ class Plan:
         scale: int | None = None,
         concurrency: int = 8,
         busy: int = 0,
+        store: str | None = None,
     ) -> Plan:
         if tiny:
             sizes = dict(intents=20, seq=5, kills=1, decisions=2, cli_runs=2, w0_commits=50)
@@ -102,6 +106,7 @@ class Plan:
             only=only,
             scale=scale,
             busy=busy,
+            store=store,
             **sizes,
             **tui,
         )
@@ -131,6 +136,8 @@ class Results:
     def __init__(self) -> None:
         self.metrics: dict[tuple[str, str], Metric] = {}
         self.checks: dict[str, Any] = {}
+        #: A figure measured on another store: the SQLite figure it is set beside.
+        self.beside: dict[tuple[str, str], tuple[str, str]] = {}
 
     def metric(self, workload: str, name: str, unit: str, note: str = "") -> Metric:
         key = (workload, name)
@@ -162,6 +169,10 @@ class Results:
             }
             if m.throughput and ceiling:
                 row["ratio_to_w0"] = round(statistics.median(m.samples) / ceiling, 4)
+            other = self.metrics.get(self.beside.get((m.workload, m.name), ("", "")))
+            if other is not None and other.samples:
+                ratio = statistics.median(m.samples) / statistics.median(other.samples)
+                row["ratio_to_sqlite"] = round(ratio, 3)
             if m.note:
                 row["note"] = m.note
             out.setdefault(m.workload, {})[m.name] = row
@@ -240,12 +251,24 @@ class _Watcher:
 class Bench:
     """One run: the temp home, its daemon, the agents; `close()` removes all of it."""
 
-    def __init__(self, plan: Plan, tick: Callable[[str, float], None]) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        tick: Callable[[str, float], None],
+        *,
+        store: str | None = None,
+        home: Path | None = None,
+    ) -> None:
+        """A daemon on `home` (default: a new temp dir), on the store at `store` (default:
+        the home's SQLite file)."""
         import tempfile
 
         self.plan = plan
         self.tick = tick  # (what is running, units done) for the progress bar
-        self.home = Path(tempfile.mkdtemp(prefix="axme-bench-"))
+        self.store = store
+        if home is not None:
+            home.mkdir(mode=0o700)
+        self.home = home or Path(tempfile.mkdtemp(prefix="axme-bench-"))
         self.paths = HomePaths(self.home)
         self.workdir = self.home / "agents"
         self.workdir.mkdir()
@@ -259,7 +282,7 @@ class Bench:
     def start(self) -> None:
         from axme_cli import daemonctl
 
-        started = daemonctl.start(self.paths)
+        started = daemonctl.start(self.paths, store=self.store)
         self.daemon_pid = started.pid
         self.client = DaemonClient(self.paths.socket, timeout=60.0)
         for _ in range(self.plan.busy):  # spin loops: the machine is busy, as under load
@@ -363,13 +386,13 @@ class Bench:
         )
         for _ in range(self.plan.repeat):
             for steps in (3, 1):
-                self._pipeline_run(steps)
+                self.pipeline_run(steps)
                 self.tick("W1", 1)
             for clients in (1, self.plan.clients):
                 self._creates(clients)
                 self.tick("W1", 1)
 
-    def _pipeline_run(self, steps: int) -> None:
+    def pipeline_run(self, steps: int) -> None:
         api = self.api
         body = {
             "intent_type": PIPELINE_TYPE,
@@ -657,6 +680,13 @@ class Bench:
             )
         return intent_id
 
+    # -- PG: the same on PostgreSQL ----------------------------------------------------------
+
+    def pg(self) -> None:
+        from axme_cli.bench import postgres
+
+        postgres.run(self)
+
     # -- W4: growth ------------------------------------------------------------------------
 
     def w4(self) -> None:
@@ -666,13 +696,11 @@ class Bench:
 
         assert self.plan.scale is not None
         paths = HomePaths(self.home / "w4")
-        daemonctl.start(paths)  # creates the schema
-        daemonctl.stop(paths)
-        filler = growth.Filler(paths.database, PIPELINE_TYPE, NOBODY)
+        filler = growth.Filler(paths, PIPELINE_TYPE)
         medians: dict[str, list[float]] = {}
         try:
             for size in growth.sizes(self.plan.scale):
-                filler.grow_to(size, lambda: None)
+                filler.grow_to(size)
                 began = time.perf_counter()
                 pid = daemonctl.start(paths).pid
                 started = (time.perf_counter() - began) * 1000
@@ -730,7 +758,7 @@ class Bench:
 
     def units(self) -> dict[str, int]:
         """Progress units per selected workload."""
-        per_rep = {"W0": 1, "W1": 4, "W1-seq": 1, "W2": 1, "W3": 1, "CLI": 1}
+        per_rep = {"W0": 1, "W1": 4, "W1-seq": 1, "W2": 1, "W3": 1, "CLI": 1, "PG": 2}
         units = {w: per_rep[w] * self.plan.repeat for w in per_rep if w in self.plan.only}
         if "W4" in self.plan.only and self.plan.scale:
             from axme_cli.bench.growth import sizes
@@ -748,6 +776,7 @@ class Bench:
             "W2": self.w2,
             "W3": self.w3,
             "CLI": self.cli,
+            "PG": self.pg,
             "W4": self.w4,
             "TUI": self.tui,
         }

@@ -19,12 +19,14 @@ if TYPE_CHECKING:
     from axme_cli.bench.workloads import Bench
 
 
-def _only(value: str | None, scale: int | None) -> tuple[str, ...]:
+def _only(value: str | None, scale: int | None, store: str | None) -> tuple[str, ...]:
     from axme_cli.bench.workloads import DEFAULT_WORKLOADS, WORKLOADS
     from axme_cli.errors import BadInput
 
+    if store is not None and not store.startswith(("postgresql://", "postgres://")):
+        raise BadInput("--store: expected a postgresql://USER:PASSWORD@HOST/DB URL")
     if not value:
-        return (*DEFAULT_WORKLOADS, "W4") if scale else DEFAULT_WORKLOADS
+        return (*DEFAULT_WORKLOADS, *("PG",) * bool(store), *("W4",) * bool(scale))
     wanted = tuple(w.strip() for w in value.split(",") if w.strip())
     lookup = {w.lower(): w for w in WORKLOADS}
     unknown = [w for w in wanted if w.lower() not in lookup]
@@ -35,6 +37,8 @@ def _only(value: str | None, scale: int | None) -> tuple[str, ...]:
     chosen = tuple(lookup[w.lower()] for w in wanted)
     if "W4" in chosen and not scale:
         raise BadInput("W4 needs --scale N: the largest store to measure (e.g. 1000000)")
+    if "PG" in chosen and not store:
+        raise BadInput("PG needs --store postgresql://...: an empty database to measure on")
     return chosen
 
 
@@ -63,10 +67,13 @@ def _table(console: Console, report: dict[str, dict[str, dict[str, Any]]]) -> No
     table.add_column("p99", justify="right", no_wrap=True)
     table.add_column("min-max", justify="right", no_wrap=True)
     table.add_column("vs W0", justify="right", no_wrap=True)
+    beside = any("ratio_to_sqlite" in row for m in report.values() for row in m.values())
+    if beside:
+        table.add_column("vs SQLite", justify="right", no_wrap=True)
     for workload, metrics in report.items():
         for i, (name, row) in enumerate(metrics.items()):
             unit = row["unit"]
-            ratio = row.get("ratio_to_w0")
+            ratios = [row.get("ratio_to_w0"), *[row.get("ratio_to_sqlite")] * beside]
             table.add_row(
                 workload if i == 0 else "",
                 name,
@@ -74,7 +81,7 @@ def _table(console: Console, report: dict[str, dict[str, dict[str, Any]]]) -> No
                 f"[bold]{_fmt(row['median'], unit)}[/]",
                 _fmt(row["p99"], unit),
                 f"{_fmt(row['min'], unit)}-{_fmt(row['max'], unit)}",
-                f"{ratio:.2f}x" if ratio is not None else "",
+                *(f"{ratio:.2f}x" if ratio is not None else "" for ratio in ratios),
             )
         table.add_section()
     console.print(table)
@@ -152,7 +159,16 @@ def bench(
         typer.Option(
             "--only",
             metavar="LIST",
-            help="Comma-separated workloads: W0,W1,W1-seq,W2,W3,CLI,W4,TUI.",
+            help="Comma-separated workloads: W0,W1,W1-seq,W2,W3,CLI,PG,W4,TUI.",
+        ),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            metavar="URL",
+            help="Also run PG: W1 and W1-seq with a daemon on this PostgreSQL database (an"
+            " empty one of its own: the bench leaves its intents there).",
         ),
     ] = None,
     scale: Annotated[
@@ -187,6 +203,8 @@ def bench(
     W2      crash recovery: SIGKILL mid-step to redelivery and completion
     W3      a person in the loop: decision to completed
     CLI     wall time of `axme --version` and `axme send`
+    PG      (with --store URL) W1 3-step intents and W1-seq with one daemon on
+            PostgreSQL, beside SQLite's of the same run
     W4      growth (with --scale N): list, inbox, show, create, RSS, bytes per intent
             at 10^4, 10^5, ... N intents in the store
     TUI     (with --only TUI) axme tui headless with 10,000 intents and 200 pending
@@ -208,9 +226,10 @@ def bench(
         replicas=replicas,
         concurrency=concurrency,
         repeat=repeat,
-        only=_only(only, scale),
+        only=_only(only, scale, store),
         scale=scale,
         busy=busy,
+        store=store,
     )
     bench = Bench(plan, lambda workload, done: None)
     began = time.monotonic()

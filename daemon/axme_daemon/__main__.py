@@ -11,7 +11,7 @@ from axme_cli.errors import StoreUnavailable
 from axme_cli.paths import PRIVATE_UMASK
 from axme_daemon.config import load_settings
 from axme_daemon.log import configure_logging
-from axme_daemon.maintenance import maintain
+from axme_daemon.maintenance import copy, maintain
 from axme_daemon.server import AlreadyRunning, HomeUnusable
 from axme_daemon.service import run
 from axme_daemon.store.sealing import BadKeyFile
@@ -28,10 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "action",
         nargs="?",
-        choices=("serve", "check", "recover"),
+        choices=("serve", "check", "recover", "copy"),
         default="serve",
-        help="serve (default); check the store; recover: set a damaged store aside and rebuild",
+        help="serve (default); check the store; recover: set a damaged store aside and rebuild;"
+        " copy: the home's SQLite store into PostgreSQL (--to)",
     )
+    parser.add_argument("--to", metavar="URL", help="copy: the postgresql://... to copy into")
+    parser.add_argument("--json", action="store_true", help="copy: the counts as JSON")
     parser.add_argument("--home", type=Path, help="axme home (default: $AXME_HOME or XDG)")
     parser.add_argument("--foreground", action="store_true", help="also log to stderr")
     parser.add_argument(
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         help="sqlite:///PATH or postgresql://... (or AXME_STORE; default: the home's axme.db)",
     )
     args = parser.parse_args(argv)
+    if (args.action == "copy") != (args.to is not None):
+        parser.error("--to goes with copy, and copy needs it")
     if args.max_payload_bytes is not None and args.max_payload_bytes <= 0:
         parser.error("--max-payload-bytes must be positive")
     settings = load_settings(
@@ -58,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         listen=args.listen,
         store_url=args.store,
     )
+    if args.action == "copy":  # before logging: a missing home must stay missing
+        return copy(settings, args.to, as_json=args.json)
     try:
         try:
             configure_logging(settings)

@@ -1,18 +1,22 @@
-"""`axme daemon check` and `axme daemon recover`: the store file, with no daemon running.
+"""`axme daemon check`, `axme daemon recover` and `axme store copy`: the store, with no
+daemon running.
 
-Both hold the home's lock while they work, so no daemon can start on the file meanwhile; the
-exit code says what was found (`EXIT_*` below).
+Each holds the home's lock while it works, so no daemon can start on the store meanwhile; the
+exit code says what was found (`EXIT_*` below, and the CLI's codes for the copy).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 from pathlib import Path
 
 from axme_daemon.config import DaemonSettings
 from axme_daemon.server import acquire_lock
 from axme_daemon.store import shown_url
+from axme_daemon.store.copy import Copied, CopyRefused, copy_home
 from axme_daemon.store.sqlite_check import Recovery, full_check, recover
 
 EXIT_SOUND = 0
@@ -83,3 +87,50 @@ def maintain(action: str, settings: DaemonSettings) -> int:
         return EXIT_SOUND
     finally:
         os.close(lock_fd)
+
+
+def copy(settings: DaemonSettings, url: str, *, as_json: bool) -> int:
+    """`axme store copy --to URL`: the home's SQLite store into PostgreSQL; the exit code is
+    the CLI's (README "Exit codes")."""
+    home_url = settings.database_url
+    source = (
+        Path(home_url.removeprefix("sqlite:///"))
+        if home_url.startswith("sqlite:///")
+        else settings.paths.database
+    )
+
+    def progress(done: int, total: int, table: str) -> None:
+        print(f"copying: {done:,} of {total:,} rows ({done * 100 // total}%, {table})",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    try:
+        copied = copy_home(settings.paths, source, url, progress)
+    except CopyRefused as exc:
+        print(f"axme store copy: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if as_json:
+        print(json.dumps(copied.to_json(), indent=2))
+    else:
+        _describe_copy(copied)
+    return EXIT_SOUND
+
+
+def _describe_copy(copied: Copied) -> None:
+    print(
+        f"copied {copied.source} into {copied.target}: {copied.rows:,} rows in"
+        f" {copied.seconds:.1f}s, every table counted on both sides"
+    )
+    width = max(map(len, copied.counts))
+    print(f"  {'table':<{width}}  {'source':>10}  {'target':>10}")
+    for table, (source, target) in copied.counts.items():
+        print(f"  {table:<{width}}  {source:>10,}  {target:>10,}")
+    if copied.sealed:
+        print(
+            f"{copied.sealed} sealed secret(s) copied sealed: a daemon on this database opens"
+            f" them with the secrets.key of its own home; give each such home a copy of"
+            f" {copied.key_file} (mode 0600)"
+        )
+    print(
+        "next: axme daemon start --store URL (or set AXME_STORE=URL), URL as given to --to;"
+        f" {copied.source} is left as it was, and a daemon started without --store serves it"
+    )
