@@ -228,7 +228,7 @@ def event_line(event: dict[str, Any], *, full: bool = False) -> str:
         escape(str(event.get("event_type"))),
         status_text(event.get("status")),
     ]
-    if event.get("actor"):
+    if event.get("actor") not in (None, "", "system"):
         parts.append(f"by {escape(str(event['actor']))}")
     details = dict(event.get("details") or {})
     summary = _summary(str(event.get("event_type")), details, full=full)
