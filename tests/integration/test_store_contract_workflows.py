@@ -62,7 +62,7 @@ def _new(n: int = 0, **kw: Any) -> NewIntent:
 
 
 async def _start(store: Store, plan: dict[str, Any], n: int = 0, **kw: Any) -> str:
-    intent, created, effects = await store.create_workflow_intent(
+    intent, created, _ = await store.create_workflow_intent(
         _new(n, **kw), _id(n), plan, "test.flow.v1"
     )
     assert created
@@ -202,7 +202,7 @@ async def test_a_person_may_not_be_answered_by_the_agent(store: Store) -> None:
 
 async def test_an_agent_then_a_person_on_one_intent_in_axmes_order(store: Store) -> None:
     plan = agent_then_person(CHECKER, {"title": "Merge?"})
-    intent, created, effects = await store.create_workflow_intent(
+    intent, _, effects = await store.create_workflow_intent(
         _new(human_task={"title": "Merge?"}), _id(0), plan, None
     )
     assert intent.status is S.SUBMITTED and [i.intent_id for i in effects.requeued] == [_id(0)]
