@@ -51,12 +51,7 @@ def known_agents(request: Request, engine: Engine) -> set[str]:
 def _check(request: Request, engine: Engine, bundle: Any) -> Checked:
     checked = check_bundle(bundle)
     known = known_agents(request, engine)
-    raw = bundle.get("agents") if isinstance(bundle, dict) else None
-    for n, agent in enumerate(raw if isinstance(raw, list) else []):
-        role = agent.get("role") if isinstance(agent, dict) else None
-        if role not in checked.agents:
-            continue
-        address, create = checked.agents[role]
+    for address, create, n in checked.agents.values():
         if address not in known and not create:
             checked.errors.append(
                 f"agents[{n}].address: no agent {address} here, and create_if_missing is "
@@ -132,7 +127,7 @@ def add_scenario_routes(app: FastAPI, engine: Engine, settings: DaemonSettings) 
         roles: dict[str, str] = {}
         fresh: dict[str, dict[str, Any]] = {}
         made: list[tuple[str, str, list[str]]] = []
-        for role, (address, _) in checked.agents.items():
+        for role, (address, _, _) in checked.agents.items():
             roles[role] = address
             if address in known or address in fresh:
                 continue

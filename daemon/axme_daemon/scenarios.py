@@ -52,8 +52,8 @@ class Checked:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     plan: dict[str, Any] = field(default_factory=dict)
-    #: The agents it names: role -> (address, create_if_missing).
-    agents: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    #: The agents it names: role -> (address, create_if_missing, index in agents[]).
+    agents: dict[str, tuple[str, bool, int]] = field(default_factory=dict)
 
 
 def _number(
@@ -62,7 +62,7 @@ def _number(
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not low < value <= high:
-        out.errors.append(f"{where}: must be a number above {low:g} and at most {high:g}")
+        out.errors.append(f"{where}: must be a number above {low:g} and at most {high:.0f}")
         return None
     return float(value)
 
@@ -133,6 +133,7 @@ def check_bundle(bundle: Any) -> Checked:
 
 def _check_agents(out: Checked, raw: Any) -> dict[str, str]:
     roles: dict[str, str] = {}
+    seen: set[str] = set()
     for n, agent in enumerate(_objects(out, "agents", raw)):
         where = f"agents[{n}]"
         role = _text(out, f"{where}.role", agent.get("role"), required=True)
@@ -152,11 +153,12 @@ def _check_agents(out: Checked, raw: Any) -> dict[str, str]:
         if not isinstance(create, bool):
             out.errors.append(f"{where}.create_if_missing: must be true or false")
         if role is not None:
-            if role in roles:
+            if role in seen:
                 out.errors.append(f"{where}.role: {role!r} is declared twice")
             elif address is not None:
                 roles[role] = address
-                out.agents[role] = (address, create is True)
+                out.agents[role] = (address, create is True, n)
+            seen.add(role)
     return roles
 
 
