@@ -87,6 +87,7 @@ def _register() -> None:
         demo,
         intents,
         keys,
+        scenarios,
         tail,
         tasks,
         tui,
@@ -101,6 +102,7 @@ def _register() -> None:
     app.add_typer(agents.app, name="agents")
     app.add_typer(daemon.app, name="daemon")
     app.add_typer(keys.app, name="keys")
+    app.add_typer(scenarios.app, name="scenarios")
     completions.register(app)
 
 
