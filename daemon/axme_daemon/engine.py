@@ -90,8 +90,8 @@ class Engine:
                     await asyncio.sleep(1)
 
     async def _apply(self, effects: Effects) -> None:
-        for intent in effects.requeued:
-            self.dispatcher.queued(intent.to_agent)
+        if effects.requeued:  # a worker may hold one still (a step's deadline moved it on)
+            await self.dispatcher.let_go(effects.requeued)
         for intent in effects.finished:
             await self._ended(intent)
         for notice in effects.notices:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.daemon import REPO, Daemon, env_for, run_cli, wait_for
@@ -222,3 +223,44 @@ def test_a_scenario_runs_agent_then_person_through_a_crash_and_a_rejection(
         for proc in (first, *agents):
             _stop(proc)
     assert os.stat(keys_file).st_mode & 0o777 == 0o600
+
+
+def test_a_step_past_its_deadline_takes_on_failure_to_the_agent_still_holding_it(
+    daemon: Daemon,
+) -> None:
+    """The agent's step deadline passes while the agent holds the delivery: `on_failure`
+    takes the intent to the fallback step of the same agent, whose stream (one slot, still
+    open) gets it: the timed-out delivery no longer takes its slot."""
+    steps = [
+        {
+            "step_id": "quick",
+            "tool_id": "tool.agent.task.v1",
+            "assigned_to": "checker",
+            "step_deadline_seconds": 1,
+            "on_failure": "fallback",
+        },
+        {"step_id": "fallback", "tool_id": "tool.agent.task.v1", "assigned_to": "checker"},
+    ]
+    body = {**bundle("deploy.fallback.v1", {}), "workflow": {"steps": steps}, "humans": []}
+    with httpx.Client(base_url=daemon.health()["tcp"], headers={"x-api-key": OWNER_KEY}) as owner:
+        applied = owner.post("/v1/scenarios/apply", json=body, timeout=15).json()
+        intent_id = applied["intent_id"]
+        entry = json.loads(Path(applied["agent_keys_file"]).read_text())["agents"]
+        key = entry[f"agent://{ADDRESS}"]["api_key"]
+        seen: list[str] = []
+        with httpx.Client(base_url=owner.base_url, headers={"x-api-key": key}) as agent:
+            path = f"/v1/agents/{ADDRESS}/intents/stream"
+            params = {"wait_seconds": 20}
+            with agent.stream("GET", path, params=params, timeout=30) as stream:
+                for line in stream.iter_lines():
+                    if line.startswith("data:") and '"intent_id"' in line:
+                        seen.append(json.loads(line[5:])["intent_id"])
+                        if len(seen) == 2:
+                            break
+            assert seen == [intent_id, intent_id]
+            assert _intent(daemon, intent_id)["scenario"]["current_step"] == "fallback"
+            done = agent.post(f"/v1/intents/{intent_id}/resume", json={"action": "complete"})
+            assert done.status_code == 200, done.text
+    finished = _intent(daemon, intent_id)
+    assert finished["status"] == "COMPLETED"
+    assert list(finished["result"]["steps"]) == ["fallback"]
