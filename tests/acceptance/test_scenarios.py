@@ -199,6 +199,10 @@ def test_a_scenario_runs_agent_then_person_through_a_crash_and_a_rejection(
         ):
             assert kinds.index(before) < kinds.index(after)
         assert len(_marks(marks, "resumed", intent_id)) == 1
+        tail = run_cli(daemon.home, "tail", intent_id[:8])
+        assert tail.returncode == 0, tail.stderr
+        assert f"step readiness_check started -> agent://{ADDRESS}" in tail.stdout
+        assert "step readiness_check completed" in tail.stdout
 
         # Applied again with the same key: the same intent, nothing provisioned again.
         again = _initiator(daemon, tmp_path, "approve", hanging)
