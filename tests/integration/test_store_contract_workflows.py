@@ -221,3 +221,12 @@ async def test_an_agent_then_a_person_on_one_intent_in_axmes_order(store: Store)
         "intent.human_task_decided",
         "intent.completed",
     ]
+
+
+async def test_on_success_jumps_past_the_steps_between(store: Store) -> None:
+    intent_id = await _start(store, _plan({**CHECK, "on_success": "fix"}, SIGN, FIX))
+    moved = await _agent_done(store, CHECKER, value={"ok": 1})
+    assert (moved.status, moved.to_agent) == (S.SUBMITTED, FIXER)
+    done = await _agent_done(store, FIXER, value={"ok": 2})
+    assert done.status is S.COMPLETED and list(done.result["steps"]) == ["check", "fix"]
+    assert await store.list_tasks(intent_id=intent_id, status=None) == []
