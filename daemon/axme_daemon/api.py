@@ -269,6 +269,7 @@ def create_app(
                 ) from None
         fields["from_agent"] = bound_sender(request, body.from_agent)
         attempts = fields.pop("max_delivery_attempts")
+        asked_first = fields.pop("agent_first")
         if attempts is None:
             reg: Registry | None = app.state.registry
             spec = reg.specs.get(body.to_agent) if reg else None
@@ -286,7 +287,11 @@ def create_app(
             else None,
         )
         # AXME's order: an agent with a human_task works first, then the person decides.
-        agent_first = new.human_task is not None and new.to_agent in known_agents(request, engine)
+        agent_first = new.human_task is not None and (
+            asked_first
+            if asked_first is not None
+            else new.to_agent in known_agents(request, engine)
+        )
         intent, created = await engine.create(new, agent_first=agent_first)
         return json_answer(
             {

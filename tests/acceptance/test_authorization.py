@@ -112,10 +112,6 @@ def world(axme_home: Path, tmp_path: Path) -> Iterator[World]:
     daemon.start()
     try:
         with daemon.client() as owner:
-            # A person's own task on A's address: sent before A has an agent (once it has
-            # one, an intent with a human_task goes to that agent first).
-            human = {"intent_type": TYPE, "to_agent": A, "human_task": {"title": "Ship it?"}}
-            human_id = owner.post("/v1/intents", json=human).json()["intent_id"]
             for address, replicas in ((A, 2), (B, 1)):
                 cwd = tmp_path / address[-1]
                 cwd.mkdir()
@@ -132,7 +128,14 @@ def world(axme_home: Path, tmp_path: Path) -> Iterator[World]:
             for name, who, address in (("iA1", "A1", A), ("iA2", "A2", A), ("iB", "B1", B)):
                 ids[name] = send(owner, address, TYPE, {"n": name})
                 assert _take(tcp, keys[who], address) == ids[name]
-            ids["iH"] = human_id
+            # A person's own task on A's address (else A's agent would get it first).
+            human = {
+                "intent_type": TYPE,
+                "to_agent": A,
+                "human_task": {"title": "Ship it?"},
+                "agent_first": False,
+            }
+            ids["iH"] = owner.post("/v1/intents", json=human).json()["intent_id"]
             tasks = owner.get("/v1/tasks", params={"intent_id": ids["iH"]}).json()["tasks"]
             ids["tH"] = tasks[0]["task_id"]
         workers = {who: k["AXME_WORKER_ID"] for who, k in held.items()}

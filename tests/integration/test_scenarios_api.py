@@ -199,3 +199,22 @@ async def test_controls_and_policy_say_what_is_not_supported_locally(
     assert await all_intents(api) == before
     unknown = "00000000-0000-4000-8000-000000000000"
     assert_error(await api.post(f"/v1/intents/{unknown}/controls", json=controls), 404, "not_found")
+
+
+async def test_agent_first_says_who_gets_an_intents_human_task_first(
+    api: httpx.AsyncClient,
+) -> None:
+    task = {**GOOD, "human_task": {"title": "Merge?"}}
+    # Nobody serves GOOD's address: by default the person's own task, waiting at once.
+    assert (await api.post("/v1/intents", json=task)).json()["status"] == "WAITING"
+    forced = (await api.post("/v1/intents", json={**task, "agent_first": True})).json()
+    assert forced["status"] == "SUBMITTED"  # queued for the agent that will come
+    stream = "/v1/agents/acme/dev/echo/intents/stream"
+    delivered = await api.get(stream, params={"wait_seconds": 0})
+    assert forced["intent_id"] in delivered.text
+    # Now an agent listens there: by default it goes first, unless told otherwise.
+    assert (await api.post("/v1/intents", json=task)).json()["status"] == "SUBMITTED"
+    alone = (await api.post("/v1/intents", json={**task, "agent_first": False})).json()
+    assert alone["status"] == "WAITING"
+    bad = await api.post("/v1/intents", json={**task, "agent_first": "soon"})
+    assert_error(bad, 422, "validation_error", "agent_first")
