@@ -15,6 +15,7 @@ import typer
 
 from axme_cli.commands.common import JsonOpt, connect, session
 from axme_cli.errors import BadInput, NotFound
+from axme_cli.paths import HomePaths
 
 app = typer.Typer(
     help="AXME scenarios (ScenarioBundle JSON): validate one, or apply it (agents, intent, "
@@ -25,7 +26,6 @@ app = typer.Typer(
 FileArg = Annotated[
     str, typer.Argument(metavar="FILE", help="A ScenarioBundle JSON file ('-': stdin).")
 ]
-KEYS_FILE = "scenario-agents.json"
 
 
 def read_bundle(path: str) -> Any:
@@ -39,10 +39,10 @@ def read_bundle(path: str) -> Any:
         raise BadInput(f"FILE: {path} is not JSON: {exc}") from None
 
 
-def agent_keys(home: Path) -> dict[str, Any]:
+def agent_keys(paths: HomePaths) -> dict[str, Any]:
     """The keys apply provisioned, by address (empty when there are none)."""
     try:
-        agents = json.loads((home / KEYS_FILE).read_text()).get("agents")
+        agents = json.loads(paths.scenario_agents.read_text()).get("agents")
     except (OSError, ValueError):
         return {}
     return agents if isinstance(agents, dict) else {}
@@ -95,7 +95,7 @@ def apply(
     if as_json:
         render.print_json_line(answer)
     else:
-        _print_applied(answer, agent_keys(ctx.obj.home))
+        _print_applied(answer, agent_keys(ctx.obj))
     if watch:
         raise typer.Exit(views.tail(session(ctx), answer["intent_id"], 0, as_json))
 
@@ -140,7 +140,7 @@ def key(
 ) -> None:
     """Print the key `apply` provisioned for an agent (for its AXME_API_KEY)."""
     wanted = address if address.startswith("agent://") else f"agent://{address}"
-    entry = agent_keys(ctx.obj.home).get(wanted)
+    entry = agent_keys(ctx.obj).get(wanted)
     if entry is None:
-        raise NotFound(f"no key for {wanted} in {ctx.obj.home / KEYS_FILE}")
+        raise NotFound(f"no key for {wanted} in {ctx.obj.scenario_agents}")
     print(entry["api_key"])

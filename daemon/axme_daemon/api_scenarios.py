@@ -28,8 +28,6 @@ from axme_daemon.engine import Engine
 from axme_daemon.intents import NewIntent, now_iso, request_hash
 from axme_daemon.scenarios import Checked, check_bundle
 
-KEYS_FILE = "scenario-agents.json"
-
 
 class NotSupportedLocally(ValidationFailed):
     """What an AXME client asked for has no local counterpart."""
@@ -88,7 +86,7 @@ def write_agent_keys(path: Path, entries: dict[str, dict[str, Any]]) -> None:
 
 
 def add_scenario_routes(app: FastAPI, engine: Engine, settings: DaemonSettings) -> None:
-    keys_file = settings.paths.home / KEYS_FILE
+    keys_file = settings.paths.scenario_agents
 
     @app.post("/v1/scenarios/validate", tags=["scenarios"])
     async def validate(request: Request, bundle: Annotated[Any, Body()]) -> dict[str, Any]:
