@@ -507,6 +507,17 @@ class DaemonClient:
 
         self._request("DELETE", f"/v1/keys/{quote(name, safe='')}")
 
+    # -- scenarios ---------------------------------------------------------------------
+
+    def validate_scenario(self, bundle: Any) -> dict[str, Any]:
+        """Every error (`errors`) and warning of a ScenarioBundle; nothing is created."""
+        return self._request("POST", "/v1/scenarios/validate", json=bundle)
+
+    def apply_scenario(self, bundle: Any, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Provision the bundle's agents, create its intent and start its steps, in one write."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._request("POST", "/v1/scenarios/apply", json=bundle, headers=headers)
+
     # -- human tasks and signals -------------------------------------------------------
 
     def list_tasks(

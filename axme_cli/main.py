@@ -87,6 +87,7 @@ def _register() -> None:
         demo,
         intents,
         keys,
+        scenarios,
         store,
         tail,
         tasks,
@@ -102,6 +103,7 @@ def _register() -> None:
     app.add_typer(agents.app, name="agents")
     app.add_typer(daemon.app, name="daemon")
     app.add_typer(keys.app, name="keys")
+    app.add_typer(scenarios.app, name="scenarios")
     app.add_typer(store.app, name="store")
     completions.register(app)
 

@@ -53,6 +53,11 @@ class HomePaths:
         return self.home / "secrets.key"
 
     @property
+    def scenario_agents(self) -> Path:
+        """The keys `axme scenarios apply` provisioned for agents, by address (0600)."""
+        return self.home / "scenario-agents.json"
+
+    @property
     def log_dir(self) -> Path:
         return self.home / "logs"
 

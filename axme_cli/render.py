@@ -228,7 +228,7 @@ def event_line(event: dict[str, Any], *, full: bool = False) -> str:
         escape(str(event.get("event_type"))),
         status_text(event.get("status")),
     ]
-    if event.get("actor"):
+    if event.get("actor") not in (None, "", "system"):
         parts.append(f"by {escape(str(event['actor']))}")
     details = dict(event.get("details") or {})
     summary = _summary(str(event.get("event_type")), details, full=full)
@@ -242,8 +242,38 @@ def event_line(event: dict[str, Any], *, full: bool = False) -> str:
     return " ".join(parts)
 
 
+def scenario_line(scenario: dict[str, Any], status: str | None = None) -> str:
+    """Which step of its workflow an intent is at, and who holds it: `deploy.v1: step 2 of 2
+    ops_approval (try 1), with a person: ops`."""
+    name = scenario.get("scenario_id") or "agent, then a person"
+    steps = scenario.get("steps") or []
+    step = scenario.get("current_step")
+    if step is None:
+        return f"{name}: {len(steps)} steps"
+    index = int(scenario.get("step_index") or 0) + 1
+    line = f"{name}: step {index} of {len(steps)} {step}"
+    if (scenario.get("step_attempt") or 1) > 1:
+        line += f" (try {scenario['step_attempt']})"
+    holder = scenario.get("pending_with")
+    if holder and status not in ("COMPLETED", "FAILED", "CANCELED", "TIMED_OUT"):
+        kind = "an agent" if holder.get("type") == "agent" else "a person"
+        line += f", with {kind}: {holder.get('name') or holder.get('ref') or '?'}"
+    return line
+
+
 def _summary(event_type: str, details: dict[str, Any], *, full: bool) -> str:
     """Plain words for the events people read most; takes the keys it tells from `details`."""
+    if event_type.startswith("intent.scenario.step_"):
+        step = details.pop("step_id", "?")
+        try_ = details.pop("step_attempt", 1)
+        details.pop("step_index", None)
+        details.pop("tool_id", None)
+        holder = details.pop("pending_with", None) or {}
+        what = event_type.removeprefix("intent.scenario.step_")
+        words = f"step {step} {what}" + (f" (try {try_})" if try_ and try_ > 1 else "")
+        if holder:
+            words += f" -> {holder.get('name') or holder.get('ref')}"
+        return words
     if event_type == "intent.human_task_assigned":
         task = details.pop("human_task", None) or {}
         details.pop("pending_with", None)
@@ -336,6 +366,8 @@ def intent_panel(intent: dict[str, Any], events: list[dict[str, Any]]) -> None:
     )
     rows.append(("created", f"{intent['created_at']} ({age(intent['created_at'])} ago)"))
     rows.append(("updated", intent["updated_at"]))
+    if intent.get("scenario"):
+        rows.append(("scenario", escape(scenario_line(intent["scenario"], intent["status"]))))
     if intent.get("pending_reason"):
         rows.append(("waiting", f"[yellow]{escape(intent['pending_reason'])}[/]"))
     for key, value in rows:

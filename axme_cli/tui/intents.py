@@ -397,6 +397,9 @@ class IntentScreen(DecideMixin, IntentActions, Screen[None]):
                     if data.get("status") in {s.value for s in FINAL_STATUSES}:
                         break  # load the outcome (result or error) again
                     self._status_from(data)
+                    if self.intent and self.intent.get("scenario"):  # its step moved
+                        self.intent = await app.source.get_intent(self.intent_id)
+                        self.query_one("#fields", Static).update(self._fields())
                     if data.get("event_type") in ("intent.step_completed", "intent.step_failed"):
                         steps = await app.source.list_steps(self.intent_id)
                         self.query_one("#steps", Static).update(steps_view(steps))
@@ -439,6 +442,9 @@ class IntentScreen(DecideMixin, IntentActions, Screen[None]):
             ),
             ("created", Text(f"{render.age(i.get('created_at'), app.now())} ago")),
         ]
+        if i.get("scenario"):
+            line = render.scenario_line(i["scenario"], i.get("status"))
+            rows.append(("scenario", Text(line, style="cyan")))
         if i.get("pending_reason"):
             rows.append(("waiting", Text(str(i["pending_reason"]), style="magenta")))
         task = self.current_task()

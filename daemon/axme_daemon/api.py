@@ -39,6 +39,7 @@ from axme_daemon.api_body import (
 )
 from axme_daemon.api_direct import DirectRoutes, Endpoint
 from axme_daemon.api_keys import add_key_routes
+from axme_daemon.api_scenarios import add_scenario_routes, known_agents
 from axme_daemon.api_tasks import WaitRequest, add_task_routes
 from axme_daemon.api_watch import add_watch_routes
 from axme_daemon.api_workers import Reports, add_worker_routes
@@ -268,6 +269,7 @@ def create_app(
                 ) from None
         fields["from_agent"] = bound_sender(request, body.from_agent)
         attempts = fields.pop("max_delivery_attempts")
+        asked_first = fields.pop("agent_first")
         if attempts is None:
             reg: Registry | None = app.state.registry
             spec = reg.specs.get(body.to_agent) if reg else None
@@ -284,7 +286,13 @@ def create_app(
             if idempotency_key
             else None,
         )
-        intent, created = await engine.create(new)
+        # AXME's order: an agent with a human_task works first, then the person decides.
+        agent_first = new.human_task is not None and (
+            asked_first
+            if asked_first is not None
+            else new.to_agent in known_agents(request, engine)
+        )
+        intent, created = await engine.create(new, agent_first=agent_first)
         return json_answer(
             {
                 "ok": True,
@@ -339,6 +347,11 @@ def create_app(
             wire["pending_reason"] = _WAITING_WORDS.get(
                 intent.waiting_reason or "", "waiting"
             ).format(id=intent.intent_id[:8], name=name)
+        workflow = await engine.workflow(intent_id)
+        if workflow is not None:
+            wire["scenario"] = workflow
+            if not intent.status.is_final and workflow.get("pending_with"):
+                wire["pending_with"] = workflow["pending_with"]
         # Some AXME clients read the intent at top level, others under "intent".
         return {"ok": True, **wire, "intent": wire}
 
@@ -396,7 +409,9 @@ def create_app(
     add_worker_routes(app, engine)
     add_task_routes(app, engine)
     add_watch_routes(app, engine)
-    add_key_routes(app, keys if keys is not None else KeyRing(engine.store))
+    app.state.keys = keys if keys is not None else KeyRing(engine.store)
+    add_key_routes(app, app.state.keys)
+    add_scenario_routes(app, engine, settings)
     if registry is not None:
         add_agent_routes(app, registry)
     document_bodies(app, CreateIntent, Reports, WaitRequest)

@@ -133,7 +133,12 @@ async def decide_resume(
     request: Request, engine: Engine, intent_id: str, body: dict[str, Any]
 ) -> dict[str, Any]:
     """AXME's `/resume` dialects for people: `task_result` {outcome, comment, ...data},
-    `outcome` + `task_result.approved`, or `approve_current_step`."""
+    `outcome` + `task_result.approved`, or `approve_current_step` (which, with no task
+    pending, advances the intent's current step itself)."""
+    if "approve_current_step" in body and "task_result" not in body:
+        await engine.get(intent_id)
+        if not await engine.tasks(status="PENDING", intent_id=intent_id):
+            return await _advance(request, engine, intent_id, body)
     task = await pending_task(engine, intent_id)
     result = body.get("task_result")
     if isinstance(result, dict):
@@ -155,6 +160,24 @@ async def decide_resume(
     decided = await engine.decide(task.task_id, outcome, actor, comment, data)
     intent = await engine.get(intent_id)
     return {"ok": True, "applied": True, "task": decided.to_wire(), "intent": intent.to_wire()}
+
+
+async def _advance(
+    request: Request, engine: Engine, intent_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """`approve_current_step` where no person's task waits: the current step (a scenario's
+    agent step, or a plain intent's only one) is done, as approved by the caller; false
+    fails the step (a plain intent ends CANCELED)."""
+    approve = body.get("approve_current_step", True)
+    if not isinstance(approve, bool):
+        raise ValidationFailed("approve_current_step: must be true or false")
+    reason = body.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ValidationFailed("reason: must be a string")
+    claimed = body.get("actor")
+    actor = actor_of(request, str(claimed) if claimed else None)
+    intent = await engine.advance(intent_id, approve, actor, reason)
+    return {"ok": True, "applied": True, "intent": intent.to_wire()}
 
 
 def add_task_routes(app: FastAPI, engine: Engine) -> None:

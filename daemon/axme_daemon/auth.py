@@ -136,6 +136,14 @@ class KeyRing:
     def lookup(self, key: str) -> Principal | None:
         return self._workers.get(key) or self._hashed.get(key_hash(key))
 
+    def agent_addresses(self) -> set[str]:
+        """The agents some key works for (`agent:ADDRESS`)."""
+        return {p.address for p in self._hashed.values() if p.address is not None}
+
+    def learn(self, name: str, digest: str, scopes: list[str]) -> None:
+        """A key the store took in another write (a scenario's agents)."""
+        self._hashed[digest] = _named(name, scopes)
+
     def add_worker(self, key: str, worker_id: str, address: str) -> None:
         self._workers[key] = Principal(name=address, address=address, worker_id=worker_id)
 

@@ -70,6 +70,8 @@ RULES: tuple[tuple[str, str, Rule], ...] = (
     ("POST", "/v1/intents/{intent_id}/retry", Rule(WRITE)),
     ("POST", "/v1/intents/{intent_id}/signals/{name}", Rule(WRITE, agent="own")),
     ("POST", "/v1/intents/{intent_id}/resume", Rule(agent="resume")),
+    ("POST", "/v1/intents/{intent_id}/controls", Rule(WRITE)),
+    ("POST", "/v1/intents/{intent_id}/policy", Rule(WRITE)),
     ("POST", "/v1/intents/{intent_id}/steps", Rule(agent="lease")),
     ("POST", "/v1/intents/{intent_id}/progress", Rule(agent="lease")),
     ("POST", "/v1/intents/{intent_id}/waits", Rule(agent="lease")),
@@ -85,6 +87,9 @@ RULES: tuple[tuple[str, str, Rule], ...] = (
     ("POST", "/v1/approvals/{approval_id}/decision", Rule(DECIDE)),
     ("POST", "/v1/inbox/{thread_id}/approve", Rule(DECIDE)),
     ("POST", "/v1/inbox/{thread_id}/reject", Rule(DECIDE)),
+    ("POST", "/v1/scenarios/validate", Rule((*WRITE, *ADMIN))),
+    # Apply provisions agents and their keys: an administrator's.
+    ("POST", "/v1/scenarios/apply", Rule(ADMIN)),
     ("GET", "/v1/agents", Rule((*ADMIN, *READ))),
     ("POST", "/v1/agents", Rule(ADMIN)),
     ("POST", "/v1/projects/apply", Rule(ADMIN)),

@@ -218,6 +218,17 @@ class Dispatcher:
                 self.on_timer()  # its backoff's timer
         self.hub.notify(agent_topic(a) for a in addresses)
 
+    async def let_go(self, intents: list[Intent]) -> None:
+        """These intents' deliveries ended without ending them (a workflow moved on): free
+        the slots of the workers that held them, unless the write delivered one again."""
+        for intent in intents:
+            now = await self.store.get_intent(intent.intent_id)
+            holder = now.lease_worker if now is not None else None
+            for worker in self.workers.values():
+                if worker.worker_id != holder:
+                    worker.held.discard(intent.intent_id)
+        self.hub.notify(agent_topic(i.to_agent) for i in intents)
+
     def finished(self, intent: Intent) -> None:
         """A worker reported an outcome: free its slot and wake its streams."""
         self._reasons.pop(intent.intent_id, None)

@@ -27,8 +27,10 @@ from axme_daemon.intents import (
     check_agent_outcome,
     request_hash,
 )
+from axme_daemon.scenarios import agent_then_person
 from axme_daemon.store import IntentFilter, Page, Store
 from axme_daemon.store.base import Effects, WorkerReport
+from axme_daemon.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +90,8 @@ class Engine:
                     await asyncio.sleep(1)
 
     async def _apply(self, effects: Effects) -> None:
-        for intent in effects.requeued:
-            self.dispatcher.queued(intent.to_agent)
+        if effects.requeued:  # a worker may hold one still (a step's deadline moved it on)
+            await self.dispatcher.let_go(effects.requeued)
         for intent in effects.finished:
             await self._ended(intent)
         for notice in effects.notices:
@@ -183,7 +185,12 @@ class Engine:
             raise NotFound(f"no task {task_id}", details={"task_id": task_id})
         return match[0]
 
-    async def create(self, new: NewIntent) -> tuple[Intent, bool]:
+    async def create(self, new: NewIntent, *, agent_first: bool = False) -> tuple[Intent, bool]:
+        """`agent_first`: an intent with a `human_task` goes to its agent first, and to the
+        person once the agent resumes it (else the person's own: it waits at once)."""
+        if new.human_task is not None and agent_first:
+            plan = agent_then_person(new.to_agent, TaskSpec(**new.human_task).model_dump())
+            return await self.run_workflow(new, plan, None)
         if new.human_task is not None:  # no agent code: the intent waits for a person
             intent, created, effects = await self.store.create_task_intent(new, str(uuid.uuid4()))
             await self._apply(effects)
@@ -192,6 +199,35 @@ class Engine:
         if created and intent.status is IntentStatus.SUBMITTED:  # else delivered by the create
             self.dispatcher.queued(intent.to_agent)
         return intent, created
+
+    async def run_workflow(
+        self,
+        new: NewIntent,
+        plan: dict[str, Any],
+        scenario_id: str | None,
+        keys: Sequence[tuple[str, str, list[str]]] = (),
+    ) -> tuple[Intent, bool]:
+        """An intent that runs `plan`'s steps (a scenario's, `scenarios.check_bundle`)."""
+        intent, created, effects = await self.store.create_workflow_intent(
+            new, str(uuid.uuid4()), plan, scenario_id, keys
+        )
+        await self._apply(effects)
+        return intent, created
+
+    async def workflow(self, intent_id: str) -> dict[str, Any] | None:
+        return await self.store.get_workflow(intent_id)
+
+    async def _moved_on(self, intent: Intent) -> None:
+        """An agent's outcome moved a workflow to its next step: the worker lets the intent
+        go, its next agent's streams wake, and a person's task notifies and arms timers."""
+        if intent.status.is_final:
+            await self._ended(intent)
+            return
+        await self.dispatcher.let_go([intent])
+        if intent.status is IntentStatus.WAITING:
+            for task in await self.tasks(status="PENDING", intent_id=intent.intent_id):
+                await self._apply(Effects(notices=[{"event": "assigned", "task": task.to_wire()}]))
+        self._timer_wake.set()
 
     async def get(self, intent_id: str) -> Intent:
         intent = await self.store.get_intent(intent_id)
@@ -248,7 +284,30 @@ class Engine:
             steps=steps,
             by_agent=True,
         )
-        await self._ended(intent)
+        await self._moved_on(intent)
+        return intent
+
+    async def advance(
+        self, intent_id: str, approve: bool, actor: str, reason: str | None
+    ) -> Intent:
+        """AXME's `approve_current_step` with no task pending: the current step is done (or,
+        not `approve`, failed) as `actor` says. A plain intent has one step: it ends."""
+        said = {"approved": approve, "actor": actor, **({"reason": reason} if reason else {})}
+        if approve or await self.workflow(intent_id) is not None:
+            intent, _ = await self.store.transition(
+                intent_id,
+                IntentStatus.COMPLETED if approve else IntentStatus.FAILED,
+                actor=actor,
+                details={"result": said} if approve else {"error": said},
+                result=said if approve else None,
+                error=None if approve else {"message": reason or f"step rejected by {actor}"},
+                by_agent=True,
+            )
+            await self._moved_on(intent)
+            return intent
+        intent, _ = await self.resolve(
+            intent_id, IntentStatus.CANCELED, actor=actor, reason=reason or f"rejected by {actor}"
+        )
         return intent
 
     async def report(
@@ -258,7 +317,7 @@ class Engine:
         answers = await self.store.report(reports, worker_id)
         for answer in answers:
             if isinstance(answer, Intent):
-                await self._ended(answer)
+                await self._moved_on(answer)
         return answers
 
     async def fail(
@@ -286,7 +345,7 @@ class Engine:
             error=error,
             by_agent=True,
         )
-        await self._ended(intent)
+        await self._moved_on(intent)
         return intent
 
     async def record_step(

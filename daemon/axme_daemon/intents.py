@@ -123,9 +123,9 @@ class Event:
             "event_type": self.event_type,
             "status": self.status.value,
             "at": self.at,
+            # AXME clients read an actor on every event: `system` where no one else acted.
+            "actor": self.actor or "system",
         }
-        if self.actor is not None:
-            out["actor"] = self.actor
         if self.details:
             out["details"] = self.details
             if "result" in self.details:

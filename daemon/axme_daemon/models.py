@@ -53,6 +53,9 @@ class CreateIntent(IntentBody):
     deadline_at: str | None = None
     #: Default: the registered agent's `max_delivery_attempts`, else 3.
     max_delivery_attempts: int | None = Field(default=None, ge=1, le=100)
+    #: With a `human_task`: its agent works first, then the person decides (true), or the
+    #: person alone (false). Default: the agent first when its address has an agent here.
+    agent_first: bool | None = None
 
 
 class ResolveIntent(BaseModel):

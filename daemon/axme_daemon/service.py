@@ -163,6 +163,7 @@ async def serve(settings: DaemonSettings) -> None:
         on_change=lambda: engine.hub.notify([AGENTS_TOPIC]),
     )
     dispatcher.on_serving = supervisor.serving
+    app.state.ensure_tcp = tcp.ensure  # a scenario's agents need the TCP URL
     registry = Registry(store, supervisor, dispatcher, before_start=tcp.ensure)
     attach_registry(app, registry)
     notifier = Notifier(registry.hooks_for)

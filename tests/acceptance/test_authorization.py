@@ -128,7 +128,13 @@ def world(axme_home: Path, tmp_path: Path) -> Iterator[World]:
             for name, who, address in (("iA1", "A1", A), ("iA2", "A2", A), ("iB", "B1", B)):
                 ids[name] = send(owner, address, TYPE, {"n": name})
                 assert _take(tcp, keys[who], address) == ids[name]
-            human = {"intent_type": TYPE, "to_agent": A, "human_task": {"title": "Ship it?"}}
+            # A person's own task on A's address (else A's agent would get it first).
+            human = {
+                "intent_type": TYPE,
+                "to_agent": A,
+                "human_task": {"title": "Ship it?"},
+                "agent_first": False,
+            }
             ids["iH"] = owner.post("/v1/intents", json=human).json()["intent_id"]
             tasks = owner.get("/v1/tasks", params={"intent_id": ids["iH"]}).json()["tasks"]
             ids["tH"] = tasks[0]["task_id"]

@@ -140,6 +140,7 @@ def human_task_intent(client: httpx.Client, address: str, **timing: Any) -> str:
         "to_agent": address,
         "payload": {},
         "human_task": {"title": f"Ship it to {address}?", **timing},
+        "agent_first": False,  # the person's own: the project's agent is a sleeper
     }
     response = client.post("/v1/intents", json=body)
     assert response.status_code == 200, response.text

@@ -203,8 +203,10 @@ async def test_human_task_timing_out_of_bounds_is_422_and_the_bound_is_accepted(
     )
     assert_error(response, 422, "validation_error", f"human_task: {field}")
     await assert_nothing_stored(api)
+    # To an address nobody listened on (the check above did on GOOD's): a person's own task.
+    gate = {**GOOD, "to_agent": "agent://acme/dev/gate"}
     response = await api.post(
-        "/v1/intents", json={**GOOD, "human_task": {**human_task, field: good}}
+        "/v1/intents", json={**gate, "human_task": {**human_task, field: good}}
     )
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "WAITING"

@@ -351,3 +351,61 @@ def test_bad_human_tasks_are_refused_and_create_nothing(
     assert _intent_ids(daemon) == before
     with daemon.client() as raw:
         assert raw.get("/v1/tasks").json()["tasks"] == tasks
+
+
+def test_an_agent_with_a_human_task_works_first_then_a_person_decides(
+    daemon: Daemon, sdk: AxmeClient
+) -> None:
+    """AXME's order for an intent with both `to_agent` and `human_task`: its agent gets it
+    first; the agent's resume puts it WAITING for a person; `wait_for` returns only once the
+    person decided. Every event names who acted (`system` where nobody else)."""
+    address = "agent://acme/dev/reviewer"
+
+    def agent() -> dict[str, Any]:
+        client, http = _sdk(daemon)
+        with http:
+            for delivery in client.listen(address, wait_seconds=2, timeout_seconds=30):
+                client.resume_intent(delivery["intent_id"], {"action": "complete", "lint": "ok"})
+                return delivery
+        raise AssertionError("nothing delivered")
+
+    before = daemon.health()["streams"]
+    listening = Background(agent)
+    wait_for(lambda: daemon.health()["streams"] > before, what="the agent's stream")
+    intent_id = sdk.send_intent(
+        {
+            "intent_type": "intent.code.review.v1",
+            "to_agent": address,
+            "payload": {"pr": 847},
+            "human_task": {"title": "Merge PR 847?", "task_type": "review"},
+        }
+    )
+    assert listening.join(30)["intent_id"] == intent_id
+    waiting = wait_for(
+        lambda: (i := sdk.get_intent(intent_id))["status"] == "WAITING" and i, what="WAITING"
+    )
+    assert waiting["lifecycle_waiting_reason"] == "WAITING_FOR_HUMAN"
+    assert waiting["pending_with"]["type"] == "human"
+
+    def person() -> dict[str, Any]:
+        assert waiter.thread.is_alive(), "wait_for returned before anyone decided"
+        return sdk.resume_intent(intent_id, {"task_result": {"outcome": "approved"}})
+
+    decider = _once_watched(daemon, person)
+    waiter = Background(lambda: _sdk(daemon)[0].wait_for(intent_id, timeout_seconds=30))
+    assert decider.join(30)["applied"] is True
+    assert waiter.join(30)["status"] == "COMPLETED"
+    events = sdk.list_intent_events(intent_id)["events"]
+    assert [(e["event_type"], e["status"]) for e in events] == [
+        ("intent.created", "CREATED"),
+        ("intent.submitted", "SUBMITTED"),
+        ("intent.delivered", "DELIVERED"),
+        ("intent.in_progress", "IN_PROGRESS"),
+        ("intent.human_task_assigned", "WAITING"),
+        ("intent.human_task_decided", "WAITING"),
+        ("intent.completed", "COMPLETED"),
+    ]
+    actors = [e["actor"] for e in events]
+    assert actors[:3] == ["system"] * 3 and actors[3] == address and actors[4] == "system"
+    assert all(actors)
+    assert events[4]["details"]["pending_with"]["type"] == "human"

@@ -333,3 +333,24 @@ async def test_an_open_task_decided_elsewhere_closes_with_a_warning(
                 lambda: any("decided elsewhere" in n.message for n in app._notifications),
                 what="the warning",
             )
+
+
+async def test_a_scenarios_intent_shows_its_step_and_who_holds_it(daemon: Daemon) -> None:
+    """A scenario's sign-off step, decided from the intent's screen: the fields say which
+    step it is at and that a person holds it."""
+    from tests.acceptance.test_scenarios_cli import SIGN_ONLY
+
+    with daemon.client() as client:
+        applied = client.post("/v1/scenarios/apply", json=SIGN_ONLY).json()
+    app = app_for(daemon, start_mode="intents", actor="oncall")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: rows(pilot, "intents") == [applied["intent_id"]])
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, IntentScreen), what="its screen")
+        line = "release.gate.v1: step 1 of 1 sign, with a person: ops"
+        await until(pilot, lambda: line in text_of(pilot, "#fields"), what="the step")
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, DecisionScreen), what="the form")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "COMPLETED" in text_of(pilot, "#fields"), what="done")
+        assert "with a person" not in text_of(pilot, "#fields")

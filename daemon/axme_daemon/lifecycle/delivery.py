@@ -83,7 +83,7 @@ def _deliver(
 def oldest_queued(tx: Tx, address: str) -> tuple[int, Intent] | None:
     """The intent of `address` first in the queue (its pos too), unless a person's own."""
     row = tx.one("oldest_queued", address=address)
-    if row is None or row["human_task"] is not None:
+    if row is None or (row["human_task"] is not None and not row["in_workflow"]):
         return None
     return row["pos"], row_to_intent(row)
 
@@ -224,6 +224,12 @@ def retry(tx: Tx, intent_id: str, actor: str | None) -> tuple[tuple[Intent, Even
     if intent.status not in (S.FAILED, S.TIMED_OUT):
         raise Conflict(
             f"only FAILED or TIMED_OUT intents can be retried; this one is {intent.status.value}",
+            details={"status": intent.status.value},
+        )
+    if tx.one("workflow_for_update", pos=pos) is not None:  # its steps ran, or timed out
+        raise Conflict(
+            "an intent that runs a workflow (a scenario's, or an agent's then a person's) "
+            "cannot be retried; apply or send it again",
             details={"status": intent.status.value},
         )
     if intent.human_task is not None:  # it has no agent code to run again

@@ -57,8 +57,11 @@ def create_task(
     spec: TaskSpec,
     ordinal: int | None,
     effects: Effects,
+    *,
+    about: dict[str, Any] | None = None,
 ) -> tuple[Intent, Task]:
-    """Open a task for `intent` (WAITING_FOR_HUMAN, no lease) with its reminder and deadline."""
+    """Open a task for `intent` (WAITING_FOR_HUMAN, no lease) with its reminder and deadline;
+    `about` goes into its event (a workflow's step)."""
     now = time.time()
     task_id = str(uuid.uuid4())
     body = spec.model_dump(exclude_none=True)
@@ -74,7 +77,8 @@ def create_task(
         details={
             "task_id": task_id,
             "human_task": body,
-            "pending_with": {"type": "human", "ref": assignee},
+            "pending_with": {"type": "human", "ref": assignee, "name": assignee or "a person"},
+            **(about or {}),
         },
         waiting_reason="WAITING_FOR_HUMAN",
         lease_worker=None,
@@ -187,6 +191,8 @@ def decide(
     effects.touched.add(task.intent_id)
     if task.ordinal is not None:
         resume_wait(tx, pos, task.ordinal, decision, f"{outcome} by {actor}", actor, effects)
+    elif not intent.status.is_final and _workflow_decided(tx, pos, decision, actor, effects):
+        pass
     elif not intent.status.is_final:
         if decision["approved"]:
             final, _ = apply_change(
@@ -214,6 +220,15 @@ def decide(
         effects.finished.append(final)
     decided = replace(task, status="DECIDED", decision=decision, decided_at=decided_at)
     return (decided, effects), [task.intent_id]
+
+
+def _workflow_decided(
+    tx: Tx, pos: int, decision: dict[str, Any], actor: str, effects: Effects
+) -> bool:
+    """The decision of a workflow's sign-off step moves the workflow on."""
+    from axme_daemon.lifecycle.scenarios import decided
+
+    return decided(tx, pos, decision, actor, effects) is not None
 
 
 def remind(tx: Tx, pos: int, task_id: str, fire_at: float, effects: Effects) -> None:
@@ -274,8 +289,12 @@ def deadline_passed(tx: Tx, pos: int, task_id: str, effects: Effects) -> None:
     tx.run("drop_waits", pos=pos)
     tx.run("drop_timers", pos=pos)
     _, intent = load_intent(tx, task.intent_id)
+    error = {"message": f"no decision on {task.spec.get('title')!r} before the deadline"}
+    from axme_daemon.lifecycle.scenarios import task_timed_out
+
+    if task_timed_out(tx, pos, {**error, "task_id": task_id}, effects):
+        return
     if not intent.status.is_final:
-        error = {"message": f"no decision on {task.spec.get('title')!r} before the deadline"}
         final, _ = apply_change(
             tx,
             pos,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from axme_daemon.lifecycle.delivery import redeliver
 from axme_daemon.lifecycle.human import deadline_passed, remind
+from axme_daemon.lifecycle.scenarios import timer_fired
 from axme_daemon.lifecycle.tx import Tx
 from axme_daemon.lifecycle.waits import resume_wait
 from axme_daemon.store.base import Effects
@@ -34,6 +35,8 @@ def fire_timers(tx: Tx, now: float) -> tuple[Effects, list[str]]:
             remind(tx, pos, task_id, fire_at, effects)
         elif kind == "deadline":
             deadline_passed(tx, pos, task_id, effects)
+        elif kind in ("step_deadline", "step_retry"):
+            timer_fired(tx, pos, kind, ordinal, effects)
         elif kind == "redeliver":
             again = redeliver(tx, pos)
             if again is not None:

@@ -30,6 +30,7 @@ from axme_daemon.lifecycle.timeline import (
     dump,
     load,
     load_intent,
+    row_to_event,
     row_to_intent,
 )
 from axme_daemon.lifecycle.tx import Tx
@@ -134,6 +135,23 @@ def transition(
     recorded first, all or nothing together with the change. `by_agent`: an agent's outcome,
     refused while the intent waits for a person.
     """
+    if (
+        by_agent
+        and status in (S.COMPLETED, S.FAILED)
+        and tx.one("workflow_of", intent_id=intent_id) is not None
+    ):
+        moved = atomically(
+            tx,
+            _workflow_outcome,
+            intent_id=intent_id,
+            worker_id=worker_id,
+            ok=status is S.COMPLETED,
+            value=result if status is S.COMPLETED else error,
+            steps=list(steps),
+            actor=actor,
+        )
+        if moved is not None:
+            return moved
     if steps:
         change = dict(worker_id=worker_id, event_type=event_type, actor=actor, details=details)
         return atomically(
@@ -165,6 +183,19 @@ def transition(
         **changes,
     )
     return updated, [intent_id]
+
+
+def _workflow_outcome(tx: Tx, **outcome: Any) -> tuple[tuple[Intent, Event], list[str]] | None:
+    """An agent's outcome on an intent that runs a workflow moves the workflow on (None:
+    it runs none)."""
+    from axme_daemon.lifecycle.scenarios import agent_outcome
+
+    intent = agent_outcome(tx, **outcome)
+    if intent is None:
+        return None
+    row = tx.one("events_since", intent_id=intent.intent_id, since=intent.last_seq - 1, limit=1)
+    assert row is not None
+    return (intent, row_to_event(intent.intent_id, row)), [intent.intent_id]
 
 
 def _steps_then_transition(

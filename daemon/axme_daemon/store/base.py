@@ -244,6 +244,24 @@ class Store(ABC):
         for the decision, with its task, in one write (all or nothing)."""
 
     @abstractmethod
+    async def create_workflow_intent(
+        self,
+        new: NewIntent,
+        intent_id: str,
+        plan: dict[str, Any],
+        scenario_id: str | None,
+        keys: Sequence[tuple[str, str, list[str]]] = (),
+    ) -> tuple[Intent, bool, Effects]:
+        """`create_intent` for an intent that runs a workflow (`scenarios.py`'s plan): the
+        intent, its workflow started at the entry step, and `keys` (name, hash, scopes: the
+        agents' keys a scenario provisions) in one write, all or nothing. With an
+        idempotency key already seen, the intent as it is and False, nothing written."""
+
+    @abstractmethod
+    async def get_workflow(self, intent_id: str) -> dict[str, Any] | None:
+        """The workflow an intent runs, as clients read it (which step, who holds it)."""
+
+    @abstractmethod
     async def decide(
         self,
         task_id: str,

@@ -33,7 +33,16 @@ from typing import Any, TypeVar
 from axme_cli.errors import AxmeError, BadInput, StoreDamaged, StoreFull, StoreUnavailable
 from axme_cli.protocol import IntentStatus
 from axme_daemon.intents import Event, Intent, NewIntent, Step, Task
-from axme_daemon.lifecycle import begin, delivery, human, registry, timers, waits, work
+from axme_daemon.lifecycle import (
+    begin,
+    delivery,
+    human,
+    registry,
+    scenarios,
+    timers,
+    waits,
+    work,
+)
 from axme_daemon.lifecycle.human import row_to_task
 from axme_daemon.lifecycle.timeline import atomically, load, row_to_event, row_to_intent
 from axme_daemon.lifecycle.tx import Tx
@@ -638,6 +647,31 @@ class SqliteStore(Store):
         self, new: NewIntent, intent_id: str
     ) -> tuple[Intent, bool, Effects]:
         return await self._write(partial(human.create_task_intent, new=new, intent_id=intent_id))
+
+    async def create_workflow_intent(
+        self,
+        new: NewIntent,
+        intent_id: str,
+        plan: dict[str, Any],
+        scenario_id: str | None,
+        keys: Sequence[tuple[str, str, list[str]]] = (),
+    ) -> tuple[Intent, bool, Effects]:
+        return await self._write(
+            partial(
+                atomically,
+                op=scenarios.create_workflow_intent,
+                new=new,
+                intent_id=intent_id,
+                plan=plan,
+                scenario_id=scenario_id,
+                keys=list(keys),
+            ),
+            queues=True,
+        )
+
+    async def get_workflow(self, intent_id: str) -> dict[str, Any] | None:
+        found = scenarios.workflow_of(self._reads, intent_id)
+        return None if found is None else found.to_wire()
 
     async def decide(
         self,

@@ -82,25 +82,30 @@ FROM steps s JOIN intents i ON i.pos = s.intent_pos
 WHERE i.intent_id = :intent_id ORDER BY s.ordinal;
 
 -- name: queued_for_lease
--- Oldest first, never a person's own intent.
+-- Oldest first, never a person's own intent (one with a human_task and no workflow).
 SELECT * FROM intents
-WHERE to_agent = :address AND status = 'SUBMITTED' AND human_task IS NULL
+WHERE to_agent = :address AND status = 'SUBMITTED' AND (human_task IS NULL
+    OR EXISTS (SELECT 1 FROM workflows w WHERE w.intent_pos = intents.pos))
 ORDER BY pos LIMIT :limit;
 
 -- name: oldest_queued
-SELECT * FROM intents WHERE to_agent = :address AND status = 'SUBMITTED'
+SELECT intents.*,
+    EXISTS (SELECT 1 FROM workflows w WHERE w.intent_pos = intents.pos) AS in_workflow
+FROM intents WHERE to_agent = :address AND status = 'SUBMITTED'
 ORDER BY pos LIMIT 1;
 
 -- name: any_queued
 SELECT 1 AS found FROM intents
-WHERE to_agent = :address AND status = 'SUBMITTED' AND human_task IS NULL LIMIT 1;
+WHERE to_agent = :address AND status = 'SUBMITTED' AND (human_task IS NULL
+    OR EXISTS (SELECT 1 FROM workflows w WHERE w.intent_pos = intents.pos)) LIMIT 1;
 
 -- name: count_queued
 SELECT count(*) AS n FROM intents WHERE to_agent = :address AND status = 'SUBMITTED';
 
 -- name: queued_by_id
 SELECT * FROM intents
-WHERE intent_id = :intent_id AND status = 'SUBMITTED' AND human_task IS NULL;
+WHERE intent_id = :intent_id AND status = 'SUBMITTED' AND (human_task IS NULL
+    OR EXISTS (SELECT 1 FROM workflows w WHERE w.intent_pos = intents.pos));
 
 -- name: leased_by_worker_for_update
 SELECT * FROM intents WHERE lease_worker = :worker_id;
@@ -255,3 +260,28 @@ DELETE FROM api_keys WHERE name = :name;
 
 -- name: list_api_keys
 SELECT name, key_hash, scopes, created_at FROM api_keys ORDER BY name;
+
+-- name: workflow_for_update
+SELECT scenario_id, plan, step, step_attempt, entries, results FROM workflows
+WHERE intent_pos = :pos;
+
+-- name: workflow_of
+SELECT w.scenario_id, w.plan, w.step, w.step_attempt, w.entries, w.results
+FROM workflows w JOIN intents i ON i.pos = w.intent_pos WHERE i.intent_id = :intent_id;
+
+-- name: insert_workflow
+INSERT INTO workflows (intent_pos, scenario_id, plan, step, step_attempt, entries, results)
+VALUES (:pos, :scenario_id, :plan, :step, :step_attempt, :entries, :results);
+
+-- name: update_workflow
+-- Only from the state read: of two writers moving one workflow, one does.
+UPDATE workflows SET step = :step, step_attempt = :step_attempt, entries = :entries,
+    results = :results
+WHERE intent_pos = :pos AND entries = :expected_entries AND step_attempt = :expected_attempt;
+
+-- name: set_intent_agent
+-- A workflow's next agent step goes to that step's agent.
+UPDATE intents SET to_agent = :to_agent WHERE pos = :pos;
+
+-- name: drop_step_timers
+DELETE FROM timers WHERE intent_pos = :pos AND kind IN ('step_deadline', 'step_retry');

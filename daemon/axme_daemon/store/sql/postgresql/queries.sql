@@ -19,9 +19,10 @@ VALUES (:intent_id, :intent_type, :to_agent, :from_agent, :reply_to, :correlatio
     :lease_worker) RETURNING pos;
 
 -- name: queued_for_lease
--- Oldest first, never a person's own intent.
+-- Oldest first, never a person's own intent (one with a human_task and no workflow).
 SELECT * FROM intents
-WHERE to_agent = :address AND status = 'SUBMITTED' AND human_task IS NULL
+WHERE to_agent = :address AND status = 'SUBMITTED' AND (human_task IS NULL
+    OR EXISTS (SELECT 1 FROM workflows w WHERE w.intent_pos = intents.pos))
 ORDER BY pos LIMIT :limit FOR UPDATE SKIP LOCKED;
 
 -- name: agent_spec_for_update
@@ -36,3 +37,7 @@ SELECT * FROM intents WHERE lease_worker IS NOT NULL FOR UPDATE;
 -- name: due_timers_for_update
 SELECT timer_id, intent_pos, kind, fire_at, task_id, ordinal FROM timers
 WHERE fire_at <= :now ORDER BY fire_at LIMIT 200 FOR UPDATE SKIP LOCKED;
+
+-- name: workflow_for_update
+SELECT scenario_id, plan, step, step_attempt, entries, results FROM workflows
+WHERE intent_pos = :pos FOR UPDATE;

@@ -125,3 +125,13 @@ CREATE TABLE api_keys (
     scopes TEXT NOT NULL,                    -- JSON array: intents:read, tasks:decide, ...
     created_at TEXT NOT NULL
 );
+
+CREATE TABLE workflows (
+    intent_pos BIGINT PRIMARY KEY REFERENCES intents (pos),
+    scenario_id TEXT,                        -- NULL: an intent's own agent-then-person plan
+    plan TEXT NOT NULL,                      -- JSON: the steps by index (scenarios.py)
+    step BIGINT,                             -- index of the current step; NULL once ended
+    step_attempt BIGINT NOT NULL DEFAULT 1, -- the current step's try, from 1
+    entries BIGINT NOT NULL DEFAULT 0,      -- steps entered so far
+    results TEXT NOT NULL DEFAULT '{}'       -- JSON: step_id -> what the step gave
+);
