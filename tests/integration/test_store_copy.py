@@ -27,13 +27,32 @@ from tests.daemon import Daemon, run_cli, wait_for
 pytestmark = pytest.mark.acceptance  # real daemon processes
 ADDRESS = "agent://test/move/ops"
 LATER = "agent://test/move/later"  # added after the move
-FILLED = 10_000 - 4  # and the four that wait
+FILLED = 10_000 - 5  # and the five that wait
 HOOK = {"webhook": "http://127.0.0.1:9/hook", "secret": "whsec-moved", "on": ["escalation"]}
 #: Seconds the moved intent sleeps: longer than stopping, copying and starting take.
 NAP = 30
 TABLES = {
     *("intents", "events", "steps", "tasks", "timers", "waits", "signals"),
-    *("agents", "projects", "api_keys"),
+    *("agents", "projects", "api_keys", "workflows"),
+}
+#: A scenario whose first step waits for an agent that is not there: its workflow row moves.
+SCENARIO: dict[str, Any] = {
+    "scenario_id": "move.check.v1",
+    "agents": [{"role": "checker", "address": "test/move/checker", "create_if_missing": True}],
+    "humans": [{"role": "ops"}],
+    "workflow": {
+        "steps": [
+            {"step_id": "check", "tool_id": "tool.agent.task.v1", "assigned_to": "checker"},
+            {
+                "step_id": "sign",
+                "tool_id": "tool.approval.human_signoff",
+                "assigned_to": "ops",
+                "requires_approval": True,
+                "human_task": {"title": "Ship?"},
+            },
+        ]
+    },
+    "intent": {"type": "intent.move.check.v1", "payload": {}},
 }
 
 
@@ -131,8 +150,11 @@ def test_a_moved_home_shows_the_same_history_and_resumes_its_waits(
             early = send(client, LATER, "intent.test.signal.v1", {})
             kept = client.post(f"/v1/intents/{early}/signals/go", json={"data": {"n": 1}}).json()
             assert kept["kept"] is True
+            applied = client.post("/v1/scenarios/apply", json=SCENARIO)
+            assert applied.status_code == 200, applied.text
+            scenario = applied.json()["intent_id"]
             ids = list(_all_intents(client))
-            sample = [*random.Random(7).sample(ids, 40), approval, signal, early]
+            sample = [*random.Random(7).sample(ids, 40), approval, signal, early, scenario]
             before = _view(client, sample)
             # Last, so that its timer is still to fire when the moved daemon starts.
             nap = send(client, ADDRESS, "intent.test.sleep.v1", {"seconds": NAP})
