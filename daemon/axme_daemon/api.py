@@ -42,7 +42,7 @@ from axme_daemon.api_keys import add_key_routes
 from axme_daemon.api_tasks import WaitRequest, add_task_routes
 from axme_daemon.api_watch import add_watch_routes
 from axme_daemon.api_workers import Reports, add_worker_routes
-from axme_daemon.auth import KeyRing
+from axme_daemon.auth import PRINCIPAL, KeyRing
 from axme_daemon.authz import Authorize, actor_of, bound_sender
 from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
@@ -219,10 +219,15 @@ def create_app(
 
     app.state.registry = registry
 
+    ring = keys if keys is not None else KeyRing(engine.store)
+
     @app.get("/health", tags=["daemon"])
-    async def health() -> dict[str, Any]:
+    async def health(request: Request) -> dict[str, Any]:
         stats = engine.store.stats()
         problem = engine.store.problem()
+        tcp = getattr(app.state, "tcp_url", None)
+        # The local key goes only to the socket's owner, and only while a listener takes it.
+        local = tcp is not None and PRINCIPAL not in request.scope
         return {
             "ok": problem is None,
             **({"problem": problem} if problem else {}),
@@ -231,7 +236,8 @@ def create_app(
             "pid": settings.pid,
             "home": str(settings.paths.home),
             "socket": str(settings.paths.socket),
-            "tcp": getattr(app.state, "tcp_url", None),
+            "tcp": tcp,
+            **({"api_key": ring.local_key} if local else {}),
             "database": shown_url(settings.database_url),
             "uptime_seconds": round(time.time() - started, 3),
             "store": {"commits": stats.commits, "writes": stats.writes, "syncs": stats.syncs},
@@ -396,7 +402,7 @@ def create_app(
     add_worker_routes(app, engine)
     add_task_routes(app, engine)
     add_watch_routes(app, engine)
-    add_key_routes(app, keys if keys is not None else KeyRing(engine.store))
+    add_key_routes(app, ring)
     if registry is not None:
         add_agent_routes(app, registry)
     document_bodies(app, CreateIntent, Reports, WaitRequest)

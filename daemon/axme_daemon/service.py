@@ -19,9 +19,10 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from axme_cli.listen import parse_listen
 from axme_daemon.api import attach_registry, create_app
 from axme_daemon.auth import KeyRing, TcpEdge
-from axme_daemon.config import DaemonSettings, parse_listen
+from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
 from axme_daemon.events import AGENTS_TOPIC
 from axme_daemon.holds import raise_fd_limit

@@ -92,6 +92,16 @@ def _commands(home: Path, ids: dict[str, str]) -> list[list[str]]:
         ["tail", done, "--since", "2", "--json"],
         ["agents", "list"],
         ["agents", "list", "--json"],
+        # AXME's command shapes for the same commands.
+        ["tasks", "list"],
+        ["tasks", "list", "-a", "--json"],
+        ["tasks", "approve", done, "-d", "k=v"],  # already decided
+        ["tasks", "confirm", waiting[:8]],  # not an outcome the task allows
+        ["tasks", "reject", "zz", "--data", "x"],
+        ["intents", "get", done[:6], "--json"],
+        ["intents", "list", "-n", "1", "--to", "q/dev/gate"],
+        ["intents", "watch", done, "--since", "1"],
+        ["intents", "cancel", done, "--json"],
         # A home no daemon can start in (a file where its parent directory should be):
         # the same one line and exit code both ways, and no daemon left behind.
         ["--home", f"{home}/not-a-dir/axme-home", "show", done],
@@ -123,6 +133,8 @@ def test_quick_decisions_and_cancels_are_the_typer_apps(daemon: Daemon) -> None:
         (["reject", "-c", "no"], approval),
         (["cancel", "-r", "not needed"], []),
         (["cancel", "--json"], []),
+        (["tasks", "approve", "-c", "ok", "--data", "n=2", "--json"], approval),
+        (["intents", "cancel", "-r", "not needed"], []),
     ):
         outputs = []
         for program in (quick, typer):
@@ -159,6 +171,8 @@ MODULE_BUDGET = {"json": 170, "table": 225, "conflict": 225}
         (["inbox"], "table"),
         (["agents", "list"], "table"),
         (["approve", "{waiting}", "--json"], "json"),
+        (["tasks", "list", "--json"], "json"),
+        (["intents", "get", "{done}", "--json"], "json"),
         (["cancel", "{done}", "--json"], "conflict"),
         (["send", "intent.quick.v1", "--to", "agent://q/dev/none", "--json"], "json"),
     ],
