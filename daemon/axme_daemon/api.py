@@ -39,6 +39,7 @@ from axme_daemon.api_body import (
 )
 from axme_daemon.api_direct import DirectRoutes, Endpoint
 from axme_daemon.api_keys import add_key_routes
+from axme_daemon.api_platform import add_platform_routes
 from axme_daemon.api_tasks import WaitRequest, add_task_routes
 from axme_daemon.api_watch import add_watch_routes
 from axme_daemon.api_workers import Reports, add_worker_routes
@@ -52,6 +53,7 @@ from axme_daemon.intents import Intent, NewIntent, compact_json, request_hash
 from axme_daemon.models import CreateIntent, ResolveIntent
 from axme_daemon.registry import Registry
 from axme_daemon.store import IntentFilter, shown_url
+from axme_daemon.trace import TraceEcho
 
 #: Largest `since` accepted: SQLite integers are 64-bit.
 MAX_SEQ = 2**62
@@ -180,6 +182,7 @@ def create_app(
     app.add_middleware(DirectRoutes, routes=direct, handlers=app.exception_handlers)
     app.add_middleware(Authorize, store=engine.store)
     app.add_middleware(BodyLimit, limit=settings.max_payload_bytes)
+    app.add_middleware(TraceEcho)
     app.state.stream_limits = StreamLimits(settings.stream_caps)
 
     @app.exception_handler(AxmeError)
@@ -273,6 +276,7 @@ def create_app(
                     )
                 ) from None
         fields["from_agent"] = bound_sender(request, body.from_agent)
+        engine.mesh.check_open(body.to_agent, fields["from_agent"])
         attempts = fields.pop("max_delivery_attempts")
         if attempts is None:
             reg: Registry | None = app.state.registry
@@ -403,6 +407,7 @@ def create_app(
     add_task_routes(app, engine)
     add_watch_routes(app, engine)
     add_key_routes(app, ring)
+    add_platform_routes(app, engine.mesh, ring)
     if registry is not None:
         add_agent_routes(app, registry)
     document_bodies(app, CreateIntent, Reports, WaitRequest)

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, RootModel
 
-from axme_cli.errors import Conflict, ValidationFailed
+from axme_cli.errors import Conflict, NotFound, ValidationFailed
 from axme_cli.protocol import MAX_DURATION_SECONDS
 from axme_daemon.api_body import body_of, read_body
 from axme_daemon.authz import actor_of, bound_sender, worker_of
@@ -129,6 +129,20 @@ async def pending_task(engine: Engine, intent_id: str) -> Task:
     return tasks[0]
 
 
+async def approval_task(engine: Engine, approval_id: str) -> str:
+    """The task an approval id names: a task's own id, else its intent's pending task."""
+    try:
+        return (await engine.task(approval_id)).task_id
+    except NotFound:
+        pass
+    if await engine.store.get_intent(approval_id) is None:
+        raise NotFound(
+            f"no approval {approval_id}: neither a task id nor an intent id",
+            details={"approval_id": approval_id},
+        )
+    return (await pending_task(engine, approval_id)).task_id
+
+
 async def decide_resume(
     request: Request, engine: Engine, intent_id: str, body: dict[str, Any]
 ) -> dict[str, Any]:
@@ -229,12 +243,14 @@ def add_task_routes(app: FastAPI, engine: Engine) -> None:
     async def decide_approval(
         request: Request, approval_id: str, body: ApprovalDecision
     ) -> dict[str, Any]:
-        """AXME's approvals API: `decision` approve or reject; the approval id is the task id."""
+        """AXME's approvals API: `decision` approve or reject. The approval id is a task id,
+        or the id of an intent with a pending task (the id an SDK user has)."""
         outcomes = {"approve": "approved", "reject": "rejected"}
         if body.decision not in outcomes:
             raise ValidationFailed("decision: must be approve or reject")
         actor = actor_of(request, body.actor)
-        task = await engine.decide(approval_id, outcomes[body.decision], actor, body.comment, {})
+        task_id = await approval_task(engine, approval_id)
+        task = await engine.decide(task_id, outcomes[body.decision], actor, body.comment, {})
         return {
             "ok": True,
             "approval": {

@@ -143,6 +143,10 @@ class KeyRing:
     def lookup(self, key: str) -> Principal | None:
         return self._workers.get(key) or self._hashed.get(key_hash(key))
 
+    def agent_addresses(self) -> set[str]:
+        """The agents that named keys (`agent:ADDRESS`) work for."""
+        return {p.address for p in self._hashed.values() if p.address is not None}
+
     def add_worker(self, key: str, worker_id: str, address: str) -> None:
         self._workers[key] = Principal(name=address, address=address, worker_id=worker_id)
 

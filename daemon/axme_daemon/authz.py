@@ -53,7 +53,8 @@ class Rule:
 #: (method, path, rule), first match wins. Agent rules: `create` (new intents), `list` (its
 #: own address's), `own` (an intent addressed to it or created by it), `lease` (an intent
 #: delivered to its worker), `reports` (`lease` for each), `stream` (its own address),
-#: `heartbeat` (its own worker). `resume` is `lease` for an agent's outcome, and needs
+#: `heartbeat` (its own worker), `self` (any agent's key: the route acts on its own agent).
+#: `resume` is `lease` for an agent's outcome, and needs
 #: `tasks:decide` for a person's decision (its body says which).
 RULES: tuple[tuple[str, str, Rule], ...] = (
     ("GET", "/health", Rule(anyone=True)),
@@ -91,6 +92,12 @@ RULES: tuple[tuple[str, str, Rule], ...] = (
     ("POST", "/v1/agents/{address:path}/restart", Rule(ADMIN)),
     ("GET", "/v1/agents/{address:path}", Rule((*ADMIN, *READ))),
     ("DELETE", "/v1/agents/{address:path}", Rule(ADMIN)),
+    ("GET", "/v1/capabilities", Rule(anyone=True)),
+    ("POST", "/v1/mesh/heartbeat", Rule(agent="self")),
+    ("GET", "/v1/mesh/agents", Rule((*ADMIN, *READ))),
+    ("GET", "/v1/mesh/agents/{address_id:path}", Rule((*ADMIN, *READ))),
+    ("POST", "/v1/mesh/agents/{address_id:path}/kill", Rule(ADMIN)),
+    ("POST", "/v1/mesh/agents/{address_id:path}/resume", Rule(ADMIN)),
     # /v1/keys and anything not listed: the owner only.
 )
 
@@ -114,6 +121,11 @@ def _refuse(principal: Principal, rule: Rule, what: str) -> Forbidden:
         return Forbidden(
             f"key {principal.name!r} lacks the scope {needed} needed for {what}",
             details={"scope": list(rule.scopes), "key": principal.name},
+        )
+    if rule.agent == "self":
+        return Forbidden(
+            f"{what} is for an agent's own key; key {principal.name!r} is no agent's",
+            details={"key": principal.name},
         )
     if rule.agent in ("lease", "reports", "resume", "stream", "heartbeat"):
         return Forbidden(
@@ -182,8 +194,8 @@ class _Check:
     async def run(self, how: str, params: dict[str, str]) -> None:
         """Raise unless the agent may."""
         me = self.principal
-        if how == "create":
-            return  # `bound_sender` binds its from_agent
+        if how in ("create", "self"):
+            return  # `bound_sender` binds its from_agent; `self` acts on its own agent
         if how == "list":
             query = parse_qs(self.scope.get("query_string", b"").decode())
             if query.get("to_agent") != [me.address]:
@@ -268,13 +280,19 @@ class Authorize:
 # -- what handlers ask ---------------------------------------------------------------------
 
 
-def worker_of(request: Request) -> str | None:
+def worker_of(request: Request, address: str | None = None) -> str | None:
     """The worker a request comes from: on the socket, the one it names (`X-Axme-Worker`,
-    axme's own SDK); on TCP, the one the daemon bound to its key, whatever it sends."""
+    axme's own SDK); on TCP, the one the daemon bound to its key, whatever it sends.
+
+    An owner's key (`AXME_API_KEYS`, the local key) is one worker per `address` it streams,
+    so one AXME program may listen as several agents with one key; its other requests are
+    the owner's, bound to no worker's lease (as on the socket without `X-Axme-Worker`)."""
     principal: Principal | None = request.scope.get(PRINCIPAL)
     if principal is None:
         named = Headers(scope=request.scope).get("x-axme-worker")
         return named[:200] if named else None
+    if principal.owner:
+        return f"{principal.worker_id}@{address}" if address else None
     return principal.worker_id
 
 

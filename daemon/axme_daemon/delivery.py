@@ -78,6 +78,7 @@ class Delivery:
             "seq": i.delivery_seq,
             "event_type": "intent.delivered",
             "status": IntentStatus.DELIVERED.value,
+            "at": i.updated_at,  # the delivery's write (or a later one of the same lease)
             "intent_type": i.intent_type,
             "to_agent": i.to_agent,
             "delivery_attempt": i.delivery_attempt,

@@ -27,6 +27,7 @@ from axme_daemon.intents import (
     check_agent_outcome,
     request_hash,
 )
+from axme_daemon.mesh import Mesh
 from axme_daemon.store import IntentFilter, Page, Store
 from axme_daemon.store.base import Effects, WorkerReport
 
@@ -52,8 +53,10 @@ class Engine:
         self.dispatcher.on_timer = self._timer_wake.set  # a release armed a backoff timer
         self._timers: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self.mesh = Mesh(store)
 
     async def start(self) -> None:
+        await self.mesh.load()
         await self.dispatcher.start()
         self._timers = asyncio.create_task(self._timer_loop(), name="timers")
 

@@ -7,10 +7,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from axme_cli.protocol import (
-    AGENT_ADDRESS_RE,
     INTENT_TYPE_RE,
     RESOLVE_STATUSES,
     IntentStatus,
+    agent_address,
 )
 
 
@@ -36,12 +36,14 @@ class IntentBody(BaseModel):
     @field_validator("to_agent")
     @classmethod
     def _to_agent(cls, value: str) -> str:
-        if not AGENT_ADDRESS_RE.match(value):
+        """A bare name is `agent://name`, as for the agent that listens on it."""
+        try:
+            return agent_address(value)
+        except ValueError:
             raise ValueError(
-                f"to_agent must be an agent address like agent://myorg/production/name, "
-                f"got {value!r}"
-            )
-        return value
+                f"to_agent must be an agent address like agent://myorg/production/name "
+                f"(or a bare name), got {value!r}"
+            ) from None
 
 
 class CreateIntent(IntentBody):

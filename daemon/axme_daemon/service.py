@@ -39,6 +39,7 @@ from axme_daemon.server import (
 )
 from axme_daemon.store import open_store
 from axme_daemon.supervisor import AgentSpec, ExitInfo, Supervisor, WorkerInfo
+from axme_daemon.trace import TraceEcho
 
 log = logging.getLogger("axme_daemon")
 
@@ -91,7 +92,7 @@ class TcpListener:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"http://{shown}:{bound_port}"
         self.inner.state.tcp_url = self.url
-        app = LoopbackHostOnly(self.app, bound_host)
+        app = TraceEcho(LoopbackHostOnly(self.app, bound_host))
         config = uvicorn.Config(app, **SERVER_OPTIONS)
         config.timeout_graceful_shutdown = SHUTDOWN_GRACE
         self.server = _Server(config)

@@ -333,6 +333,21 @@ async def test_projects_keep_their_hooks_and_api_keys_their_scopes(store: Store)
     assert await store.list_api_keys() == []
 
 
+async def test_a_killed_agent_stays_killed_until_resumed(store: Store) -> None:
+    first = await store.kill_agent("agent://m/dev/a", "alice")
+    assert (first["address"], first["actor"]) == ("agent://m/dev/a", "alice")
+    again = await store.kill_agent("agent://m/dev/a", "bob")  # the first kill stands
+    assert again == first
+    await store.kill_agent("agent://m/dev/b", "alice")
+    assert [r["address"] for r in await store.list_killed_agents()] == [
+        "agent://m/dev/a",
+        "agent://m/dev/b",
+    ]
+    assert await store.resume_agent("agent://m/dev/a")
+    assert not await store.resume_agent("agent://m/dev/a")
+    assert [r["address"] for r in await store.list_killed_agents()] == ["agent://m/dev/b"]
+
+
 async def test_commit_listeners_hear_of_the_intents_a_write_changed(store: Store) -> None:
     heard: list[set[str]] = []
     store.add_commit_listener(lambda ids: heard.append(set(ids)))

@@ -324,6 +324,21 @@ class Store(ABC):
     @abstractmethod
     async def delete_api_key(self, name: str) -> bool: ...
 
+    # -- the mesh's kill switch --------------------------------------------------------
+
+    @abstractmethod
+    async def kill_agent(self, address: str, actor: str) -> dict[str, Any]:
+        """Mark `address` killed; its row (`address`, `killed_at`, `actor`), the first kill's
+        when it was killed already."""
+
+    @abstractmethod
+    async def resume_agent(self, address: str) -> bool:
+        """Lift the kill of `address`; False when it was not killed."""
+
+    @abstractmethod
+    async def list_killed_agents(self) -> list[dict[str, Any]]:
+        """Every killed address's row, by address."""
+
     @abstractmethod
     def stats(self) -> StoreStats: ...
 

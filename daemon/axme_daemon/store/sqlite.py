@@ -719,6 +719,12 @@ class SqliteStore(Store):
     async def delete_api_key(self, name: str) -> bool:
         return await self._write(partial(registry.delete_api_key, name=name))
 
+    async def kill_agent(self, address: str, actor: str) -> dict[str, Any]:
+        return await self._write(partial(registry.kill_agent, address=address, actor=actor))
+
+    async def resume_agent(self, address: str) -> bool:
+        return await self._write(partial(registry.resume_agent, address=address))
+
     # -- reads -----------------------------------------------------------------------
 
     async def get_intent(self, intent_id: str) -> Intent | None:
@@ -845,6 +851,9 @@ class SqliteStore(Store):
             }
             for r in self._reads.all("list_api_keys")
         ]
+
+    async def list_killed_agents(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._reads.all("list_killed_agents")]
 
 
 def _escape_like(text: str) -> str:

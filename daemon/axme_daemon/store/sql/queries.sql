@@ -255,3 +255,16 @@ DELETE FROM api_keys WHERE name = :name;
 
 -- name: list_api_keys
 SELECT name, key_hash, scopes, created_at FROM api_keys ORDER BY name;
+
+-- name: kill_agent
+INSERT INTO killed_agents (address, killed_at, actor) VALUES (:address, :killed_at, :actor)
+ON CONFLICT (address) DO NOTHING;
+
+-- name: resume_agent
+DELETE FROM killed_agents WHERE address = :address;
+
+-- name: killed_agent
+SELECT address, killed_at, actor FROM killed_agents WHERE address = :address;
+
+-- name: list_killed_agents
+SELECT address, killed_at, actor FROM killed_agents ORDER BY address;

@@ -125,3 +125,11 @@ CREATE TABLE api_keys (
     scopes TEXT NOT NULL,                    -- JSON array: intents:read, tasks:decide, ...
     created_at TEXT NOT NULL
 );
+
+-- Agents killed through the mesh API (AXME's kill switch): no new intents to or from them,
+-- and no delivery stream for them, until resumed. Any address, registered or not.
+CREATE TABLE killed_agents (
+    address TEXT PRIMARY KEY,
+    killed_at TEXT NOT NULL,
+    actor TEXT NOT NULL
+);
