@@ -38,6 +38,7 @@ from axme_daemon.api_body import (
     read_body,
 )
 from axme_daemon.api_direct import DirectRoutes, Endpoint
+from axme_daemon.api_inbox import add_inbox_routes, completion_delivery
 from axme_daemon.api_keys import add_key_routes
 from axme_daemon.api_platform import add_platform_routes
 from axme_daemon.api_tasks import WaitRequest, add_task_routes
@@ -397,7 +398,13 @@ def create_app(
             error=body.error,
             reason=body.reason,
         )
-        return {"ok": True, "intent": intent.to_wire(), "event": event.to_wire()}
+        delivery = completion_delivery(await engine.store.inbox_thread(intent_id))
+        return {
+            "ok": True,
+            "intent": intent.to_wire(),
+            "event": event.to_wire(),
+            "completion_delivery": delivery,
+        }
 
     # Routes are added to the app itself, not included as routers: FastAPI matches an
     # included router's routes through a per-request wrapper that cost more than the rest
@@ -405,6 +412,7 @@ def create_app(
     # their address takes any path.
     add_worker_routes(app, engine)
     add_task_routes(app, engine)
+    add_inbox_routes(app, engine)
     add_watch_routes(app, engine)
     add_key_routes(app, ring)
     add_platform_routes(app, engine.mesh, ring)

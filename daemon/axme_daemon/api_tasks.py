@@ -109,11 +109,6 @@ class ApprovalDecision(BaseModel):
     actor: str | None = Field(default=None, max_length=200)
 
 
-class InboxDecision(BaseModel):
-    comment: str | None = Field(default=None, max_length=5000)
-    actor: str | None = Field(default=None, max_length=200)
-
-
 class Signal(BaseModel):
     data: Any = None
 
@@ -260,50 +255,6 @@ def add_task_routes(app: FastAPI, engine: Engine) -> None:
                 "decided_at": task.decided_at,
             },
         }
-
-    def thread(task: Task) -> dict[str, Any]:
-        """A task as AXME's inbox thread (the thread id is the task id)."""
-        return {
-            "thread_id": task.task_id,
-            "intent_id": task.intent_id,
-            "intent_type": task.intent_type,
-            "subject": task.spec.get("title", ""),
-            "status": "pending" if task.status == "PENDING" else "done",
-            "owner_agent": task.assignee,
-            "to_agent": task.to_agent,
-            "created_at": task.created_at,
-            "updated_at": task.decided_at or task.created_at,
-            "human_task": task.spec,
-            "decision": task.decision,
-            "timeline": [],
-        }
-
-    @app.get("/v1/inbox", tags=["tasks"])
-    async def inbox() -> dict[str, Any]:
-        """AXME's inbox: one thread per pending task."""
-        return {"ok": True, "threads": [thread(t) for t in await engine.tasks(status="PENDING")]}
-
-    @app.get("/v1/inbox/{thread_id}", tags=["tasks"])
-    async def inbox_thread(thread_id: str) -> dict[str, Any]:
-        return {"ok": True, "thread": thread(await engine.task(thread_id))}
-
-    @app.post("/v1/inbox/{thread_id}/approve", tags=["tasks"])
-    async def inbox_approve(
-        request: Request, thread_id: str, body: InboxDecision | None = None
-    ) -> dict[str, Any]:
-        comment = body.comment if body else None
-        actor = actor_of(request, body.actor if body else None)
-        task = await engine.decide(thread_id, "approved", actor, comment, {})
-        return {"ok": True, "thread": thread(task)}
-
-    @app.post("/v1/inbox/{thread_id}/reject", tags=["tasks"])
-    async def inbox_reject(
-        request: Request, thread_id: str, body: InboxDecision | None = None
-    ) -> dict[str, Any]:
-        comment = body.comment if body else None
-        actor = actor_of(request, body.actor if body else None)
-        task = await engine.decide(thread_id, "rejected", actor, comment, {})
-        return {"ok": True, "thread": thread(task)}
 
     @app.post("/v1/intents/{intent_id}/signals/{name}", tags=["intents"])
     async def signal(intent_id: str, name: str, body: Signal | None = None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from axme_daemon.intents import (
     check_agent_outcome,
     request_hash,
 )
+from axme_daemon.lifecycle.threads import owner_of
 from axme_daemon.mesh import Mesh
 from axme_daemon.store import IntentFilter, Page, Store
 from axme_daemon.store.base import Effects, WorkerReport
@@ -106,9 +107,9 @@ class Engine:
     async def _ended(self, intent: Intent) -> None:
         """An intent became final: free its worker's slot; a parent waiting on it resumes."""
         self.dispatcher.finished(intent)
-        # Only a child (`ctx.call`, which sets reply_to) has a parent that may wait for it:
-        # the others skip a write.
-        if intent.status.is_final and intent.reply_to is not None:
+        # Only a child (`ctx.call`, which sets reply_to to its parent's id, not an inbox
+        # address) has a parent that may wait for it: the others skip a write.
+        if intent.status.is_final and intent.reply_to is not None and not owner_of(intent.reply_to):
             await self._apply(await self.store.child_finished(intent))
 
     async def begin_wait(

@@ -49,12 +49,27 @@ class IntentBody(BaseModel):
 class CreateIntent(IntentBody):
     """POST /v1/intents. Keys the daemon does not use yet are accepted and ignored."""
 
+    #: An inbox address: the intent's completion is delivered to a thread there.
     reply_to: str | None = Field(default=None, max_length=500)
     correlation_id: str | None = Field(default=None, max_length=200)
     human_task: dict[str, Any] | None = None
     deadline_at: str | None = None
     #: Default: the registered agent's `max_delivery_attempts`, else 3.
     max_delivery_attempts: int | None = Field(default=None, ge=1, le=100)
+
+    @field_validator("reply_to")
+    @classmethod
+    def _reply_to(cls, value: str | None) -> str | None:
+        """`scheme://...` as given; a bare name is `agent://name`, as for `to_agent`."""
+        if value is None or "://" in value:
+            return value
+        try:
+            return agent_address(value)
+        except ValueError:
+            raise ValueError(
+                f"reply_to must be an address like agent://myorg/production/inbox (or a bare"
+                f" name), got {value!r}"
+            ) from None
 
 
 class ResolveIntent(BaseModel):
