@@ -1,5 +1,5 @@
 """Finding a task by its id, its intent's id or a prefix of either, and deciding it: what
-`axme approve`, `reject` and `task submit | show` do, without Typer (the launcher's quick
+`axme approve`, `reject` and `tasks ...` do, without Typer (the launcher's quick
 paths run them too).
 
 A task is found by its id, its intent's id, or a unique prefix of either: the pending task

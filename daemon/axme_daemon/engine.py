@@ -16,7 +16,7 @@ from typing import Any
 
 from axme_cli.errors import AxmeError, NotFound
 from axme_cli.protocol import IntentStatus
-from axme_daemon.delivery import Dispatcher
+from axme_daemon.delivery import Dispatcher, agent_topic
 from axme_daemon.events import EventHub, KeepAlive, StreamTimeout
 from axme_daemon.intents import (
     Event,
@@ -54,7 +54,8 @@ class Engine:
         self.dispatcher.on_timer = self._timer_wake.set  # a release armed a backoff timer
         self._timers: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        self.mesh = Mesh(store)
+        self.mesh = Mesh(store, wake=lambda address: self.hub.notify([agent_topic(address)]))
+        self.dispatcher.blocked = self.mesh.is_killed
 
     async def start(self) -> None:
         await self.mesh.load()

@@ -2,18 +2,20 @@
 
 A kill is durable (the store's `killed_agents`) and held here in memory too, so the checks
 on the create and stream paths cost no read: while an address is killed, a new intent to or
-from it and its delivery stream get 403 `agent_killed`; intents already delivered may still
-be reported (nothing in flight is lost). Heartbeats and their metrics are kept in memory
-only: they say how an agent is now, and a restarted daemon waits for the next one.
+from it and its delivery stream get 403 `agent_killed`, its open streams end, and nothing
+queued is delivered to it; intents already delivered may still be reported (nothing in
+flight is lost). Heartbeats and their metrics are kept in memory only: they say how an
+agent is now, and a restarted daemon waits for the next one.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from axme_cli.errors import Forbidden, NotFound
+from axme_cli.errors import AgentKilled, NotFound
 from axme_daemon.intents import now_iso
 from axme_daemon.store import Store
 
@@ -22,12 +24,6 @@ FRESH_SECONDS = 90.0
 HEALTH = ("healthy", "stale", "unknown", "killed")
 #: Metrics a heartbeat may carry (AXME's SDK `report_metric` buffer).
 METRICS = ("intents_total", "intents_succeeded", "intents_failed", "avg_latency_ms", "cost_usd")
-
-
-class AgentKilled(Forbidden):
-    """The agent is killed."""
-
-    code = "agent_killed"
 
 
 @dataclass
@@ -43,8 +39,10 @@ def address_id(address: str) -> str:
 
 
 class Mesh:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, wake: Callable[[str], None] = lambda address: None) -> None:
         self.store = store
+        #: Wakes an address's open streams, so that they end at once after a kill.
+        self.wake = wake
         self.killed: dict[str, dict[str, Any]] = {}
         self.beats: dict[str, Beat] = {}
 
@@ -73,8 +71,12 @@ class Mesh:
         beat.metrics.update(metrics)
         return self.describe(address, registered=False)
 
+    def is_killed(self, address: str) -> bool:
+        return address in self.killed
+
     async def kill(self, address: str, actor: str) -> None:
         self.killed[address] = await self.store.kill_agent(address, actor)
+        self.wake(address)
 
     async def resume(self, address: str) -> bool:
         resumed = await self.store.resume_agent(address)
