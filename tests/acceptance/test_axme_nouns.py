@@ -91,6 +91,11 @@ def test_intents_get_list_watch_cancel(cli_home: Path, api: httpx.Client) -> Non
     assert watched.returncode == EXIT_CANCELED, watched.stderr
     assert json.loads(watched.stdout.splitlines()[-1])["event_type"] == "intent.canceled"
     assert run_cli(cli_home, "intents", "get", "ffffffff").returncode == 3
+    # A bare name is that agent's address, as AXME's `listen("name")` has it.
+    bare = ok(run_cli(cli_home, "send", "intent.noun.v1", "--to", "data-pipeline")).stdout.strip()
+    assert (
+        as_json(cli_home, "intents", "get", bare)["intent"]["to_agent"] == "agent://data-pipeline"
+    )
 
 
 def test_help_teaches_the_axme_shapes(cli_home: Path) -> None:
