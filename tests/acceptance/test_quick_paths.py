@@ -26,8 +26,9 @@ sys.argv[0] = "axme"
 from axme_cli.launch import main
 main()
 """
-#: Ages (`4s`, `2m`) and uptimes move on between two runs.
-MOVING = re.compile(r'\b\d+[smhd]\b|"uptime_seconds":[0-9.]+')
+#: Ages (`4s`, `2m`) and uptimes move on between two runs, and with an age's width (`9s`,
+#: `10s`) the padding of its table column.
+MOVING = re.compile(r' *\b\d+[smhd]\b *|"uptime_seconds":[0-9.]+')
 
 
 @pytest.fixture
@@ -115,8 +116,8 @@ def test_quick_commands_print_and_exit_as_the_typer_app_does(
     for args in _commands(daemon.home, intents):
         quick = _run(daemon.home, ["-m", "axme_cli"], args)
         typer = _run(daemon.home, ["-c", TYPER], args)
-        got = (quick.returncode, MOVING.sub("N", quick.stdout), quick.stderr)
-        want = (typer.returncode, MOVING.sub("N", typer.stdout), typer.stderr)
+        got = (quick.returncode, MOVING.sub(" N ", quick.stdout), quick.stderr)
+        want = (typer.returncode, MOVING.sub(" N ", typer.stdout), typer.stderr)
         assert got == want, f"axme {' '.join(args)}"
 
 
