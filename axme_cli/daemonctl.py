@@ -38,6 +38,8 @@ class Started:
     pid: int
     socket: str
     already_running: bool
+    #: The loopback TCP listener's base URL, when it is open.
+    tcp: str | None = None
 
 
 def probe(paths: HomePaths, timeout: float = 2.0) -> dict[str, Any] | None:
@@ -82,7 +84,9 @@ def start(
     """Start a detached daemon unless one answers; return once it serves requests."""
     health = probe(paths)
     if health is not None:
-        return Started(int(health["pid"]), str(health["socket"]), already_running=True)
+        return Started(
+            int(health["pid"]), str(health["socket"]), already_running=True, tcp=health.get("tcp")
+        )
     try:
         make_private_dirs(paths)
         log_fd = open_private_log(paths.daemon_log)
@@ -103,7 +107,8 @@ def start(
         health = probe(paths, timeout=1.0)
         if health is not None:
             pid = int(health["pid"])
-            return Started(pid, str(health["socket"]), already_running=pid != proc.pid)
+            already = pid != proc.pid
+            return Started(pid, str(health["socket"]), already, tcp=health.get("tcp"))
         code = proc.poll()
         if code is not None and code != DAEMON_EXIT_ALREADY_RUNNING:
             said = _log_tail(paths, lines=1)

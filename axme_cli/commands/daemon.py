@@ -72,19 +72,22 @@ def start(
         os.execv(cmd[0], cmd)
     started = daemonctl.start(paths, store=store, listen=listen)
     if started.already_running and wanted is not None:
-        _check_listener(paths, started.pid, wanted)
+        _check_listener(started.pid, started.tcp, wanted)
     if as_json:
         render.print_json(
             {
                 "pid": started.pid,
                 "socket": started.socket,
                 "already_running": started.already_running,
+                "tcp": started.tcp,
             }
         )
-    elif started.already_running:
-        render.out().print(f"already running: pid {started.pid}, socket {started.socket}")
-    else:
-        render.out().print(f"started: pid {started.pid}, socket {started.socket}")
+        return
+    said = "already running" if started.already_running else "started"
+    line = f"{said}: pid {started.pid}, socket {started.socket}"
+    if started.tcp:
+        line += f", base url {started.tcp} (its key: axme daemon status)"
+    render.out().print(line, soft_wrap=True)
 
 
 def _listen_url(listen: str) -> str:
@@ -100,11 +103,8 @@ def _listen_url(listen: str) -> str:
     return f"http://{shown}:{port or ''}"
 
 
-def _check_listener(paths: HomePaths, pid: int, wanted: str) -> None:
+def _check_listener(pid: int, tcp: str | None, wanted: str) -> None:
     """A daemon already runs: `--listen` is a conflict unless it listens there already."""
-    from axme_cli import daemonctl
-
-    tcp = (daemonctl.probe(paths) or {}).get("tcp")
     if tcp is not None and (tcp == wanted or (wanted.endswith(":") and tcp.startswith(wanted))):
         return
     where = f"its TCP listener at {tcp}" if tcp else "no TCP listener"

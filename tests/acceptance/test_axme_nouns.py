@@ -123,7 +123,8 @@ def test_daemon_start_listen_and_status_give_an_sdk_program_its_url_and_key(
     assert run_cli(cli_home, "daemon", "status").returncode != EXIT_OK  # nothing started
 
     port = _free_port()
-    ok(run_cli(cli_home, "daemon", "start", "--listen", f"127.0.0.1:{port}"))
+    started = ok(run_cli(cli_home, "daemon", "start", "--listen", f"127.0.0.1:{port}")).stdout
+    assert f"base url http://127.0.0.1:{port}" in started
     status = ok(run_cli(cli_home, "daemon", "status")).stdout
     url = re.search(r"base url (\S+)", status)
     key = re.search(r"api key  (\S+)", status)
