@@ -241,6 +241,8 @@ def add_inbox_routes(app: FastAPI, engine: Engine) -> None:
         owner = inbox_address(owner_agent, "owner_agent")
         task = await a_task(thread_id)
         if task is not None:
+            if owner not in (None, task.assignee):
+                raise NotFound(f"no inbox thread {thread_id} in {owner}'s inbox")
             return {"ok": True, "thread": (await task_threads([task]))[0]}
         return {"ok": True, "thread": reply_thread(await reply_thread_of(thread_id, owner))}
 

@@ -53,7 +53,8 @@ class Rule:
 #: (method, path, rule), first match wins. Agent rules: `create` (new intents), `list` (its
 #: own address's), `own` (an intent addressed to it or created by it), `lease` (an intent
 #: delivered to its worker), `reports` (`lease` for each), `stream` (its own address),
-#: `heartbeat` (its own worker), `self` (any agent's key: the route acts on its own agent).
+#: `heartbeat` (its own worker), `self` (any agent's key: the route acts on its own agent),
+#: `inbox` (its own inbox: `owner_agent=` its address, which the handler holds it to).
 #: `resume` is `lease` for an agent's outcome, and needs
 #: `tasks:decide` for a person's decision (its body says which).
 RULES: tuple[tuple[str, str, Rule], ...] = (
@@ -80,16 +81,16 @@ RULES: tuple[tuple[str, str, Rule], ...] = (
     ("GET", "/v1/tasks", Rule((*READ, *DECIDE))),
     ("GET", "/v1/tasks/{task_id}", Rule((*READ, *DECIDE))),
     ("GET", "/v1/me/tasks", Rule((*READ, *DECIDE))),
-    ("GET", "/v1/inbox", Rule((*READ, *DECIDE))),
-    ("GET", "/v1/inbox/changes", Rule((*READ, *DECIDE))),
-    ("GET", "/v1/inbox/{thread_id}", Rule((*READ, *DECIDE))),
+    ("GET", "/v1/inbox", Rule((*READ, *DECIDE), agent="inbox")),
+    ("GET", "/v1/inbox/changes", Rule((*READ, *DECIDE), agent="inbox")),
+    ("GET", "/v1/inbox/{thread_id}", Rule((*READ, *DECIDE), agent="inbox")),
     ("POST", "/v1/tasks/{task_id}/decision", Rule(DECIDE)),
     ("POST", "/v1/approvals/{approval_id}/decision", Rule(DECIDE)),
     ("POST", "/v1/inbox/{thread_id}/approve", Rule(DECIDE)),
     ("POST", "/v1/inbox/{thread_id}/reject", Rule(DECIDE)),
-    ("POST", "/v1/inbox/{thread_id}/reply", Rule(DECIDE)),
-    ("POST", "/v1/inbox/{thread_id}/delegate", Rule(DECIDE)),
-    ("POST", "/v1/inbox/{thread_id}/messages/delete", Rule(DECIDE)),
+    ("POST", "/v1/inbox/{thread_id}/reply", Rule(DECIDE, agent="inbox")),
+    ("POST", "/v1/inbox/{thread_id}/delegate", Rule(DECIDE, agent="inbox")),
+    ("POST", "/v1/inbox/{thread_id}/messages/delete", Rule(DECIDE, agent="inbox")),
     ("GET", "/v1/agents", Rule((*ADMIN, *READ))),
     ("POST", "/v1/agents", Rule(ADMIN)),
     ("POST", "/v1/projects/apply", Rule(ADMIN)),
@@ -214,6 +215,17 @@ class _Check:
             if normalize_address(params["address"]) != me.address:
                 raise Forbidden(
                     f"an agent's key streams only its own deliveries ({me.address})",
+                    details={"agent": me.address},
+                )
+            return
+        if how == "inbox":
+            from axme_daemon.api_inbox import inbox_address
+
+            query = parse_qs(self.scope.get("query_string", b"").decode())
+            named = query.get("owner_agent", [None])[-1]
+            if named is None or inbox_address(named, "owner_agent") != me.address:
+                raise Forbidden(
+                    f"an agent's key uses only its own inbox: add owner_agent={me.address}",
                     details={"agent": me.address},
                 )
             return

@@ -11,10 +11,17 @@ from typing import Any
 
 import pytest
 from axme_sdk import AxmeClient
-from axme_sdk.exceptions import AxmeHttpError, AxmeValidationError
+from axme_sdk.exceptions import AxmeAuthError, AxmeHttpError, AxmeValidationError
 
 from tests.daemon import Daemon, wait_for
-from tests.integration.test_sdk_platform import Listener, client, daemon, local_key, url
+from tests.integration.test_sdk_platform import (
+    Listener,
+    client,
+    daemon,
+    local_key,
+    make_key,
+    url,
+)
 
 __all__ = ["daemon", "local_key", "url"]  # module fixtures shared with test_sdk_platform
 
@@ -161,3 +168,26 @@ def test_bad_inbox_requests_change_nothing(daemon: Daemon, sdk: AxmeClient) -> N
             call()
         assert info.value.status_code == status and says in str(info.value), (status, says)
     assert sdk.get_inbox_thread(intent_id)["thread"] == before
+
+
+def test_an_agents_key_uses_its_own_inbox_only(daemon: Daemon, sdk: AxmeClient, url: str) -> None:
+    mine = inbox_of("agent")
+    intent_id = send(sdk, mine)
+    with client(url, make_key(daemon, f"agent:{mine}")) as me:
+        assert intent_id in {t["thread_id"] for t in me.list_inbox(owner_agent=mine)["threads"]}
+        me.reply_inbox_thread(intent_id, message="seen", owner_agent=mine)
+        assert (
+            me.get_inbox_thread(intent_id, owner_agent=mine)["thread"]["messages"][-1]["content"]
+            == "seen"
+        )
+        for call in (
+            lambda: me.list_inbox(),
+            lambda: me.list_inbox(owner_agent=inbox_of("other")),
+            lambda: me.reply_inbox_thread(intent_id, message="x"),
+        ):
+            with pytest.raises(AxmeAuthError):
+                call()
+    other = send(sdk, inbox_of("other"))
+    with client(url, make_key(daemon, f"agent:{mine}")) as me, pytest.raises(AxmeHttpError) as info:
+        me.reply_inbox_thread(other, message="not mine", owner_agent=mine)
+    assert info.value.status_code == 404
