@@ -38,6 +38,8 @@ class Started:
     pid: int
     socket: str
     already_running: bool
+    #: The loopback TCP listener's base URL, when it is open.
+    tcp: str | None = None
 
 
 def probe(paths: HomePaths, timeout: float = 2.0) -> dict[str, Any] | None:
@@ -60,18 +62,31 @@ def _log_tail(paths: HomePaths, lines: int = 12) -> str:
 
 
 def daemon_command(
-    paths: HomePaths, *, foreground: bool = False, store: str | None = None
+    paths: HomePaths,
+    *,
+    foreground: bool = False,
+    store: str | None = None,
+    listen: str | None = None,
 ) -> list[str]:
     cmd = [sys.executable, "-m", "axme_daemon", "--home", str(paths.home)]
     cmd += ["--store", store] if store else []
+    cmd += ["--listen", listen] if listen else []
     return [*cmd, "--foreground"] if foreground else cmd
 
 
-def start(paths: HomePaths, *, timeout: float = START_TIMEOUT, store: str | None = None) -> Started:
+def start(
+    paths: HomePaths,
+    *,
+    timeout: float = START_TIMEOUT,
+    store: str | None = None,
+    listen: str | None = None,
+) -> Started:
     """Start a detached daemon unless one answers; return once it serves requests."""
     health = probe(paths)
     if health is not None:
-        return Started(int(health["pid"]), str(health["socket"]), already_running=True)
+        return Started(
+            int(health["pid"]), str(health["socket"]), already_running=True, tcp=health.get("tcp")
+        )
     try:
         make_private_dirs(paths)
         log_fd = open_private_log(paths.daemon_log)
@@ -79,7 +94,7 @@ def start(paths: HomePaths, *, timeout: float = START_TIMEOUT, store: str | None
         raise DaemonUnreachable(f"cannot start the axme daemon: {unusable(exc)}") from None
     with os.fdopen(log_fd, "ab") as log:
         proc = subprocess.Popen(
-            daemon_command(paths, store=store),
+            daemon_command(paths, store=store, listen=listen),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -92,7 +107,8 @@ def start(paths: HomePaths, *, timeout: float = START_TIMEOUT, store: str | None
         health = probe(paths, timeout=1.0)
         if health is not None:
             pid = int(health["pid"])
-            return Started(pid, str(health["socket"]), already_running=pid != proc.pid)
+            already = pid != proc.pid
+            return Started(pid, str(health["socket"]), already, tcp=health.get("tcp"))
         code = proc.poll()
         if code is not None and code != DAEMON_EXIT_ALREADY_RUNNING:
             said = _log_tail(paths, lines=1)

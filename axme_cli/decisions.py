@@ -1,5 +1,5 @@
 """Finding a task by its id, its intent's id or a prefix of either, and deciding it: what
-`axme approve`, `reject` and `task submit | show` do, without Typer (the launcher's quick
+`axme approve`, `reject` and `tasks ...` do, without Typer (the launcher's quick
 paths run them too).
 
 A task is found by its id, its intent's id, or a unique prefix of either: the pending task
@@ -9,6 +9,7 @@ later one (or the loser of two at once) with a conflict, exit 4.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,35 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 _PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
 #: Matches looked at per id prefix; more than this is reported as "and more".
 MATCH_LIMIT = 10
+
+
+#: AXME's decision verbs (`axme tasks approve|reject|confirm|complete`) and the outcome each
+#: records; `axme tasks submit --outcome X` records any other.
+VERB_OUTCOMES = {
+    "approve": "approved",
+    "reject": "rejected",
+    "confirm": "confirmed",
+    "complete": "completed",
+}
+
+
+def parse_data(pairs: list[str], data_json: str | None) -> dict[str, Any]:
+    """`--data-json` (an object), then each `--data k=v` over it; a value is JSON when it
+    parses as JSON (`rows=1200` is a number, `ok=true` a bool), else the text itself."""
+    data: dict[str, Any] = {}
+    if data_json is not None:
+        from axme_cli.session import json_object
+
+        data.update(json_object(data_json, "--data-json"))
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"--data: expected KEY=VALUE, got {pair!r}")
+        try:
+            data[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            data[key.strip()] = text
+    return data
 
 
 # -- finding a task ------------------------------------------------------------------------
@@ -169,7 +199,8 @@ def decide_and_report(
     as_json: bool,
     data: dict[str, Any] | None = None,
 ) -> None:
-    """`axme approve | reject | task submit`: decide the task `ref` names, print the result."""
+    """`axme approve | reject`, `axme tasks approve | ... | submit`: decide the task `ref`
+    names, print the result."""
     with session.connect() as client:
         task = decide(client, ref, outcome, who=who, comment=comment, data=data)
     report(task, as_json)

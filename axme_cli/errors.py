@@ -6,6 +6,7 @@
     │   └── AmbiguousId            (2)  an id prefix matches several intents
     ├── Unauthorized               (1)  an unknown API key (TCP only)
     ├── Forbidden                  (1)  a known key without the authority
+    │   └── AgentKilled            (1)  the agent is killed until resumed (the mesh)
     ├── NotFound                   (3)
     ├── Conflict                   (4)  e.g. resolving an intent that is already final
     ├── DaemonUnreachable          (5)
@@ -109,6 +110,12 @@ class Forbidden(AxmeError):
 
     code = "forbidden"
     http_status = 403
+
+
+class AgentKilled(Forbidden):
+    """The agent is killed (the mesh's kill switch): no new work until it is resumed."""
+
+    code = "agent_killed"
 
 
 class NotFound(AxmeError):

@@ -1,6 +1,7 @@
 """The `axme` entry point: answers `axme --version` and the quick commands (`quick.py`: a
 plain `send`, `list`, `show`, `wait`, `tail`, `cancel`, `retry`, `approve`, `reject`, `inbox`,
-`agents list`) before the Typer app is loaded.
+`agents list`, and AXME's `tasks list|approve|reject|confirm|complete` and `intents
+get|list|watch|cancel`) before the Typer app is loaded.
 
 Anything else, and anything the quick parsers do not take whole, goes to the Typer app, which
 owns the CLI: its help, its completion and its usage errors.

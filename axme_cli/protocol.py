@@ -57,6 +57,19 @@ STATUS_EVENT = {
 
 #: `agent://org/env/name`: one or more path segments of letters, digits, `._-`.
 AGENT_ADDRESS_RE = re.compile(r"^agent://[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+
+
+def agent_address(raw: str) -> str:
+    """`agent://org/env/name` as given, or for a bare name (`human`, `org/env/name`: what
+    AXME's SDK `listen("name")` and scenarios send) the same with `agent://` in front, so a
+    sender and a listener that spell one agent either way meet. ValueError when it is neither.
+    """
+    address = raw if "://" in raw else f"agent://{raw}"
+    if not AGENT_ADDRESS_RE.match(address):
+        raise ValueError(f"not an agent address: {raw!r} (expected agent://org/env/name)")
+    return address
+
+
 #: `intent.pipeline.process.v1`: dotted words, no spaces.
 INTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 

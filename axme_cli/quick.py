@@ -119,9 +119,12 @@ def _cancel(session: Session, a: argparse.Namespace) -> None:
 
 def _decide(outcome: str) -> Handler:
     def run(session: Session, a: argparse.Namespace) -> None:
-        from axme_cli.decisions import decide_and_report
+        from axme_cli.decisions import decide_and_report, parse_data
 
-        decide_and_report(session, a.ref, outcome, who=a.who, comment=a.comment, as_json=a.as_json)
+        data = parse_data(a.data, None)
+        decide_and_report(
+            session, a.ref, outcome, who=a.who, comment=a.comment, as_json=a.as_json, data=data
+        )
 
     return run
 
@@ -153,6 +156,41 @@ def _command(
     return command
 
 
+def _list_options(list_: argparse.ArgumentParser) -> None:
+    list_.add_argument("--status", "-s")
+    list_.add_argument("--agent", "--to")
+    list_.add_argument("--type", "-t", dest="intent_type")
+    list_.add_argument("--limit", "-n", type=_count(1, 500), default=LIST_LIMIT)
+    list_.add_argument("--cursor")
+
+
+def _decision(
+    commands: argparse._SubParsersAction[_Parser], name: str, outcome: str
+) -> argparse.ArgumentParser:
+    decision = _command(commands, name, _decide(outcome), "ref")
+    decision.add_argument("--comment", "-c")
+    decision.add_argument("--as", dest="who")
+    decision.add_argument("--data", "-d", action="append", default=[])
+    return decision
+
+
+def _nouns(commands: argparse._SubParsersAction[_Parser]) -> None:
+    """AXME's command shapes: `axme tasks list|approve|...`, `axme intents get|list|...`."""
+    from axme_cli.decisions import VERB_OUTCOMES
+
+    tasks = commands.add_parser("tasks").add_subparsers(dest="tasks_command", required=True)
+    _command(tasks, "list", _inbox).add_argument("--all", "-a", dest="all_", action="store_true")
+    for verb, outcome in VERB_OUTCOMES.items():
+        _decision(tasks, verb, outcome)
+    intents = commands.add_parser("intents").add_subparsers(dest="intents_command", required=True)
+    _command(intents, "get", _show, "intent")
+    _list_options(_command(intents, "list", _list))
+    _command(intents, "watch", _tail, "intent").add_argument("--since", type=_count(0), default=0)
+    _command(intents, "cancel", _cancel, "intent").add_argument(
+        "--reason", "-r", default=CANCEL_REASON
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     """`axme [--home H] [--config C] [--no-config] COMMAND ...` for the quick commands."""
     root = _Parser(prog="axme")
@@ -166,12 +204,7 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--payload", "-p")
     send.add_argument("--idempotency-key", "-k")
 
-    list_ = _command(commands, "list", _list)
-    list_.add_argument("--status", "-s")
-    list_.add_argument("--agent", "--to")
-    list_.add_argument("--type", "-t", dest="intent_type")
-    list_.add_argument("--limit", "-n", type=_count(1, 500), default=LIST_LIMIT)
-    list_.add_argument("--cursor")
+    _list_options(_command(commands, "list", _list))
 
     _command(commands, "show", _show, "intent")
     _command(commands, "wait", _wait, "intent").add_argument("--timeout")
@@ -181,14 +214,13 @@ def parser() -> argparse.ArgumentParser:
         "--reason", "-r", default=CANCEL_REASON
     )
     for name, outcome in (("approve", "approved"), ("reject", "rejected")):
-        decision = _command(commands, name, _decide(outcome), "ref")
-        decision.add_argument("--comment", "-c")
-        decision.add_argument("--as", dest="who")
+        _decision(commands, name, outcome)
     _command(commands, "inbox", _inbox).add_argument(
         "--all", "-a", dest="all_", action="store_true"
     )
     agents = commands.add_parser("agents").add_subparsers(dest="agents_command", required=True)
     _command(agents, "list", _agents_list)
+    _nouns(commands)
     return root
 
 

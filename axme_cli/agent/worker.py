@@ -32,7 +32,7 @@ from axme_cli.agent.context import (
 )
 from axme_cli.agent.outbox import Outbox
 from axme_cli.client import DaemonClient
-from axme_cli.errors import AxmeError, Conflict, DaemonUnreachable, TooManyStreams
+from axme_cli.errors import AgentKilled, AxmeError, Conflict, DaemonUnreachable, TooManyStreams
 from axme_cli.paths import home_paths
 from axme_cli.protocol import AGENT_ADDRESS_RE
 
@@ -42,6 +42,8 @@ log = logging.getLogger("axme.agent")
 SWITCH_INTERVAL = 0.0005
 #: How long one agent stream is held before it reconnects.
 STREAM_HOLD_SECONDS = 30.0
+#: How long a killed agent waits before it asks for its stream again.
+KILLED_PAUSE = 2.0
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,10 @@ class Agent:
                                 continue
                             running.add(seq)
                         pool.submit(self._run_one, worker_id, data, running, lock)
+                except AgentKilled as exc:
+                    # Killed through the mesh: no work until it is resumed; keep asking.
+                    log.warning("%s; asking again in %.0fs", exc.message, KILLED_PAUSE)
+                    time.sleep(KILLED_PAUSE)
                 except TooManyStreams as exc:
                     # The daemon holds as many agent streams as it allows: ask again later.
                     pause = float(exc.details.get("retry_after", 5))

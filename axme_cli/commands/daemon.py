@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -38,12 +38,28 @@ def start(
             " default: the home's axme.db].",
         ),
     ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HOST:PORT",
+            help="Also serve the API on loopback TCP (127.0.0.1, localhost or [::1]), API key"
+            " required: the base URL for AXME SDK programs [env: AXME_LISTEN; default: only"
+            " while agents run, on a free port].",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Start the daemon in the background and wait until it answers."""
+    """Start the daemon in the background and wait until it answers.
+
+    \b
+    Examples:
+      axme daemon start
+      axme daemon start --listen 127.0.0.1:8765   # then: axme daemon status (URL and key)
+    """
     from axme_cli import daemonctl, render
 
     paths: HomePaths = ctx.obj
+    wanted = _listen_url(listen) if listen is not None else None
     if foreground:
         running = daemonctl.probe(paths)
         if running is not None:
@@ -52,21 +68,50 @@ def start(
                 f"the axme daemon is already running (pid {running['pid']}, socket"
                 f" {running['socket']}); stop it first: axme daemon stop"
             )
-        cmd = daemonctl.daemon_command(paths, foreground=True, store=store)
+        cmd = daemonctl.daemon_command(paths, foreground=True, store=store, listen=listen)
         os.execv(cmd[0], cmd)
-    started = daemonctl.start(paths, store=store)
+    started = daemonctl.start(paths, store=store, listen=listen)
+    if started.already_running and wanted is not None:
+        _check_listener(started.pid, started.tcp, wanted)
     if as_json:
         render.print_json(
             {
                 "pid": started.pid,
                 "socket": started.socket,
                 "already_running": started.already_running,
+                "tcp": started.tcp,
             }
         )
-    elif started.already_running:
-        render.out().print(f"already running: pid {started.pid}, socket {started.socket}")
-    else:
-        render.out().print(f"started: pid {started.pid}, socket {started.socket}")
+        return
+    said = "already running" if started.already_running else "started"
+    line = f"{said}: pid {started.pid}, socket {started.socket}"
+    if started.tcp:
+        line += f", base url {started.tcp} (its key: axme daemon status)"
+    render.out().print(line, soft_wrap=True)
+
+
+def _listen_url(listen: str) -> str:
+    """`http://HOST:PORT` for `--listen HOST:PORT` (`http://HOST:` for port 0: any port);
+    `BadInput` unless it is a loopback address."""
+    from axme_cli.listen import BadListen, parse_listen
+
+    try:
+        host, port = parse_listen(listen)
+    except BadListen as exc:
+        raise BadInput(f"--listen: {exc}") from None
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port or ''}"
+
+
+def _check_listener(pid: int, tcp: str | None, wanted: str) -> None:
+    """A daemon already runs: `--listen` is a conflict unless it listens there already."""
+    if tcp is not None and (tcp == wanted or (wanted.endswith(":") and tcp.startswith(wanted))):
+        return
+    where = f"its TCP listener at {tcp}" if tcp else "no TCP listener"
+    raise Conflict(
+        f"the axme daemon already runs (pid {pid}) with {where}; --listen applies when it"
+        " starts: axme daemon stop, then axme daemon start --listen again"
+    )
 
 
 @app.command()
@@ -105,7 +150,12 @@ def stop(
 
 @app.command()
 def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Is the daemon running? Exit 0 if it is, 5 if not."""
+    """Is the daemon running? Exit 0 if it is, 5 if not.
+
+    While its TCP listener is open it also prints the base URL and the daemon's local key
+    (the owner's, until the daemon stops) for programs written for AXME:
+    AxmeClient(AxmeClientConfig(base_url=URL, api_key=KEY)).
+    """
     from axme_cli import daemonctl, render
 
     paths: HomePaths = ctx.obj
@@ -121,13 +171,26 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         render.out().print(
             f"running: pid {health['pid']}, up {uptime}s, version {health['version']}\n"
             f"  socket   {health['socket']}\n"
-            + (f"  tcp      {health['tcp']} (API key required)\n" if health.get("tcp") else "")
+            + _tcp_lines(health)
             + f"  database {health['database']}\n"
             f"  log      {paths.daemon_log}"
             + (f"\n  problem  {health['problem']}" if health.get("problem") else "")
         )
     if health is None:
         raise typer.Exit(EXIT_UNREACHABLE)
+
+
+def _tcp_lines(health: dict[str, Any]) -> str:
+    """The base URL and key an AXME SDK program needs, or how to get them."""
+    if not health.get("tcp"):
+        return (
+            "  tcp      not listening (for AXME SDK programs: axme daemon stop, then"
+            " axme daemon start --listen 127.0.0.1:8765)\n"
+        )
+    lines = f"  base url {health['tcp']} (API key required)\n"
+    if health.get("api_key"):
+        lines += f"  api key  {health['api_key']} (the owner's; changes when the daemon restarts)\n"
+    return lines
 
 
 def _maintain(paths: HomePaths, action: str) -> None:

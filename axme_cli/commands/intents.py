@@ -1,4 +1,5 @@
-"""`axme send | list | show | cancel | wait`."""
+"""`axme send | list | show | cancel | wait`, and `axme intents get | list | watch | cancel`
+(AXME's command shapes for the same commands)."""
 
 from __future__ import annotations
 
@@ -209,7 +210,30 @@ def cancel(
     views.cancel(session(ctx), intent, reason, as_json)
 
 
+INTENTS_HELP = """Intents, as AXME's CLI names the commands: the same as axme show, list, tail
+and cancel.
+
+An intent is named by its id (what AXME's examples print) or a unique prefix of one.
+
+\b
+Examples:
+  axme intents get 3f2a                  # fields, payload, result, timeline (axme show)
+  axme intents list --status WAITING     # newest first (axme list)
+  axme intents watch 3f2a                # live events until final; exits by outcome (axme tail)
+  axme intents cancel 3f2a --reason "wrong source"
+"""
+
+intents_app = typer.Typer(help=INTENTS_HELP, no_args_is_help=True)
+
+
 def register(app: typer.Typer) -> None:
+    from axme_cli.commands.tail import tail
+
+    intents_app.command("get")(show)
+    intents_app.command("list")(list_)
+    intents_app.command("watch")(tail)
+    intents_app.command("cancel")(cancel)
+    app.add_typer(intents_app, name="intents")
     app.command()(send)
     app.command("list")(list_)
     app.command()(show)

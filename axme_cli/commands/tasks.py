@@ -1,27 +1,47 @@
-"""`axme inbox | approve | reject | signal` and `axme task submit | show`: people in the loop.
+"""`axme inbox | approve | reject | signal` and `axme tasks list | get | approve | reject |
+confirm | complete | submit` (AXME's command shapes; `axme task` is the same group): people
+in the loop.
 
 How a task is found and decided is in `decisions.py`.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 
 from axme_cli.commands.common import JsonOpt, connect, session
-from axme_cli.decisions import decide_and_report, find_task
+from axme_cli.decisions import VERB_OUTCOMES, decide_and_report, find_task, parse_data
 from axme_cli.errors import BadInput
 
-task_app = typer.Typer(
-    help="Human tasks: show one, or answer a form or a question with data.",
-    no_args_is_help=True,
-)
+TASKS_HELP = """Human tasks, as AXME's CLI names them: list them, look at one, decide it.
+
+A task is named by its intent's id (what AXME's examples print), its own id, or a unique
+prefix of either. A second decision is a conflict (exit 4).
+
+\b
+Examples:
+  axme tasks list                              # pending, nearest deadline first
+  axme tasks get 3f2a                          # what it asks, by when, and its decision
+  axme tasks approve 3f2a -c "lgtm"            # reject, confirm, complete alike
+  axme tasks submit 3f2a --outcome provided --data rows=1200
+"""
+
+APPROVE_HELP = """Approve a pending task; an intent's own task then COMPLETES it.
+
+\b
+Examples:
+  axme approve 3f2a                     # a task id or its intent's id, or a prefix
+  axme approve 3f2a -c "looks good" --as alice
+"""
+REJECT_HELP = "Reject a pending task; an intent's own task then CANCELS it (or FAILS it)."
+
+task_app = typer.Typer(help=TASKS_HELP, no_args_is_help=True)
 
 RefArg = Annotated[
     str,
-    typer.Argument(metavar="REF", help="Task id or intent id, or a unique prefix of either."),
+    typer.Argument(metavar="REF", help="Intent id or task id, or a unique prefix of either."),
 ]
 CommentOpt = Annotated[
     str | None,
@@ -38,28 +58,18 @@ AsOpt = Annotated[
         "--as", metavar="NAME", help="Who decides, as recorded (default: your user name)."
     ),
 ]
-
-# -- parsing --------------------------------------------------------------------------------
-
-
-def parse_data(pairs: list[str], data_json: str | None) -> dict[str, Any]:
-    """`--data-json` (an object), then each `--data k=v` over it; a value is JSON when it
-    parses as JSON (`rows=1200` is a number, `ok=true` a bool), else the text itself."""
-    data: dict[str, Any] = {}
-    if data_json is not None:
-        from axme_cli.session import json_object
-
-        data.update(json_object(data_json, "--data-json"))
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise BadInput(f"--data: expected KEY=VALUE, got {pair!r}")
-        try:
-            data[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            data[key.strip()] = text
-    return data
-
+DataOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--data",
+        "-d",
+        metavar="KEY=VALUE",
+        help="KEY=VALUE for the form; VALUE is JSON when it parses (1200, true), else text.",
+    ),
+]
+DataJsonOpt = Annotated[
+    str | None, typer.Option("--data-json", metavar="JSON", help="The form as a JSON object.")
+]
 
 # -- commands -------------------------------------------------------------------------------
 
@@ -75,42 +85,43 @@ def inbox(
 
     \b
     Then: axme approve TASK [-c TEXT], axme reject TASK -c TEXT,
-          axme task submit TASK --outcome X --data k=v, axme task show TASK
+          axme tasks submit TASK --outcome X --data k=v, axme tasks get TASK
     """
     from axme_cli import views
 
     views.inbox(session(ctx), all_=all_, as_json=as_json)
 
 
-def approve(
-    ctx: typer.Context,
-    ref: RefArg,
-    comment: CommentOpt = None,
-    who: AsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Approve a pending task; an intent's own task then COMPLETES it.
+def _verb(verb: str, doc: str | None = None) -> Any:
+    """`axme approve | reject` and `axme tasks approve|reject|confirm|complete`: one
+    outcome each."""
+    outcome = VERB_OUTCOMES[verb]
 
-    \b
-    Examples:
-      axme approve 3f2a                     # a task id or its intent's id, or a prefix
-      axme approve 3f2a -c "looks good" --as alice
-    """
-    decide_and_report(session(ctx), ref, "approved", who=who, comment=comment, as_json=as_json)
+    def command(
+        ctx: typer.Context,
+        ref: RefArg,
+        comment: CommentOpt = None,
+        data: DataOpt = None,
+        who: AsOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        values = parse_data(data or [], None)
+        decide_and_report(
+            session(ctx), ref, outcome, who=who, comment=comment, as_json=as_json, data=values
+        )
+
+    command.__doc__ = doc or (
+        f"Decide a pending task with the outcome {outcome!r}.\n\n"
+        "The outcome must be one the task allows (approved and rejected unless it lists\n"
+        "its own): a confirmation task takes confirm, a manual action complete.\n\n"
+        "\b\n"
+        "Examples:\n"
+        f"  axme tasks {verb} 3f2a                 # an intent id, a task id, or a prefix\n"
+        f'  axme tasks {verb} 3f2a -c "checked" --data ticket=OPS-12\n'
+    )
+    return command
 
 
-def reject(
-    ctx: typer.Context,
-    ref: RefArg,
-    comment: CommentOpt = None,
-    who: AsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Reject a pending task; an intent's own task then CANCELS it (or FAILS it)."""
-    decide_and_report(session(ctx), ref, "rejected", who=who, comment=comment, as_json=as_json)
-
-
-@task_app.command()
 def submit(
     ctx: typer.Context,
     ref: RefArg,
@@ -120,18 +131,8 @@ def submit(
             "--outcome", "-o", metavar="OUTCOME", help="One of the task's outcomes, e.g. approved."
         ),
     ],
-    data: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--data",
-            "-d",
-            metavar="KEY=VALUE",
-            help="KEY=VALUE for the form; VALUE is JSON when it parses (1200, true), else text.",
-        ),
-    ] = None,
-    data_json: Annotated[
-        str | None, typer.Option("--data-json", metavar="JSON", help="The form as a JSON object.")
-    ] = None,
+    data: DataOpt = None,
+    data_json: DataJsonOpt = None,
     comment: CommentOpt = None,
     who: AsOpt = None,
     as_json: JsonOpt = False,
@@ -140,8 +141,8 @@ def submit(
 
     \b
     Examples:
-      axme task submit 3f2a --outcome approved --data rows=1200 --data table=orders
-      axme task submit 3f2a --outcome answered --data-json '{"region": "eu"}' -c "per Bob"
+      axme tasks submit 3f2a --outcome approved --data rows=1200 --data table=orders
+      axme tasks submit 3f2a --outcome answered --data-json '{"region": "eu"}' -c "per Bob"
     """
     values = parse_data(data or [], data_json)
     decide_and_report(
@@ -149,8 +150,7 @@ def submit(
     )
 
 
-@task_app.command()
-def show(ctx: typer.Context, ref: RefArg, as_json: JsonOpt = False) -> None:
+def get(ctx: typer.Context, ref: RefArg, as_json: JsonOpt = False) -> None:
     """A task: what it asks, for which intent, by when, and its decision once made."""
     from axme_cli import render
 
@@ -160,6 +160,14 @@ def show(ctx: typer.Context, ref: RefArg, as_json: JsonOpt = False) -> None:
         render.print_json(task)
     else:
         render.task_panel(task)
+
+
+task_app.command("list")(inbox)
+task_app.command()(get)
+for _verb_name in VERB_OUTCOMES:
+    task_app.command(_verb_name)(_verb(_verb_name))
+task_app.command()(submit)
+task_app.command("show", hidden=True)(get)  # the name it had first
 
 
 def signal(
@@ -206,7 +214,8 @@ def signal(
 
 def register(app: typer.Typer) -> None:
     app.command()(inbox)
-    app.command()(approve)
-    app.command()(reject)
+    app.command("approve")(_verb("approve", APPROVE_HELP))
+    app.command("reject")(_verb("reject", REJECT_HELP))
     app.command()(signal)
-    app.add_typer(task_app, name="task")
+    app.add_typer(task_app, name="tasks")
+    app.add_typer(task_app, name="task", hidden=True)  # the name it had first

@@ -38,12 +38,14 @@ from axme_daemon.api_body import (
     read_body,
 )
 from axme_daemon.api_direct import DirectRoutes, Endpoint
+from axme_daemon.api_inbox import add_inbox_routes, completion_delivery
 from axme_daemon.api_keys import add_key_routes
+from axme_daemon.api_platform import add_platform_routes
 from axme_daemon.api_scenarios import add_scenario_routes, known_agents
 from axme_daemon.api_tasks import WaitRequest, add_task_routes
 from axme_daemon.api_watch import add_watch_routes
 from axme_daemon.api_workers import Reports, add_worker_routes
-from axme_daemon.auth import KeyRing
+from axme_daemon.auth import PRINCIPAL, KeyRing
 from axme_daemon.authz import Authorize, actor_of, bound_sender
 from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
@@ -53,6 +55,7 @@ from axme_daemon.intents import Intent, NewIntent, compact_json, request_hash
 from axme_daemon.models import CreateIntent, ResolveIntent
 from axme_daemon.registry import Registry
 from axme_daemon.store import IntentFilter, shown_url
+from axme_daemon.trace import TraceEcho
 
 #: Largest `since` accepted: SQLite integers are 64-bit.
 MAX_SEQ = 2**62
@@ -181,6 +184,7 @@ def create_app(
     app.add_middleware(DirectRoutes, routes=direct, handlers=app.exception_handlers)
     app.add_middleware(Authorize, store=engine.store)
     app.add_middleware(BodyLimit, limit=settings.max_payload_bytes)
+    app.add_middleware(TraceEcho)
     app.state.stream_limits = StreamLimits(settings.stream_caps)
 
     @app.exception_handler(AxmeError)
@@ -220,10 +224,15 @@ def create_app(
 
     app.state.registry = registry
 
+    ring = keys if keys is not None else KeyRing(engine.store)
+
     @app.get("/health", tags=["daemon"])
-    async def health() -> dict[str, Any]:
+    async def health(request: Request) -> dict[str, Any]:
         stats = engine.store.stats()
         problem = engine.store.problem()
+        tcp = getattr(app.state, "tcp_url", None)
+        # The local key goes only to the socket's owner, and only while a listener takes it.
+        local = tcp is not None and PRINCIPAL not in request.scope
         return {
             "ok": problem is None,
             **({"problem": problem} if problem else {}),
@@ -232,7 +241,8 @@ def create_app(
             "pid": settings.pid,
             "home": str(settings.paths.home),
             "socket": str(settings.paths.socket),
-            "tcp": getattr(app.state, "tcp_url", None),
+            "tcp": tcp,
+            **({"api_key": ring.local_key} if local else {}),
             "database": shown_url(settings.database_url),
             "uptime_seconds": round(time.time() - started, 3),
             "store": {"commits": stats.commits, "writes": stats.writes, "syncs": stats.syncs},
@@ -268,6 +278,7 @@ def create_app(
                     )
                 ) from None
         fields["from_agent"] = bound_sender(request, body.from_agent)
+        engine.mesh.check_open(body.to_agent, fields["from_agent"])
         attempts = fields.pop("max_delivery_attempts")
         asked_first = fields.pop("agent_first")
         if attempts is None:
@@ -400,7 +411,13 @@ def create_app(
             error=body.error,
             reason=body.reason,
         )
-        return {"ok": True, "intent": intent.to_wire(), "event": event.to_wire()}
+        delivery = completion_delivery(await engine.store.inbox_thread(intent_id))
+        return {
+            "ok": True,
+            "intent": intent.to_wire(),
+            "event": event.to_wire(),
+            "completion_delivery": delivery,
+        }
 
     # Routes are added to the app itself, not included as routers: FastAPI matches an
     # included router's routes through a per-request wrapper that cost more than the rest
@@ -408,9 +425,11 @@ def create_app(
     # their address takes any path.
     add_worker_routes(app, engine)
     add_task_routes(app, engine)
+    add_inbox_routes(app, engine)
     add_watch_routes(app, engine)
-    app.state.keys = keys if keys is not None else KeyRing(engine.store)
-    add_key_routes(app, app.state.keys)
+    app.state.keys = ring
+    add_key_routes(app, ring)
+    add_platform_routes(app, engine.mesh, ring)
     add_scenario_routes(app, engine, settings)
     if registry is not None:
         add_agent_routes(app, registry)

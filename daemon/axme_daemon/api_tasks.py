@@ -13,7 +13,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, RootModel
 
-from axme_cli.errors import Conflict, ValidationFailed
+from axme_cli.errors import Conflict, NotFound, ValidationFailed
 from axme_cli.protocol import MAX_DURATION_SECONDS
 from axme_daemon.api_body import body_of, read_body
 from axme_daemon.authz import actor_of, bound_sender, worker_of
@@ -109,11 +109,6 @@ class ApprovalDecision(BaseModel):
     actor: str | None = Field(default=None, max_length=200)
 
 
-class InboxDecision(BaseModel):
-    comment: str | None = Field(default=None, max_length=5000)
-    actor: str | None = Field(default=None, max_length=200)
-
-
 class Signal(BaseModel):
     data: Any = None
 
@@ -127,6 +122,20 @@ async def pending_task(engine: Engine, intent_id: str) -> Task:
             details={"intent_id": intent_id},
         )
     return tasks[0]
+
+
+async def approval_task(engine: Engine, approval_id: str) -> str:
+    """The task an approval id names: a task's own id, else its intent's pending task."""
+    try:
+        return (await engine.task(approval_id)).task_id
+    except NotFound:
+        pass
+    if await engine.store.get_intent(approval_id) is None:
+        raise NotFound(
+            f"no approval {approval_id}: neither a task id nor an intent id",
+            details={"approval_id": approval_id},
+        )
+    return (await pending_task(engine, approval_id)).task_id
 
 
 async def decide_resume(
@@ -252,12 +261,14 @@ def add_task_routes(app: FastAPI, engine: Engine) -> None:
     async def decide_approval(
         request: Request, approval_id: str, body: ApprovalDecision
     ) -> dict[str, Any]:
-        """AXME's approvals API: `decision` approve or reject; the approval id is the task id."""
+        """AXME's approvals API: `decision` approve or reject. The approval id is a task id,
+        or the id of an intent with a pending task (the id an SDK user has)."""
         outcomes = {"approve": "approved", "reject": "rejected"}
         if body.decision not in outcomes:
             raise ValidationFailed("decision: must be approve or reject")
         actor = actor_of(request, body.actor)
-        task = await engine.decide(approval_id, outcomes[body.decision], actor, body.comment, {})
+        task_id = await approval_task(engine, approval_id)
+        task = await engine.decide(task_id, outcomes[body.decision], actor, body.comment, {})
         return {
             "ok": True,
             "approval": {
@@ -267,50 +278,6 @@ def add_task_routes(app: FastAPI, engine: Engine) -> None:
                 "decided_at": task.decided_at,
             },
         }
-
-    def thread(task: Task) -> dict[str, Any]:
-        """A task as AXME's inbox thread (the thread id is the task id)."""
-        return {
-            "thread_id": task.task_id,
-            "intent_id": task.intent_id,
-            "intent_type": task.intent_type,
-            "subject": task.spec.get("title", ""),
-            "status": "pending" if task.status == "PENDING" else "done",
-            "owner_agent": task.assignee,
-            "to_agent": task.to_agent,
-            "created_at": task.created_at,
-            "updated_at": task.decided_at or task.created_at,
-            "human_task": task.spec,
-            "decision": task.decision,
-            "timeline": [],
-        }
-
-    @app.get("/v1/inbox", tags=["tasks"])
-    async def inbox() -> dict[str, Any]:
-        """AXME's inbox: one thread per pending task."""
-        return {"ok": True, "threads": [thread(t) for t in await engine.tasks(status="PENDING")]}
-
-    @app.get("/v1/inbox/{thread_id}", tags=["tasks"])
-    async def inbox_thread(thread_id: str) -> dict[str, Any]:
-        return {"ok": True, "thread": thread(await engine.task(thread_id))}
-
-    @app.post("/v1/inbox/{thread_id}/approve", tags=["tasks"])
-    async def inbox_approve(
-        request: Request, thread_id: str, body: InboxDecision | None = None
-    ) -> dict[str, Any]:
-        comment = body.comment if body else None
-        actor = actor_of(request, body.actor if body else None)
-        task = await engine.decide(thread_id, "approved", actor, comment, {})
-        return {"ok": True, "thread": thread(task)}
-
-    @app.post("/v1/inbox/{thread_id}/reject", tags=["tasks"])
-    async def inbox_reject(
-        request: Request, thread_id: str, body: InboxDecision | None = None
-    ) -> dict[str, Any]:
-        comment = body.comment if body else None
-        actor = actor_of(request, body.actor if body else None)
-        task = await engine.decide(thread_id, "rejected", actor, comment, {})
-        return {"ok": True, "thread": thread(task)}
 
     @app.post("/v1/intents/{intent_id}/signals/{name}", tags=["intents"])
     async def signal(intent_id: str, name: str, body: Signal | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 from pydantic import BaseModel, Field, ValidationError
 
 from axme_cli.errors import AxmeError, BadInput, ValidationFailed
-from axme_cli.protocol import AGENT_ADDRESS_RE
+from axme_cli.protocol import agent_address
 from axme_daemon.api_body import body_of, json_answer, read_body
 from axme_daemon.authz import actor_of, worker_of
 from axme_daemon.delivery import Delivery
@@ -30,10 +30,10 @@ from axme_daemon.store import WorkerReport
 
 def normalize_address(raw: str) -> str:
     """`agent://org/env/name`, `org/env/name` (AXME SDK paths) or a bare name."""
-    address = raw if raw.startswith("agent://") else f"agent://{raw}"
-    if not AGENT_ADDRESS_RE.match(address):
-        raise BadInput(f"not an agent address: {raw!r} (expected agent://org/env/name)")
-    return address
+    try:
+        return agent_address(raw)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
 
 
 class StepError(BaseModel):
@@ -93,13 +93,24 @@ class RetryRequest(BaseModel):
     actor: str | None = Field(default=None, max_length=200)
 
 
+#: Keys of a `/resume` body that say how to fail, not what failed.
+_FAIL_KEYS = ("action", "error", "retryable", "step_records")
+
+
 def _error_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The error a failure records: `error` (an object, or its message), else `reason`; the
+    body's other keys (AXME agents send e.g. `failures` beside `reason`) are kept in it."""
     error = body.get("error")
     if isinstance(error, dict):
-        return error
-    if error is not None:
-        return {"message": str(error)}
-    return {"message": str(body.get("reason") or "the agent reported a failure")}
+        out = dict(error)
+    elif error is not None:
+        out = {"message": str(error)}
+    else:
+        out = {"message": str(body.get("reason") or "the agent reported a failure")}
+    for key, value in body.items():
+        if key not in _FAIL_KEYS:
+            out.setdefault(key, value)
+    return out
 
 
 def _step_records(raw: Any) -> list[tuple[int, str, Any]]:
@@ -167,7 +178,8 @@ def add_worker_routes(app: FastAPI, engine: Engine) -> None:
         is not finished. Each delivery is leased to the worker until it resumes the intent.
         """
         target = normalize_address(address)
-        worker_id = worker_of(request) or f"anon-{uuid.uuid4().hex[:12]}"
+        engine.mesh.check_open(target)
+        worker_id = worker_of(request, target) or f"anon-{uuid.uuid4().hex[:12]}"
         # Refused (this worker serves another address) as JSON before the stream starts:
         # once its first byte is out, an error can only cut the connection.
         engine.dispatcher.register(

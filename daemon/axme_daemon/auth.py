@@ -7,7 +7,11 @@ Bearer`), and is the principal that key stands for:
 - the key the supervisor made for one agent process (its `AXME_API_KEY`): that agent's worker;
 - a key made by `axme keys create NAME --scope ...`: its name and scopes (the store keeps only
   its sha256, so the database holds nothing that would let a reader use it);
-- a key listed in `AXME_API_KEYS`: the owner (kept for compatibility).
+- a key listed in `AXME_API_KEYS`: the owner (kept for compatibility);
+- the daemon's local key: the owner, made when the daemon starts and kept only in its memory,
+  told only to the socket's owner (`axme daemon status`), so that a program written for AXME
+  (`AxmeClientConfig(base_url=..., api_key=...)`) can be pointed at the daemon at once; it
+  changes each time the daemon starts.
 
 An unknown key is a 401 (`invalid_platform_api_key`). What each principal may do is
 `authz`'s table. Keys never appear in a log or an error message.
@@ -123,6 +127,9 @@ class KeyRing:
         self._hashed: dict[str, Principal] = {}  # sha256 → named key or AXME_API_KEYS key
         raw = os.environ.get("AXME_API_KEYS", "") if static_keys is None else static_keys
         hashes = {key_hash(k.strip()) for k in raw.split(",") if k.strip()}
+        #: The owner's key for programs on the TCP listener; see the module's docstring.
+        self.local_key = "axme_local_" + secrets.token_urlsafe(32)
+        hashes.add(key_hash(self.local_key))
         self._static = {
             h: Principal(name=OWNER.name, owner=True, worker_id=f"key-{h[:16]}") for h in hashes
         }
@@ -137,7 +144,7 @@ class KeyRing:
         return self._workers.get(key) or self._hashed.get(key_hash(key))
 
     def agent_addresses(self) -> set[str]:
-        """The agents some key works for (`agent:ADDRESS`)."""
+        """The agents that named keys (`agent:ADDRESS`) work for."""
         return {p.address for p in self._hashed.values() if p.address is not None}
 
     def learn(self, name: str, digest: str, scopes: list[str]) -> None:

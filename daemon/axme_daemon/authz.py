@@ -53,7 +53,9 @@ class Rule:
 #: (method, path, rule), first match wins. Agent rules: `create` (new intents), `list` (its
 #: own address's), `own` (an intent addressed to it or created by it), `lease` (an intent
 #: delivered to its worker), `reports` (`lease` for each), `stream` (its own address),
-#: `heartbeat` (its own worker). `resume` is `lease` for an agent's outcome, and needs
+#: `heartbeat` (its own worker), `self` (any agent's key: the route acts on its own agent),
+#: `inbox` (its own inbox: `owner_agent=` its address, which the handler holds it to).
+#: `resume` is `lease` for an agent's outcome, and needs
 #: `tasks:decide` for a person's decision (its body says which).
 RULES: tuple[tuple[str, str, Rule], ...] = (
     ("GET", "/health", Rule(anyone=True)),
@@ -81,8 +83,9 @@ RULES: tuple[tuple[str, str, Rule], ...] = (
     ("GET", "/v1/tasks", Rule((*READ, *DECIDE))),
     ("GET", "/v1/tasks/{task_id}", Rule((*READ, *DECIDE))),
     ("GET", "/v1/me/tasks", Rule((*READ, *DECIDE))),
-    ("GET", "/v1/inbox", Rule((*READ, *DECIDE))),
-    ("GET", "/v1/inbox/{thread_id}", Rule((*READ, *DECIDE))),
+    ("GET", "/v1/inbox", Rule((*READ, *DECIDE), agent="inbox")),
+    ("GET", "/v1/inbox/changes", Rule((*READ, *DECIDE), agent="inbox")),
+    ("GET", "/v1/inbox/{thread_id}", Rule((*READ, *DECIDE), agent="inbox")),
     ("POST", "/v1/tasks/{task_id}/decision", Rule(DECIDE)),
     ("POST", "/v1/approvals/{approval_id}/decision", Rule(DECIDE)),
     ("POST", "/v1/inbox/{thread_id}/approve", Rule(DECIDE)),
@@ -90,12 +93,21 @@ RULES: tuple[tuple[str, str, Rule], ...] = (
     ("POST", "/v1/scenarios/validate", Rule((*WRITE, *ADMIN))),
     # Apply provisions agents and their keys: an administrator's.
     ("POST", "/v1/scenarios/apply", Rule(ADMIN)),
+    ("POST", "/v1/inbox/{thread_id}/reply", Rule(DECIDE, agent="inbox")),
+    ("POST", "/v1/inbox/{thread_id}/delegate", Rule(DECIDE, agent="inbox")),
+    ("POST", "/v1/inbox/{thread_id}/messages/delete", Rule(DECIDE, agent="inbox")),
     ("GET", "/v1/agents", Rule((*ADMIN, *READ))),
     ("POST", "/v1/agents", Rule(ADMIN)),
     ("POST", "/v1/projects/apply", Rule(ADMIN)),
     ("POST", "/v1/agents/{address:path}/restart", Rule(ADMIN)),
     ("GET", "/v1/agents/{address:path}", Rule((*ADMIN, *READ))),
     ("DELETE", "/v1/agents/{address:path}", Rule(ADMIN)),
+    ("GET", "/v1/capabilities", Rule(anyone=True)),
+    ("POST", "/v1/mesh/heartbeat", Rule(agent="self")),
+    ("GET", "/v1/mesh/agents", Rule((*ADMIN, *READ))),
+    ("GET", "/v1/mesh/agents/{address_id:path}", Rule((*ADMIN, *READ))),
+    ("POST", "/v1/mesh/agents/{address_id:path}/kill", Rule(ADMIN)),
+    ("POST", "/v1/mesh/agents/{address_id:path}/resume", Rule(ADMIN)),
     # /v1/keys and anything not listed: the owner only.
 )
 
@@ -119,6 +131,11 @@ def _refuse(principal: Principal, rule: Rule, what: str) -> Forbidden:
         return Forbidden(
             f"key {principal.name!r} lacks the scope {needed} needed for {what}",
             details={"scope": list(rule.scopes), "key": principal.name},
+        )
+    if rule.agent == "self":
+        return Forbidden(
+            f"{what} is for an agent's own key; key {principal.name!r} is no agent's",
+            details={"key": principal.name},
         )
     if rule.agent in ("lease", "reports", "resume", "stream", "heartbeat"):
         return Forbidden(
@@ -187,8 +204,8 @@ class _Check:
     async def run(self, how: str, params: dict[str, str]) -> None:
         """Raise unless the agent may."""
         me = self.principal
-        if how == "create":
-            return  # `bound_sender` binds its from_agent
+        if how in ("create", "self"):
+            return  # `bound_sender` binds its from_agent; `self` acts on its own agent
         if how == "list":
             query = parse_qs(self.scope.get("query_string", b"").decode())
             if query.get("to_agent") != [me.address]:
@@ -203,6 +220,17 @@ class _Check:
             if normalize_address(params["address"]) != me.address:
                 raise Forbidden(
                     f"an agent's key streams only its own deliveries ({me.address})",
+                    details={"agent": me.address},
+                )
+            return
+        if how == "inbox":
+            from axme_daemon.api_inbox import inbox_address
+
+            query = parse_qs(self.scope.get("query_string", b"").decode())
+            named = query.get("owner_agent", [None])[-1]
+            if named is None or inbox_address(named, "owner_agent") != me.address:
+                raise Forbidden(
+                    f"an agent's key uses only its own inbox: add owner_agent={me.address}",
                     details={"agent": me.address},
                 )
             return
@@ -273,13 +301,19 @@ class Authorize:
 # -- what handlers ask ---------------------------------------------------------------------
 
 
-def worker_of(request: Request) -> str | None:
+def worker_of(request: Request, address: str | None = None) -> str | None:
     """The worker a request comes from: on the socket, the one it names (`X-Axme-Worker`,
-    axme's own SDK); on TCP, the one the daemon bound to its key, whatever it sends."""
+    axme's own SDK); on TCP, the one the daemon bound to its key, whatever it sends.
+
+    An owner's key (`AXME_API_KEYS`, the local key) is one worker per `address` it streams,
+    so one AXME program may listen as several agents with one key; its other requests are
+    the owner's, bound to no worker's lease (as on the socket without `X-Axme-Worker`)."""
     principal: Principal | None = request.scope.get(PRINCIPAL)
     if principal is None:
         named = Headers(scope=request.scope).get("x-axme-worker")
         return named[:200] if named else None
+    if principal.owner:
+        return f"{principal.worker_id}@{address}" if address else None
     return principal.worker_id
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from axme_cli.listen import BadListen, parse_listen
 from axme_cli.paths import HomePaths, home_paths
 from axme_cli.protocol import DEFAULT_MAX_PAYLOAD_BYTES
 from axme_daemon.store import check_store_url
@@ -33,33 +33,6 @@ _STREAM_CAP_ENV = {
     "events": "AXME_MAX_EVENT_STREAMS",
     "agent": "AXME_MAX_AGENT_STREAMS",
 }
-
-
-class BadListen(ValueError):
-    """A listen address that is not a loopback HOST:PORT."""
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """`HOST:PORT` (`[::1]:PORT` for IPv6) as a loopback host and a port, for `--listen` and
-    `AXME_LISTEN` alike. There is no opt-in for other interfaces: the API's keys travel in
-    clear text, so a remote client reaches it through a tunnel (`ssh -L`), never directly."""
-    host, sep, port = value.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not sep or not port.isdigit() or int(port) > 65535 or not _is_loopback(host):
-        raise BadListen(
-            f"expected a loopback HOST:PORT such as 127.0.0.1:8765 or [::1]:8765, got {value!r}"
-        )
-    return ("127.0.0.1" if host == "localhost" else host), int(port)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

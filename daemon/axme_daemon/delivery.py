@@ -78,6 +78,7 @@ class Delivery:
             "seq": i.delivery_seq,
             "event_type": "intent.delivered",
             "status": IntentStatus.DELIVERED.value,
+            "at": i.updated_at,  # the delivery's write (or a later one of the same lease)
             "intent_type": i.intent_type,
             "to_agent": i.to_agent,
             "delivery_attempt": i.delivery_attempt,
@@ -102,6 +103,8 @@ class Dispatcher:
         #: Called with a worker's id when its stream hands it a delivery (it is serving).
         self.on_serving: Callable[[str], None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        #: Whether an address takes no new work now (the mesh's kill switch).
+        self.blocked: Callable[[str], bool] = lambda address: False
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -140,6 +143,8 @@ class Dispatcher:
     def claim(self, address: str, intent_id: str) -> str | None:
         """A worker listening for `address` with a free slot, which now holds `intent_id`:
         the write that queued it delivers it too, instead of a lease write of its own."""
+        if self.blocked(address):
+            return None
         best: Worker | None = None
         for worker in self.workers.values():
             if worker.address != address or worker.streams == 0:
@@ -298,6 +303,9 @@ class Dispatcher:
             with self.hub.subscribe(agent_topic(address)) as wake:
                 while True:
                     wake.clear()
+                    if self.blocked(address):  # killed: its next stream is refused
+                        yield StreamTimeout(cursor)
+                        return
                     pushed, worker.inbox = worker.inbox, []
                     if len(sent) > 2 * worker.limit + 64:
                         sent = {i: seq for i, seq in sent.items() if i in worker.held}

@@ -16,7 +16,7 @@ from typing import Any
 
 from axme_cli.errors import AxmeError, NotFound
 from axme_cli.protocol import IntentStatus
-from axme_daemon.delivery import Dispatcher
+from axme_daemon.delivery import Dispatcher, agent_topic
 from axme_daemon.events import EventHub, KeepAlive, StreamTimeout
 from axme_daemon.intents import (
     Event,
@@ -27,6 +27,8 @@ from axme_daemon.intents import (
     check_agent_outcome,
     request_hash,
 )
+from axme_daemon.lifecycle.threads import owner_of
+from axme_daemon.mesh import Mesh
 from axme_daemon.scenarios import agent_then_person
 from axme_daemon.store import IntentFilter, Page, Store
 from axme_daemon.store.base import Effects, WorkerReport
@@ -54,8 +56,11 @@ class Engine:
         self.dispatcher.on_timer = self._timer_wake.set  # a release armed a backoff timer
         self._timers: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self.mesh = Mesh(store, wake=lambda address: self.hub.notify([agent_topic(address)]))
+        self.dispatcher.blocked = self.mesh.is_killed
 
     async def start(self) -> None:
+        await self.mesh.load()
         await self.dispatcher.start()
         self._timers = asyncio.create_task(self._timer_loop(), name="timers")
 
@@ -105,9 +110,9 @@ class Engine:
     async def _ended(self, intent: Intent) -> None:
         """An intent became final: free its worker's slot; a parent waiting on it resumes."""
         self.dispatcher.finished(intent)
-        # Only a child (`ctx.call`, which sets reply_to) has a parent that may wait for it:
-        # the others skip a write.
-        if intent.status.is_final and intent.reply_to is not None:
+        # Only a child (`ctx.call`, which sets reply_to to its parent's id, not an inbox
+        # address) has a parent that may wait for it: the others skip a write.
+        if intent.status.is_final and intent.reply_to is not None and not owner_of(intent.reply_to):
             await self._apply(await self.store.child_finished(intent))
 
     async def begin_wait(

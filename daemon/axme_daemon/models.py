@@ -7,10 +7,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from axme_cli.protocol import (
-    AGENT_ADDRESS_RE,
     INTENT_TYPE_RE,
     RESOLVE_STATUSES,
     IntentStatus,
+    agent_address,
 )
 
 
@@ -36,17 +36,20 @@ class IntentBody(BaseModel):
     @field_validator("to_agent")
     @classmethod
     def _to_agent(cls, value: str) -> str:
-        if not AGENT_ADDRESS_RE.match(value):
+        """A bare name is `agent://name`, as for the agent that listens on it."""
+        try:
+            return agent_address(value)
+        except ValueError:
             raise ValueError(
-                f"to_agent must be an agent address like agent://myorg/production/name, "
-                f"got {value!r}"
-            )
-        return value
+                f"to_agent must be an agent address like agent://myorg/production/name "
+                f"(or a bare name), got {value!r}"
+            ) from None
 
 
 class CreateIntent(IntentBody):
     """POST /v1/intents. Keys the daemon does not use yet are accepted and ignored."""
 
+    #: An inbox address: the intent's completion is delivered to a thread there.
     reply_to: str | None = Field(default=None, max_length=500)
     correlation_id: str | None = Field(default=None, max_length=200)
     human_task: dict[str, Any] | None = None
@@ -56,6 +59,20 @@ class CreateIntent(IntentBody):
     #: With a `human_task`: its agent works first, then the person decides (true), or the
     #: person alone (false). Default: the agent first when its address has an agent here.
     agent_first: bool | None = None
+
+    @field_validator("reply_to")
+    @classmethod
+    def _reply_to(cls, value: str | None) -> str | None:
+        """`scheme://...` as given; a bare name is `agent://name`, as for `to_agent`."""
+        if value is None or "://" in value:
+            return value
+        try:
+            return agent_address(value)
+        except ValueError:
+            raise ValueError(
+                f"reply_to must be an address like agent://myorg/production/inbox (or a bare"
+                f" name), got {value!r}"
+            ) from None
 
 
 class ResolveIntent(BaseModel):

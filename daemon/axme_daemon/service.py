@@ -19,9 +19,10 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from axme_cli.listen import parse_listen
 from axme_daemon.api import attach_registry, create_app
 from axme_daemon.auth import KeyRing, TcpEdge
-from axme_daemon.config import DaemonSettings, parse_listen
+from axme_daemon.config import DaemonSettings
 from axme_daemon.engine import Engine
 from axme_daemon.events import AGENTS_TOPIC
 from axme_daemon.holds import raise_fd_limit
@@ -38,6 +39,7 @@ from axme_daemon.server import (
 )
 from axme_daemon.store import open_store
 from axme_daemon.supervisor import AgentSpec, ExitInfo, Supervisor, WorkerInfo
+from axme_daemon.trace import TraceEcho
 
 log = logging.getLogger("axme_daemon")
 
@@ -90,7 +92,7 @@ class TcpListener:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"http://{shown}:{bound_port}"
         self.inner.state.tcp_url = self.url
-        app = LoopbackHostOnly(self.app, bound_host)
+        app = TraceEcho(LoopbackHostOnly(self.app, bound_host))
         config = uvicorn.Config(app, **SERVER_OPTIONS)
         config.timeout_graceful_shutdown = SHUTDOWN_GRACE
         self.server = _Server(config)

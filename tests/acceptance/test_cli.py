@@ -170,7 +170,7 @@ def test_bad_send_input_is_one_clear_error_line_exit_2_and_writes_nothing(
         ("invalid JSON", ["send", TYPE, "--to", AGENT, "--payload", "{bad"], "JSON"),
         ("a JSON array", ["send", TYPE, "--to", AGENT, "--payload", "[1,2]"], "object"),
         ("non-agent --to", ["send", TYPE, "--to", "https://example.com/x"], "agent://"),
-        ("bare --to", ["send", TYPE, "--to", "data-pipeline"], "agent://"),
+        ("--to with a space", ["send", TYPE, "--to", "data pipeline"], "agent://"),
         ("type with spaces", ["send", "process this please", "--to", AGENT], "intent_type"),
         ("--timeout soon", ["send", TYPE, "--to", AGENT, "--wait", "--timeout", "soon"], "soon"),
         ("--timeout without --wait", ["send", TYPE, "--to", AGENT, "--timeout", "1s"], "--wait"),

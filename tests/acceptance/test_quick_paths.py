@@ -26,8 +26,9 @@ sys.argv[0] = "axme"
 from axme_cli.launch import main
 main()
 """
-#: Ages (`4s`, `2m`) and uptimes move on between two runs.
-MOVING = re.compile(r'\b\d+[smhd]\b|"uptime_seconds":[0-9.]+')
+#: Ages (`4s`, `2m`) and uptimes move on between two runs, and with an age's width (`9s`,
+#: `10s`) the padding of its table column.
+MOVING = re.compile(r' *\b\d+[smhd]\b *|"uptime_seconds":[0-9.]+')
 
 
 @pytest.fixture
@@ -92,6 +93,16 @@ def _commands(home: Path, ids: dict[str, str]) -> list[list[str]]:
         ["tail", done, "--since", "2", "--json"],
         ["agents", "list"],
         ["agents", "list", "--json"],
+        # AXME's command shapes for the same commands.
+        ["tasks", "list"],
+        ["tasks", "list", "-a", "--json"],
+        ["tasks", "approve", done, "-d", "k=v"],  # already decided
+        ["tasks", "confirm", waiting[:8]],  # not an outcome the task allows
+        ["tasks", "reject", "zz", "--data", "x"],
+        ["intents", "get", done[:6], "--json"],
+        ["intents", "list", "-n", "1", "--to", "q/dev/gate"],
+        ["intents", "watch", done, "--since", "1"],
+        ["intents", "cancel", done, "--json"],
         # A home no daemon can start in (a file where its parent directory should be):
         # the same one line and exit code both ways, and no daemon left behind.
         ["--home", f"{home}/not-a-dir/axme-home", "show", done],
@@ -105,8 +116,8 @@ def test_quick_commands_print_and_exit_as_the_typer_app_does(
     for args in _commands(daemon.home, intents):
         quick = _run(daemon.home, ["-m", "axme_cli"], args)
         typer = _run(daemon.home, ["-c", TYPER], args)
-        got = (quick.returncode, MOVING.sub("N", quick.stdout), quick.stderr)
-        want = (typer.returncode, MOVING.sub("N", typer.stdout), typer.stderr)
+        got = (quick.returncode, MOVING.sub(" N ", quick.stdout), quick.stderr)
+        want = (typer.returncode, MOVING.sub(" N ", typer.stdout), typer.stderr)
         assert got == want, f"axme {' '.join(args)}"
 
 
@@ -123,6 +134,8 @@ def test_quick_decisions_and_cancels_are_the_typer_apps(daemon: Daemon) -> None:
         (["reject", "-c", "no"], approval),
         (["cancel", "-r", "not needed"], []),
         (["cancel", "--json"], []),
+        (["tasks", "approve", "-c", "ok", "--data", "n=2", "--json"], approval),
+        (["intents", "cancel", "-r", "not needed"], []),
     ):
         outputs = []
         for program in (quick, typer):
@@ -159,6 +172,8 @@ MODULE_BUDGET = {"json": 170, "table": 225, "conflict": 225}
         (["inbox"], "table"),
         (["agents", "list"], "table"),
         (["approve", "{waiting}", "--json"], "json"),
+        (["tasks", "list", "--json"], "json"),
+        (["intents", "get", "{done}", "--json"], "json"),
         (["cancel", "{done}", "--json"], "conflict"),
         (["send", "intent.quick.v1", "--to", "agent://q/dev/none", "--json"], "json"),
     ],

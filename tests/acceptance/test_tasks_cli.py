@@ -12,14 +12,11 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from axme_cli.paths import HomePaths
 from tests.agents import add_agent, running_pids
 from tests.daemon import env_for, run_cli, wait_for
 
@@ -57,18 +54,6 @@ def fails(result: subprocess.CompletedProcess[str], code: int) -> str:
 
 def flat(text: str) -> str:
     return " ".join(text.split())
-
-
-@pytest.fixture
-def api(cli_home: Path) -> Iterator[httpx.Client]:
-    """The daemon `axme daemon start` runs on this home, and an HTTP client for it."""
-    ok(run_cli(cli_home, "daemon", "start"))
-    with httpx.Client(
-        transport=httpx.HTTPTransport(uds=str(HomePaths(cli_home).socket)),
-        base_url="http://axme",
-        timeout=15.0,
-    ) as client:
-        yield client
 
 
 def create(api: httpx.Client, title: str = "Apply migration?", **task: Any) -> str:

@@ -135,13 +135,19 @@ async def test_missing_required_field_is_named(api: httpx.AsyncClient, field: st
     await assert_nothing_stored(api)
 
 
-@pytest.mark.parametrize(
-    "address", ["http://x", "agent://", "agent://a b", "acme/dev/echo", "agent:///echo", ""]
-)
+@pytest.mark.parametrize("address", ["http://x", "agent://", "agent://a b", "agent:///echo", ""])
 async def test_to_agent_must_be_an_agent_address(api: httpx.AsyncClient, address: str) -> None:
     response = await api.post("/v1/intents", json={**GOOD, "to_agent": address})
     assert_error(response, 422, "validation_error", "to_agent", "agent://", repr(address))
     await assert_nothing_stored(api)
+
+
+async def test_a_bare_to_agent_is_that_agent(api: httpx.AsyncClient) -> None:
+    """AXME's SDK and examples send bare names (`human`, `org/env/name`), as `listen` takes."""
+    for bare in ("human", "acme/dev/echo"):
+        response = await api.post("/v1/intents", json={**GOOD, "to_agent": bare})
+        assert response.status_code == 200, response.text
+        assert response.json()["intent"]["to_agent"] == f"agent://{bare}"
 
 
 @pytest.mark.parametrize("intent_type", ["intent test v1", "intent.test .v1", " ", ""])

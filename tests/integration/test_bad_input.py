@@ -267,7 +267,7 @@ BAD_WAITS = [
     ("child", {"to_agent": "agent://acme/dev/b"}, "arguments.intent_type: is required"),
     ("child", {"intent_type": "x.v1"}, "arguments.to_agent: is required"),
     ("child", {"intent_type": "a b", "to_agent": "agent://acme/dev/b"}, "intent_type"),
-    ("child", {"intent_type": "x.v1", "to_agent": "nowhere"}, "to_agent"),
+    ("child", {"intent_type": "x.v1", "to_agent": "no where"}, "to_agent"),
     ("human", {}, "arguments.title: is required"),
     ("human", {"title": "T", "remind_after_seconds": 0.001}, "arguments.remind_after_seconds"),
     ("human", {"title": "T", "remind_interval_seconds": 0.5}, "remind_interval_seconds"),

@@ -333,6 +333,59 @@ async def test_projects_keep_their_hooks_and_api_keys_their_scopes(store: Store)
     assert await store.list_api_keys() == []
 
 
+async def test_inbox_threads_follow_their_intent_and_their_owner(store: Store) -> None:
+    inbox = "agent://o/dev/inbox"
+    await store.create_intent(_new(1, reply_to=inbox), _id(1))
+    await store.create_intent(_new(2, reply_to=_id(1)), _id(2))  # a child: a parent's id
+    assert await store.inbox_thread(_id(2)) is None
+    await store.transition(_id(1), S.COMPLETED, result={"n": 1})
+    found = await store.inbox_thread(_id(1))
+    assert found is not None
+    intent, entries = found
+    assert intent.intent_id == _id(1)
+    assert [(e["kind"], e["owner"]) for e in entries] == [("sent", inbox), ("completed", inbox)]
+    assert entries[1]["details"] == {"status": "COMPLETED", "result": {"n": 1}}
+
+    reply = await store.inbox_reply(_id(1), inbox, "alice", "thanks")
+    with pytest.raises(NotFound):  # not in that inbox
+        await store.inbox_reply(_id(1), "agent://x/y/z", "alice", "no")
+    await store.inbox_delegate(_id(1), None, "alice", "agent://o/dev/boss", "fyi")
+    assert [t[0].intent_id for t in await store.inbox_threads(inbox, 10)] == []
+    assert [t[0].intent_id for t in await store.inbox_threads("agent://o/dev/boss", 10)] == [_id(1)]
+    with pytest.raises(BadInput):  # all or none
+        await store.inbox_delete(_id(1), None, "bob", "both", [reply["message_id"], "nope"], None)
+    assert await store.inbox_delete(_id(1), None, "bob", "both", None, 5) == [reply["message_id"]]
+    found = await store.inbox_thread(_id(1))
+    assert found is not None
+    kinds = [(e["kind"], e["deleted_at"] is not None) for e in found[1]]
+    assert kinds == [
+        ("sent", False),
+        ("completed", False),
+        ("reply", True),
+        ("delegated", False),
+        ("deleted", False),
+    ]
+    changes = await store.inbox_changes(None, 0, 100)
+    assert [c[0] for c in changes] == sorted(c[0] for c in changes) and len(changes) == 5
+    boss = await store.inbox_changes("agent://o/dev/boss", changes[2][0], 100)
+    assert [c[0] for c in boss] == [changes[3][0], changes[4][0]]
+
+
+async def test_a_killed_agent_stays_killed_until_resumed(store: Store) -> None:
+    first = await store.kill_agent("agent://m/dev/a", "alice")
+    assert (first["address"], first["actor"]) == ("agent://m/dev/a", "alice")
+    again = await store.kill_agent("agent://m/dev/a", "bob")  # the first kill stands
+    assert again == first
+    await store.kill_agent("agent://m/dev/b", "alice")
+    assert [r["address"] for r in await store.list_killed_agents()] == [
+        "agent://m/dev/a",
+        "agent://m/dev/b",
+    ]
+    assert await store.resume_agent("agent://m/dev/a")
+    assert not await store.resume_agent("agent://m/dev/a")
+    assert [r["address"] for r in await store.list_killed_agents()] == ["agent://m/dev/b"]
+
+
 async def test_commit_listeners_hear_of_the_intents_a_write_changed(store: Store) -> None:
     heard: list[set[str]] = []
     store.add_commit_listener(lambda ids: heard.append(set(ids)))

@@ -55,6 +55,16 @@ def test_a_plain_send_is_quick() -> None:
         (["tail", "3f2a", "--since", "7", "--json"], {"since": 7, "as_json": True}),
         (["retry", "3f2a", "--json"], {"intent": "3f2a", "as_json": True}),
         (["agents", "list", "--json"], {"as_json": True}),
+        (["tasks", "list", "-a", "--json"], {"all_": True, "as_json": True}),
+        (
+            ["tasks", "confirm", "3f2a", "-d", "n=1", "--data", "k=v", "--as", "al"],
+            {"ref": "3f2a", "who": "al", "data": ["n=1", "k=v"]},
+        ),
+        (["tasks", "reject", "3f2a", "-c", "no"], {"ref": "3f2a", "comment": "no", "data": []}),
+        (["intents", "get", "3f2a", "--json"], {"intent": "3f2a", "as_json": True}),
+        (["intents", "list", "-s", "WAITING", "-n", "3"], {"status": "WAITING", "limit": 3}),
+        (["intents", "watch", "3f2a", "--since", "4"], {"intent": "3f2a", "since": 4}),
+        (["intents", "cancel", "3f2a", "-r", "why"], {"intent": "3f2a", "reason": "why"}),
         (["--no-config", "--config", "x.toml", "inbox"], {"no_config": True, "config": "x.toml"}),
     ],
 )
@@ -78,6 +88,12 @@ def test_quick_commands(argv: list[str], expected: dict[str, object]) -> None:
         ["agents"],
         ["agents", "add", "x", "--", "true"],
         ["task", "submit", "3f2a", "--outcome", "approved"],
+        ["tasks", "submit", "3f2a", "--outcome", "approved"],
+        ["tasks", "get", "3f2a"],
+        ["tasks"],
+        ["intents"],
+        ["tasks", "approve", "3f2a", "--data"],
+        ["intents", "get", "3f2a", "--help"],
         ["approve", "3f2a", "--as"],
         ["approve", "-3f2a"],
         ["cancel", "3f2a", "-r"],
@@ -161,6 +177,8 @@ _TYPER_ONLY: dict[tuple[str, ...], set[str]] = {
         *[(name,) for name in ("send", "list", "show", "wait", "tail", "cancel", "retry")],
         *[("approve",), ("reject",)],
         *[(), ("inbox",), ("agents", "list")],
+        *[("tasks", verb) for verb in ("list", "approve", "reject", "confirm", "complete")],
+        *[("intents", verb) for verb in ("get", "list", "watch", "cancel")],
     ],
 )
 def test_quick_parsers_declare_what_the_typer_commands_declare(path: tuple[str, ...]) -> None:

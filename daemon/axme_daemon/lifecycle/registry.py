@@ -79,3 +79,16 @@ def put_api_key(
 
 def delete_api_key(tx: Tx, name: str) -> tuple[bool, list[str]]:
     return tx.run("delete_api_key", name=name) > 0, []
+
+
+def kill_agent(tx: Tx, address: str, actor: str) -> tuple[dict[str, Any], list[str]]:
+    """Mark `address` killed (the first kill stands: a second changes nothing); its row."""
+    tx.run("kill_agent", address=address, killed_at=now_iso(), actor=actor)
+    row = tx.one("killed_agent", address=address)
+    assert row is not None
+    return dict(row), []
+
+
+def resume_agent(tx: Tx, address: str) -> tuple[bool, list[str]]:
+    """Lift a kill; False when `address` was not killed."""
+    return tx.run("resume_agent", address=address) > 0, []

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from axme_cli.errors import Conflict, NotFound
 from axme_cli.protocol import FINAL_STATUSES, STATUS_EVENT, IntentStatus
 from axme_daemon.intents import Event, Intent, compact_json, now_iso
+from axme_daemon.lifecycle.threads import deliver_completion
 from axme_daemon.lifecycle.tx import Row, StaleWrite, Tx
 
 T = TypeVar("T")
@@ -140,6 +141,7 @@ def apply_events(
         tx.run("close_open_tasks", pos=pos)
         tx.run("drop_waits", pos=pos)
         tx.run("drop_timers", pos=pos)
+        deliver_completion(tx, pos, updated)
     tx.run_many(
         "insert_event",
         [

@@ -21,6 +21,7 @@ from axme_daemon.intents import (
     check_transition,
     now_iso,
 )
+from axme_daemon.lifecycle.threads import open_thread
 from axme_daemon.lifecycle.timeline import (
     NewEvent,
     apply_change,
@@ -111,6 +112,7 @@ def create(
             for n, (kind, st, details) in enumerate(events, 1)
         ],
     )
+    open_thread(tx, pos, intent)
     return (intent, True), [intent_id]
 
 

@@ -17,6 +17,10 @@ from axme_cli.errors import AxmeError
 from axme_cli.protocol import IntentStatus
 from axme_daemon.intents import Event, Intent, NewIntent, Step, Task
 
+#: An AXME inbox thread: its intent and its entries, oldest first (`pos`, `message_id`,
+#: `kind`, `owner`, `actor`, `at`, `details`, `deleted_at`).
+Thread = tuple[Intent, list[dict[str, Any]]]
+
 #: Called after each commit with the ids of the intents whose events changed.
 CommitListener = Callable[[Iterable[str]], None]
 
@@ -341,6 +345,62 @@ class Store(ABC):
 
     @abstractmethod
     async def delete_api_key(self, name: str) -> bool: ...
+
+    # -- AXME inbox threads (lifecycle/threads.py, lifecycle/inbox.py) -----------------
+
+    @abstractmethod
+    async def inbox_thread(self, intent_id: str) -> Thread | None:
+        """The thread of an intent sent with a `reply_to` address, with its entries."""
+
+    @abstractmethod
+    async def inbox_threads(self, owner: str | None, limit: int) -> list[Thread]:
+        """The threads `owner` holds now (every thread for None), newest change first."""
+
+    @abstractmethod
+    async def inbox_changes(
+        self, owner: str | None, cursor: int, limit: int
+    ) -> list[tuple[int, Thread]]:
+        """Thread changes after `cursor` (of `owner`'s threads), in order, with each
+        thread as it is now; the int is the change's cursor."""
+
+    @abstractmethod
+    async def inbox_reply(
+        self, intent_id: str, owner: str | None, actor: str, message: str
+    ) -> dict[str, Any]:
+        """Add a reply; NotFound unless the thread exists (and `owner` holds it)."""
+
+    @abstractmethod
+    async def inbox_delegate(
+        self, intent_id: str, owner: str | None, actor: str, delegate_to: str, note: str | None
+    ) -> dict[str, Any]:
+        """Move the thread to `delegate_to`'s inbox."""
+
+    @abstractmethod
+    async def inbox_delete(
+        self,
+        intent_id: str,
+        owner: str | None,
+        actor: str,
+        mode: str,
+        message_ids: list[str] | None,
+        limit: int | None,
+    ) -> list[str]:
+        """Delete replies (those named, or the latest `limit`); the ids deleted."""
+
+    # -- the mesh's kill switch --------------------------------------------------------
+
+    @abstractmethod
+    async def kill_agent(self, address: str, actor: str) -> dict[str, Any]:
+        """Mark `address` killed; its row (`address`, `killed_at`, `actor`), the first kill's
+        when it was killed already."""
+
+    @abstractmethod
+    async def resume_agent(self, address: str) -> bool:
+        """Lift the kill of `address`; False when it was not killed."""
+
+    @abstractmethod
+    async def list_killed_agents(self) -> list[dict[str, Any]]:
+        """Every killed address's row, by address."""
 
     @abstractmethod
     def stats(self) -> StoreStats: ...

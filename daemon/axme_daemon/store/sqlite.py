@@ -37,6 +37,7 @@ from axme_daemon.lifecycle import (
     begin,
     delivery,
     human,
+    inbox,
     registry,
     scenarios,
     timers,
@@ -55,6 +56,7 @@ from axme_daemon.store.base import (
     Page,
     Store,
     StoreStats,
+    Thread,
     WorkerReport,
 )
 from axme_daemon.store.migrations import migrate
@@ -753,6 +755,54 @@ class SqliteStore(Store):
     async def delete_api_key(self, name: str) -> bool:
         return await self._write(partial(registry.delete_api_key, name=name))
 
+    async def inbox_reply(
+        self, intent_id: str, owner: str | None, actor: str, message: str
+    ) -> dict[str, Any]:
+        return await self._write(
+            partial(inbox.reply, intent_id=intent_id, owner=owner, actor=actor, message=message)
+        )
+
+    async def inbox_delegate(
+        self, intent_id: str, owner: str | None, actor: str, delegate_to: str, note: str | None
+    ) -> dict[str, Any]:
+        return await self._write(
+            partial(
+                inbox.delegate,
+                intent_id=intent_id,
+                owner=owner,
+                actor=actor,
+                delegate_to=delegate_to,
+                note=note,
+            )
+        )
+
+    async def inbox_delete(
+        self,
+        intent_id: str,
+        owner: str | None,
+        actor: str,
+        mode: str,
+        message_ids: list[str] | None,
+        limit: int | None,
+    ) -> list[str]:
+        return await self._write(
+            partial(
+                inbox.delete_messages,
+                intent_id=intent_id,
+                owner=owner,
+                actor=actor,
+                mode=mode,
+                message_ids=message_ids,
+                limit=limit,
+            )
+        )
+
+    async def kill_agent(self, address: str, actor: str) -> dict[str, Any]:
+        return await self._write(partial(registry.kill_agent, address=address, actor=actor))
+
+    async def resume_agent(self, address: str) -> bool:
+        return await self._write(partial(registry.resume_agent, address=address))
+
     # -- reads -----------------------------------------------------------------------
 
     async def get_intent(self, intent_id: str) -> Intent | None:
@@ -879,6 +929,20 @@ class SqliteStore(Store):
             }
             for r in self._reads.all("list_api_keys")
         ]
+
+    async def inbox_thread(self, intent_id: str) -> Thread | None:
+        return inbox.read_thread(self._reads, intent_id)
+
+    async def inbox_threads(self, owner: str | None, limit: int) -> list[Thread]:
+        return inbox.read_threads(self._reads, owner, limit)
+
+    async def inbox_changes(
+        self, owner: str | None, cursor: int, limit: int
+    ) -> list[tuple[int, Thread]]:
+        return inbox.read_changes(self._reads, owner, cursor, limit)
+
+    async def list_killed_agents(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._reads.all("list_killed_agents")]
 
 
 def _escape_like(text: str) -> str:

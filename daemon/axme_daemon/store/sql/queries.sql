@@ -285,3 +285,55 @@ UPDATE intents SET to_agent = :to_agent WHERE pos = :pos;
 
 -- name: drop_step_timers
 DELETE FROM timers WHERE intent_pos = :pos AND kind IN ('step_deadline', 'step_retry');
+
+-- name: kill_agent
+INSERT INTO killed_agents (address, killed_at, actor) VALUES (:address, :killed_at, :actor)
+ON CONFLICT (address) DO NOTHING;
+
+-- name: resume_agent
+DELETE FROM killed_agents WHERE address = :address;
+
+-- name: killed_agent
+SELECT address, killed_at, actor FROM killed_agents WHERE address = :address;
+
+-- name: list_killed_agents
+SELECT address, killed_at, actor FROM killed_agents ORDER BY address;
+
+-- name: insert_inbox_entry
+INSERT INTO inbox_entries (intent_pos, message_id, kind, owner, actor, at, details)
+VALUES (:intent_pos, :message_id, :kind, :owner, :actor, :at, :details);
+
+-- name: inbox_entries_of
+-- A thread's entries, oldest first.
+SELECT pos, message_id, kind, owner, actor, at, details, deleted_at
+FROM inbox_entries WHERE intent_pos = :intent_pos ORDER BY pos;
+
+-- name: inbox_threads_of
+-- The threads `owner` holds now (its last entry's owner), newest change first.
+SELECT i.intent_id FROM inbox_entries e JOIN intents i ON i.pos = e.intent_pos
+WHERE e.owner = :owner
+  AND e.pos = (SELECT max(l.pos) FROM inbox_entries l WHERE l.intent_pos = e.intent_pos)
+ORDER BY e.pos DESC LIMIT :limit;
+
+-- name: inbox_threads
+-- Every thread, newest change first.
+SELECT i.intent_id FROM inbox_entries e JOIN intents i ON i.pos = e.intent_pos
+WHERE e.pos = (SELECT max(l.pos) FROM inbox_entries l WHERE l.intent_pos = e.intent_pos)
+ORDER BY e.pos DESC LIMIT :limit;
+
+-- name: inbox_changes_of
+-- Changes of `owner`'s threads after a cursor, in order.
+SELECT e.pos, i.intent_id FROM inbox_entries e JOIN intents i ON i.pos = e.intent_pos
+WHERE e.owner = :owner AND e.pos > :cursor ORDER BY e.pos LIMIT :limit;
+
+-- name: inbox_changes
+SELECT e.pos, i.intent_id FROM inbox_entries e JOIN intents i ON i.pos = e.intent_pos
+WHERE e.pos > :cursor ORDER BY e.pos LIMIT :limit;
+
+-- name: delete_inbox_message
+UPDATE inbox_entries SET deleted_at = :at, details = NULL
+WHERE message_id = :message_id AND kind = 'reply' AND deleted_at IS NULL;
+
+-- name: inbox_owner
+-- A thread's owner now: its last entry's.
+SELECT owner FROM inbox_entries WHERE intent_pos = :intent_pos ORDER BY pos DESC LIMIT 1;
