@@ -27,13 +27,13 @@ from tests.daemon import Daemon, run_cli, wait_for
 pytestmark = pytest.mark.acceptance  # real daemon processes
 ADDRESS = "agent://test/move/ops"
 LATER = "agent://test/move/later"  # added after the move
-FILLED = 10_000 - 5  # and the five that wait
+FILLED = 10_000 - 6  # and the six that wait
 HOOK = {"webhook": "http://127.0.0.1:9/hook", "secret": "whsec-moved", "on": ["escalation"]}
 #: Seconds the moved intent sleeps: longer than stopping, copying and starting take.
 NAP = 30
 TABLES = {
     *("intents", "events", "steps", "tasks", "timers", "waits", "signals"),
-    *("agents", "projects", "api_keys", "workflows"),
+    *("agents", "projects", "api_keys", "workflows", "killed_agents", "inbox_entries"),
 }
 #: A scenario whose first step waits for an agent that is not there: its workflow row moves.
 SCENARIO: dict[str, Any] = {
@@ -112,6 +112,7 @@ def _view(client: httpx.Client, sample: list[str]) -> dict[str, Any]:
         "tasks": client.get("/v1/tasks", params={"limit": 500}).json()["tasks"],
         "agents": [{k: a.get(k) for k in ("address", "env", "command")} for a in agents],
         "keys": client.get("/v1/keys").json()["keys"],
+        "inbox": client.get("/v1/inbox", params={"owner_agent": "agent://ops/inbox"}).json(),
     }
 
 
@@ -153,6 +154,12 @@ def test_a_moved_home_shows_the_same_history_and_resumes_its_waits(
             applied = client.post("/v1/scenarios/apply", json=SCENARIO)
             assert applied.status_code == 200, applied.text
             scenario = applied.json()["intent_id"]
+            # A thread in an inbox (its `reply_to`), and an agent killed through the mesh.
+            body = {"intent_type": "intent.test.thread.v1", "to_agent": LATER + "x"}
+            threaded = client.post("/v1/intents", json={**body, "reply_to": "agent://ops/inbox"})
+            assert threaded.status_code == 200, threaded.text
+            killed = client.post("/v1/mesh/agents/test/move/checker/kill")
+            assert killed.status_code == 200, killed.text
             ids = list(_all_intents(client))
             sample = [*random.Random(7).sample(ids, 40), approval, signal, early, scenario]
             before = _view(client, sample)
@@ -185,6 +192,11 @@ def test_a_moved_home_shows_the_same_history_and_resumes_its_waits(
             after = _view(client, sample)
             assert after["intents"].pop(nap)["status"] == "WAITING"
             assert after == before
+            assert len(after["inbox"]["threads"]) == 1
+            refused = client.post(
+                "/v1/intents", json={"intent_type": "t.v1", "to_agent": "agent://test/move/checker"}
+            )
+            assert refused.status_code == 403, refused.text
 
             # The waits carry on: a decision, the timer, a signal; recorded steps replay.
             task = next(t for t in after["tasks"] if t["intent_id"] == approval)
