@@ -49,6 +49,8 @@ class Worker:
     #: here, once on disk, until a stream of the worker sends them: no read of the store).
     pushes: int = 0
     inbox: list[Intent] = field(default_factory=list)
+    #: Intents it holds whose cancel was asked: each of its streams tells it once.
+    cancels: set[str] = field(default_factory=set)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -63,6 +65,14 @@ class Worker:
 
 
 @dataclass(frozen=True)
+class CancelNotice:
+    """A cancel was asked of an intent the worker runs: its handler stops at its next
+    ctx call (sent only to workers that ask for notices: AXME's listen() knows none)."""
+
+    intent_id: str
+
+
+@dataclass(frozen=True)
 class Delivery:
     """One intent handed to a worker on its stream."""
 
@@ -71,7 +81,15 @@ class Delivery:
 
     def to_wire(self) -> dict[str, Any]:
         # The shape AXME's listen() yields (intent_id, seq as the cursor, status DELIVERED),
-        # plus what axme's own SDK needs to run the handler without another round trip.
+        # plus what axme's own SDK needs to run the handler without another round trip,
+        # and `phase: compensate` when the worker is to undo its steps instead.
+        i = self.intent
+        wire = self._wire()
+        if i.saga_phase == "compensating":
+            wire["phase"] = "compensate"
+        return wire
+
+    def _wire(self) -> dict[str, Any]:
         i = self.intent
         return {
             "intent_id": i.intent_id,
@@ -203,6 +221,7 @@ class Dispatcher:
                 now = await self.store.get_intent(intent.intent_id)
                 holder = now.lease_worker if now is not None else None
             for worker in self.workers.values():
+                worker.cancels.discard(intent.intent_id)
                 if worker.worker_id != holder:
                     worker.held.discard(intent.intent_id)
             if holder is not None:
@@ -222,9 +241,17 @@ class Dispatcher:
         """A worker reported an outcome: free its slot and wake its streams."""
         self._reasons.pop(intent.intent_id, None)
         for worker in self.workers.values():
+            worker.cancels.discard(intent.intent_id)
             if intent.intent_id in worker.held:
                 worker.held.discard(intent.intent_id)
         self.hub.notify([agent_topic(intent.to_agent)])
+
+    def cancel_requested(self, intent: Intent) -> None:
+        """Tell the worker that runs `intent` (on its streams) that a cancel was asked."""
+        worker = self.workers.get(intent.lease_worker or "")
+        if worker is not None:
+            worker.cancels.add(intent.intent_id)
+            self.hub.notify([agent_topic(intent.to_agent)])
 
     def queued(self, address: str) -> None:
         self.hub.notify([agent_topic(address)])
@@ -262,9 +289,11 @@ class Dispatcher:
         since: int,
         wait_seconds: float,
         limit: int | None,
-    ) -> AsyncIterator[Delivery | StreamTimeout | KeepAlive]:
+        notices: bool = False,
+    ) -> AsyncIterator[Delivery | CancelNotice | StreamTimeout | KeepAlive]:
         """Deliveries for one worker: first those it holds past `since` (a reconnecting
-        worker gets them again), then new leases up to its limit, for `wait_seconds`."""
+        worker gets them again), then new leases up to its limit, for `wait_seconds`; with
+        `notices`, a `CancelNotice` for each intent it runs whose cancel was asked."""
         worker_id = worker_id or f"anon-{uuid.uuid4().hex[:12]}"
         worker = self.register(worker_id, address, supervised=False, limit=limit or 1, pid=None)
         if limit is not None:
@@ -277,6 +306,7 @@ class Dispatcher:
         #: What this stream sent, by intent: a push settled while the stream awaited a lease
         #: of its own carries an earlier cursor than that lease, so `cursor` cannot tell.
         sent: dict[str, int] = {}
+        told: set[str] = set()  # the cancels this stream told of
         # First what it holds already (a reconnect), from the store; then what writes
         # push to it, from its inbox.
         worker.inbox.clear()
@@ -287,6 +317,10 @@ class Dispatcher:
             with self.hub.subscribe(agent_topic(address)) as wake:
                 while True:
                     wake.clear()
+                    if notices and worker.cancels - told:
+                        for intent_id in sorted(worker.cancels - told):
+                            told.add(intent_id)
+                            yield CancelNotice(intent_id)
                     pushed, worker.inbox = worker.inbox, []
                     if len(sent) > 2 * worker.limit + 64:
                         sent = {i: seq for i, seq in sent.items() if i in worker.held}

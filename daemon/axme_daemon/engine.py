@@ -226,7 +226,10 @@ class Engine:
         intent, event = await self.store.transition(
             intent_id, status, actor=actor, details=details, result=result, error=error
         )
-        await self._ended(intent)
+        if event.event_type == "intent.cancel_requested":
+            self.dispatcher.cancel_requested(intent)  # its worker stops it, then it ends
+        else:
+            await self._ended(intent)
         return intent, event
 
     # -- what workers report -----------------------------------------------------------
@@ -287,6 +290,15 @@ class Engine:
             by_agent=True,
         )
         await self._ended(intent)
+        return intent
+
+    async def record_compensation(
+        self, intent_id: str, key: str, outcome: dict[str, Any], worker_id: str | None
+    ) -> Intent:
+        intent, effects = await self.store.record_compensation(intent_id, key, outcome, worker_id)
+        await self._apply(effects)
+        if intent.lease_worker is None and not intent.status.is_final:
+            self.dispatcher.finished(intent)  # a person decides now: the worker's slot is free
         return intent
 
     async def record_step(

@@ -36,6 +36,8 @@ def begin_wait(
         raise AlreadyFinal(f"intent is already {intent.status.value}")
     if worker_id is not None:
         check_lease(intent, worker_id)
+    if intent.saga_phase == "canceling":  # the handler stops here instead of waiting
+        return ({"state": "canceled", "reason": (intent.saga or {}).get("reason")}, effects), []
     done = tx.one("step_at", pos=pos, ordinal=ordinal)
     if done is not None:
         if done["step_key"] != key:

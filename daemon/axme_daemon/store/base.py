@@ -207,6 +207,14 @@ class Store(ABC):
     ) -> list[Event]: ...
 
     @abstractmethod
+    async def record_compensation(
+        self, intent_id: str, key: str, outcome: dict[str, Any], worker_id: str | None
+    ) -> tuple[Intent, Effects]:
+        """A compensating intent's worker ran the compensation of step `key` (`ok`,
+        `result`) or gave up on it (`error`, `attempts`): recorded once. The last one ends
+        the intent, compensated; a failure opens a manual compensation task."""
+
+    @abstractmethod
     async def list_steps(self, intent_id: str) -> list[Step]: ...
 
     @abstractmethod

@@ -33,7 +33,16 @@ from typing import Any, TypeVar
 from axme_cli.errors import AxmeError, BadInput, StoreDamaged, StoreFull, StoreUnavailable
 from axme_cli.protocol import IntentStatus
 from axme_daemon.intents import Event, Intent, NewIntent, Step, Task
-from axme_daemon.lifecycle import begin, delivery, human, registry, timers, waits, work
+from axme_daemon.lifecycle import (
+    begin,
+    compensation,
+    delivery,
+    human,
+    registry,
+    timers,
+    waits,
+    work,
+)
 from axme_daemon.lifecycle.human import row_to_task
 from axme_daemon.lifecycle.timeline import atomically, load, row_to_event, row_to_intent
 from axme_daemon.lifecycle.tx import Tx
@@ -569,6 +578,19 @@ class SqliteStore(Store):
                 intent_id=intent_id,
                 message=message,
                 data=data,
+                worker_id=worker_id,
+            )
+        )
+
+    async def record_compensation(
+        self, intent_id: str, key: str, outcome: dict[str, Any], worker_id: str | None
+    ) -> tuple[Intent, Effects]:
+        return await self._write(
+            partial(
+                compensation.record,
+                intent_id=intent_id,
+                key=key,
+                outcome=outcome,
                 worker_id=worker_id,
             )
         )
