@@ -397,7 +397,7 @@ class IntentScreen(DecideMixin, IntentActions, Screen[None]):
                     if data.get("status") in {s.value for s in FINAL_STATUSES}:
                         break  # load the outcome (result or error) again
                     self._status_from(data)
-                    if data.get("event_type") in ("intent.step_completed", "intent.step_failed"):
+                    if data.get("event_type") in STEP_EVENTS:
                         steps = await app.source.list_steps(self.intent_id)
                         self.query_one("#steps", Static).update(steps_view(steps))
             except AxmeError:
@@ -441,6 +441,8 @@ class IntentScreen(DecideMixin, IntentActions, Screen[None]):
         ]
         if i.get("pending_reason"):
             rows.append(("waiting", Text(str(i["pending_reason"]), style="magenta")))
+        if i.get("compensation"):
+            rows.append(("saga", Text(render.saga_text(i["compensation"]), style="yellow")))
         task = self.current_task()
         if task is not None:
             title = Text(str(task.get("title") or "(untitled)"), style="bold magenta")
@@ -454,6 +456,10 @@ class IntentScreen(DecideMixin, IntentActions, Screen[None]):
     def _show_timeline(self) -> None:
         self.query_one("#timeline", Static).update(timeline_view(self._events))
         self.query_one("#fields", Static).update(self._fields())
+
+
+#: Events after which the steps view is read again (a record or its compensation).
+STEP_EVENTS = ("intent.step_completed", "intent.step_failed", "intent.compensation")
 
 
 def error_view(error: Any) -> RenderableType:

@@ -85,6 +85,12 @@ def test_a_failing_third_step_undoes_the_two_before_last_first_once_each_through
         undone = {s["key"]: s["compensation"] for s in steps}
         assert undone["charge"]["result"] == {"undid": f"charge-{intent_id[:8]}"}
         assert events(client, intent_id)[-1]["event_type"] == "intent.failed"
+    # What people read: axme show and axme tail tell the saga in words.
+    shown = run_cli(axme_home, "show", intent_id).stdout
+    assert "steps undone, FAILED" in shown and "undo of charge: compensated" in shown
+    tailed = run_cli(axme_home, "tail", intent_id).stdout
+    assert "undoing charge, book, then FAILED" in tailed
+    assert "steps undone (compensated charge, book); ends FAILED" in tailed
 
 
 def test_a_daemon_killed_during_compensations_finishes_them_after_its_restart(
