@@ -64,12 +64,19 @@ def assert_like(shown: object, got: object) -> None:
         assert got == shown
 
 
+def project_of(tmp_path: Path, agent: str, config: str) -> Path:
+    """A project directory with the agent (at the path its first line names) and axme.toml."""
+    project = tmp_path / "project"
+    script = project / agent.splitlines()[0].removeprefix("# ")
+    script.parent.mkdir(parents=True)
+    script.write_text(agent)
+    (project / "axme.toml").write_text(config)
+    return project
+
+
 def test_the_readme_agent_completes_with_the_result_shown(cli_home: Path, tmp_path: Path) -> None:
     agent, config, commands, shown = the_agent_example()
-    project = tmp_path / "project"
-    (project / "agents").mkdir(parents=True)
-    (project / "agents" / "pipeline.py").write_text(agent)
-    (project / "axme.toml").write_text(config)
+    project = project_of(tmp_path, agent, config)
 
     # A `python` on PATH that is not axme's, as on a machine whose venv is not activated.
     other_bin = tmp_path / "bin"
@@ -108,10 +115,7 @@ def the_saga_example() -> tuple[str, str, str, str]:
 
 def test_the_readme_saga_undoes_its_steps_as_shown(cli_home: Path, tmp_path: Path) -> None:
     agent, config, commands, shown = the_saga_example()
-    project = tmp_path / "project"
-    (project / "agents").mkdir(parents=True)
-    (project / "agents" / "trip.py").write_text(agent)
-    (project / "axme.toml").write_text(config)
+    project = project_of(tmp_path, agent, config)
 
     (argv,) = command_lines(commands)
     sent = run_cli(cli_home, *argv[1:], cwd=project, program=axme_command())
