@@ -80,7 +80,8 @@ class IntentActions:
 
         question = (
             f"Cancel intent {intent['intent_id'][:8]} ({intent.get('intent_type')}, "
-            f"{intent.get('status')})? Its agent stops being asked to work on it."
+            f"{intent.get('status')})? A running handler stops at its next step, and the "
+            "steps it recorded with a compensation are undone."
         )
         screen.app.push_screen(ConfirmScreen(question, "Cancel intent"), answered)
 
@@ -90,11 +91,13 @@ class IntentActions:
         async def run() -> None:
             app: Any = screen.app
             try:
-                await app.source.cancel_intent(intent_id, reason="canceled in axme tui")
+                answer = await app.source.cancel_intent(intent_id, reason="canceled in axme tui")
             except AxmeError as exc:
                 screen.notify(str(exc), title="Not canceled", severity="error")
                 return
-            screen.notify(f"{intent_id[:8]} canceled")
+            saga = (answer.get("intent") or {}).get("compensation")
+            said = render.saga_text(saga) if saga else "canceled"
+            screen.notify(f"{intent_id[:8]} {said}")
 
         screen.run_worker(run(), group="act")
 
