@@ -245,10 +245,8 @@ class Agent:
         except Suspended as waiting:
             log.info("%s: %s; the worker lets it go until then", intent_id, waiting)
             return
-        except IntentCanceled as exc:
-            log.info("%s: stopped by a cancel; the daemon undoes its steps", intent_id)
-            error = {"type": "IntentCanceled", "message": str(exc) or "canceled"}
-            self._finish(client, intent_id, {"action": "fail", "error": error, "retryable": False})
+        except IntentCanceled:
+            self._stopped(client, ctx)
             return
         except AxmeError:
             raise  # the daemon refused a report (e.g. a lost lease): nothing more to say
@@ -271,10 +269,16 @@ class Agent:
         finally:
             self._running.pop(intent_id, None)
         if ctx.stopped:  # it caught IntentCanceled, cleaned up and returned: still canceled
-            error = {"type": "IntentCanceled", "message": ctx.cancel_reason or "canceled"}
-            self._finish(client, intent_id, {"action": "fail", "error": error, "retryable": False})
+            self._stopped(client, ctx)
             return
         self._finish(client, intent_id, {"action": "complete", "result": result})
+
+    def _stopped(self, client: DaemonClient, ctx: Context) -> None:
+        """The handler stopped for a cancel: the daemon ends the delivery, undoes its steps
+        and cancels the intent (whatever this failure says)."""
+        log.info("%s: stopped by a cancel; the daemon undoes its steps", ctx.intent_id)
+        error = {"type": "IntentCanceled", "message": ctx.cancel_reason or "canceled"}
+        self._finish(client, ctx.intent_id, {"action": "fail", "error": error, "retryable": False})
 
     def _context(
         self, client: DaemonClient, delivery: dict[str, Any], handler: _Handler
