@@ -51,6 +51,8 @@ class Worker:
     inbox: list[Intent] = field(default_factory=list)
     #: Intents it holds whose cancel was asked: each of its streams tells it once.
     cancels: set[str] = field(default_factory=set)
+    #: Its streams asked for notices (axme's SDK): a cancel is asked of it, not imposed.
+    hears_cancels: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -246,6 +248,12 @@ class Dispatcher:
                 worker.held.discard(intent.intent_id)
         self.hub.notify([agent_topic(intent.to_agent)])
 
+    def hears_cancels(self, worker_id: str | None) -> bool:
+        """Whether the worker is told of cancels (its handler then stops at its next ctx
+        call); one that is not (an AXME SDK agent) has its intent canceled at once."""
+        worker = self.workers.get(worker_id or "")
+        return worker is not None and worker.hears_cancels
+
     def cancel_requested(self, intent: Intent) -> None:
         """Tell the worker that runs `intent` (on its streams) that a cancel was asked."""
         worker = self.workers.get(intent.lease_worker or "")
@@ -298,6 +306,7 @@ class Dispatcher:
         worker = self.register(worker_id, address, supervised=False, limit=limit or 1, pid=None)
         if limit is not None:
             worker.limit = limit
+        worker.hears_cancels = worker.hears_cancels or notices
         worker.streams += 1
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds

@@ -223,8 +223,18 @@ class Engine:
             details["result"] = result
         if error is not None:
             details["error"] = error
+        ask = False
+        if status is IntentStatus.CANCELED:  # a worker that hears cancels stops the handler
+            current = await self.get(intent_id)
+            ask = self.dispatcher.hears_cancels(current.lease_worker)
         intent, event = await self.store.transition(
-            intent_id, status, actor=actor, details=details, result=result, error=error
+            intent_id,
+            status,
+            actor=actor,
+            details=details,
+            result=result,
+            error=error,
+            ask_worker=ask,
         )
         if event.event_type == "intent.cancel_requested":
             self.dispatcher.cancel_requested(intent)  # its worker stops it, then it ends

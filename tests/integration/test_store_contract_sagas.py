@@ -152,12 +152,12 @@ async def test_a_failing_compensation_asks_a_person_who_decides(store: Store) ->
 async def test_cancel_of_a_running_intent_is_asked_of_its_worker(store: Store) -> None:
     intent_id = await _booked(store)
     asked, event = await store.transition(
-        intent_id, S.CANCELED, actor="alice", details={"reason": "off"}
+        intent_id, S.CANCELED, actor="alice", details={"reason": "off"}, ask_worker=True
     )
     assert event.event_type == "intent.cancel_requested" and asked.status is S.IN_PROGRESS
     assert asked.saga == {"phase": "canceling", "actor": "alice", "reason": "off"}
     with pytest.raises(Conflict, match="already asked"):
-        await store.transition(intent_id, S.CANCELED, actor="alice")
+        await store.transition(intent_id, S.CANCELED, actor="alice", ask_worker=True)
     # The handler still records what it finished; a wait it starts answers "canceled".
     await store.record_steps(intent_id, [(4, "pack", Undoable(None, "unpack"))], "w1")
     state, _ = await store.begin_wait(intent_id, "w1", 5, "approval:x", "human", {"title": "x"})
@@ -181,9 +181,19 @@ async def test_cancel_of_a_running_intent_is_asked_of_its_worker(store: Store) -
     assert canceled.status is S.CANCELED
 
 
+async def test_cancel_of_a_worker_that_hears_no_cancels_undoes_the_steps_at_once(
+    store: Store,
+) -> None:
+    intent_id = await _booked(store)
+    undoing, event = await store.transition(intent_id, S.CANCELED, actor="alice")
+    assert event.event_type == "intent.compensating" and undoing.lease_worker is None
+    with pytest.raises(Conflict):  # the worker's next report is refused
+        await store.record_steps(intent_id, [(4, "notify", None)], "w1")
+
+
 async def test_a_handler_that_finishes_before_it_sees_the_cancel_completes(store: Store) -> None:
     intent_id = await _booked(store)
-    await store.transition(intent_id, S.CANCELED, actor="alice")
+    await store.transition(intent_id, S.CANCELED, actor="alice", ask_worker=True)
     done, _ = await store.transition(
         intent_id, S.COMPLETED, worker_id="w1", result={"ok": True}, by_agent=True
     )

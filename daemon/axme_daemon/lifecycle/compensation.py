@@ -83,20 +83,22 @@ def stop(
     status: IntentStatus,
     *,
     by_agent: bool,
+    ask_worker: bool,
     event_type: str | None,
     actor: str | None,
     details: dict[str, Any] | None,
     error: Any,
 ) -> tuple[Intent, Event]:
-    """An ending asked from outside or by the agent: a cancel of an intent a worker runs is
-    asked of that worker (`intent.cancel_requested`, phase canceling); any other ending
-    goes through `end`."""
+    """An ending asked from outside or by the agent: with `ask_worker` (the worker hears
+    cancels), a cancel of an intent in progress is asked of its worker
+    (`intent.cancel_requested`, phase canceling); any other ending goes through `end`."""
     refuse_while_undoing(intent)
     # Only a handler known to run is asked; one delivered that has not said it started ends
-    # at once (its worker's next report is refused).
+    # at once, as does one whose worker would not hear (its next report is refused).
     if (
         status is S.CANCELED
         and not by_agent
+        and ask_worker
         and intent.lease_worker
         and intent.status is S.IN_PROGRESS
     ):

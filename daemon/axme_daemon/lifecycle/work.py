@@ -127,13 +127,15 @@ def transition(
     error: Any = None,
     steps: Sequence[StepInput] = (),
     by_agent: bool = False,
+    ask_worker: bool = False,
 ) -> tuple[tuple[Intent, Event], list[str]]:
     """A status change requested from outside; ending an intent also ends its lease.
 
     With `worker_id`, the change is refused unless that worker holds the delivery (or nobody
     does): a worker whose lease was taken away must not finish an intent twice. `steps` are
     recorded first, all or nothing together with the change. `by_agent`: an agent's outcome,
-    refused while the intent waits for a person.
+    refused while the intent waits for a person. `ask_worker`: a cancel of an intent in
+    progress is asked of its worker, which hears cancels (`compensation.stop`).
     """
     if steps:
         change = dict(worker_id=worker_id, event_type=event_type, actor=actor, details=details)
@@ -163,6 +165,7 @@ def transition(
             current,
             status,
             by_agent=by_agent,
+            ask_worker=ask_worker,
             event_type=event_type,
             actor=actor,
             details=details,

@@ -145,6 +145,7 @@ class Store(ABC):
         error: Any = None,
         steps: Sequence[tuple[int, str, Any]] = (),
         by_agent: bool = False,
+        ask_worker: bool = False,
     ) -> tuple[Intent, Event]:
         """Move an intent to `status` and append its event, in one transaction.
 
@@ -152,6 +153,9 @@ class Store(ABC):
         `Conflict` when `worker_id` is given and another worker holds the delivery, or when
         `by_agent` (an agent's outcome) and the intent waits for a person. `steps`
         (ordinal, key, result) are recorded first, in the same transaction, all or none.
+        FAILED, CANCELED and TIMED_OUT undo the steps recorded with a compensation first
+        (`lifecycle/compensation.py`); with `ask_worker` (its worker hears cancels), a
+        CANCELED of an intent in progress is asked of its worker instead.
         """
 
     # -- delivery --------------------------------------------------------------------

@@ -469,12 +469,14 @@ class SqliteStore(Store):
         error: Any = None,
         steps: Sequence[StepInput] = (),
         by_agent: bool = False,
+        ask_worker: bool = False,
     ) -> tuple[Intent, Event]:
         return await self._write(
             partial(
                 work.transition,
                 steps=steps,
                 by_agent=by_agent,
+                ask_worker=ask_worker,
                 intent_id=intent_id,
                 status=status,
                 worker_id=worker_id,
