@@ -149,6 +149,11 @@ def test_cancel_stops_a_running_saga_at_its_next_step_and_undoes_it(
         asked = intent(client, intent_id)
         assert asked["status"] == "IN_PROGRESS"
         assert asked["compensation"]["phase"] == "canceling"
+        wait_for(
+            lambda: "cancel asked" in run_cli(axme_home, "agents", "logs", ADDRESS).stdout,
+            timeout=30,
+            what="the worker to hear of the cancel",
+        )
         (steer / "hold-work").unlink()
         final = wait_final(daemon, [intent_id], timeout=60)[intent_id]
         _assert_compensated(final, "CANCELED")
