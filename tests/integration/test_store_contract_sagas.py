@@ -228,3 +228,20 @@ async def test_a_rejection_where_the_handler_asks_compensates(store: Store) -> N
     assert undoing.saga is not None and undoing.saga["ending"]["status"] == "CANCELED"
     steps = await store.list_steps(intent_id)
     assert steps[-1].key == "approval:Ship?" and steps[-1].result["outcome"] == "rejected"
+
+
+async def test_a_deadline_that_fails_undoes_the_steps_then_times_out(store: Store) -> None:
+    intent_id = await _booked(store)
+    options = {"title": "Ship?", "deadline_seconds": 5, "on_timeout": "fail"}
+    await store.begin_wait(intent_id, "w1", 4, "approval:Ship?", "human", options)
+    effects = await store.fire_timers(10**10)
+    (undoing,) = effects.requeued
+    assert undoing.status is S.SUBMITTED and not effects.finished
+    assert undoing.saga is not None and undoing.saga["ending"]["status"] == "TIMED_OUT"
+    await store.lease(AGENT, "w2", 1, {})
+    await store.record_compensation(intent_id, "charge", {"ok": True}, "w2")
+    final, _ = await store.record_compensation(intent_id, "book", {"ok": True}, "w2")
+    assert final.status is S.TIMED_OUT and final.to_wire()["compensated"] is True
+    last = (await store.list_events(intent_id))[-1]
+    assert last.event_type == "intent.timed_out" and last.actor == "axme"
+    assert last.details is not None and last.details["compensated"] is True
