@@ -609,9 +609,13 @@ class Bench:
                 last = _last_event(api, intent_id, 2)
                 if last.get("status") != "COMPLETED":
                     raise AxmeError(f"axme bench: intent {intent_id} ended {last.get('status')}")
-                result = api.get_intent(intent_id)["result"]
-                if result["replayed"] != steps - 2:
-                    raise AxmeError(f"axme bench: {intent_id} replayed {result['replayed']} steps")
+                done = api.get_intent(intent_id)
+                result = done["result"]
+                if result["replayed"] != steps - 2 or done["delivery_attempt"] != 2:
+                    raise AxmeError(
+                        f"axme bench: {intent_id} replayed {result['replayed']} steps in "
+                        f"{done['delivery_attempt'] - 1} redeliveries (expected {steps - 2} in 1)"
+                    )
                 cost = result["replay_s"] * 1e6 / result["replayed"]
                 per_step.setdefault(steps, []).append(cost)
                 self.results.add(
