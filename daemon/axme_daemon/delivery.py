@@ -86,14 +86,7 @@ class Delivery:
         # plus what axme's own SDK needs to run the handler without another round trip,
         # and `phase: compensate` when the worker is to undo its steps instead.
         i = self.intent
-        wire = self._wire()
-        if i.saga_phase == "compensating":
-            wire["phase"] = "compensate"
-        return wire
-
-    def _wire(self) -> dict[str, Any]:
-        i = self.intent
-        return {
+        wire = {
             "intent_id": i.intent_id,
             "seq": i.delivery_seq,
             "event_type": "intent.delivered",
@@ -105,6 +98,9 @@ class Delivery:
             "intent": i.to_wire(),
             "steps": self.steps,
         }
+        if i.saga_phase == "compensating":
+            wire["phase"] = "compensate"
+        return wire
 
 
 class Dispatcher:
