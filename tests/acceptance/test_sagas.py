@@ -93,6 +93,22 @@ def test_a_failing_third_step_undoes_the_two_before_last_first_once_each_through
     assert "steps undone (compensated charge, book); ends FAILED" in tailed
 
 
+def test_a_compensation_killed_before_its_record_runs_again_and_the_next_once(
+    daemon: Daemon, axme_home: Path
+) -> None:
+    log, steer = _start(daemon, axme_home)
+    (steer / "fail-notify").touch()
+    (steer / "kill-after-charge").touch()  # the refund is done, the process dies before saying so
+    with daemon.client() as client:
+        intent_id = send(client, ADDRESS, SAGA, {})
+        final = wait_final(daemon, [intent_id], timeout=60)[intent_id]
+        _assert_compensated(final, "FAILED")
+        assert not (steer / "kill-after-charge").exists(), "the process was not killed"
+        # At-least-once, as steps: unrecorded, it runs again; the booking's runs once.
+        assert _runs(log, intent_id, "undo") == ["charge", "charge", "book"]
+        assert [k for k, _ in _saga_events(client, intent_id)].count("intent.compensation") == 2
+
+
 def test_a_daemon_killed_during_compensations_finishes_them_after_its_restart(
     axme_home: Path,
 ) -> None:

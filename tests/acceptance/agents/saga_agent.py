@@ -5,7 +5,8 @@ Every real run of a step or a compensation is appended to STEP_LOG ("do" / "undo
 can tell a replay from a re-run. Files in SAGA_DIR steer it, per intent and step name:
 `fail-notify` makes notify raise; `hold-<name>` (`hold-undo-<name>`) holds that step (that
 compensation) until the file is gone; `down-<name>` makes that compensation raise;
-`kill-<name>` SIGKILLs the process as that compensation starts (once: the file goes first).
+`kill-<name>` SIGKILLs the process as that compensation starts, `kill-after-<name>` once it
+has done its work but before it returns (once each: the file goes first).
 """
 
 import json
@@ -52,6 +53,10 @@ def undo(result: dict, intent_id: str, name: str) -> dict:
     if (DIR / f"down-{name}").exists():
         raise ConnectionError(f"{name} service unreachable")
     log(intent_id, "undo", name)
+    died = DIR / f"kill-after-{name}"
+    if died.exists():  # done, but its record never leaves: the next delivery runs it again
+        died.unlink()
+        os.kill(os.getpid(), signal.SIGKILL)
     return {"undid": result["id"]}
 
 
