@@ -343,10 +343,20 @@ class DaemonClient:
     def agent_stream(
         self, address: str, *, since: int, wait_seconds: float, max_in_flight: int
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """This worker's deliveries (`intent.delivered`), then `stream.timeout`."""
+        """This worker's deliveries (`intent.delivered`) and cancels asked of the intents it
+        runs (`intent.cancel_requested`), then `stream.timeout`."""
         path = address.removeprefix("agent://")
-        params = {"since": since, "wait_seconds": wait_seconds, "max_in_flight": max_in_flight}
+        params = {
+            "since": since,
+            "wait_seconds": wait_seconds,
+            "max_in_flight": max_in_flight,
+            "notices": "true",
+        }
         yield from self._sse(f"/v1/agents/{path}/intents/stream", params, wait_seconds)
+
+    def record_compensation(self, intent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """What became of one compensation (`key`, `ok`, `result` or `error`, `attempts`)."""
+        return self._request("POST", f"/v1/intents/{intent_id}/compensations", json=body)
 
     def record_step(self, intent_id: str, ordinal: int, key: str, result: Any) -> dict[str, Any]:
         body = {"ordinal": ordinal, "key": key, "result": result}

@@ -181,6 +181,12 @@ def listed_plainly(rows: list[dict[str, Any]], as_json: bool, empty: str) -> boo
     return False
 
 
+#: The events of an intent undoing its steps (and of a cancel asked of its worker).
+SAGA_EVENTS = frozenset(
+    {"intent.compensating", "intent.compensation", "intent.compensated", "intent.cancel_requested"}
+)
+
+
 def plain_table() -> Table:
     """The CLI's tables: no box, a bold header, two spaces between columns."""
     from rich.table import Table
@@ -261,6 +267,37 @@ def scenario_line(scenario: dict[str, Any], status: str | None = None) -> str:
     return line
 
 
+def saga_text(saga: dict[str, Any]) -> str:
+    """Where an intent's saga is: `undoing its steps, then FAILED`, `compensated`, ..."""
+    ending = (saga.get("ending") or {}).get("status", "")
+    return {
+        "canceling": "cancel asked: its handler stops at its next ctx call",
+        "compensating": f"undoing its steps, then {ending}",
+        "stuck": f"a compensation failed ({saga.get('step')}): a person decides (axme inbox)",
+        "compensated": f"steps undone, {ending}",
+    }.get(str(saga.get("phase")), str(saga.get("phase")))
+
+
+def _saga_summary(event_type: str, details: dict[str, Any]) -> str:
+    """The saga's events in plain words (their keys taken from `details`)."""
+    if event_type == "intent.compensating":
+        steps = ", ".join(details.pop("compensations", []) or [])
+        ending = details.pop("ending", None)
+        return f"undoing {steps}" + (f", then {ending}" if ending else "")
+    if event_type == "intent.compensation":
+        error = details.pop("error", None) or {}
+        text = f"{details.pop('undo', 'compensation')} of {details.pop('step', '?')}: "
+        text += str(details.pop("outcome", "?"))
+        return text + (f" ({error.get('type')}: {error.get('message')})" if error else "")
+    if event_type == "intent.compensated":
+        ending = details.pop("ending", "")
+        done = ", ".join(f"{k} {', '.join(v)}" for k, v in sorted(details.items()))
+        details.clear()
+        return f"steps undone ({done}); ends {ending}"
+    details.pop("worker", None)
+    return "cancel asked of its worker"
+
+
 def _summary(event_type: str, details: dict[str, Any], *, full: bool) -> str:
     """Plain words for the events people read most; takes the keys it tells from `details`."""
     if event_type.startswith("intent.scenario.step_"):
@@ -274,6 +311,8 @@ def _summary(event_type: str, details: dict[str, Any], *, full: bool) -> str:
         if holder:
             words += f" -> {holder.get('name') or holder.get('ref')}"
         return words
+    if event_type in SAGA_EVENTS:
+        return _saga_summary(event_type, details)
     if event_type == "intent.human_task_assigned":
         task = details.pop("human_task", None) or {}
         details.pop("pending_with", None)
@@ -370,6 +409,8 @@ def intent_panel(intent: dict[str, Any], events: list[dict[str, Any]]) -> None:
         rows.append(("scenario", escape(scenario_line(intent["scenario"], intent["status"]))))
     if intent.get("pending_reason"):
         rows.append(("waiting", f"[yellow]{escape(intent['pending_reason'])}[/]"))
+    if intent.get("compensation"):
+        rows.append(("saga", escape(saga_text(intent["compensation"]))))
     for key, value in rows:
         fields.add_row(key, value)
     console.print(fields)

@@ -192,8 +192,15 @@ def cancel(session: Session, intent: str, reason: str, as_json: bool) -> None:
         answer = client.resolve_intent(intent_id, "CANCELED", reason=reason, actor=actor())
     if as_json:
         render.print_json(answer["intent"])
-    else:
-        render.out().print(f"{intent_id} {render.status_text('CANCELED')}")
+        return
+    current = answer["intent"]
+    phase = (current.get("compensation") or {}).get("phase")
+    line = f"{intent_id} {render.status_text(current['status'])}"
+    if phase == "canceling":
+        line += ": cancel asked; its handler stops at its next ctx call, then it is undone"
+    elif phase == "compensating":
+        line += ": undoing its steps, then CANCELED"
+    render.out().print(line)
 
 
 def retry(session: Session, intent: str, as_json: bool) -> None:

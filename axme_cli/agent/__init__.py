@@ -8,6 +8,7 @@ agent = Agent("agent://myorg/production/data-pipeline")
 def process(ctx):
     rows = ctx.step("extract", extract, ctx.payload["source"])  # recorded once
     ctx.progress("extracted", rows=len(rows))
+    ctx.step("load", load, rows, compensate=unload)  # unload(result, rows) if it fails later
     return {"loaded": len(rows)}
 
 agent.run()
@@ -19,6 +20,8 @@ from axme_cli.agent.context import (
     ChildFailed,
     Context,
     Decision,
+    IntentCanceled,
+    Rejected,
     ReplayMismatch,
     RetryableError,
     StepFailed,
@@ -45,6 +48,8 @@ __all__ = [
     "ChildFailed",
     "Context",
     "Decision",
+    "IntentCanceled",
+    "Rejected",
     "ReplayMismatch",
     "RetryableError",
     "StepFailed",

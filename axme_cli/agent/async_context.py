@@ -12,12 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 from axme_cli.agent.context import (
+    COMPENSATE_RETRIES,
     ChildFailed,
     Context,
     Decision,
     _as_json,
     _seconds,
     failure_record,
+    rejected_or,
     task_arguments,
 )
 
@@ -32,10 +34,16 @@ class AsyncContext(Context):
         *args: Any,
         retries: int = 0,
         backoff: float = 1.0,
+        compensate: Callable[..., Any] | None = None,
+        compensate_retries: int = COMPENSATE_RETRIES,
         **kwargs: Any,
     ) -> Any:
-        ordinal, key, replayed, result = self._steps.next(name, retries)
+        """See `Context.step`; `fn` and `compensate` may be coroutine functions."""
+        self._enter()
+        ordinal, key, replayed, result = self._next(name, retries)
+        how = {"retries": compensate_retries, "backoff": backoff}
         if replayed:
+            self._keep_undo(key, compensate, args, **how)
             return result
         if self._steps.failed is not None:
             await asyncio.to_thread(self._went_on)
@@ -53,19 +61,24 @@ class AsyncContext(Context):
                     raise
                 await asyncio.sleep(backoff * 2**attempt)
         value = _as_json(key, value)
+        undo = self._keep_undo(key, compensate, args, **how)
         if self._outbox is None:
-            await asyncio.to_thread(self._record, ordinal, key, value)
+            await asyncio.to_thread(self._record, ordinal, key, value, undo)
         else:
-            self._record(ordinal, key, value)  # only queues it
+            self._record(ordinal, key, value, undo)  # only queues it
         return value
 
     async def progress(self, message: str, **data: Any) -> None:  # type: ignore[override]
+        self._enter()
+        if self.compensating:
+            return
         payload = _as_json("progress", data)
         await asyncio.to_thread(self._flush)
         await asyncio.to_thread(self._client.progress, self.intent_id, message, payload)
 
     async def _wait(self, name: str, kind: str, arguments: dict[str, Any]) -> Any:
-        ordinal, key, replayed, result = self._steps.next(name, 0)
+        self._enter()
+        ordinal, key, replayed, result = self._next(name, 0)
         if replayed:
             return result
         await asyncio.to_thread(self._went_on)
@@ -78,7 +91,7 @@ class AsyncContext(Context):
     async def request_approval(self, title: str, **options: Any) -> Decision:  # type: ignore[override]
         key = options.pop("key", None) or f"approval:{title}"
         record = await self._wait(key, "human", task_arguments("approval", title, **options))
-        return Decision.from_record(record)
+        return rejected_or(Decision.from_record(record), options)
 
     async def ask(self, task_type: str, title: str, **options: Any) -> Decision:  # type: ignore[override]
         key = options.pop("key", None) or f"{task_type}:{title}"

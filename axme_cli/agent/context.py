@@ -11,6 +11,10 @@ A step whose function raises records nothing while the exception propagates: the
 exception and goes on to another step or wait, the failure is recorded first, in the step's
 place, and every replay raises the same exception there instead of running the step: the
 handler takes the same `except` path on every delivery.
+
+`ctx.step(name, fn, *args, compensate=undo)` records with the step that `undo(result, *args)`
+must run should the intent not complete (see `saga.py`). A cancel asked while the handler
+runs raises `IntentCanceled` at its next `ctx` call.
 """
 
 from __future__ import annotations
@@ -33,6 +37,19 @@ if TYPE_CHECKING:
     from axme_cli.client import DaemonClient
 
 T = TypeVar("T")
+#: How many more times a failing compensation runs (with the step's backoff) before a
+#: person is asked to decide (retry, skip, mark done).
+COMPENSATE_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class Undo:
+    """A step's compensation, as the handler passed it (run as `fn(result, *args)`)."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    retries: int = COMPENSATE_RETRIES
+    backoff: float = 1.0
 
 
 class RetryableError(Exception):
@@ -42,6 +59,27 @@ class RetryableError(Exception):
     Each redelivery counts against the intent's `max_delivery_attempts`; finished steps are
     not run again.
     """
+
+
+class IntentCanceled(BaseException):
+    """A cancel was asked (`axme cancel`) while the handler ran: raised at its next `ctx`
+    call. Catch it by name (or use `finally`) to clean up; the intent then ends CANCELED,
+    after the compensations of its recorded steps. Not an `Exception`, so that a handler's
+    `except Exception` does not take it for a failure of its own."""
+
+
+class Rejected(Exception):
+    """A person rejected an approval asked with `on_reject="compensate"`: the intent is
+    canceled and its steps' compensations run (`.decision` is what they decided)."""
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        super().__init__(f"{decision.outcome} by {decision.actor}")
+
+
+class ReplayEnd(BaseException):
+    """The compensation phase replayed the handler up to the end of its record: a step or
+    wait past it would be new work, which a saga being undone does not start."""
 
 
 class ReplayMismatch(Exception):
@@ -165,8 +203,11 @@ def task_arguments(
     deadline: str | float | None = None,
     on_timeout: str = "reject",
     escalate_to: str | None = None,
+    on_reject: str | None = None,
 ) -> dict[str, Any]:
     """The task as the daemon takes it (durations like "5m" become seconds)."""
+    if on_reject not in (None, "return", "compensate"):
+        raise ValueError(f"on_reject: must be 'return' or 'compensate', got {on_reject!r}")
     spec: dict[str, Any] = {
         "task_type": task_type,
         "title": title,
@@ -182,6 +223,7 @@ def task_arguments(
         "deadline_seconds": _seconds(deadline, "deadline"),
         "on_timeout": on_timeout,
         "escalate_to": escalate_to,
+        "on_reject": on_reject,
     }
     return {k: v for k, v in spec.items() if v is not None}
 
@@ -263,6 +305,37 @@ class Context:
         self.payload: dict[str, Any] = self.intent.get("payload") or {}
         self.attempt: int = int(delivery.get("delivery_attempt") or 1)
         self._steps = _Steps(list(delivery.get("steps") or []))
+        #: This delivery undoes the intent's steps: the handler only replays its record.
+        self.compensating: bool = delivery.get("phase") == "compensate"
+        #: The compensations of the steps this delivery ran or replayed, by step key.
+        self.undo: dict[str, Undo] = {}
+        #: Set (by the worker's stream thread) when a cancel was asked: the reason.
+        self.cancel_reason: str | None = None
+        #: `IntentCanceled` was raised: whatever the handler does then, the intent is canceled.
+        self.stopped = False
+
+    def _enter(self) -> None:
+        """Every ctx call starts here: a cancel asked since stops the handler."""
+        if self.cancel_reason is not None and not self.compensating:
+            self.stopped = True
+            raise IntentCanceled(self.cancel_reason)
+
+    def _next(self, name: str, retries: int) -> tuple[int, str, bool, Any]:
+        ordinal, key, replayed, result = self._steps.next(name, retries)
+        if self.compensating and not replayed:
+            raise ReplayEnd(key)
+        return ordinal, key, replayed, result
+
+    def _keep_undo(
+        self, key: str, compensate: Callable[..., Any] | None, args: tuple[Any, ...], **how: Any
+    ) -> str | None:
+        """Remember the step's compensation; its name, for the record."""
+        if compensate is None:
+            return None
+        if not callable(compensate):
+            raise ValueError(f"compensate: must be a callable, got {compensate!r}")
+        self.undo[key] = Undo(compensate, args, **how)
+        return undo_name(compensate)
 
     @property
     def replayed_steps(self) -> int:
@@ -276,15 +349,23 @@ class Context:
         *args: Any,
         retries: int = 0,
         backoff: float = 1.0,
+        compensate: Callable[..., Any] | None = None,
+        compensate_retries: int = COMPENSATE_RETRIES,
         **kwargs: Any,
     ) -> T:
         """Run `fn(*args, **kwargs)` once for this intent and return its (recorded) result.
 
         `retries` re-runs a raising `fn` up to that many more times, waiting `backoff`,
         then twice as long, and so on; the last exception propagates to the handler.
+        `compensate=undo`: should the intent not complete (it fails, is canceled, rejected
+        or times out), `undo(result, *args)` runs, last step first, retried up to
+        `compensate_retries` more times with the same backoff.
         """
-        ordinal, key, replayed, result = self._steps.next(name, retries)
+        self._enter()
+        ordinal, key, replayed, result = self._next(name, retries)
+        how = {"retries": compensate_retries, "backoff": backoff}
         if replayed:
+            self._keep_undo(key, compensate, args, **how)
             return result  # type: ignore[no-any-return]
         self._went_on()
         self._flush()  # the steps before this one are recorded before it starts
@@ -298,15 +379,18 @@ class Context:
                     raise
                 time.sleep(backoff * 2**attempt)
         value = _as_json(key, value)
-        self._record(ordinal, key, value)
+        self._record(ordinal, key, value, self._keep_undo(key, compensate, args, **how))
         return value
 
-    def _record(self, ordinal: int, key: str, value: Any) -> None:
-        self._send_record({"ordinal": ordinal, "key": key, "result": value})
+    def _record(self, ordinal: int, key: str, value: Any, undo: str | None = None) -> None:
+        record = {"ordinal": ordinal, "key": key, "result": value}
+        if undo is not None:
+            record["compensate"] = undo
+        self._send_record(record)
 
     def _send_record(self, record: dict[str, Any]) -> None:
         if self._outbox is None:
-            if record.get("error"):
+            if record.get("error") or record.get("compensate"):
                 self._client.record_steps(self.intent_id, [record])
             else:
                 self._client.record_step(
@@ -329,13 +413,17 @@ class Context:
 
     def progress(self, message: str, **data: Any) -> None:
         """An `intent.progress` event on the intent's timeline (`axme tail` shows it)."""
+        self._enter()
+        if self.compensating:  # told when the step ran
+            return
         self._flush()
         self._client.progress(self.intent_id, message, _as_json("progress", data))
 
     # -- durable waits: the worker is released while they last ------------------------
 
     def _wait(self, name: str, kind: str, arguments: dict[str, Any]) -> Any:
-        ordinal, key, replayed, result = self._steps.next(name, 0)
+        self._enter()
+        ordinal, key, replayed, result = self._next(name, 0)
         if replayed:
             return result
         self._went_on()
@@ -344,6 +432,9 @@ class Context:
         return self._settle(ordinal, key, answer)
 
     def _settle(self, ordinal: int, key: str, answer: dict[str, Any]) -> Any:
+        if answer.get("state") == "canceled":  # asked before the stream told this worker
+            self.cancel_reason = str(answer.get("reason") or "canceled")
+            self._enter()
         if answer.get("state") == "done":  # already over: a kept signal, a finished child
             self._steps.recorded.append(
                 {"ordinal": ordinal, "key": key, "result": answer["result"]}
@@ -356,11 +447,13 @@ class Context:
 
         Options: details, description, remind_after, remind_interval, max_reminders,
         deadline, on_timeout ("reject", "approve", "fail", "escalate"), escalate_to,
-        assignees, required_comment, key (the step name; default from the title).
+        assignees, required_comment, key (the step name; default from the title),
+        on_reject: "compensate" cancels the intent on a no, its steps undone (`Rejected`
+        is raised should the handler replay it).
         """
         key = options.pop("key", None) or f"approval:{title}"
         record = self._wait(key, "human", task_arguments("approval", title, **options))
-        return Decision.from_record(record)
+        return rejected_or(Decision.from_record(record), options)
 
     def ask(self, task_type: str, title: str, **options: Any) -> Decision:
         """Any other human task: confirmation, review, form (with `form_schema`),
@@ -396,6 +489,19 @@ class Context:
         if outcome.get("status") != "COMPLETED":
             raise ChildFailed(outcome)
         return outcome.get("result")
+
+
+def rejected_or(decision: Decision, options: dict[str, Any]) -> Decision:
+    """The decision, unless it is a no that the handler asked to compensate on."""
+    if options.get("on_reject") == "compensate" and not decision.approved:
+        raise Rejected(decision)
+    return decision
+
+
+def undo_name(fn: Callable[..., Any]) -> str:
+    """How the record names a compensation (shown in the timeline and the task)."""
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    return str(name)[:300]
 
 
 def kind_of(answer: dict[str, Any]) -> str:

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from axme_cli.agent import saga
 from axme_cli.agent.context import (
     Context,
+    IntentCanceled,
     ReplayMismatch,
     RetryableError,
     StepResultNotJSON,
@@ -69,6 +71,8 @@ class Agent:
         self._local = threading.local()
         self._stopping = threading.Event()
         self._outbox: Outbox | None = None
+        #: The contexts of the handlers running now, by intent: a cancel notice finds its own.
+        self._running: dict[str, Context] = {}
 
     def handler(
         self, intent_type: str, *, retry_on: tuple[type[BaseException], ...] = ()
@@ -138,6 +142,8 @@ class Agent:
                     )
                     for name, data in stream:
                         failures = 0
+                        if name == "intent.cancel_requested":
+                            self._cancel(str(data.get("intent_id")))
                         if name != "intent.delivered":
                             continue
                         seq = int(data.get("seq") or 0)
@@ -165,6 +171,13 @@ class Agent:
                     delay = min(30.0, 0.5 * 2**failures)
                     log.warning("cannot reach the daemon (%s); retrying in %.0fs", exc, delay)
                     time.sleep(delay)
+
+    def _cancel(self, intent_id: str) -> None:
+        """A cancel was asked of an intent this process runs: its next ctx call raises."""
+        ctx = self._running.get(intent_id)
+        if ctx is not None:
+            log.info("%s: cancel asked; the handler stops at its next ctx call", intent_id)
+            ctx.cancel_reason = "canceled while running"
 
     def _run_one(
         self, worker_id: str, delivery: dict[str, Any], running: set[int], lock: threading.Lock
@@ -214,17 +227,20 @@ class Agent:
             client.resume(intent_id, {"action": "fail", "error": error, "retryable": False})
             return
         outbox = self._outbox
+        ctx = self._context(client, delivery, handler)
+        if ctx.compensating:
+            self._compensate(client, ctx, handler, delivery)
+            return
         if outbox is not None:
             outbox.start(intent_id)
+        self._running[intent_id] = ctx
         try:
             if inspect.iscoroutinefunction(handler.fn):
                 import asyncio
 
-                from axme_cli.agent.async_context import AsyncContext
-
-                result = asyncio.run(handler.fn(AsyncContext(client, delivery, outbox)))
+                result = asyncio.run(handler.fn(ctx))
             else:
-                result = handler.fn(Context(client, delivery, outbox))
+                result = handler.fn(ctx)
             try:
                 json.dumps(result)
             except (TypeError, ValueError) as exc:
@@ -235,12 +251,16 @@ class Agent:
         except Suspended as waiting:
             log.info("%s: %s; the worker lets it go until then", intent_id, waiting)
             return
+        except IntentCanceled:
+            self._stopped(client, ctx)
+            return
         except AxmeError:
             raise  # the daemon refused a report (e.g. a lost lease): nothing more to say
         except Exception as exc:
             retryable = isinstance(exc, (RetryableError, *handler.retry_on)) and not isinstance(
                 exc, ReplayMismatch | StepResultNotJSON
             )
+            retryable = retryable and ctx.cancel_reason is None
             log.error(
                 "%s failed (%s): %s",
                 intent_id,
@@ -252,7 +272,37 @@ class Agent:
                 client, intent_id, {"action": "fail", "error": _error(exc), "retryable": retryable}
             )
             return
+        finally:
+            self._running.pop(intent_id, None)
+        if ctx.stopped:  # it caught IntentCanceled, cleaned up and returned: still canceled
+            self._stopped(client, ctx)
+            return
         self._finish(client, intent_id, {"action": "complete", "result": result})
+
+    def _stopped(self, client: DaemonClient, ctx: Context) -> None:
+        """The handler stopped for a cancel: the daemon ends the delivery, undoes its steps
+        and cancels the intent (whatever this failure says)."""
+        log.info("%s: stopped by a cancel; the daemon undoes its steps", ctx.intent_id)
+        error = {"type": "IntentCanceled", "message": ctx.cancel_reason or "canceled"}
+        self._finish(client, ctx.intent_id, {"action": "fail", "error": error, "retryable": False})
+
+    def _context(
+        self, client: DaemonClient, delivery: dict[str, Any], handler: _Handler
+    ) -> Context:
+        if inspect.iscoroutinefunction(handler.fn):
+            from axme_cli.agent.async_context import AsyncContext
+
+            return AsyncContext(client, delivery, self._outbox)
+        return Context(client, delivery, self._outbox)
+
+    def _compensate(
+        self, client: DaemonClient, ctx: Context, handler: _Handler, delivery: dict[str, Any]
+    ) -> None:
+        """A compensation delivery: replay the handler to find its undos, then run those
+        not recorded yet, last step first (`saga.py` says why and how)."""
+        log.info("%s: undoing its steps", ctx.intent_id)
+        saga.replay(handler.fn, ctx)
+        saga.compensate(client, ctx, list(delivery.get("steps") or []))
 
     def _finish(self, client: DaemonClient, intent_id: str, outcome: dict[str, Any]) -> None:
         if self._outbox is None:

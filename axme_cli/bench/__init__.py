@@ -13,5 +13,6 @@ AGENT_SCRIPT = Path(__file__).resolve().parent / "agent.py"
 PIPELINE_TYPE = "intent.bench.pipeline.v1"
 CRASH_TYPE = "intent.bench.crash.v1"
 APPROVAL_TYPE = "intent.bench.approval.v1"
+LONG_TYPE = "intent.bench.long.v1"
 #: Where, in the agent's `AXME_BENCH_DIR`, every real step execution is appended as a JSON line.
 RUNS_FILE = "runs.jsonl"

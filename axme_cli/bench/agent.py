@@ -8,12 +8,16 @@
 - `intent.bench.lag.v1`: one step that returns when it ended, then 20 ms of plain code (no
   step after it), so its record leaves on its own: the bench reads how long after the step's
   end it was in the store.
+- `intent.bench.long.v1`: `payload.steps` steps in a loop (one name: `s`, `s#2`, ...); on
+  attempt 1 the process notes the time and SIGKILLs itself as step `payload.kill_at` starts.
+  The redelivery replays the recorded ones and returns how long that took.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -75,6 +79,29 @@ def lag(ctx: Context) -> dict[str, Any]:
     ctx.step("s1", ended)
     time.sleep(0.02)  # plain code after the step: its record does not ride with a next one
     return {"ok": True}
+
+
+def die(intent_id: str) -> None:
+    """Note the time, then SIGKILL this process (in a step: the ones before are recorded)."""
+    directory = Path(os.environ.get("AXME_BENCH_DIR") or ".")
+    with open(directory / "runs.jsonl", "a") as f:
+        f.write(json.dumps({"intent_id": intent_id, "killed": time.time()}) + "\n")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@agent.handler("intent.bench.long.v1")
+def long(ctx: Context) -> dict[str, Any]:
+    began = time.perf_counter()
+    steps, kill_at = int(ctx.payload["steps"]), int(ctx.payload["kill_at"])
+    replay = None
+    for n in range(1, steps + 1):
+        before = time.perf_counter()
+        if ctx.attempt == 1 and n == kill_at:
+            ctx.step("s", die, ctx.intent_id)
+        ctx.step("s", noop, n)
+        if replay is None and ctx.replayed_steps < n:  # this one ran: the replay is over
+            replay = before - began
+    return {"replayed": ctx.replayed_steps, "replay_s": replay}
 
 
 if __name__ == "__main__":

@@ -23,12 +23,19 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from axme_cli.bench import AGENT_SCRIPT, APPROVAL_TYPE, CRASH_TYPE, PIPELINE_TYPE, RUNS_FILE
+from axme_cli.bench import (
+    AGENT_SCRIPT,
+    APPROVAL_TYPE,
+    CRASH_TYPE,
+    LONG_TYPE,
+    PIPELINE_TYPE,
+    RUNS_FILE,
+)
 from axme_cli.client import DaemonClient
 from axme_cli.errors import AxmeError
 from axme_cli.paths import HomePaths
 
-WORKLOADS = ("W0", "W1", "W1-seq", "W2", "W3", "CLI", "PG", "W4", "TUI")
+WORKLOADS = ("W0", "W1", "W1-seq", "W2", "W3", "W5", "CLI", "PG", "W4", "TUI")
 #: Workloads a plain `axme bench` runs: PG needs `--store`, W4 `--scale`, TUI is asked for by
 #: name.
 DEFAULT_WORKLOADS = WORKLOADS[:-3]
@@ -36,6 +43,10 @@ DEFAULT_WORKLOADS = WORKLOADS[:-3]
 PIPELINE_AGENT = "agent://bench/local/pipeline"
 LAG_TYPE = "intent.bench.lag.v1"
 CRASH_AGENT = "agent://bench/local/crash"
+LONG_AGENT = "agent://bench/local/long"
+#: W5's handlers: this many steps, killed as the last but one starts (the larger is the one
+#: the figures name; the smaller shows whether replay costs the same per step).
+LONG_STEPS = (50, 500)
 APPROVAL_AGENT = "agent://bench/local/approval"
 #: No agent serves it: creates only.
 NOBODY = "agent://bench/local/nobody"
@@ -300,7 +311,7 @@ class Bench:
         self._busy.clear()
         try:
             if self.client is not None:
-                for agent in (PIPELINE_AGENT, CRASH_AGENT, APPROVAL_AGENT):
+                for agent in (PIPELINE_AGENT, CRASH_AGENT, APPROVAL_AGENT, LONG_AGENT):
                     try:
                         self.client.remove_agent(agent)
                     except AxmeError:
@@ -603,6 +614,60 @@ class Bench:
                 attempts.append(int(run["attempt"]))
         return attempts
 
+    # -- W5: hundreds of steps ---------------------------------------------------------------
+
+    def w5(self) -> None:
+        """A handler of many steps in a loop, SIGKILLed as its last step but one starts: the
+        redelivery replays every recorded step and completes. Replay costs per recorded step
+        at each size: flat when it is linear in the number of steps."""
+        api = self.api
+        self.add_agent(LONG_AGENT, replicas=1, concurrency=1)
+        per_step: dict[int, list[float]] = {}
+        for _ in range(self.plan.repeat):
+            for steps in LONG_STEPS:
+                payload = {"steps": steps, "kill_at": steps - 1}
+                body = {"intent_type": LONG_TYPE, "to_agent": LONG_AGENT, "payload": payload}
+                _wait("the long agent to run", lambda: self.running_pids(LONG_AGENT))
+                intent_id = str(api.create_intent(body)["intent_id"])
+                last = _last_event(api, intent_id, 2)
+                if last.get("status") != "COMPLETED":
+                    raise AxmeError(f"axme bench: intent {intent_id} ended {last.get('status')}")
+                done = api.get_intent(intent_id)
+                result = done["result"]
+                if result["replayed"] != steps - 2 or done["delivery_attempt"] != 2:
+                    raise AxmeError(
+                        f"axme bench: {intent_id} replayed {result['replayed']} steps in "
+                        f"{done['delivery_attempt'] - 1} redeliveries (expected {steps - 2} in 1)"
+                    )
+                cost = result["replay_s"] * 1e6 / result["replayed"]
+                per_step.setdefault(steps, []).append(cost)
+                self.results.add(
+                    "W5",
+                    f"replay per step @{steps}",
+                    "us",
+                    cost,
+                    note=f"handler time per recorded step replayed ({steps - 2} of {steps})",
+                )
+                if steps == max(LONG_STEPS):
+                    killed = self._killed(intent_id)
+                    self.results.add(
+                        "W5",
+                        f"kill to completed @{steps}",
+                        "ms",
+                        (_at(last) - killed) * 1000,
+                        note=f"SIGKILL at step {steps - 1} to COMPLETED, {steps - 2} replayed",
+                    )
+            self.tick("W5", 1)
+        small, large = (statistics.median(per_step[n]) for n in LONG_STEPS)
+        self.results.checks["W5 replay per step, largest/smallest"] = round(large / small, 2)
+
+    def _killed(self, intent_id: str) -> float:
+        for line in (self.workdir / RUNS_FILE).read_text().splitlines():
+            run = json.loads(line)
+            if run.get("intent_id") == intent_id and "killed" in run:
+                return float(run["killed"])
+        raise AxmeError(f"axme bench: {intent_id} was not killed")
+
     # -- W3: a person in the loop ------------------------------------------------------------
 
     def w3(self) -> None:
@@ -758,7 +823,7 @@ class Bench:
 
     def units(self) -> dict[str, int]:
         """Progress units per selected workload."""
-        per_rep = {"W0": 1, "W1": 4, "W1-seq": 1, "W2": 1, "W3": 1, "CLI": 1, "PG": 2}
+        per_rep = {"W0": 1, "W1": 4, "W1-seq": 1, "W2": 1, "W3": 1, "W5": 1, "CLI": 1, "PG": 2}
         units = {w: per_rep[w] * self.plan.repeat for w in per_rep if w in self.plan.only}
         if "W4" in self.plan.only and self.plan.scale:
             from axme_cli.bench.growth import sizes
@@ -775,6 +840,7 @@ class Bench:
             "W1-seq": self.w1_seq,
             "W2": self.w2,
             "W3": self.w3,
+            "W5": self.w5,
             "CLI": self.cli,
             "PG": self.pg,
             "W4": self.w4,

@@ -159,7 +159,7 @@ def bench(
         typer.Option(
             "--only",
             metavar="LIST",
-            help="Comma-separated workloads: W0,W1,W1-seq,W2,W3,CLI,PG,W4,TUI.",
+            help="Comma-separated workloads: W0,W1,W1-seq,W2,W3,W5,CLI,PG,W4,TUI.",
         ),
     ] = None,
     store: Annotated[
@@ -202,6 +202,7 @@ def bench(
             a finished step's record takes to be in the store (the re-run window)
     W2      crash recovery: SIGKILL mid-step to redelivery and completion
     W3      a person in the loop: decision to completed
+    W5      500 steps, killed at step 499: kill to completed, replay per step (50 vs 500)
     CLI     wall time of `axme --version` and `axme send`
     PG      (with --store URL) W1 3-step intents and W1-seq with one daemon on
             PostgreSQL, beside SQLite's of the same run

@@ -278,6 +278,10 @@ def steps_view(steps: list[dict[str, Any]]) -> RenderableType:
             result = f"raised {error.get('type')}: {error.get('message')}"
         else:
             result = json.dumps(s.get("result"), ensure_ascii=False)
+        undo = ""
+        if s.get("compensate"):  # a step of a saga: its compensation, and what became of it
+            done = (s.get("compensation") or {}).get("outcome", "to run if it fails")
+            undo = f"  undo {s['compensate']}: {done}"
         lines.append(
             Text.assemble(
                 (f"{s.get('ordinal')}. ", "dim"),
@@ -285,6 +289,7 @@ def steps_view(steps: list[dict[str, Any]]) -> RenderableType:
                 "  ",
                 fit(result, 200),
                 (f"  (attempt {s.get('attempt')})", "dim"),
+                (undo, "yellow"),
             )
         )
     return Group(*lines)

@@ -80,7 +80,8 @@ class IntentActions:
 
         question = (
             f"Cancel intent {intent['intent_id'][:8]} ({intent.get('intent_type')}, "
-            f"{intent.get('status')})? Its agent stops being asked to work on it."
+            f"{intent.get('status')})? A running handler stops at its next step, and the "
+            "steps it recorded with a compensation are undone."
         )
         screen.app.push_screen(ConfirmScreen(question, "Cancel intent"), answered)
 
@@ -90,11 +91,13 @@ class IntentActions:
         async def run() -> None:
             app: Any = screen.app
             try:
-                await app.source.cancel_intent(intent_id, reason="canceled in axme tui")
+                answer = await app.source.cancel_intent(intent_id, reason="canceled in axme tui")
             except AxmeError as exc:
                 screen.notify(str(exc), title="Not canceled", severity="error")
                 return
-            screen.notify(f"{intent_id[:8]} canceled")
+            saga = (answer.get("intent") or {}).get("compensation")
+            said = render.saga_text(saga) if saga else "canceled"
+            screen.notify(f"{intent_id[:8]} {said}")
 
         screen.run_worker(run(), group="act")
 
@@ -400,7 +403,7 @@ class IntentScreen(DecideMixin, IntentActions, Screen[None]):
                     if self.intent and self.intent.get("scenario"):  # its step moved
                         self.intent = await app.source.get_intent(self.intent_id)
                         self.query_one("#fields", Static).update(self._fields())
-                    if data.get("event_type") in ("intent.step_completed", "intent.step_failed"):
+                    if data.get("event_type") in STEP_EVENTS:
                         steps = await app.source.list_steps(self.intent_id)
                         self.query_one("#steps", Static).update(steps_view(steps))
             except AxmeError:
@@ -447,6 +450,8 @@ class IntentScreen(DecideMixin, IntentActions, Screen[None]):
             rows.append(("scenario", Text(line, style="cyan")))
         if i.get("pending_reason"):
             rows.append(("waiting", Text(str(i["pending_reason"]), style="magenta")))
+        if i.get("compensation"):
+            rows.append(("saga", Text(render.saga_text(i["compensation"]), style="yellow")))
         task = self.current_task()
         if task is not None:
             title = Text(str(task.get("title") or "(untitled)"), style="bold magenta")
@@ -460,6 +465,10 @@ class IntentScreen(DecideMixin, IntentActions, Screen[None]):
     def _show_timeline(self) -> None:
         self.query_one("#timeline", Static).update(timeline_view(self._events))
         self.query_one("#fields", Static).update(self._fields())
+
+
+#: Events after which the steps view is read again (a record or its compensation).
+STEP_EVENTS = ("intent.step_completed", "intent.step_failed", "intent.compensation")
 
 
 def error_view(error: Any) -> RenderableType:

@@ -20,11 +20,11 @@ from axme_cli.errors import AxmeError, BadInput, ValidationFailed
 from axme_cli.protocol import agent_address
 from axme_daemon.api_body import body_of, json_answer, read_body
 from axme_daemon.authz import actor_of, worker_of
-from axme_daemon.delivery import Delivery
+from axme_daemon.delivery import CancelNotice, Delivery
 from axme_daemon.engine import Engine
 from axme_daemon.events import KeepAlive, StreamTimeout
 from axme_daemon.holds import limits
-from axme_daemon.intents import Intent, StepFailure, compact_json
+from axme_daemon.intents import Intent, StepFailure, Undoable, compact_json
 from axme_daemon.store import WorkerReport
 
 
@@ -54,6 +54,20 @@ class StepRecord(BaseModel):
     result: Any = None
     #: Set when the step raised and the handler went on (then `result` is ignored).
     error: StepError | None = None
+    #: The name of the step's compensation: run (last step first) if the intent does not
+    #: complete.
+    compensate: str | None = Field(default=None, min_length=1, max_length=300)
+
+
+class CompensationRecord(BaseModel):
+    """What became of one compensation: it ran (`ok`, its `result`), or it kept failing
+    (`error`, after `attempts`)."""
+
+    key: str = Field(min_length=1, max_length=300)
+    ok: bool
+    result: Any = None
+    error: StepError | None = None
+    attempts: int = Field(default=1, ge=1, le=10_000)
 
 
 class StepBatch(BaseModel):
@@ -126,14 +140,15 @@ def _step_records(raw: Any) -> list[tuple[int, str, Any]]:
 
 
 def _inputs(steps: list[StepRecord]) -> list[tuple[int, str, Any]]:
-    return [
-        (
-            s.ordinal,
-            s.key,
-            s.result if s.error is None else StepFailure(s.error.model_dump(exclude_none=True)),
-        )
-        for s in steps
-    ]
+    return [(s.ordinal, s.key, _step_value(s)) for s in steps]
+
+
+def _step_value(step: StepRecord) -> Any:
+    if step.error is not None:
+        return StepFailure(step.error.model_dump(exclude_none=True))
+    if step.compensate is not None:
+        return Undoable(step.result, step.compensate)
+    return step.result
 
 
 async def _fail(engine: Engine, report: Report, worker_id: str | None) -> Intent | AxmeError:
@@ -171,11 +186,14 @@ def add_worker_routes(app: FastAPI, engine: Engine) -> None:
         wait_seconds: Annotated[float, Query(ge=0, le=3600)] = 15,
         max_in_flight: Annotated[int | None, Query(ge=1, le=1024)] = None,
         status: str | None = None,
+        notices: bool = False,
     ) -> StreamingResponse:
         """Deliveries for one worker, as server-sent `intent.delivered` events.
 
         `seq` is the agent's delivery cursor: `since=0` replays what this worker holds and
         is not finished. Each delivery is leased to the worker until it resumes the intent.
+        With `notices=true` (axme's SDK), `intent.cancel_requested` tells the worker that a
+        cancel was asked of an intent it runs.
         """
         target = normalize_address(address)
         engine.mesh.check_open(target)
@@ -188,9 +206,17 @@ def add_worker_routes(app: FastAPI, engine: Engine) -> None:
 
         async def frames() -> AsyncIterator[bytes]:
             async for item in engine.dispatcher.stream(
-                target, worker_id, since=since, wait_seconds=wait_seconds, limit=max_in_flight
+                target,
+                worker_id,
+                since=since,
+                wait_seconds=wait_seconds,
+                limit=max_in_flight,
+                notices=notices,
             ):
-                if isinstance(item, KeepAlive):
+                if isinstance(item, CancelNotice):
+                    data = json.dumps({"intent_id": item.intent_id})
+                    yield format_sse_event(event="intent.cancel_requested", data_str=data)
+                elif isinstance(item, KeepAlive):
                     yield KEEPALIVE_COMMENT
                 elif isinstance(item, StreamTimeout):
                     data = json.dumps({"ok": True, "next_seq": item.next_seq})
@@ -248,6 +274,19 @@ def add_worker_routes(app: FastAPI, engine: Engine) -> None:
         ((ordinal, key, result),) = _inputs([body])
         step = await engine.record_step(intent_id, ordinal, key, result, worker_id)
         return {"ok": True, "step": step.to_wire()}
+
+    @app.post("/v1/intents/{intent_id}/compensations", tags=["intents"])
+    async def record_compensation(
+        request: Request, intent_id: str, body: CompensationRecord
+    ) -> dict[str, Any]:
+        """What became of one compensation of a compensating intent, recorded once: the
+        last one ends the intent (compensated); a failure asks a person (retry, skip,
+        mark_done) and the intent waits for the decision."""
+        if not body.ok and body.error is None:
+            raise ValidationFailed("error: required when ok is false")
+        outcome = body.model_dump(exclude_none=True, exclude={"key"})
+        intent = await engine.record_compensation(intent_id, body.key, outcome, worker_of(request))
+        return {"ok": True, "intent": intent.to_wire()}
 
     @app.post("/v1/reports", tags=["agents"], openapi_extra=body_of(Reports))
     async def reports(request: Request) -> Response:

@@ -77,6 +77,7 @@ RULES: tuple[tuple[str, str, Rule], ...] = (
     ("POST", "/v1/intents/{intent_id}/steps", Rule(agent="lease")),
     ("POST", "/v1/intents/{intent_id}/progress", Rule(agent="lease")),
     ("POST", "/v1/intents/{intent_id}/waits", Rule(agent="lease")),
+    ("POST", "/v1/intents/{intent_id}/compensations", Rule(agent="lease")),
     ("GET", "/v1/agents/{address:path}/intents/stream", Rule(agent="stream")),
     ("POST", "/v1/workers/{worker_id}/heartbeat", Rule(agent="heartbeat")),
     ("GET", "/v1/watch", Rule(READ)),

@@ -49,6 +49,10 @@ class Worker:
     #: here, once on disk, until a stream of the worker sends them: no read of the store).
     pushes: int = 0
     inbox: list[Intent] = field(default_factory=list)
+    #: Intents it holds whose cancel was asked: each of its streams tells it once.
+    cancels: set[str] = field(default_factory=set)
+    #: Its streams asked for notices (axme's SDK): a cancel is asked of it, not imposed.
+    hears_cancels: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -63,6 +67,14 @@ class Worker:
 
 
 @dataclass(frozen=True)
+class CancelNotice:
+    """A cancel was asked of an intent the worker runs: its handler stops at its next
+    ctx call (sent only to workers that ask for notices: AXME's listen() knows none)."""
+
+    intent_id: str
+
+
+@dataclass(frozen=True)
 class Delivery:
     """One intent handed to a worker on its stream."""
 
@@ -71,9 +83,10 @@ class Delivery:
 
     def to_wire(self) -> dict[str, Any]:
         # The shape AXME's listen() yields (intent_id, seq as the cursor, status DELIVERED),
-        # plus what axme's own SDK needs to run the handler without another round trip.
+        # plus what axme's own SDK needs to run the handler without another round trip,
+        # and `phase: compensate` when the worker is to undo its steps instead.
         i = self.intent
-        return {
+        wire = {
             "intent_id": i.intent_id,
             "seq": i.delivery_seq,
             "event_type": "intent.delivered",
@@ -86,6 +99,9 @@ class Delivery:
             "intent": i.to_wire(),
             "steps": self.steps,
         }
+        if i.saga_phase == "compensating":
+            wire["phase"] = "compensate"
+        return wire
 
 
 class Dispatcher:
@@ -208,6 +224,7 @@ class Dispatcher:
                 now = await self.store.get_intent(intent.intent_id)
                 holder = now.lease_worker if now is not None else None
             for worker in self.workers.values():
+                worker.cancels.discard(intent.intent_id)
                 if worker.worker_id != holder:
                     worker.held.discard(intent.intent_id)
             if holder is not None:
@@ -238,9 +255,23 @@ class Dispatcher:
         """A worker reported an outcome: free its slot and wake its streams."""
         self._reasons.pop(intent.intent_id, None)
         for worker in self.workers.values():
+            worker.cancels.discard(intent.intent_id)
             if intent.intent_id in worker.held:
                 worker.held.discard(intent.intent_id)
         self.hub.notify([agent_topic(intent.to_agent)])
+
+    def hears_cancels(self, worker_id: str | None) -> bool:
+        """Whether the worker is told of cancels (its handler then stops at its next ctx
+        call); one that is not (an AXME SDK agent) has its intent canceled at once."""
+        worker = self.workers.get(worker_id or "")
+        return worker is not None and worker.hears_cancels
+
+    def cancel_requested(self, intent: Intent) -> None:
+        """Tell the worker that runs `intent` (on its streams) that a cancel was asked."""
+        worker = self.workers.get(intent.lease_worker or "")
+        if worker is not None:
+            worker.cancels.add(intent.intent_id)
+            self.hub.notify([agent_topic(intent.to_agent)])
 
     def queued(self, address: str) -> None:
         self.hub.notify([agent_topic(address)])
@@ -278,13 +309,16 @@ class Dispatcher:
         since: int,
         wait_seconds: float,
         limit: int | None,
-    ) -> AsyncIterator[Delivery | StreamTimeout | KeepAlive]:
+        notices: bool = False,
+    ) -> AsyncIterator[Delivery | CancelNotice | StreamTimeout | KeepAlive]:
         """Deliveries for one worker: first those it holds past `since` (a reconnecting
-        worker gets them again), then new leases up to its limit, for `wait_seconds`."""
+        worker gets them again), then new leases up to its limit, for `wait_seconds`; with
+        `notices`, a `CancelNotice` for each intent it runs whose cancel was asked."""
         worker_id = worker_id or f"anon-{uuid.uuid4().hex[:12]}"
         worker = self.register(worker_id, address, supervised=False, limit=limit or 1, pid=None)
         if limit is not None:
             worker.limit = limit
+        worker.hears_cancels = worker.hears_cancels or notices
         worker.streams += 1
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
@@ -293,6 +327,7 @@ class Dispatcher:
         #: What this stream sent, by intent: a push settled while the stream awaited a lease
         #: of its own carries an earlier cursor than that lease, so `cursor` cannot tell.
         sent: dict[str, int] = {}
+        told: set[str] = set()  # the cancels this stream told of
         # First what it holds already (a reconnect), from the store; then what writes
         # push to it, from its inbox.
         worker.inbox.clear()
@@ -306,6 +341,10 @@ class Dispatcher:
                     if self.blocked(address):  # killed: its next stream is refused
                         yield StreamTimeout(cursor)
                         return
+                    if notices and worker.cancels - told:
+                        for intent_id in sorted(worker.cancels - told):
+                            told.add(intent_id)
+                            yield CancelNotice(intent_id)
                     pushed, worker.inbox = worker.inbox, []
                     if len(sent) > 2 * worker.limit + 64:
                         sent = {i: seq for i, seq in sent.items() if i in worker.held}

@@ -264,10 +264,23 @@ class Engine:
             details["result"] = result
         if error is not None:
             details["error"] = error
+        ask = False
+        if status is IntentStatus.CANCELED:  # a worker that hears cancels stops the handler
+            current = await self.get(intent_id)
+            ask = self.dispatcher.hears_cancels(current.lease_worker)
         intent, event = await self.store.transition(
-            intent_id, status, actor=actor, details=details, result=result, error=error
+            intent_id,
+            status,
+            actor=actor,
+            details=details,
+            result=result,
+            error=error,
+            ask_worker=ask,
         )
-        await self._ended(intent)
+        if event.event_type == "intent.cancel_requested":
+            self.dispatcher.cancel_requested(intent)  # its worker stops it, then it ends
+        else:
+            await self._ended(intent)
         return intent, event
 
     # -- what workers report -----------------------------------------------------------
@@ -351,6 +364,15 @@ class Engine:
             by_agent=True,
         )
         await self._moved_on(intent)
+        return intent
+
+    async def record_compensation(
+        self, intent_id: str, key: str, outcome: dict[str, Any], worker_id: str | None
+    ) -> Intent:
+        intent, effects = await self.store.record_compensation(intent_id, key, outcome, worker_id)
+        await self._apply(effects)
+        if intent.lease_worker is None and not intent.status.is_final:
+            self.dispatcher.finished(intent)  # a person decides now: the worker's slot is free
         return intent
 
     async def record_step(

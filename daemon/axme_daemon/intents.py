@@ -156,9 +156,23 @@ class Intent:
     idempotency_key: str | None = None
     delivery_seq: int = 0
     lease_worker: str | None = None
+    #: Undoing its steps before it ends (`lifecycle/compensation.py`): phase, ending, ...
+    saga: dict[str, Any] | None = None
+
+    @property
+    def saga_phase(self) -> str | None:
+        return None if self.saga is None else str(self.saga.get("phase"))
 
     def to_wire(self) -> dict[str, Any]:
-        """The intent as AXME clients read it (`status` and `lifecycle_status` both)."""
+        """The intent as AXME clients read it (`status` and `lifecycle_status` both), plus
+        axme's `compensation` (the saga's state) and `compensated` when its steps were undone."""
+        wire = self._axme_wire()
+        if self.saga is not None:
+            wire["compensation"] = self.saga
+            wire["compensated"] = self.saga_phase == "compensated"
+        return wire
+
+    def _axme_wire(self) -> dict[str, Any]:
         return {
             "intent_id": self.intent_id,
             "intent_type": self.intent_type,
@@ -197,9 +211,13 @@ class Step:
     at: str
     #: The step raised this (and the handler went on): a replay raises it again.
     error: dict[str, Any] | None = None
+    #: The name of the compensation that undoes it, should the intent not complete.
+    undo: str | None = None
+    #: The compensation's outcome once recorded (compensated, skipped, marked_done).
+    undone: dict[str, Any] | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire = {
             "ordinal": self.ordinal,
             "key": self.key,
             "result": self.result,
@@ -207,6 +225,10 @@ class Step:
             "at": self.at,
             "error": self.error,
         }
+        if self.undo is not None:
+            wire["compensate"] = self.undo
+            wire["compensation"] = self.undone
+        return wire
 
 
 @dataclass(frozen=True)
@@ -214,6 +236,14 @@ class StepFailure:
     """A step record's result when the step raised: what it raised, for replays to raise."""
 
     error: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Undoable:
+    """A step record's result when the step has a compensation: `undo` names it."""
+
+    result: Any
+    undo: str
 
 
 @dataclass(frozen=True)

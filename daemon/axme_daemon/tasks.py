@@ -55,6 +55,8 @@ class TaskSpec(BaseModel):
     on_timeout: str = "reject"
     escalate_to: str | None = None
     reject_status: str = "CANCELED"
+    #: A handler's approval: "compensate" cancels the intent on a no, its steps undone.
+    on_reject: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -70,6 +72,13 @@ class TaskSpec(BaseModel):
     def _task_type(cls, value: str) -> str:
         if value not in TASK_TYPES:
             raise ValueError(f"task_type must be one of {', '.join(sorted(TASK_TYPES))}")
+        return value
+
+    @field_validator("on_reject")
+    @classmethod
+    def _on_reject(cls, value: str | None) -> str | None:
+        if value not in (None, "return", "compensate"):
+            raise ValueError("on_reject must be return or compensate")
         return value
 
     @field_validator("on_timeout")

@@ -97,6 +97,7 @@ def test_bench_table_covers_every_workload(axme_home: Path, tmpdir_short: Path) 
         "creates (32 clients)",
         "kill to pickup",
         "decision to done",
+        "kill to completed @500",
         "axme send",
         *("axme list", "axme show", "axme inbox", "axme wait (done)", "axme agents list"),
         "axme --help",
@@ -104,6 +105,20 @@ def test_bench_table_covers_every_workload(axme_home: Path, tmpdir_short: Path) 
         assert figure in result.stdout
     assert "removed" in result.stdout
     assert list(tmpdir_short.iterdir()) == []
+
+
+def test_hundreds_of_steps_replay_after_a_kill_near_the_end(
+    axme_home: Path, tmpdir_short: Path
+) -> None:
+    result = run_bench(axme_home, tmpdir_short, "--tiny", "--json", "--only", "W5")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    w5 = report["workloads"]["W5"]
+    assert w5["kill to completed @500"]["note"] == "SIGKILL at step 499 to COMPLETED, 498 replayed"
+    for size in (50, 500):
+        assert 0 < w5[f"replay per step @{size}"]["median"] < 1000, w5  # microseconds
+    assert report["checks"]["W5 replay per step, largest/smallest"] > 0
+    assert not processes_mentioning(report["home"]), "a daemon or agent of the bench is left"
 
 
 def test_unknown_workload_is_bad_input(axme_home: Path, tmpdir_short: Path) -> None:

@@ -354,3 +354,30 @@ async def test_a_scenarios_intent_shows_its_step_and_who_holds_it(daemon: Daemon
         await pilot.press("ctrl+s")
         await until(pilot, lambda: "COMPLETED" in text_of(pilot, "#fields"), what="done")
         assert "with a person" not in text_of(pilot, "#fields")
+
+
+async def test_an_intents_screen_tells_its_saga(daemon: Daemon, axme_home: Path) -> None:
+    steer = axme_home / "steer"
+    steer.mkdir()
+    (steer / "fail-notify").touch()
+    (steer / "down-book").touch()  # the booking's release keeps failing: a person decides
+    saga = "agent://test/tui/trip"
+    with daemon.client() as client:
+        env = {"STEP_LOG": str(axme_home / "s.log"), "SAGA_DIR": str(steer)}
+        add_agent(client, saga, "saga_agent.py", axme_home, env=env)
+        wait_for(lambda: running_pids(client, saga), timeout=20, what="the agent")
+        intent_id = send(client, saga, "intent.test.saga.v1", {})
+        _pending(client, 1)
+        app = app_for(daemon, start_mode="intents")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: rows(pilot, "intents") == [intent_id], what="the intent")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, IntentScreen), what="its screen")
+            await until(pilot, lambda: "a compensation failed (book)" in text_of(pilot, "#fields"))
+            assert "Manual compensation needed: undo for step book" in text_of(pilot, "#fields")
+            assert "undo undo: compensated" in text_of(pilot, "#steps")  # the charge's
+            assert "undo of charge: compensated" in text_of(pilot, "#timeline")
+            (steer / "down-book").unlink()
+            assert client.post(f"/v1/intents/{intent_id}/retry", json={}).status_code == 200
+            await until(pilot, lambda: "steps undone, FAILED" in text_of(pilot, "#fields"))
+        assert wait_final(daemon, [intent_id])[intent_id]["compensated"] is True

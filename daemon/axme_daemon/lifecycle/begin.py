@@ -8,6 +8,7 @@ from typing import Any
 
 from axme_cli.errors import AlreadyFinal, Conflict
 from axme_cli.protocol import IntentStatus
+from axme_daemon.lifecycle.compensation import refuse_while_undoing
 from axme_daemon.lifecycle.delivery import add_timer
 from axme_daemon.lifecycle.human import create_task
 from axme_daemon.lifecycle.timeline import apply_change, check_lease, load, load_intent
@@ -36,6 +37,9 @@ def begin_wait(
         raise AlreadyFinal(f"intent is already {intent.status.value}")
     if worker_id is not None:
         check_lease(intent, worker_id)
+    refuse_while_undoing(intent)
+    if intent.saga_phase == "canceling":  # the handler stops here instead of waiting
+        return ({"state": "canceled", "reason": (intent.saga or {}).get("reason")}, effects), []
     done = tx.one("step_at", pos=pos, ordinal=ordinal)
     if done is not None:
         if done["step_key"] != key:

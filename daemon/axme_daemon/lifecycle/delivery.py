@@ -68,6 +68,8 @@ def _deliver(
         reason = last_reason(tx, pos, STATUS_EVENT[S.SUBMITTED])
     if reason is not None:
         details["reason"] = reason
+    if intent.saga_phase == "compensating":
+        details["phase"] = "compensate"
     return apply_change(
         tx,
         pos,
@@ -143,12 +145,20 @@ def release(
         rows = [(r["pos"], row_to_intent(r)) for r in found]
     else:
         rows = [(r["pos"], row_to_intent(r)) for r in tx.all("leased_by_anyone_for_update")]
+    from axme_daemon.lifecycle import compensation  # it builds on this module
+
     out = []
     for pos, intent in rows:
         if intent.status.is_final or intent.status.value not in _LEASED:
             continue
         attempt = intent.delivery_attempt
         said = {"reason": reason, "delivery_attempt": attempt, **(details or {})}
+        if intent.saga_phase == "compensating":
+            out.append(compensation.released(tx, pos, intent, reason, details))
+            continue
+        if intent.saga_phase == "canceling":  # it stopped: no need to deliver it again
+            out.append(compensation.end(tx, pos, intent, S.CANCELED))
+            continue
         if attempt >= intent.max_delivery_attempts:
             error = {
                 **(details or {}),
@@ -156,7 +166,7 @@ def release(
                 "delivery_attempt": attempt,
             }
             out.append(
-                apply_change(
+                compensation.end(
                     tx,
                     pos,
                     intent,
@@ -164,7 +174,6 @@ def release(
                     event_type="intent.delivery_failed",
                     details={**said, "error": error},
                     error=error,
-                    lease_worker=None,
                 )
             )
             continue
@@ -220,7 +229,16 @@ def redeliver(tx: Tx, pos: int) -> Intent | None:
 
 def retry(tx: Tx, intent_id: str, actor: str | None) -> tuple[tuple[Intent, Event], list[str]]:
     """A FAILED or TIMED_OUT intent goes back to the queue with fresh delivery attempts."""
+    from axme_daemon.lifecycle import compensation  # it builds on this module
+
     pos, intent = load_intent(tx, intent_id)
+    if intent.saga_phase == "stuck":  # the failed compensation runs again
+        return compensation.retry_stuck(tx, pos, intent, actor), [intent_id]
+    if intent.saga_phase == "compensated":
+        raise Conflict(
+            "this intent's steps were undone (it is compensated): send it again instead",
+            details={"status": intent.status.value, "saga": intent.saga},
+        )
     if intent.status not in (S.FAILED, S.TIMED_OUT):
         raise Conflict(
             f"only FAILED or TIMED_OUT intents can be retried; this one is {intent.status.value}",

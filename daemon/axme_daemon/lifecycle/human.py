@@ -14,10 +14,11 @@ from typing import Any
 from axme_cli.errors import Conflict, NotFound
 from axme_cli.protocol import MAX_REMINDERS, MIN_REMIND_SECONDS, IntentStatus
 from axme_daemon.intents import Intent, NewIntent, Task, now_iso
+from axme_daemon.lifecycle import compensation
 from axme_daemon.lifecycle.delivery import add_timer
 from axme_daemon.lifecycle.timeline import apply_change, dump, load, load_intent
 from axme_daemon.lifecycle.tx import Row, Tx
-from axme_daemon.lifecycle.waits import resume_wait
+from axme_daemon.lifecycle.waits import end_wait, resume_wait
 from axme_daemon.lifecycle.work import create
 from axme_daemon.store.base import Effects
 from axme_daemon.tasks import TaskSpec, check_decision, is_approval
@@ -189,8 +190,13 @@ def decide(
         details={k: v for k, v in decision.items() if k not in ("at", "approved", "actor") and v},
     )
     effects.touched.add(task.intent_id)
-    if task.ordinal is not None:
-        resume_wait(tx, pos, task.ordinal, decision, f"{outcome} by {actor}", actor, effects)
+    if task.spec.get("compensation") is not None:
+        compensation.decided(tx, pos, task, decision, effects)
+    elif task.ordinal is not None:
+        if not decision["approved"] and task.spec.get("on_reject") == "compensate":
+            _rejected(tx, pos, task.ordinal, decision, effects)
+        else:
+            resume_wait(tx, pos, task.ordinal, decision, f"{outcome} by {actor}", actor, effects)
     elif not intent.status.is_final and _workflow_decided(tx, pos, decision, actor, effects):
         pass
     elif not intent.status.is_final:
@@ -229,6 +235,22 @@ def _workflow_decided(
     from axme_daemon.lifecycle.scenarios import decided
 
     return decided(tx, pos, decision, actor, effects) is not None
+
+
+def _rejected(tx: Tx, pos: int, ordinal: int, decision: dict[str, Any], effects: Effects) -> None:
+    """A person said no where the handler asked to compensate then: the decision is the
+    step's record, and the intent is canceled, its steps undone first."""
+    intent = end_wait(tx, pos, ordinal, decision)
+    if intent is None:
+        return
+    reason = f"{decision['outcome']} by {decision['actor']}"
+    if decision.get("comment"):
+        reason += f": {decision['comment']}"
+    ended, _ = compensation.end(
+        tx, pos, intent, S.CANCELED, actor=decision["actor"], details={"reason": reason}
+    )
+    (effects.finished if ended.status.is_final else effects.requeued).append(ended)
+    effects.touched.add(ended.intent_id)
 
 
 def remind(tx: Tx, pos: int, task_id: str, fire_at: float, effects: Effects) -> None:
@@ -295,7 +317,7 @@ def deadline_passed(tx: Tx, pos: int, task_id: str, effects: Effects) -> None:
     if task_timed_out(tx, pos, {**error, "task_id": task_id}, effects):
         return
     if not intent.status.is_final:
-        final, _ = apply_change(
+        ended, _ = compensation.end(
             tx,
             pos,
             intent,
@@ -304,10 +326,8 @@ def deadline_passed(tx: Tx, pos: int, task_id: str, effects: Effects) -> None:
             actor="axme",
             details={"task_id": task_id, **error},
             error=error,
-            waiting_reason=None,
-            lease_worker=None,
         )
-        effects.finished.append(final)
+        (effects.finished if ended.status.is_final else effects.requeued).append(ended)
         effects.touched.add(task.intent_id)
 
 

@@ -55,6 +55,7 @@ def row_to_intent(row: Row) -> Intent:
         updated_at=row["updated_at"],
         delivery_seq=row["delivery_seq"],
         lease_worker=row["lease_worker"],
+        saga=load(row["saga"]),
     )
 
 
@@ -136,6 +137,8 @@ def apply_events(
             f"intent {intent.intent_id} changed while this write was deciding; send it again",
             details={"intent_id": intent.intent_id},
         )
+    if updated.saga != intent.saga:  # rare: written only when it changes
+        tx.run("set_saga", pos=pos, saga=dump(updated.saga))
     if status in FINAL_STATUSES and not intent.status.is_final:
         # Nothing waits for an intent that has ended: close its open task, drop its timers.
         tx.run("close_open_tasks", pos=pos)

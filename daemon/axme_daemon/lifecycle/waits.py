@@ -26,6 +26,18 @@ def record_result(tx: Tx, pos: int, intent: Intent, ordinal: int, key: str, resu
     insert_step(tx, pos, ordinal, key, result, intent.delivery_attempt, now_iso())
 
 
+def end_wait(tx: Tx, pos: int, ordinal: int, result: Any) -> Intent | None:
+    """End a step's wait, recording `result` as the step's; the intent, unless it is final
+    (or there was no such wait, or another writer ended it first: None)."""
+    wait = tx.one("wait_at", pos=pos, ordinal=ordinal)
+    intent = load_intent_at(tx, pos)
+    if wait is None or intent is None or tx.run("delete_wait", pos=pos, ordinal=ordinal) != 1:
+        return None
+    tx.run("drop_wait_timers", pos=pos, ordinal=ordinal)
+    record_result(tx, pos, intent, ordinal, wait["step_key"], result)
+    return None if intent.status.is_final else intent
+
+
 def resume_wait(
     tx: Tx,
     pos: int,
@@ -36,13 +48,8 @@ def resume_wait(
     effects: Effects,
 ) -> Intent | None:
     """End a step's wait: record `result` as the step's, and queue the intent again."""
-    wait = tx.one("wait_at", pos=pos, ordinal=ordinal)
-    intent = load_intent_at(tx, pos)
-    if wait is None or intent is None or tx.run("delete_wait", pos=pos, ordinal=ordinal) != 1:
-        return None  # no such wait, or another writer ended it first
-    tx.run("drop_wait_timers", pos=pos, ordinal=ordinal)
-    record_result(tx, pos, intent, ordinal, wait["step_key"], result)
-    if intent.status.is_final:
+    intent = end_wait(tx, pos, ordinal, result)
+    if intent is None:
         return None
     # The wait ended the delivery without failing it: the one that resumes the handler goes
     # on with the same attempt (`ctx.attempt`), so a wait never counts against the attempts.

@@ -17,6 +17,7 @@ from axme_daemon.intents import (
     NewIntent,
     Step,
     StepFailure,
+    Undoable,
     check_agent_outcome,
     check_transition,
     now_iso,
@@ -129,13 +130,15 @@ def transition(
     error: Any = None,
     steps: Sequence[StepInput] = (),
     by_agent: bool = False,
+    ask_worker: bool = False,
 ) -> tuple[tuple[Intent, Event], list[str]]:
     """A status change requested from outside; ending an intent also ends its lease.
 
     With `worker_id`, the change is refused unless that worker holds the delivery (or nobody
     does): a worker whose lease was taken away must not finish an intent twice. `steps` are
     recorded first, all or nothing together with the change. `by_agent`: an agent's outcome,
-    refused while the intent waits for a person.
+    refused while the intent waits for a person. `ask_worker`: a cancel of an intent in
+    progress is asked of its worker, which hears cancels (`compensation.stop`).
     """
     if (
         by_agent
@@ -167,12 +170,29 @@ def transition(
             by_agent=by_agent,
             **change,
         )
+    from axme_daemon.lifecycle import compensation  # it builds on this module
+
     pos, current = load_intent(tx, intent_id)
     if by_agent:
         check_agent_outcome(current)
     check_transition(current.status, status)
     if worker_id is not None:
         check_lease(current, worker_id)
+    if status in compensation.UNDOING_ENDS:
+        stopped = compensation.stop(
+            tx,
+            pos,
+            current,
+            status,
+            by_agent=by_agent,
+            ask_worker=ask_worker,
+            event_type=event_type,
+            actor=actor,
+            details=details,
+            error=error,
+        )
+        return stopped, [intent_id]
+    compensation.refuse_while_undoing(current)
     changes = _ending(status, result, error)
     updated = apply_change(
         tx,
@@ -236,6 +256,8 @@ def _ending(status: IntentStatus, result: Any, error: Any) -> dict[str, Any]:
         changes["error"] = error
     if status in FINAL_STATUSES:
         changes["lease_worker"] = None
+    if status is S.COMPLETED:
+        changes["saga"] = None  # a handler that finished before it saw a cancel completes
     return changes
 
 
@@ -272,14 +294,21 @@ def report(
     return answers, touched
 
 
-def start_work(tx: Tx, intent_id: str, worker_id: str | None) -> tuple[int, Intent, list[NewEvent]]:
+def start_work(
+    tx: Tx, intent_id: str, worker_id: str | None, *, undoing: bool = False
+) -> tuple[int, Intent, list[NewEvent]]:
     """Load an intent a worker reports on; its first report moves it to IN_PROGRESS (the
-    event returned, for the caller to append with its own)."""
+    event returned, for the caller to append with its own). While its steps are being
+    undone, only a compensation's report (`undoing`) is taken."""
+    from axme_daemon.lifecycle import compensation  # it builds on this module
+
     pos, intent = load_intent(tx, intent_id)
     if intent.status.is_final:
         raise AlreadyFinal(f"intent is already {intent.status.value}")
     if worker_id is not None:
         check_lease(intent, worker_id)
+    if not undoing:
+        compensation.refuse_while_undoing(intent)
     events: list[NewEvent] = []
     if intent.status in (S.DELIVERED, S.ACKNOWLEDGED, S.SUBMITTED):
         details = {"worker": worker_id} if worker_id else None
@@ -314,11 +343,15 @@ def _insert_steps(
         if ordinal != count + 1:
             raise BadInput(f"step ordinal {ordinal} is out of order: {count} steps are recorded")
         error = result.error if isinstance(result, StepFailure) else None
-        value = None if error is not None else result
-        insert_step(tx, pos, ordinal, key, value, attempt, now, error)
+        undo = result.undo if isinstance(result, Undoable) else None
+        value = result.result if isinstance(result, Undoable) else result
+        value = None if error is not None else value
+        insert_step(tx, pos, ordinal, key, value, attempt, now, error, undo)
         count += 1
-        recorded.append(Step(ordinal, key, value, attempt, now, error))
+        recorded.append(Step(ordinal, key, value, attempt, now, error, undo))
         details: dict[str, Any] = {"step": key, "ordinal": ordinal, "attempt": attempt}
+        if undo is not None:
+            details["compensate"] = undo
         if error is None:
             events.append(("intent.step_completed", S.IN_PROGRESS, None, details))
         else:
@@ -335,6 +368,8 @@ def row_to_step(ordinal: int, row: Any) -> Step:
         row["attempt"],
         row["at"],
         load(row["error"]),
+        row["undo"],
+        load(row["undone"]),
     )
 
 
@@ -347,6 +382,7 @@ def insert_step(
     attempt: int,
     at: str,
     error: Any = None,
+    undo: str | None = None,
 ) -> None:
     tx.run(
         "insert_step",
@@ -357,6 +393,7 @@ def insert_step(
         attempt=attempt,
         at=at,
         error=dump(error),
+        undo=undo,
     )
 
 

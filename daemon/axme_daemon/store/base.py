@@ -149,6 +149,7 @@ class Store(ABC):
         error: Any = None,
         steps: Sequence[tuple[int, str, Any]] = (),
         by_agent: bool = False,
+        ask_worker: bool = False,
     ) -> tuple[Intent, Event]:
         """Move an intent to `status` and append its event, in one transaction.
 
@@ -156,6 +157,9 @@ class Store(ABC):
         `Conflict` when `worker_id` is given and another worker holds the delivery, or when
         `by_agent` (an agent's outcome) and the intent waits for a person. `steps`
         (ordinal, key, result) are recorded first, in the same transaction, all or none.
+        FAILED, CANCELED and TIMED_OUT undo the steps recorded with a compensation first
+        (`lifecycle/compensation.py`); with `ask_worker` (its worker hears cancels), a
+        CANCELED of an intent in progress is asked of its worker instead.
         """
 
     # -- delivery --------------------------------------------------------------------
@@ -209,6 +213,14 @@ class Store(ABC):
     async def progress(
         self, intent_id: str, message: str, data: dict[str, Any], worker_id: str | None
     ) -> list[Event]: ...
+
+    @abstractmethod
+    async def record_compensation(
+        self, intent_id: str, key: str, outcome: dict[str, Any], worker_id: str | None
+    ) -> tuple[Intent, Effects]:
+        """A compensating intent's worker ran the compensation of step `key` (`ok`,
+        `result`) or gave up on it (`error`, `attempts`): recorded once. The last one ends
+        the intent, compensated; a failure opens a manual compensation task."""
 
     @abstractmethod
     async def list_steps(self, intent_id: str) -> list[Step]: ...

@@ -35,6 +35,7 @@ from axme_cli.protocol import IntentStatus
 from axme_daemon.intents import Event, Intent, NewIntent, Step, Task
 from axme_daemon.lifecycle import (
     begin,
+    compensation,
     delivery,
     human,
     inbox,
@@ -471,12 +472,14 @@ class SqliteStore(Store):
         error: Any = None,
         steps: Sequence[StepInput] = (),
         by_agent: bool = False,
+        ask_worker: bool = False,
     ) -> tuple[Intent, Event]:
         return await self._write(
             partial(
                 work.transition,
                 steps=steps,
                 by_agent=by_agent,
+                ask_worker=ask_worker,
                 intent_id=intent_id,
                 status=status,
                 worker_id=worker_id,
@@ -580,6 +583,19 @@ class SqliteStore(Store):
                 intent_id=intent_id,
                 message=message,
                 data=data,
+                worker_id=worker_id,
+            )
+        )
+
+    async def record_compensation(
+        self, intent_id: str, key: str, outcome: dict[str, Any], worker_id: str | None
+    ) -> tuple[Intent, Effects]:
+        return await self._write(
+            partial(
+                compensation.record,
+                intent_id=intent_id,
+                key=key,
+                outcome=outcome,
                 worker_id=worker_id,
             )
         )

@@ -66,20 +66,38 @@ DELETE FROM waits WHERE intent_pos = :pos;
 DELETE FROM timers WHERE intent_pos = :pos;
 
 -- name: step_count
-SELECT count(*) AS n FROM steps WHERE intent_pos = :pos;
+-- Ordinals run 1..n without gaps: the last one is the count, read from the key's end (a
+-- count(*) reads every step, and a handler with hundreds records them one by one).
+SELECT coalesce(max(ordinal), 0) AS n FROM steps WHERE intent_pos = :pos;
 
 -- name: step_at
-SELECT step_key, result, attempt, at, error FROM steps
+SELECT step_key, result, attempt, at, error, undo, undone FROM steps
 WHERE intent_pos = :pos AND ordinal = :ordinal;
 
 -- name: insert_step
-INSERT INTO steps (intent_pos, ordinal, step_key, result, attempt, at, error)
-VALUES (:pos, :ordinal, :step_key, :result, :attempt, :at, :error);
+INSERT INTO steps (intent_pos, ordinal, step_key, result, attempt, at, error, undo)
+VALUES (:pos, :ordinal, :step_key, :result, :attempt, :at, :error, :undo);
 
 -- name: steps_of
-SELECT s.ordinal, s.step_key, s.result, s.attempt, s.at, s.error
+SELECT s.ordinal, s.step_key, s.result, s.attempt, s.at, s.error, s.undo, s.undone
 FROM steps s JOIN intents i ON i.pos = s.intent_pos
 WHERE i.intent_id = :intent_id ORDER BY s.ordinal;
+
+-- name: set_saga
+UPDATE intents SET saga = :saga WHERE pos = :pos;
+
+-- name: compensations_of
+-- The steps that carry a compensation, last first (the order they are undone in).
+SELECT ordinal, step_key, result, undo, undone FROM steps
+WHERE intent_pos = :pos AND undo IS NOT NULL ORDER BY ordinal DESC;
+
+-- name: set_undone
+-- A compensation's outcome, once: only while none is recorded.
+UPDATE steps SET undone = :undone
+WHERE intent_pos = :pos AND ordinal = :ordinal AND undo IS NOT NULL AND undone IS NULL;
+
+-- name: open_tasks_of
+SELECT task_id, spec FROM tasks WHERE intent_pos = :pos AND status = 'PENDING';
 
 -- name: queued_for_lease
 -- Oldest first, never a person's own intent (one with a human_task and no workflow).

@@ -23,7 +23,8 @@ CREATE TABLE intents (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     delivery_seq BIGINT NOT NULL DEFAULT 0, -- cursor of the agent stream, new per delivery
-    lease_worker TEXT                        -- the worker holding the current delivery
+    lease_worker TEXT,                       -- the worker holding the current delivery
+    saga TEXT                                -- JSON: undoing its steps (phase, ending), or NULL
 );
 
 CREATE INDEX intents_status ON intents (status, pos);
@@ -52,6 +53,8 @@ CREATE TABLE steps (
     attempt BIGINT NOT NULL,                -- the delivery attempt that ran it
     at TEXT NOT NULL,
     error TEXT,                              -- JSON: it raised this (result is then NULL)
+    undo TEXT,                               -- JSON: the name of its compensation, or NULL
+    undone TEXT,                             -- JSON: the compensation's outcome once recorded
     PRIMARY KEY (intent_pos, ordinal)
 );
 
