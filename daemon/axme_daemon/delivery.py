@@ -6,6 +6,12 @@ the intent, when the supervisor sees the process exit (at once: no timeout invol
 an unsupervised worker, when it has had no open stream and no heartbeat for `lease_grace`
 seconds. An ended lease puts the intent back in the queue, or fails it once its attempts are
 used up.
+
+A lease also names the daemon its worker is connected to. On a store several daemons share,
+each heartbeats about every second; a daemon whose heartbeat is older than its lease grace is
+taken for dead with its workers, and the next heartbeat of a live daemon ends its leases
+(`Store.heartbeat`). A (re)starting daemon ends only its own: the leases of its home's last
+run, whose workers died with it.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from axme_cli.protocol import IntentStatus
 from axme_daemon.events import EventHub, KeepAlive, StreamTimeout
 from axme_daemon.intents import Event, Intent
 from axme_daemon.store import Store
+from axme_daemon.store.base import RemoteChange
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +113,16 @@ class Dispatcher:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Leases do not survive the daemon: put every delivery of the last run back."""
+        """Leases do not survive the daemon: put every delivery of its last run back (on a
+        shared store, also those of daemons whose heartbeat lapsed)."""
+        if self.store.daemon is not None:
+            await self.store.register_daemon()
         released = await self.store.release(reason="the daemon restarted")
         await self.requeued(released)
         if released:
             log.info("requeued %d deliveries after a restart", len(released))
+        if self.store.shared:
+            await self._heartbeat()
         self._reaper = asyncio.create_task(self._reap_forever(), name="lease-reaper")
 
     async def close(self) -> None:
@@ -118,6 +130,29 @@ class Dispatcher:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        if self.store.daemon is not None:
+            with contextlib.suppress(Exception):  # the store may be gone; the row then lapses
+                await self.store.unregister_daemon()
+
+    async def _heartbeat(self) -> None:
+        """Keep this daemon's leases; end those of daemons whose heartbeat lapsed."""
+        released = await self.store.heartbeat()
+        await self.requeued(released)
+        if released:
+            log.warning(
+                "requeued %d deliveries of daemons that stopped heartbeating: %s",
+                len(released),
+                (released[0][1].details or {}).get("reason", ""),
+                extra={"action": "lapsed"},
+            )
+
+    def remote_change(self, change: RemoteChange) -> None:
+        """Another daemon queued work: wake the streams of the addresses it names (all of
+        them when the store cannot say)."""
+        addresses = change.queued
+        if addresses is None:
+            addresses = frozenset(w.address for w in self.workers.values())
+        self.hub.notify(agent_topic(a) for a in addresses)
 
     # -- workers ---------------------------------------------------------------------
 
@@ -241,6 +276,13 @@ class Dispatcher:
     async def _reap_forever(self) -> None:
         while True:
             await asyncio.sleep(min(1.0, self.lease_grace / 2))
+            if self.store.shared:
+                try:
+                    await self._heartbeat()
+                except Exception:  # the store says why in its log; the next beat tries again
+                    log.exception("heartbeat failed")
+                # A missed notification costs at most this tick: idle streams look again.
+                self.remote_change(RemoteChange(None, False))
             now = time.monotonic()
             for worker in list(self.workers.values()):
                 if worker.supervised or worker.streams > 0:

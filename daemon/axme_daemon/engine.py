@@ -28,7 +28,7 @@ from axme_daemon.intents import (
     request_hash,
 )
 from axme_daemon.store import IntentFilter, Page, Store
-from axme_daemon.store.base import Effects, WorkerReport
+from axme_daemon.store.base import Effects, RemoteChange, WorkerReport
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,19 @@ class Engine:
             store, self.hub, **({"lease_grace": lease_grace} if lease_grace else {})
         )
         store.set_deliverer(self.dispatcher)
+        store.add_remote_listener(self._remote_change)
         self.dispatcher.on_final = self._ended
         self.notices: list[Callable[[dict[str, Any]], None]] = []
         self._timer_wake = asyncio.Event()
         self.dispatcher.on_timer = self._timer_wake.set  # a release armed a backoff timer
         self._timers: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+
+    def _remote_change(self, change: RemoteChange) -> None:
+        """Another daemon committed: wake this one's agent streams and timer loop for it."""
+        self.dispatcher.remote_change(change)
+        if change.timers or change.queued is None:
+            self._timer_wake.set()
 
     async def start(self) -> None:
         await self.dispatcher.start()

@@ -156,6 +156,8 @@ class Intent:
     idempotency_key: str | None = None
     delivery_seq: int = 0
     lease_worker: str | None = None
+    #: The daemon `lease_worker` is connected to: its heartbeat keeps the lease.
+    lease_daemon: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """The intent as AXME clients read it (`status` and `lifecycle_status` both)."""

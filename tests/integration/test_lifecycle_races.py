@@ -32,6 +32,10 @@ def store(backend_store: Store) -> SqliteStore:
     return backend_store
 
 
+def _holder(worker_id: str, seq: int) -> delivery.Holder:
+    return delivery.Holder(worker_id, None, lambda: seq)
+
+
 class Interleaved:
     """A `Tx` that runs `rival` (another writer's whole write) once, just before the
     first time the rule under test runs `query`."""
@@ -57,7 +61,7 @@ class Interleaved:
         self._before(query)
         return self._tx.run(query, **params)
 
-    def insert(self, query: str, **params: Any) -> int:
+    def insert(self, query: str, **params: Any) -> int | None:
         self._before(query)
         return self._tx.insert(query, **params)
 
@@ -121,10 +125,10 @@ async def test_a_claim_that_lost_the_race_leases_nothing(store: SqliteStore) -> 
     await store.create_intent(_new(), _id(0))
 
     def w1(tx: Tx) -> tuple[Any, list[str]]:
-        return delivery.lease(tx, AGENT, "w1", 1, 1, {})
+        return delivery.lease(tx, AGENT, _holder("w1", 1), 1, {})
 
     def w2(tx: Tx) -> object:
-        return delivery.lease(tx, AGENT, "w2", 1, 2, {})
+        return delivery.lease(tx, AGENT, _holder("w2", 2), 1, {})
 
     leased = await _raced(store, w1, "update_intent", w2)
     assert leased == []
@@ -213,10 +217,10 @@ async def test_another_daemons_claim_skips_the_intent_a_claim_holds(
     theirs: list[Any] = []
 
     def w1(tx: Tx) -> tuple[Any, list[str]]:
-        return delivery.lease(tx, AGENT, "w1", 1, 1, {})
+        return delivery.lease(tx, AGENT, _holder("w1", 1), 1, {})
 
     def w2(_: Tx) -> None:  # while w1's transaction holds the oldest, locked
-        theirs.extend(other(lambda tx: delivery.lease(tx, AGENT, "w2", 1, 2, {})[0]))
+        theirs.extend(other(lambda tx: delivery.lease(tx, AGENT, _holder("w2", 2), 1, {})[0]))
 
     ours = await _raced(store, w1, "update_intent", w2)
     assert [i.intent_id for i, _ in ours] == [_id(0)]

@@ -23,7 +23,8 @@ CREATE TABLE intents (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     delivery_seq INTEGER NOT NULL DEFAULT 0, -- cursor of the agent stream, new per delivery
-    lease_worker TEXT                        -- the worker holding the current delivery
+    lease_worker TEXT,                       -- the worker holding the current delivery
+    lease_daemon TEXT                        -- the daemon that worker is connected to
 );
 
 CREATE INDEX intents_status ON intents (status, pos);
@@ -32,6 +33,7 @@ CREATE INDEX intents_intent_type ON intents (intent_type, pos);
 CREATE INDEX intents_queue ON intents (to_agent, status, pos);
 CREATE INDEX intents_lease ON intents (lease_worker) WHERE lease_worker IS NOT NULL;
 CREATE INDEX intents_delivery_seq ON intents (delivery_seq);
+CREATE INDEX intents_lease_daemon ON intents (lease_daemon) WHERE lease_worker IS NOT NULL;
 
 CREATE TABLE events (
     intent_pos INTEGER NOT NULL REFERENCES intents (pos),
@@ -56,18 +58,22 @@ CREATE TABLE steps (
 ) WITHOUT ROWID;
 
 CREATE TABLE agents (
-    address TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
     spec TEXT NOT NULL,                      -- JSON: command, cwd, env, replicas, ...
     source TEXT NOT NULL,                    -- the axme.toml that declares it, or 'cli'
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT '',          -- the daemon that runs it ('' on SQLite)
+    PRIMARY KEY (owner, address)
 );
 
 CREATE TABLE projects (
-    config_path TEXT PRIMARY KEY,
+    config_path TEXT NOT NULL,
     digest TEXT NOT NULL,
     applied_at TEXT NOT NULL,
-    hooks TEXT NOT NULL DEFAULT '[]'         -- JSON array: command or webhook, secret, on, cwd
+    hooks TEXT NOT NULL DEFAULT '[]',        -- JSON array: command or webhook, secret, on, cwd
+    owner TEXT NOT NULL DEFAULT '',          -- the daemon that applied it ('' on SQLite)
+    PRIMARY KEY (owner, config_path)
 );
 CREATE TABLE tasks (
     task_id TEXT PRIMARY KEY,
@@ -124,4 +130,16 @@ CREATE TABLE api_keys (
     key_hash TEXT NOT NULL UNIQUE,           -- sha256 of the key, hex
     scopes TEXT NOT NULL,                    -- JSON array: intents:read, tasks:decide, ...
     created_at TEXT NOT NULL
+);
+
+-- Daemons sharing the database: a lease lapses once its daemon's heartbeat is older than
+-- that daemon's lease grace.
+CREATE TABLE daemons (
+    daemon_id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    home TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    heartbeat_at REAL NOT NULL,                  -- unix time, the database's clock
+    lease_grace REAL NOT NULL                    -- its leases lapse this long after its heartbeat
 );
