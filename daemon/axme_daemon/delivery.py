@@ -275,14 +275,12 @@ class Dispatcher:
 
     async def _reap_forever(self) -> None:
         while True:
-            await asyncio.sleep(min(1.0, self.lease_grace / 2))
+            await asyncio.sleep(min(1.0, self.lease_grace / 4))
             if self.store.shared:
                 try:
                     await self._heartbeat()
                 except Exception:  # the store says why in its log; the next beat tries again
                     log.exception("heartbeat failed")
-                # A missed notification costs at most this tick: idle streams look again.
-                self.remote_change(RemoteChange(None, False))
             now = time.monotonic()
             for worker in list(self.workers.values()):
                 if worker.supervised or worker.streams > 0:
