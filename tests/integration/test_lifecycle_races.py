@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from axme_cli.errors import Conflict
+from axme_cli.errors import Conflict, IdempotencyConflict
 from axme_daemon.intents import NewIntent
 from axme_daemon.lifecycle import delivery, human, timers, work
 from axme_daemon.lifecycle.tx import Row, StaleWrite, Tx
@@ -170,6 +170,30 @@ async def test_the_next_event_number_is_never_taken_twice(store: SqliteStore) ->
     assert got is not None and got.last_seq == len(events)
 
 
+async def test_an_idempotency_key_another_writer_took_meanwhile_answers_its_intent(
+    store: SqliteStore,
+) -> None:
+    new = _new(idempotency_key="k1", request_hash="h1")
+
+    def mine(tx: Tx) -> tuple[Any, list[str]]:
+        return work.create(tx, new, _id(1))
+
+    def theirs(tx: Tx) -> object:
+        return work.create(tx, new, _id(2))
+
+    intent, created = await _raced(store, mine, "insert_intent", theirs)
+    assert not created and intent.intent_id == _id(2)
+    assert await store.get_intent(_id(1)) is None
+    other = _new(idempotency_key="k2", request_hash="h2")
+    with pytest.raises(IdempotencyConflict):
+        await _raced(
+            store,
+            lambda tx: work.create(tx, _new(idempotency_key="k2", request_hash="other"), _id(3)),
+            "insert_intent",
+            lambda tx: work.create(tx, other, _id(4)),
+        )
+
+
 def _other_connection(store_url: str) -> Callable[[Callable[[Tx], object]], object]:
     """Runs a write as another daemon's transaction on the same database, committed when
     it returns; PostgreSQL only (SQLite has one writer at a time)."""
@@ -247,3 +271,19 @@ async def test_another_daemons_timer_sweep_skips_the_timers_a_sweep_holds(
     assert [n["event"] for n in effects.notices] == ["reminder"]
     assert theirs[0].notices == []  # it skipped the locked timer
     assert (await _types(store, intent.intent_id)).count("intent.reminder") == 1
+
+
+async def test_another_daemons_create_with_the_same_idempotency_key_meanwhile_wins(
+    store: SqliteStore, store_url: str
+) -> None:
+    other = _other_connection(store_url)
+    new = _new(idempotency_key="k1", request_hash="h1")
+
+    def other_daemon(_: Tx) -> None:
+        other(lambda tx: work.create(tx, new, _id(2)))
+
+    intent, created = await _raced(
+        store, lambda tx: work.create(tx, new, _id(1)), "insert_intent", other_daemon
+    )
+    assert not created and intent.intent_id == _id(2)
+    assert await store.get_intent(_id(1)) is None
