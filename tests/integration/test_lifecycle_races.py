@@ -75,7 +75,7 @@ class Interleaved:
 
 async def _raced(
     store: SqliteStore,
-    rule: Callable[[Tx], tuple[Any, list[str]]],
+    rule: Callable[[Tx], Any],
     query: str,
     rival: Callable[[Tx], object],
 ) -> Any:
@@ -83,7 +83,7 @@ async def _raced(
 
     def op(tx: Tx) -> tuple[Any, list[str]]:
         racing = Interleaved(tx, query, rival)
-        result = rule(racing)
+        result: tuple[Any, list[str]] = rule(racing)
         assert racing.rival_ran, f"the rule never ran {query}"
         return result
 
@@ -194,7 +194,7 @@ async def test_an_idempotency_key_another_writer_took_meanwhile_answers_its_inte
         )
 
 
-def _other_connection(store_url: str) -> Callable[[Callable[[Tx], object]], object]:
+def _other_connection(store_url: str) -> Callable[[Callable[[Tx], Any]], Any]:
     """Runs a write as another daemon's transaction on the same database, committed when
     it returns; PostgreSQL only (SQLite has one writer at a time)."""
     if not store_url.startswith("postgresql://"):
@@ -204,7 +204,7 @@ def _other_connection(store_url: str) -> Callable[[Callable[[Tx], object]], obje
 
     from axme_daemon.store.postgres_tx import PostgresTx
 
-    def run(write: Callable[[Tx], object]) -> object:
+    def run(write: Callable[[Tx], Any]) -> Any:
         with psycopg.connect(store_url, row_factory=dict_row) as db:  # commits on leaving
             return write(PostgresTx(db))
 
