@@ -57,6 +57,8 @@ class Engine:
     def _remote_change(self, change: RemoteChange) -> None:
         """Another daemon committed: wake this one's agent streams and timer loop for it."""
         self.dispatcher.remote_change(change)
+        if change.queued is None:  # it cannot say what: every stream and the timers look
+            self.hub.wake_all()
         if change.timers or change.queued is None:
             self._timer_wake.set()
 
