@@ -60,14 +60,25 @@ def _log_tail(paths: HomePaths, lines: int = 12) -> str:
 
 
 def daemon_command(
-    paths: HomePaths, *, foreground: bool = False, store: str | None = None
+    paths: HomePaths,
+    *,
+    foreground: bool = False,
+    store: str | None = None,
+    lease_grace: float | None = None,
 ) -> list[str]:
     cmd = [sys.executable, "-m", "axme_daemon", "--home", str(paths.home)]
     cmd += ["--store", store] if store else []
+    cmd += ["--lease-grace", f"{lease_grace:g}"] if lease_grace is not None else []
     return [*cmd, "--foreground"] if foreground else cmd
 
 
-def start(paths: HomePaths, *, timeout: float = START_TIMEOUT, store: str | None = None) -> Started:
+def start(
+    paths: HomePaths,
+    *,
+    timeout: float = START_TIMEOUT,
+    store: str | None = None,
+    lease_grace: float | None = None,
+) -> Started:
     """Start a detached daemon unless one answers; return once it serves requests."""
     health = probe(paths)
     if health is not None:
@@ -79,7 +90,7 @@ def start(paths: HomePaths, *, timeout: float = START_TIMEOUT, store: str | None
         raise DaemonUnreachable(f"cannot start the axme daemon: {unusable(exc)}") from None
     with os.fdopen(log_fd, "ab") as log:
         proc = subprocess.Popen(
-            daemon_command(paths, store=store),
+            daemon_command(paths, store=store, lease_grace=lease_grace),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

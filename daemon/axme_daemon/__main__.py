@@ -48,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="URL",
         help="sqlite:///PATH or postgresql://... (or AXME_STORE; default: the home's axme.db)",
     )
+    parser.add_argument(
+        "--lease-grace",
+        type=float,
+        metavar="SECONDS",
+        help="how long leases outlive their holder's last heartbeat (or"
+        " AXME_LEASE_GRACE_SECONDS; default 10)",
+    )
     args = parser.parse_args(argv)
     if args.max_payload_bytes is not None and args.max_payload_bytes <= 0:
         parser.error("--max-payload-bytes must be positive")
@@ -57,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         foreground=args.foreground,
         listen=args.listen,
         store_url=args.store,
+        lease_grace=args.lease_grace,
     )
     try:
         try:

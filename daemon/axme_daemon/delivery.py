@@ -34,6 +34,8 @@ from axme_daemon.store.base import RemoteChange
 
 log = logging.getLogger(__name__)
 
+#: How long a lease outlives its holder's last sign of life: an unsupervised worker's stream
+#: or heartbeat, or, on a shared store, its daemon's heartbeat.
 DEFAULT_LEASE_GRACE = 10.0
 
 
