@@ -138,3 +138,26 @@ async def test_on_a_shared_store_each_daemon_runs_its_own_agents(
     assert [p["config_path"] for p in await b.list_projects()] == ["/b/axme.toml"]
     assert await b.delete_agent(AGENT)
     assert [s["cwd"] for s in await a.list_agents()] == ["/a"]
+
+
+async def test_agents_nobody_owns_go_to_the_first_daemon_that_registers(
+    store_url: str, axme_home: Path
+) -> None:
+    """Written before daemons owned their agents, or copied in from a SQLite home."""
+    spec = {"address": AGENT, "command": ["run"], "cwd": "/old"}
+    stores = [open_store(store_url, key_file=axme_home / "secrets.key") for _ in range(3)]
+    tool, a, b = stores
+    try:
+        await tool.open()  # no daemon: what it writes, nobody owns
+        await tool.put_agents("/old/axme.toml", "d0", [spec], replace_source=True, hooks=[])
+        for store, daemon_id in ((a, "a"), (b, "b")):
+            store.set_daemon(_info(daemon_id))
+            await store.open()
+            await store.register_daemon()
+        assert [s["cwd"] for s in await a.list_agents()] == ["/old"]
+        assert [p["config_path"] for p in await a.list_projects()] == ["/old/axme.toml"]
+        # b came second: on a shared store nothing is left for it; on SQLite all is the file's.
+        assert len(await b.list_agents()) == (0 if b.shared else 1)
+    finally:
+        for store in stores:
+            await store.close()

@@ -21,9 +21,20 @@ def clock(tx: Tx) -> float:
 
 
 def register(
-    tx: Tx, daemon_id: str, host: str, pid: int, home: str, lease_grace: float
+    tx: Tx,
+    daemon_id: str,
+    host: str,
+    pid: int,
+    home: str,
+    lease_grace: float,
+    adopt: bool = False,
 ) -> tuple[None, list[str]]:
-    """The daemon's row, new or taken over from its home's last run (same id)."""
+    """The daemon's row, new or taken over from its home's last run (same id). `adopt`: it
+    takes the agents and projects nobody owns (written before daemons owned theirs, or
+    copied in from a SQLite home), unless it has one of the same name."""
+    if adopt:
+        tx.run("adopt_agents", owner=daemon_id)
+        tx.run("adopt_projects", owner=daemon_id)
     tx.run(
         "upsert_daemon",
         daemon_id=daemon_id,

@@ -465,7 +465,7 @@ class SqliteStore(Store):
         }
 
     async def register_daemon(self) -> None:
-        await self._write(partial(daemons.register, **self._daemon_fields()))
+        await self._write(partial(daemons.register, **self._daemon_fields(), adopt=self.shared))
 
     async def heartbeat(self) -> list[tuple[Intent, Event]]:
         return await self._write(partial(daemons.heartbeat, **self._daemon_fields()), queues=True)

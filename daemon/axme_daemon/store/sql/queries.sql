@@ -288,6 +288,15 @@ ON CONFLICT (daemon_id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
     home = excluded.home, started_at = excluded.started_at,
     heartbeat_at = excluded.heartbeat_at, lease_grace = excluded.lease_grace;
 
+-- name: adopt_agents
+UPDATE agents SET owner = :owner WHERE owner = '' AND NOT EXISTS (
+    SELECT 1 FROM agents mine WHERE mine.owner = :owner AND mine.address = agents.address);
+
+-- name: adopt_projects
+UPDATE projects SET owner = :owner WHERE owner = '' AND NOT EXISTS (
+    SELECT 1 FROM projects mine
+    WHERE mine.owner = :owner AND mine.config_path = projects.config_path);
+
 -- name: daemon_heartbeat
 UPDATE daemons SET heartbeat_at = :now, lease_grace = :lease_grace WHERE daemon_id = :daemon_id;
 
