@@ -31,6 +31,7 @@ from axme_daemon.http_protocol import OneWriteHttpProtocol
 from axme_daemon.notify import Notifier
 from axme_daemon.registry import Registry
 from axme_daemon.server import (
+    HomeUnusable,
     acquire_lock,
     bind_unix_socket,
     check_socket_path,
@@ -134,12 +135,12 @@ def daemon_info(settings: DaemonSettings) -> DaemonInfo:
     home), so a restart of the home is the same daemon and takes back its own leases."""
     path = settings.paths.home / "daemon.id"
     try:
-        daemon_id = path.read_text().strip()
-    except FileNotFoundError:
-        daemon_id = ""
-    if not daemon_id:
-        daemon_id = uuid.uuid4().hex[:16]
-        path.write_text(daemon_id + "\n")
+        daemon_id = path.read_text().strip() if path.exists() else ""
+        if not daemon_id:
+            daemon_id = uuid.uuid4().hex[:16]
+            path.write_text(daemon_id + "\n")
+    except OSError as exc:
+        raise HomeUnusable(f"cannot keep its id in {path}: {exc}") from exc
     return DaemonInfo(
         daemon_id=daemon_id,
         host=socket.gethostname(),
