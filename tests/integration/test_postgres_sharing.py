@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -44,7 +44,7 @@ async def opened(postgresql_url: str, axme_home: Path) -> AsyncIterator[list[Pos
         await store.close()
 
 
-async def _heard_within(seconds: float, got: list[object]) -> bool:
+async def _heard_within(seconds: float, got: Sequence[object]) -> bool:
     deadline = time.monotonic() + seconds
     while not got and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
