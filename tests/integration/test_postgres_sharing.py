@@ -92,3 +92,25 @@ async def test_a_slow_read_holds_neither_the_reader_nor_the_writer(
     took = time.monotonic() - started
     await slow
     assert took < 0.75, f"a create and a read waited {took:.2f}s behind a slow read"
+
+
+async def test_a_batch_too_big_to_name_its_addresses_says_any(
+    postgresql_url: str, axme_home: Path, opened: list[PostgresStore]
+) -> None:
+    """A NOTIFY payload must stay under 8000 bytes: a batch that queued work for more
+    addresses than fit tells the others "any address", and still commits as one."""
+    a = await _daemon(postgresql_url, axme_home, "a")
+    b = await _daemon(postgresql_url, axme_home, "b")
+    opened += [a, b]
+    await a.heartbeat()  # a knows of b: it tells b of its commits
+    changes: list[RemoteChange] = []
+    b.add_remote_listener(changes.append)
+    commits = a.stats().commits
+    news = [
+        NewIntent(intent_type="t.v1", to_agent=f"agent://test/{'x' * 60}{n}", payload={})
+        for n in range(120)
+    ]
+    await asyncio.gather(*(a.create_intent(new, _id(n)) for n, new in enumerate(news)))
+    assert a.stats().commits == commits + 1, "one batch, one commit"
+    assert await _heard_within(5, changes)
+    assert changes == [RemoteChange(None, False)]

@@ -98,12 +98,15 @@ _IDS_PER_NOTIFY = 150
 #: Writes that arm or move timers: a notification says so, and other daemons look again.
 _TIMER_WRITES = frozenset({"insert_timer", "bring_timers_forward", "move_task_deadline"})
 #: One round trip: which of the batch's intents wait in a queue now, and the news with them.
-_NOTIFY = b"""SELECT pg_notify(%(channel)s, json_build_object(
-    'i', %(ids)s::text[],
-    'a', (SELECT coalesce(json_agg(DISTINCT to_agent), '[]') FROM intents
-          WHERE intent_id = ANY(%(ids)s::text[]) AND status = 'SUBMITTED'
-          AND human_task IS NULL),
-    't', %(timers)s::boolean)::text)"""
+#: Addresses too many for a payload (under 8000 bytes) are sent as null: "any".
+_NOTIFY = b"""SELECT pg_notify(%(channel)s, CASE WHEN length(news) < 7900 THEN news
+    ELSE json_build_object('i', %(ids)s::text[], 'a', NULL, 't', %(timers)s::boolean)::text
+    END) FROM (SELECT json_build_object(
+        'i', %(ids)s::text[],
+        'a', (SELECT coalesce(json_agg(DISTINCT to_agent), '[]') FROM intents
+              WHERE intent_id = ANY(%(ids)s::text[]) AND status = 'SUBMITTED'
+              AND human_task IS NULL),
+        't', %(timers)s::boolean)::text AS news) AS told"""
 
 
 class _WatchedTx(PostgresTx):
@@ -245,7 +248,8 @@ class PostgresStore(SqliteStore):
         try:
             news = json.loads(payload)
             ids = [str(i) for i in news.get("i", ())]
-            queued = frozenset(str(a) for a in news.get("a", ()))
+            said = news.get("a", ())
+            queued = None if said is None else frozenset(str(a) for a in said)
             timers = bool(news.get("t", False))
         except (ValueError, TypeError, AttributeError):
             log.warning("a notification that is not one of ours: %.200r", payload)
