@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 #: How long a lease outlives its holder's last sign of life: an unsupervised worker's stream
 #: or heartbeat, or, on a shared store, its daemon's heartbeat.
 DEFAULT_LEASE_GRACE = 10.0
+#: How long after another daemon's lapse this one looks: its own clock's sleep against the
+#: database's clock.
+_AFTER_LAPSE = 0.02
 
 
 def agent_topic(address: str) -> str:
@@ -147,6 +150,17 @@ class Dispatcher:
                 (released[0][1].details or {}).get("reason", ""),
                 extra={"action": "lapsed"},
             )
+
+    async def _next_lapse(self) -> float:
+        """Seconds until another daemon's heartbeat lapses, if it does not beat first: the
+        next heartbeat comes then, so a dead daemon's leases end right at their lapse."""
+        me = self.store.daemon.daemon_id if self.store.daemon else None
+        soon = [
+            float(d["lapses_in"])
+            for d in await self.store.list_daemons()
+            if d["daemon_id"] != me and d["lapses_in"] > 0
+        ]
+        return min(soon, default=float("inf")) + _AFTER_LAPSE
 
     def remote_change(self, change: RemoteChange) -> None:
         """Another daemon queued work: wake the streams of the addresses it names (all of
@@ -276,11 +290,15 @@ class Dispatcher:
         self.hub.notify([agent_topic(intent.to_agent)])
 
     async def _reap_forever(self) -> None:
+        tick = min(1.0, self.lease_grace / 4)
+        delay = tick
         while True:
-            await asyncio.sleep(min(1.0, self.lease_grace / 4))
+            await asyncio.sleep(delay)
+            delay = tick
             if self.store.shared:
                 try:
                     await self._heartbeat()
+                    delay = min(tick, await self._next_lapse())
                 except Exception:  # the store says why in its log; the next beat tries again
                     log.exception("heartbeat failed")
             now = time.monotonic()

@@ -55,6 +55,7 @@ async def test_a_daemon_registers_heartbeats_and_leaves(stores: dict[str, Store]
     assert set(rows) == {"a", "b"}
     assert rows["b"]["live"] and rows["b"]["host"] == "host-b" and rows["b"]["pid"] == 4242
     assert rows["b"]["home"] == "/homes/b" and rows["b"]["lease_grace"] == 10.0
+    assert 9 < rows["b"]["lapses_in"] <= 10
     before = rows["b"]["heartbeat_at"]
     assert await b.heartbeat() == []
     (after,) = [d["heartbeat_at"] for d in await b.list_daemons() if d["daemon_id"] == "b"]

@@ -65,9 +65,11 @@ def unregister(tx: Tx, daemon_id: str) -> tuple[None, list[str]]:
 
 
 def list_daemons(tx: Tx) -> list[dict[str, Any]]:
-    """Every registered daemon, and whether its heartbeat is live now."""
+    """Every registered daemon; whether its heartbeat is live now, and in how many seconds
+    it lapses (negative: it has)."""
     now = clock(tx)
-    return [
-        {**row, "live": float(row["heartbeat_at"]) + float(row["lease_grace"]) >= now}
-        for row in tx.all("list_daemons")
-    ]
+    out = []
+    for row in tx.all("list_daemons"):
+        lapses_in = float(row["heartbeat_at"]) + float(row["lease_grace"]) - now
+        out.append({**row, "live": lapses_in >= 0, "lapses_in": lapses_in})
+    return out

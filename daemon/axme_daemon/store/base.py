@@ -215,7 +215,8 @@ class Store(ABC):
 
     @abstractmethod
     async def list_daemons(self) -> list[dict[str, Any]]:
-        """Registered daemons, each with `live`: its heartbeat within its lease grace."""
+        """Registered daemons, each with `live` (its heartbeat within its lease grace) and
+        `lapses_in` (seconds until it is not, negative once it is not), by the store's clock."""
 
     @abstractmethod
     async def lease(
