@@ -162,3 +162,23 @@ async def test_agents_nobody_owns_go_to_the_first_daemon_that_registers(
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_delivery_cursors_are_unique_across_daemons_and_grow_per_worker(
+    stores: dict[str, Store],
+) -> None:
+    a, b = stores["a"], stores["b"]
+    for n in range(8):
+        await a.create_intent(_new(n), _id(n))
+    leased = []
+    for store, worker in ((a, "wa"), (b, "wb"), (a, "wa"), (b, "wb")) * 2:
+        (got,) = await store.lease(AGENT, worker, 1, {})
+        leased.append(got[0])
+    for worker, store in (("wa", a), ("wb", b)):
+        mine = [i.delivery_seq for i in leased if i.lease_worker == worker]
+        assert mine == sorted(mine) and len(set(mine)) == 4
+        # A reconnecting stream gets what it holds past its cursor, and nothing of the other's.
+        again = await store.leased_to(worker, mine[1])
+        assert [i.delivery_seq for i in again] == mine[2:]
+    if a.shared:  # one sequence for all daemons (SQLite: one daemon per file counts its own)
+        assert len({i.delivery_seq for i in leased}) == len(leased)
