@@ -74,6 +74,9 @@ async def test_a_restarting_daemon_ends_only_its_own_leases(stores: dict[str, St
     (theirs,) = await b.lease(AGENT, "wb", 1, {})
     assert mine[0].lease_daemon == "a" and theirs[0].lease_daemon == "b"
     released = await a.release(reason="the daemon restarted")
+    if not a.shared:  # one daemon per SQLite file: every lease in it was the last run's
+        assert {i.intent_id for i, _ in released} == {mine[0].intent_id, theirs[0].intent_id}
+        return
     assert [i.intent_id for i, _ in released] == [mine[0].intent_id]
     kept = await b.get_intent(theirs[0].intent_id)
     assert kept is not None and kept.lease_worker == "wb" and kept.lease_daemon == "b"

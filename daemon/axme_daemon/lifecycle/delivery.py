@@ -130,7 +130,8 @@ def release(
 
     Selects by `intent_ids` (held by `worker_id`, when given), or every delivery `worker_id`
     holds, or (both None) every delivery held through daemon `daemon_id` or through no daemon
-    at all, which is what a daemon (re)starting does: its workers are gone with its last run.
+    at all (every delivery when `daemon_id` is None: one daemon per store), which is what a
+    daemon (re)starting does: its workers are gone with its last run.
     """
     if intent_ids is not None:
         rows = []
@@ -143,7 +144,10 @@ def release(
         found = tx.all("leased_by_worker_for_update", worker_id=worker_id)
         rows = [(r["pos"], row_to_intent(r)) for r in found]
     else:
-        found = tx.all("leased_by_daemon_for_update", daemon_id=daemon_id)
+        if daemon_id is None:  # one daemon per store: every lease is its own
+            found = tx.all("leased_by_anyone_for_update")
+        else:
+            found = tx.all("leased_by_daemon_for_update", daemon_id=daemon_id)
         rows = [(r["pos"], row_to_intent(r)) for r in found]
     return _end_deliveries(tx, rows, reason, details)
 

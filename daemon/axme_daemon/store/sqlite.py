@@ -564,7 +564,8 @@ class SqliteStore(Store):
                 worker_id=worker_id,
                 reason=reason,
                 details=details,
-                daemon_id=self.daemon_id,
+                # One daemon per SQLite file: a restart ends every lease, whoever's it was.
+                daemon_id=self.daemon_id if self.shared else None,
             ),
             queues=True,
         )

@@ -110,6 +110,9 @@ WHERE intent_id = :intent_id AND status = 'SUBMITTED' AND human_task IS NULL;
 -- name: leased_by_worker_for_update
 SELECT * FROM intents WHERE lease_worker = :worker_id;
 
+-- name: leased_by_anyone_for_update
+SELECT * FROM intents WHERE lease_worker IS NOT NULL;
+
 -- name: leased_by_daemon_for_update
 -- Held through daemon :daemon_id, or through none (leased before daemons registered).
 SELECT * FROM intents

@@ -34,6 +34,9 @@ SELECT spec FROM agents WHERE owner = :owner AND address = :address FOR UPDATE;
 -- name: leased_by_worker_for_update
 SELECT * FROM intents WHERE lease_worker = :worker_id FOR UPDATE;
 
+-- name: leased_by_anyone_for_update
+SELECT * FROM intents WHERE lease_worker IS NOT NULL FOR UPDATE;
+
 -- name: leased_by_daemon_for_update
 SELECT * FROM intents
 WHERE lease_worker IS NOT NULL AND (lease_daemon = :daemon_id OR lease_daemon IS NULL)
