@@ -114,3 +114,27 @@ async def test_a_batch_too_big_to_name_its_addresses_says_any(
     assert a.stats().commits == commits + 1, "one batch, one commit"
     assert await _heard_within(5, changes)
     assert changes == [RemoteChange(None, False)]
+
+
+async def test_a_lost_listener_listens_again_and_says_anything_may_have_changed(
+    postgresql_url: str, axme_home: Path, opened: list[PostgresStore]
+) -> None:
+    import psycopg
+
+    a = await _daemon(postgresql_url, axme_home, "a")
+    b = await _daemon(postgresql_url, axme_home, "b")
+    opened += [a, b]
+    changes: list[RemoteChange] = []
+    a.add_remote_listener(changes.append)
+    with psycopg.connect(postgresql_url, autocommit=True) as db:  # the server drops it
+        ended = db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE query = 'LISTEN axme' AND pid <> pg_backend_pid()"
+        ).fetchall()
+    assert len(ended) == 2  # a's and b's listeners
+    assert await _heard_within(10, changes), "a never listened again"
+    assert changes[0] == RemoteChange(None, True)  # what it missed meanwhile: anything
+    changes.clear()
+    await b.create_intent(_new(0), _id(0))
+    assert await _heard_within(5, changes)
+    assert changes == [RemoteChange(frozenset({AGENT}), False)]
