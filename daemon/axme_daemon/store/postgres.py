@@ -133,7 +133,6 @@ class PostgresStore(SqliteStore):
         self._pw: psycopg.Connection[dict[str, Any]] | None = None
         self._pr: psycopg.Connection[dict[str, Any]] | None = None
         self._listening: asyncio.Task[None] | None = None
-        self._listen_ready = asyncio.Event()
         #: Whether another live daemon shares the database (then commits are told of).
         self._peers = False
         self._told_at: float | None = None  # when every other daemon knows of this one
@@ -153,11 +152,13 @@ class PostgresStore(SqliteStore):
         row = reads.one("last_delivery_seq")
         self._delivery_seq = int(row["n"]) if row else 0
         self._durable_delivery_seq = self._delivery_seq
-        self._listening = asyncio.create_task(self._listen_forever(), name="postgres-listener")
         # Listening before the first write: nothing another daemon commits from now is missed.
-        await asyncio.wait(
-            [asyncio.ensure_future(self._listen_ready.wait()), self._listening],
-            return_when=asyncio.FIRST_COMPLETED,
+        try:
+            listener = await self._listen()
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"cannot listen on the PostgreSQL store: {exc}") from exc
+        self._listening = asyncio.create_task(
+            self._listen_forever(listener), name="postgres-listener"
         )
         await self._look_for_peers()
         self._writer = asyncio.create_task(self._write_loop(), name="postgres-writer")
@@ -218,31 +219,31 @@ class PostgresStore(SqliteStore):
         for chunk in chunks or [[]]:
             self._pw.execute(_NOTIFY, {"channel": CHANNEL, "ids": chunk, "timers": timers})
 
-    async def _listen_forever(self) -> None:
+    async def _listen(self) -> psycopg.AsyncConnection[Any]:
+        conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+        await conn.execute(f"LISTEN {CHANNEL}".encode())
+        return conn
+
+    async def _listen_forever(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Hear other daemons' commits; after a lost connection, listen again and tell the
         listeners anything may have changed meanwhile."""
-        missed = False
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
-            except psycopg.Error as exc:
-                log.warning("cannot listen for other daemons' commits (%s); retrying", exc)
-                await asyncio.sleep(1)
-                continue
-            try:
                 async with conn:
-                    await conn.execute(f"LISTEN {CHANNEL}".encode())
-                    self._listen_ready.set()
-                    if missed:
-                        self._heard(None, None, True)
                     async for note in conn.notifies():
                         if self._pw is not None and note.pid == self._pw.info.backend_pid:
                             continue  # this daemon's own commit: told already
                         self._hear(note.payload)
             except psycopg.Error as exc:
                 log.warning("listening for other daemons' commits failed (%s); again", exc)
-                missed = True
+            while True:
                 await asyncio.sleep(0.2)
+                try:
+                    conn = await self._listen()
+                    break
+                except psycopg.Error as exc:
+                    log.warning("cannot listen for other daemons' commits (%s)", exc)
+            self._heard(None, None, True)  # what it missed meanwhile: anything
 
     def _hear(self, payload: str) -> None:
         try:
