@@ -235,10 +235,11 @@ class Store(ABC):
         reason: str,
         details: dict[str, Any] | None = None,
     ) -> list[tuple[Intent, Event]]:
-        """End deliveries (of these intents, or all of one worker's, or all) as failed
-        attempts: back to SUBMITTED (or WAITING a backoff first, see `redelivery_delay`), or
-        FAILED with `intent.delivery_failed` once attempts are used up. `details` say more
-        of why (they go into the event, and into the error of an intent that fails)."""
+        """End deliveries (of these intents, or all of one worker's, or all of this daemon's:
+        on a shared store those held through it or through no daemon) as failed attempts:
+        back to SUBMITTED (or WAITING a backoff first, see `redelivery_delay`), or FAILED
+        with `intent.delivery_failed` once attempts are used up. `details` say more of why
+        (they go into the event, and into the error of an intent that fails)."""
 
     @abstractmethod
     async def retry(self, intent_id: str, actor: str | None) -> tuple[Intent, Event]:
