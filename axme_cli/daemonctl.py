@@ -67,10 +67,12 @@ def daemon_command(
     foreground: bool = False,
     store: str | None = None,
     listen: str | None = None,
+    lease_grace: float | None = None,
 ) -> list[str]:
     cmd = [sys.executable, "-m", "axme_daemon", "--home", str(paths.home)]
     cmd += ["--store", store] if store else []
     cmd += ["--listen", listen] if listen else []
+    cmd += ["--lease-grace", f"{lease_grace:g}"] if lease_grace is not None else []
     return [*cmd, "--foreground"] if foreground else cmd
 
 
@@ -80,6 +82,7 @@ def start(
     timeout: float = START_TIMEOUT,
     store: str | None = None,
     listen: str | None = None,
+    lease_grace: float | None = None,
 ) -> Started:
     """Start a detached daemon unless one answers; return once it serves requests."""
     health = probe(paths)
@@ -94,7 +97,7 @@ def start(
         raise DaemonUnreachable(f"cannot start the axme daemon: {unusable(exc)}") from None
     with os.fdopen(log_fd, "ab") as log:
         proc = subprocess.Popen(
-            daemon_command(paths, store=store, listen=listen),
+            daemon_command(paths, store=store, listen=listen, lease_grace=lease_grace),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

@@ -47,6 +47,16 @@ def start(
             " while agents run, on a free port].",
         ),
     ] = None,
+    lease_grace: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            metavar="SECONDS",
+            help="How long leases outlive their holder's last heartbeat: an agent worker's,"
+            " or on a shared PostgreSQL store this daemon's [env: AXME_LEASE_GRACE_SECONDS;"
+            " default: 10].",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Start the daemon in the background and wait until it answers.
@@ -68,9 +78,11 @@ def start(
                 f"the axme daemon is already running (pid {running['pid']}, socket"
                 f" {running['socket']}); stop it first: axme daemon stop"
             )
-        cmd = daemonctl.daemon_command(paths, foreground=True, store=store, listen=listen)
+        cmd = daemonctl.daemon_command(
+            paths, foreground=True, store=store, listen=listen, lease_grace=lease_grace
+        )
         os.execv(cmd[0], cmd)
-    started = daemonctl.start(paths, store=store, listen=listen)
+    started = daemonctl.start(paths, store=store, listen=listen, lease_grace=lease_grace)
     if started.already_running and wanted is not None:
         _check_listener(started.pid, started.tcp, wanted)
     if as_json:

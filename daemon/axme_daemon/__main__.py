@@ -51,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="URL",
         help="sqlite:///PATH or postgresql://... (or AXME_STORE; default: the home's axme.db)",
     )
+    parser.add_argument(
+        "--lease-grace",
+        type=float,
+        metavar="SECONDS",
+        help="how long leases outlive their holder's last heartbeat (or"
+        " AXME_LEASE_GRACE_SECONDS; default 10)",
+    )
     args = parser.parse_args(argv)
     if (args.action == "copy") != (args.to is not None):
         parser.error("--to goes with copy, and copy needs it")
@@ -62,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         foreground=args.foreground,
         listen=args.listen,
         store_url=args.store,
+        lease_grace=args.lease_grace,
     )
     if args.action == "copy":  # before logging: a missing home must stay missing
         return copy(settings, args.to, as_json=args.json)

@@ -9,6 +9,7 @@ from pathlib import Path
 from axme_cli.listen import BadListen, parse_listen
 from axme_cli.paths import HomePaths, home_paths
 from axme_cli.protocol import DEFAULT_MAX_PAYLOAD_BYTES
+from axme_daemon.delivery import DEFAULT_LEASE_GRACE
 from axme_daemon.store import check_store_url
 
 
@@ -22,6 +23,23 @@ def _env_int(name: str, default: int) -> int:
         raise SystemExit(f"axme daemon: {name} must be an integer, got {raw!r}") from None
     if value <= 0:
         raise SystemExit(f"axme daemon: {name} must be positive, got {value}")
+    return value
+
+
+def _lease_grace(given: float | None) -> float:
+    """`--lease-grace`, else `AXME_LEASE_GRACE_SECONDS`, else 10: positive seconds."""
+    raw: object = given if given is not None else os.environ.get("AXME_LEASE_GRACE_SECONDS")
+    if raw is None or raw == "":
+        return DEFAULT_LEASE_GRACE
+    try:
+        value = float(str(raw))
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise SystemExit(
+            f"axme daemon: --lease-grace/AXME_LEASE_GRACE_SECONDS must be positive seconds,"
+            f" got {raw!r}"
+        )
     return value
 
 
@@ -41,8 +59,9 @@ class DaemonSettings:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     store_url: str = ""
     foreground: bool = False
-    #: How long an unsupervised worker keeps its deliveries without a stream or heartbeat.
-    lease_grace: float = 10.0
+    #: How long an unsupervised worker keeps its deliveries without a stream or heartbeat,
+    #: and, on a shared store, this daemon's leases without its heartbeat.
+    lease_grace: float = DEFAULT_LEASE_GRACE
     #: `HOST:PORT` for the loopback TCP listener; otherwise it opens only when agents run.
     listen: str | None = None
     pid: int = field(default_factory=os.getpid)
@@ -61,6 +80,7 @@ def load_settings(
     store_url: str | None = None,
     foreground: bool = False,
     listen: str | None = None,
+    lease_grace: float | None = None,
 ) -> DaemonSettings:
     listen = listen or os.environ.get("AXME_LISTEN") or None
     if listen is not None:
@@ -79,7 +99,7 @@ def load_settings(
         max_payload_bytes=max_payload_bytes
         or _env_int("AXME_MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES),
         store_url=store_url,
-        lease_grace=float(_env_int("AXME_LEASE_GRACE_SECONDS", 10)),
+        lease_grace=_lease_grace(lease_grace),
         listen=listen,
         foreground=foreground,
         stream_caps={k: _env_int(_STREAM_CAP_ENV[k], n) for k, n in STREAM_CAPS.items()},

@@ -6,6 +6,12 @@ the intent, when the supervisor sees the process exit (at once: no timeout invol
 an unsupervised worker, when it has had no open stream and no heartbeat for `lease_grace`
 seconds. An ended lease puts the intent back in the queue, or fails it once its attempts are
 used up.
+
+A lease also names the daemon its worker is connected to. On a store several daemons share,
+each heartbeats about every second; a daemon whose heartbeat is older than its lease grace is
+taken for dead with its workers, and the next heartbeat of a live daemon ends its leases
+(`Store.heartbeat`). A (re)starting daemon ends only its own: the leases of its home's last
+run, whose workers died with it.
 """
 
 from __future__ import annotations
@@ -24,10 +30,16 @@ from axme_cli.protocol import IntentStatus
 from axme_daemon.events import EventHub, KeepAlive, StreamTimeout
 from axme_daemon.intents import Event, Intent
 from axme_daemon.store import Store
+from axme_daemon.store.base import RemoteChange
 
 log = logging.getLogger(__name__)
 
+#: How long a lease outlives its holder's last sign of life: an unsupervised worker's stream
+#: or heartbeat, or, on a shared store, its daemon's heartbeat.
 DEFAULT_LEASE_GRACE = 10.0
+#: How long after another daemon's lapse this one looks: its own clock's sleep against the
+#: database's clock.
+_AFTER_LAPSE = 0.02
 
 
 def agent_topic(address: str) -> str:
@@ -125,11 +137,16 @@ class Dispatcher:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Leases do not survive the daemon: put every delivery of the last run back."""
+        """Leases do not survive the daemon: put every delivery of its last run back (on a
+        shared store, also those of daemons whose heartbeat lapsed)."""
+        if self.store.daemon is not None:
+            await self.store.register_daemon()
         released = await self.store.release(reason="the daemon restarted")
         await self.requeued(released)
         if released:
             log.info("requeued %d deliveries after a restart", len(released))
+        if self.store.shared:
+            await self._heartbeat()
         self._reaper = asyncio.create_task(self._reap_forever(), name="lease-reaper")
 
     async def close(self) -> None:
@@ -137,6 +154,40 @@ class Dispatcher:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        if self.store.daemon is not None:
+            with contextlib.suppress(Exception):  # the store may be gone; the row then lapses
+                await self.store.unregister_daemon()
+
+    async def _heartbeat(self) -> None:
+        """Keep this daemon's leases; end those of daemons whose heartbeat lapsed."""
+        released = await self.store.heartbeat()
+        await self.requeued(released)
+        if released:
+            log.warning(
+                "requeued %d deliveries of daemons that stopped heartbeating: %s",
+                len(released),
+                (released[0][1].details or {}).get("reason", ""),
+                extra={"action": "lapsed"},
+            )
+
+    async def _next_lapse(self) -> float:
+        """Seconds until another daemon's heartbeat lapses, if it does not beat first: the
+        next heartbeat comes then, so a dead daemon's leases end right at their lapse."""
+        me = self.store.daemon.daemon_id if self.store.daemon else None
+        soon = [
+            float(d["lapses_in"])
+            for d in await self.store.list_daemons()
+            if d["daemon_id"] != me and d["lapses_in"] > 0
+        ]
+        return min(soon, default=float("inf")) + _AFTER_LAPSE
+
+    def remote_change(self, change: RemoteChange) -> None:
+        """Another daemon queued work: wake the streams of the addresses it names (all of
+        them when the store cannot say)."""
+        addresses = change.queued
+        if addresses is None:
+            addresses = frozenset(w.address for w in self.workers.values())
+        self.hub.notify(agent_topic(a) for a in addresses)
 
     # -- workers ---------------------------------------------------------------------
 
@@ -286,8 +337,17 @@ class Dispatcher:
         self.hub.notify([agent_topic(intent.to_agent)])
 
     async def _reap_forever(self) -> None:
+        tick = min(1.0, self.lease_grace / 4)
+        delay = tick
         while True:
-            await asyncio.sleep(min(1.0, self.lease_grace / 2))
+            await asyncio.sleep(delay)
+            delay = tick
+            if self.store.shared:
+                try:
+                    await self._heartbeat()
+                    delay = min(tick, await self._next_lapse())
+                except Exception:  # the store says why in its log; the next beat tries again
+                    log.exception("heartbeat failed")
             now = time.monotonic()
             for worker in list(self.workers.values()):
                 if worker.supervised or worker.streams > 0:

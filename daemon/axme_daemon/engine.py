@@ -31,7 +31,7 @@ from axme_daemon.lifecycle.threads import owner_of
 from axme_daemon.mesh import Mesh
 from axme_daemon.scenarios import agent_then_person
 from axme_daemon.store import IntentFilter, Page, Store
-from axme_daemon.store.base import Effects, WorkerReport
+from axme_daemon.store.base import Effects, RemoteChange, WorkerReport
 from axme_daemon.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class Engine:
             store, self.hub, **({"lease_grace": lease_grace} if lease_grace else {})
         )
         store.set_deliverer(self.dispatcher)
+        store.add_remote_listener(self._remote_change)
         self.dispatcher.on_final = self._ended
         self.notices: list[Callable[[dict[str, Any]], None]] = []
         self._timer_wake = asyncio.Event()
@@ -58,6 +59,14 @@ class Engine:
         self._background: set[asyncio.Task[Any]] = set()
         self.mesh = Mesh(store, wake=lambda address: self.hub.notify([agent_topic(address)]))
         self.dispatcher.blocked = self.mesh.is_killed
+
+    def _remote_change(self, change: RemoteChange) -> None:
+        """Another daemon committed: wake this one's agent streams and timer loop for it."""
+        self.dispatcher.remote_change(change)
+        if change.queued is None:  # it cannot say what: every stream and the timers look
+            self.hub.wake_all()
+        if change.timers or change.queued is None:
+            self._timer_wake.set()
 
     async def start(self) -> None:
         await self.mesh.load()

@@ -38,6 +38,10 @@ class EventHub:
 
     def close(self) -> None:
         self.closing = True
+        self.wake_all()
+
+    def wake_all(self) -> None:
+        """Every held stream reads again: something changed that the hub was not told of."""
         for waiters in self._waiters.values():
             for wake in waiters:
                 wake.set()

@@ -158,6 +158,8 @@ class Intent:
     lease_worker: str | None = None
     #: Undoing its steps before it ends (`lifecycle/compensation.py`): phase, ending, ...
     saga: dict[str, Any] | None = None
+    #: The daemon `lease_worker` is connected to: its heartbeat keeps the lease.
+    lease_daemon: str | None = None
 
     @property
     def saga_phase(self) -> str | None:

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,6 +32,7 @@ from axme_daemon.http_protocol import OneWriteHttpProtocol
 from axme_daemon.notify import Notifier
 from axme_daemon.registry import Registry
 from axme_daemon.server import (
+    HomeUnusable,
     acquire_lock,
     bind_unix_socket,
     check_socket_path,
@@ -38,6 +40,7 @@ from axme_daemon.server import (
     write_pidfile,
 )
 from axme_daemon.store import open_store
+from axme_daemon.store.base import DaemonInfo
 from axme_daemon.supervisor import AgentSpec, ExitInfo, Supervisor, WorkerInfo
 from axme_daemon.trace import TraceEcho
 
@@ -129,8 +132,29 @@ def _worker_env(
     return env
 
 
+def daemon_info(settings: DaemonSettings) -> DaemonInfo:
+    """This daemon as a shared store knows it. Its id is its home's (made once, kept in the
+    home), so a restart of the home is the same daemon and takes back its own leases."""
+    path = settings.paths.home / "daemon.id"
+    try:
+        daemon_id = path.read_text().strip() if path.exists() else ""
+        if not daemon_id:
+            daemon_id = uuid.uuid4().hex[:16]
+            path.write_text(daemon_id + "\n")
+    except OSError as exc:
+        raise HomeUnusable(f"cannot keep its id in {path}: {exc}") from exc
+    return DaemonInfo(
+        daemon_id=daemon_id,
+        host=socket.gethostname(),
+        pid=settings.pid,
+        home=str(settings.paths.home),
+        lease_grace=settings.lease_grace,
+    )
+
+
 async def serve(settings: DaemonSettings) -> None:
     store = open_store(settings.database_url, key_file=settings.paths.secrets_key)
+    store.set_daemon(daemon_info(settings))
     engine = Engine(store, lease_grace=settings.lease_grace)
     dispatcher = engine.dispatcher
     api_keys = KeyRing(store)

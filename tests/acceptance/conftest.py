@@ -1,4 +1,5 @@
-"""Fixtures several acceptance modules share."""
+"""Fixtures several acceptance modules share; the PostgreSQL tier's, for the tests that run
+several daemons on one database."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import pytest
 
 from axme_cli.paths import HomePaths
 from tests.daemon import run_cli
+from tests.integration.conftest import postgresql_server, postgresql_url
+
+__all__ = ["api", "postgresql_server", "postgresql_url"]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from axme_cli.errors import Conflict
+from axme_cli.errors import Conflict, IdempotencyConflict
 from axme_daemon.intents import NewIntent
 from axme_daemon.lifecycle import delivery, human, timers, work
 from axme_daemon.lifecycle.tx import Row, StaleWrite, Tx
@@ -30,6 +30,10 @@ LATER = 10**10
 def store(backend_store: Store) -> SqliteStore:
     assert isinstance(backend_store, SqliteStore)  # the PostgreSQL store shares its writes
     return backend_store
+
+
+def _holder(worker_id: str, seq: int) -> delivery.Holder:
+    return delivery.Holder(worker_id, None, lambda: seq)
 
 
 class Interleaved:
@@ -57,7 +61,7 @@ class Interleaved:
         self._before(query)
         return self._tx.run(query, **params)
 
-    def insert(self, query: str, **params: Any) -> int:
+    def insert(self, query: str, **params: Any) -> int | None:
         self._before(query)
         return self._tx.insert(query, **params)
 
@@ -71,7 +75,7 @@ class Interleaved:
 
 async def _raced(
     store: SqliteStore,
-    rule: Callable[[Tx], tuple[Any, list[str]]],
+    rule: Callable[[Tx], Any],
     query: str,
     rival: Callable[[Tx], object],
 ) -> Any:
@@ -79,7 +83,7 @@ async def _raced(
 
     def op(tx: Tx) -> tuple[Any, list[str]]:
         racing = Interleaved(tx, query, rival)
-        result = rule(racing)
+        result: tuple[Any, list[str]] = rule(racing)
         assert racing.rival_ran, f"the rule never ran {query}"
         return result
 
@@ -121,10 +125,10 @@ async def test_a_claim_that_lost_the_race_leases_nothing(store: SqliteStore) -> 
     await store.create_intent(_new(), _id(0))
 
     def w1(tx: Tx) -> tuple[Any, list[str]]:
-        return delivery.lease(tx, AGENT, "w1", 1, 1, {})
+        return delivery.lease(tx, AGENT, _holder("w1", 1), 1, {})
 
     def w2(tx: Tx) -> object:
-        return delivery.lease(tx, AGENT, "w2", 1, 2, {})
+        return delivery.lease(tx, AGENT, _holder("w2", 2), 1, {})
 
     leased = await _raced(store, w1, "update_intent", w2)
     assert leased == []
@@ -166,7 +170,31 @@ async def test_the_next_event_number_is_never_taken_twice(store: SqliteStore) ->
     assert got is not None and got.last_seq == len(events)
 
 
-def _other_connection(store_url: str) -> Callable[[Callable[[Tx], object]], object]:
+async def test_an_idempotency_key_another_writer_took_meanwhile_answers_its_intent(
+    store: SqliteStore,
+) -> None:
+    new = _new(idempotency_key="k1", request_hash="h1")
+
+    def mine(tx: Tx) -> tuple[Any, list[str]]:
+        return work.create(tx, new, _id(1))
+
+    def theirs(tx: Tx) -> object:
+        return work.create(tx, new, _id(2))
+
+    intent, created = await _raced(store, mine, "insert_intent", theirs)
+    assert not created and intent.intent_id == _id(2)
+    assert await store.get_intent(_id(1)) is None
+    other = _new(idempotency_key="k2", request_hash="h2")
+    with pytest.raises(IdempotencyConflict):
+        await _raced(
+            store,
+            lambda tx: work.create(tx, _new(idempotency_key="k2", request_hash="other"), _id(3)),
+            "insert_intent",
+            lambda tx: work.create(tx, other, _id(4)),
+        )
+
+
+def _other_connection(store_url: str) -> Callable[[Callable[[Tx], Any]], Any]:
     """Runs a write as another daemon's transaction on the same database, committed when
     it returns; PostgreSQL only (SQLite has one writer at a time)."""
     if not store_url.startswith("postgresql://"):
@@ -176,7 +204,7 @@ def _other_connection(store_url: str) -> Callable[[Callable[[Tx], object]], obje
 
     from axme_daemon.store.postgres_tx import PostgresTx
 
-    def run(write: Callable[[Tx], object]) -> object:
+    def run(write: Callable[[Tx], Any]) -> Any:
         with psycopg.connect(store_url, row_factory=dict_row) as db:  # commits on leaving
             return write(PostgresTx(db))
 
@@ -213,10 +241,10 @@ async def test_another_daemons_claim_skips_the_intent_a_claim_holds(
     theirs: list[Any] = []
 
     def w1(tx: Tx) -> tuple[Any, list[str]]:
-        return delivery.lease(tx, AGENT, "w1", 1, 1, {})
+        return delivery.lease(tx, AGENT, _holder("w1", 1), 1, {})
 
     def w2(_: Tx) -> None:  # while w1's transaction holds the oldest, locked
-        theirs.extend(other(lambda tx: delivery.lease(tx, AGENT, "w2", 1, 2, {})[0]))
+        theirs.extend(other(lambda tx: delivery.lease(tx, AGENT, _holder("w2", 2), 1, {})[0]))
 
     ours = await _raced(store, w1, "update_intent", w2)
     assert [i.intent_id for i, _ in ours] == [_id(0)]
@@ -243,3 +271,19 @@ async def test_another_daemons_timer_sweep_skips_the_timers_a_sweep_holds(
     assert [n["event"] for n in effects.notices] == ["reminder"]
     assert theirs[0].notices == []  # it skipped the locked timer
     assert (await _types(store, intent.intent_id)).count("intent.reminder") == 1
+
+
+async def test_another_daemons_create_with_the_same_idempotency_key_meanwhile_wins(
+    store: SqliteStore, store_url: str
+) -> None:
+    other = _other_connection(store_url)
+    new = _new(idempotency_key="k1", request_hash="h1")
+
+    def other_daemon(_: Tx) -> None:
+        other(lambda tx: work.create(tx, new, _id(2)))
+
+    intent, created = await _raced(
+        store, lambda tx: work.create(tx, new, _id(1)), "insert_intent", other_daemon
+    )
+    assert not created and intent.intent_id == _id(2)
+    assert await store.get_intent(_id(1)) is None

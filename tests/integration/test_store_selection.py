@@ -28,7 +28,7 @@ def test_a_daemon_started_with_store_keeps_intents_in_postgresql(
     cli_home: Path, postgresql_url: str
 ) -> None:
     url = _with_password(postgresql_url)
-    started = run_cli(cli_home, "daemon", "start", "--store", url)
+    started = run_cli(cli_home, "daemon", "start", "--store", url, "--lease-grace", "3")
     assert started.returncode == 0, started.stderr
     sent = run_cli(cli_home, "send", "demo.v1", "--to", "agent://t/p/a", "--payload", '{"n": 1}')
     assert sent.returncode == 0, sent.stderr
@@ -39,6 +39,9 @@ def test_a_daemon_started_with_store_keeps_intents_in_postgresql(
     with psycopg.connect(postgresql_url) as db:  # there, not in a SQLite file
         row = db.execute("SELECT count(*) FROM intents WHERE intent_id = %s", (intent_id,))
         assert row.fetchone() == (1,)
+        # The daemon registered itself, with the lease grace it was given.
+        daemons = db.execute("SELECT home, lease_grace FROM daemons").fetchall()
+        assert daemons == [(str(cli_home), 3.0)]
     assert not (cli_home / "axme.db").exists()
 
     status = run_cli(cli_home, "daemon", "status")
@@ -81,3 +84,16 @@ def test_shown_url_hides_only_the_password() -> None:
     )
     assert shown_url("postgresql://u@/db?host=%2Ftmp") == "postgresql://u@/db?host=%2Ftmp"
     assert shown_url("sqlite:////a/b.db") == "sqlite:////a/b.db"
+
+
+def test_lease_grace_from_the_flag_the_environment_or_the_default(
+    monkeypatch: pytest.MonkeyPatch, axme_home: Path
+) -> None:
+    assert load_settings(axme_home).lease_grace == 10.0
+    monkeypatch.setenv("AXME_LEASE_GRACE_SECONDS", "2.5")
+    assert load_settings(axme_home).lease_grace == 2.5
+    assert load_settings(axme_home, lease_grace=4).lease_grace == 4
+    for bad in ("0", "-1", "soon", "inf"):
+        monkeypatch.setenv("AXME_LEASE_GRACE_SECONDS", bad)
+        with pytest.raises(SystemExit, match="AXME_LEASE_GRACE_SECONDS must be positive seconds"):
+            load_settings(axme_home)

@@ -9,6 +9,8 @@ one whose write lands first; the other's write changes nothing and it takes the 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from axme_cli.errors import Conflict
@@ -28,24 +30,28 @@ S = IntentStatus
 _LEASED = (S.DELIVERED.value, S.ACKNOWLEDGED.value, S.IN_PROGRESS.value)
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Who a delivery goes to: a worker, the daemon it is connected to (whose heartbeat
+    keeps the lease), and that daemon's source of delivery cursors (the cursor a worker's
+    stream resumes from: each delivery to a worker has a greater one than the last)."""
+
+    worker_id: str
+    daemon_id: str | None
+    next_seq: Callable[[], int]
+
+
 def lease(
-    tx: Tx,
-    address: str,
-    worker_id: str,
-    limit: int,
-    next_delivery_seq: int,
-    reasons: dict[str, str],
+    tx: Tx, address: str, holder: Holder, limit: int, reasons: dict[str, str]
 ) -> tuple[list[tuple[Intent, Event]], list[str]]:
-    """Deliver up to `limit` waiting intents of `address` to `worker_id`, oldest first (never
+    """Deliver up to `limit` waiting intents of `address` to `holder`, oldest first (never
     a person's own intent: it has no agent code). One another writer took first is skipped."""
     out: list[tuple[Intent, Event]] = []
     for row in tx.all("queued_for_lease", address=address, limit=limit):
         intent = row_to_intent(row)
         reason = reasons.get(intent.intent_id)
         try:
-            leased = _deliver(
-                tx, row["pos"], intent, worker_id, next_delivery_seq + len(out), reason
-            )
+            leased = _deliver(tx, row["pos"], intent, holder, reason)
         except StaleWrite:
             continue
         out.append(leased)
@@ -53,15 +59,11 @@ def lease(
 
 
 def _deliver(
-    tx: Tx,
-    pos: int,
-    intent: Intent,
-    worker_id: str,
-    delivery_seq: int,
-    reason: str | None = None,
+    tx: Tx, pos: int, intent: Intent, holder: Holder, reason: str | None = None
 ) -> tuple[Intent, Event]:
-    """Lease a queued intent to `worker_id`: its next attempt, and why when it is a
+    """Lease a queued intent to `holder`: its next attempt, and why when it is a
     redelivery (`reason`, else the event that put it back says)."""
+    worker_id = holder.worker_id
     attempt = intent.delivery_attempt + 1
     details: dict[str, Any] = {"delivery_attempt": attempt, "worker": worker_id}
     if reason is None and intent.delivery_attempt > 0:
@@ -77,8 +79,9 @@ def _deliver(
         S.DELIVERED,
         details=details,
         delivery_attempt=attempt,
-        delivery_seq=delivery_seq,
+        delivery_seq=holder.next_seq(),
         lease_worker=worker_id,
+        lease_daemon=holder.daemon_id,
     )
 
 
@@ -96,13 +99,9 @@ def queued(tx: Tx, address: str) -> bool:
 
 
 def deliver_queued(
-    tx: Tx,
-    intent: Intent,
-    worker_id: str,
-    delivery_seq: int,
-    first_at: int | None = None,
+    tx: Tx, intent: Intent, holder: Holder, first_at: int | None = None
 ) -> Intent | None:
-    """Deliver an intent queued in this transaction to `worker_id`, unless older intents of
+    """Deliver an intent queued in this transaction to `holder`, unless older intents of
     its address are queued (then it waits its turn, and None). `first_at`: the caller read
     it first in the queue in this transaction, at that pos."""
     pos = first_at
@@ -113,7 +112,7 @@ def deliver_queued(
             return None
         pos = row["pos"]
     try:
-        return _deliver(tx, pos, intent, worker_id, delivery_seq)[0]
+        return _deliver(tx, pos, intent, holder)[0]
     except StaleWrite:
         return None
 
@@ -124,6 +123,7 @@ def release(
     worker_id: str | None,
     reason: str,
     details: dict[str, Any] | None = None,
+    daemon_id: str | None = None,
 ) -> tuple[list[tuple[Intent, Event]], list[str]]:
     """End deliveries as failed attempts: FAILED once attempts ran out; else back to the
     queue, at once after a first failure, after a backoff (WAITING_FOR_TIME, a `redeliver`
@@ -131,7 +131,9 @@ def release(
     the error when the intent fails.
 
     Selects by `intent_ids` (held by `worker_id`, when given), or every delivery `worker_id`
-    holds, or (both None) every delivery at all, which is what a daemon restart does.
+    holds, or (both None) every delivery held through daemon `daemon_id` or through no daemon
+    at all (every delivery when `daemon_id` is None: one daemon per store), which is what a
+    daemon (re)starting does: its workers are gone with its last run.
     """
     if intent_ids is not None:
         rows = []
@@ -144,7 +146,38 @@ def release(
         found = tx.all("leased_by_worker_for_update", worker_id=worker_id)
         rows = [(r["pos"], row_to_intent(r)) for r in found]
     else:
-        rows = [(r["pos"], row_to_intent(r)) for r in tx.all("leased_by_anyone_for_update")]
+        if daemon_id is None:  # one daemon per store: every lease is its own
+            found = tx.all("leased_by_anyone_for_update")
+        else:
+            found = tx.all("leased_by_daemon_for_update", daemon_id=daemon_id)
+        rows = [(r["pos"], row_to_intent(r)) for r in found]
+    return _end_deliveries(tx, rows, reason, details)
+
+
+def release_lapsed(
+    tx: Tx, daemon_id: str | None, now: float
+) -> tuple[list[tuple[Intent, Event]], list[str]]:
+    """End the deliveries held through other daemons whose heartbeat is older than their
+    lease grace (or which are not registered at all): they died or lost the database, and
+    their workers with them as far as anyone can tell. A lease another writer is ending
+    right now is skipped (it is that writer's)."""
+    rows = tx.all("lapsed_leases_for_update", daemon_id=daemon_id, now=now)
+    by_daemon: dict[str, list[tuple[int, Intent]]] = {}
+    for r in rows:
+        by_daemon.setdefault(r["lease_daemon"], []).append((r["pos"], row_to_intent(r)))
+    out: list[tuple[Intent, Event]] = []
+    for owner, owned in by_daemon.items():
+        reason = f"daemon {owner} stopped heartbeating: its lease lapsed"
+        out += _end_deliveries(tx, owned, reason, {"daemon": owner})[0]
+    return out, [i.intent_id for i, _ in out]
+
+
+def _end_deliveries(
+    tx: Tx,
+    rows: list[tuple[int, Intent]],
+    reason: str,
+    details: dict[str, Any] | None,
+) -> tuple[list[tuple[Intent, Event]], list[str]]:
     from axme_daemon.lifecycle import compensation  # it builds on this module
 
     out = []

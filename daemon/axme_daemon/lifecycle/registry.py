@@ -12,6 +12,7 @@ from axme_daemon.lifecycle.tx import Tx
 
 def put_agents(
     tx: Tx,
+    owner: str,
     source: str,
     digest: str | None,
     specs: list[dict[str, Any]],
@@ -22,31 +23,46 @@ def put_agents(
     With a `digest` (a project), its `hooks` replace the ones stored for it.
 
     Returns False (and writes nothing) when `digest` is the one already applied for `source`.
+    `owner`: the daemon whose agents these are (several share a PostgreSQL store).
     """
     if digest is not None:
-        row = tx.one("project_digest", source=source)
+        row = tx.one("project_digest", owner=owner, source=source)
         if row is not None and row["digest"] == digest:
             return False, []
     now = now_iso()
     if replace_source:
         keep = {s["address"] for s in specs}
-        for row in tx.all("agents_of_source", source=source):
+        for row in tx.all("agents_of_source", owner=owner, source=source):
             if row["address"] not in keep:
-                tx.run("delete_agent", address=row["address"])
+                tx.run("delete_agent", owner=owner, address=row["address"])
     for spec in specs:
-        tx.run("upsert_agent", address=spec["address"], spec=dump(spec), source=source, now=now)
+        tx.run(
+            "upsert_agent",
+            owner=owner,
+            address=spec["address"],
+            spec=dump(spec),
+            source=source,
+            now=now,
+        )
     if digest is not None:
-        tx.run("upsert_project", source=source, digest=digest, now=now, hooks=dump(hooks or []))
+        tx.run(
+            "upsert_project",
+            owner=owner,
+            source=source,
+            digest=digest,
+            now=now,
+            hooks=dump(hooks or []),
+        )
     return True, []
 
 
-def delete_agent(tx: Tx, address: str) -> tuple[bool, list[str]]:
-    return tx.run("delete_agent", address=address) > 0, []
+def delete_agent(tx: Tx, owner: str, address: str) -> tuple[bool, list[str]]:
+    return tx.run("delete_agent", owner=owner, address=address) > 0, []
 
 
-def set_agent_removed(tx: Tx, address: str, removed: bool) -> tuple[bool, list[str]]:
+def set_agent_removed(tx: Tx, owner: str, address: str, removed: bool) -> tuple[bool, list[str]]:
     """A flag in the spec itself: a changed axme.toml rewrites the spec, and so clears it."""
-    row = tx.one("agent_spec_for_update", address=address)
+    row = tx.one("agent_spec_for_update", owner=owner, address=address)
     if row is None:
         return False, []
     spec = load(row["spec"])
@@ -54,7 +70,7 @@ def set_agent_removed(tx: Tx, address: str, removed: bool) -> tuple[bool, list[s
         spec["removed"] = True
     else:
         spec.pop("removed", None)
-    tx.run("set_agent_spec", address=address, spec=dump(spec), now=now_iso())
+    tx.run("set_agent_spec", owner=owner, address=address, spec=dump(spec), now=now_iso())
     return True, []
 
 

@@ -56,6 +56,7 @@ def row_to_intent(row: Row) -> Intent:
         delivery_seq=row["delivery_seq"],
         lease_worker=row["lease_worker"],
         saga=load(row["saga"]),
+        lease_daemon=row["lease_daemon"],
     )
 
 
@@ -116,6 +117,8 @@ def apply_events(
     seq = intent.last_seq + len(new_events)
     now = now_iso()
     updated = replace(intent, status=status, last_seq=seq, updated_at=now, **changes)
+    if updated.lease_worker is None:  # a lease ended: nobody's
+        updated = replace(updated, lease_daemon=None)
     values: dict[str, Any] = {
         "pos": pos,
         "expected_seq": intent.last_seq,
@@ -126,6 +129,7 @@ def apply_events(
         "delivery_attempt": updated.delivery_attempt,
         "delivery_seq": updated.delivery_seq,
         "lease_worker": updated.lease_worker,
+        "lease_daemon": updated.lease_daemon,
     }
     query = "update_intent"
     if "result" in changes or "error" in changes:  # JSON: written only when they change

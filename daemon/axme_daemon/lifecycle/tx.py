@@ -31,8 +31,9 @@ class Tx(Protocol):
     def run(self, query: str, **params: Any) -> int:
         """Run a named write; how many rows it changed."""
 
-    def insert(self, query: str, **params: Any) -> int:
-        """Run a named insert; the new row's integer key."""
+    def insert(self, query: str, **params: Any) -> int | None:
+        """Run a named insert; the new row's integer key, or None when it inserted nothing
+        (a unique key it holds was taken: the query says `ON CONFLICT ... DO NOTHING`)."""
 
     def run_many(self, query: str, rows: Sequence[Mapping[str, Any]]) -> None: ...
 

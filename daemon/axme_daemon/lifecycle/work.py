@@ -22,6 +22,7 @@ from axme_daemon.intents import (
     check_transition,
     now_iso,
 )
+from axme_daemon.lifecycle.delivery import Holder
 from axme_daemon.lifecycle.threads import open_thread
 from axme_daemon.lifecycle.timeline import (
     NewEvent,
@@ -44,27 +45,22 @@ StepInput = tuple[int, str, Any]
 
 
 def create(
-    tx: Tx, new: NewIntent, intent_id: str, lease: tuple[str, int] | None = None
+    tx: Tx, new: NewIntent, intent_id: str, lease: Holder | None = None
 ) -> tuple[tuple[Intent, bool], list[str]]:
-    """Insert a new intent, queued; or, with `lease` (worker id, delivery cursor), already
-    delivered to that worker: one insert, its three events together."""
-    if new.idempotency_key is not None:
-        row = tx.one("intent_by_idempotency_key", idempotency_key=new.idempotency_key)
-        if row is not None:
-            if row["request_hash"] != new.request_hash:
-                raise IdempotencyConflict(
-                    "Idempotency-Key was already used with a different request body",
-                    details={"intent_id": row["intent_id"]},
-                )
-            return (row_to_intent(row), False), []
+    """Insert a new intent, queued; or, with `lease`, already delivered to that worker: one
+    insert, its three events together. An idempotency key seen already (also one another
+    writer inserted while this one decided) answers with that intent."""
+    if new.idempotency_key is not None and (seen := _seen_key(tx, new)) is not None:
+        return (seen, False), []
     now = now_iso()
     events: list[tuple[str, str, str | None]] = [
         (STATUS_EVENT[S.CREATED], S.CREATED.value, None),
         (STATUS_EVENT[S.SUBMITTED], S.SUBMITTED.value, None),
     ]
-    status, attempt, delivery_seq, worker_id = S.SUBMITTED, 0, 0, None
+    status, attempt, delivery_seq, worker_id, daemon_id = S.SUBMITTED, 0, 0, None, None
     if lease is not None:
-        status, attempt, (worker_id, delivery_seq) = S.DELIVERED, 1, lease
+        status, attempt = S.DELIVERED, 1
+        worker_id, daemon_id, delivery_seq = lease.worker_id, lease.daemon_id, lease.next_seq()
         details = dump({"delivery_attempt": attempt, "worker": worker_id})
         events.append((STATUS_EVENT[S.DELIVERED], S.DELIVERED.value, details))
     intent = Intent(
@@ -86,6 +82,7 @@ def create(
         delivery_attempt=attempt,
         delivery_seq=delivery_seq,
         lease_worker=worker_id,
+        lease_daemon=daemon_id,
     )
     columns = {f.name: getattr(intent, f.name) for f in fields(Intent)}
     pos = tx.insert(
@@ -98,6 +95,10 @@ def create(
             "request_hash": new.request_hash,
         },
     )
+    if pos is None:  # another writer inserted this idempotency key since it was looked up
+        seen = _seen_key(tx, new)
+        assert seen is not None
+        return (seen, False), []
     tx.run_many(
         "insert_event",
         [
@@ -115,6 +116,20 @@ def create(
     )
     open_thread(tx, pos, intent)
     return (intent, True), [intent_id]
+
+
+def _seen_key(tx: Tx, new: NewIntent) -> Intent | None:
+    """The intent created with `new`'s idempotency key; `IdempotencyConflict` when it was
+    created from another body."""
+    row = tx.one("intent_by_idempotency_key", idempotency_key=new.idempotency_key)
+    if row is None:
+        return None
+    if row["request_hash"] != new.request_hash:
+        raise IdempotencyConflict(
+            "Idempotency-Key was already used with a different request body",
+            details={"intent_id": row["intent_id"]},
+        )
+    return row_to_intent(row)
 
 
 def transition(

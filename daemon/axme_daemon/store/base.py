@@ -25,6 +25,19 @@ Thread = tuple[Intent, list[dict[str, Any]]]
 CommitListener = Callable[[Iterable[str]], None]
 
 
+@dataclass(frozen=True)
+class RemoteChange:
+    """What another daemon's commit changed, as a shared store hears of it: intents put in
+    the queue for these addresses (None: anything may have changed, e.g. the store missed
+    news while reconnecting), and whether timers were armed or moved."""
+
+    queued: frozenset[str] | None
+    timers: bool
+
+
+RemoteListener = Callable[[RemoteChange], None]
+
+
 class Deliverer(Protocol):
     """Who may take an intent the moment a write queues it, or frees a slot (the
     dispatcher): the write then delivers it too, instead of a stream's lease write after it."""
@@ -80,6 +93,19 @@ class WorkerReport:
 
 
 @dataclass(frozen=True)
+class DaemonInfo:
+    """The daemon a store serves, as other daemons sharing the store see it. `daemon_id`
+    is its home's, kept across restarts: a restart takes back (and ends) its own leases."""
+
+    daemon_id: str
+    host: str
+    pid: int
+    home: str
+    #: Its leases lapse this long after its last heartbeat.
+    lease_grace: float
+
+
+@dataclass(frozen=True)
 class StoreStats:
     """Counters a test or a benchmark reads to check that group commit keeps working."""
 
@@ -94,6 +120,10 @@ class Store(ABC):
 
     #: The backend's own exception classes, which `translate_error` may make sense of.
     error_types: tuple[type[Exception], ...] = ()
+    #: Whether several daemons may share it (then each heartbeats, and their leases lapse).
+    shared: bool = False
+    #: The daemon it serves (`set_daemon`); None for a store opened by a tool or a test.
+    daemon: DaemonInfo | None = None
 
     @abstractmethod
     async def open(self) -> None:
@@ -103,7 +133,14 @@ class Store(ABC):
     async def close(self) -> None: ...
 
     @abstractmethod
-    def add_commit_listener(self, listener: CommitListener) -> None: ...
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """`listener` hears of this daemon's commits, and, on a shared store, of the intents
+        other daemons' commits changed."""
+
+    @abstractmethod
+    def add_remote_listener(self, listener: RemoteListener) -> None:
+        """On a shared store, `listener` hears what other daemons' commits queued or timed
+        (a store only one daemon writes never calls it)."""
 
     @abstractmethod
     def set_deliverer(self, deliverer: Deliverer) -> None:
@@ -165,6 +202,31 @@ class Store(ABC):
     # -- delivery --------------------------------------------------------------------
 
     @abstractmethod
+    def set_daemon(self, daemon: DaemonInfo) -> None:
+        """Before `open`: the daemon this store serves. Its leases carry its id, and on a
+        shared store its agents and projects are its own (the registry methods see only
+        those)."""
+
+    @abstractmethod
+    async def register_daemon(self) -> None:
+        """Record the daemon (again, after a restart of its home), heartbeat now."""
+
+    @abstractmethod
+    async def heartbeat(self) -> list[tuple[Intent, Event]]:
+        """Renew the daemon's heartbeat (its leases with it), and end every delivery held
+        through another daemon whose heartbeat is older than its lease grace (or that is
+        not registered): each is a failed attempt, as `release` ends it."""
+
+    @abstractmethod
+    async def unregister_daemon(self) -> None:
+        """The daemon stops: its row goes (what it still holds lapses at once)."""
+
+    @abstractmethod
+    async def list_daemons(self) -> list[dict[str, Any]]:
+        """Registered daemons, each with `live` (its heartbeat within its lease grace) and
+        `lapses_in` (seconds until it is not, negative once it is not), by the store's clock."""
+
+    @abstractmethod
     async def lease(
         self, address: str, worker_id: str, limit: int, reasons: dict[str, str]
     ) -> list[tuple[Intent, Event]]:
@@ -181,10 +243,11 @@ class Store(ABC):
         reason: str,
         details: dict[str, Any] | None = None,
     ) -> list[tuple[Intent, Event]]:
-        """End deliveries (of these intents, or all of one worker's, or all) as failed
-        attempts: back to SUBMITTED (or WAITING a backoff first, see `redelivery_delay`), or
-        FAILED with `intent.delivery_failed` once attempts are used up. `details` say more
-        of why (they go into the event, and into the error of an intent that fails)."""
+        """End deliveries (of these intents, or all of one worker's, or all of this daemon's:
+        on a shared store those held through it or through no daemon) as failed attempts:
+        back to SUBMITTED (or WAITING a backoff first, see `redelivery_delay`), or FAILED
+        with `intent.delivery_failed` once attempts are used up. `details` say more of why
+        (they go into the event, and into the error of an intent that fails)."""
 
     @abstractmethod
     async def retry(self, intent_id: str, actor: str | None) -> tuple[Intent, Event]:

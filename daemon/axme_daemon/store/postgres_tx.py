@@ -44,10 +44,9 @@ class PostgresTx:
     def run(self, query: str, **params: Any) -> int:
         return self.db.execute(self._sql[query], params).rowcount
 
-    def insert(self, query: str, **params: Any) -> int:
+    def insert(self, query: str, **params: Any) -> int | None:
         row = self.db.execute(self._sql[query], params).fetchone()
-        assert row is not None
-        return int(next(iter(row.values())))
+        return None if row is None else int(next(iter(row.values())))
 
     def run_many(self, query: str, rows: Sequence[Mapping[str, Any]]) -> None:
         with self.db.cursor() as cur:

@@ -36,6 +36,7 @@ from axme_daemon.intents import Event, Intent, NewIntent, Step, Task
 from axme_daemon.lifecycle import (
     begin,
     compensation,
+    daemons,
     delivery,
     human,
     inbox,
@@ -51,10 +52,12 @@ from axme_daemon.lifecycle.tx import Tx
 from axme_daemon.lifecycle.work import StepInput, row_to_step
 from axme_daemon.store.base import (
     CommitListener,
+    DaemonInfo,
     Deliverer,
     Effects,
     IntentFilter,
     Page,
+    RemoteListener,
     Store,
     StoreStats,
     Thread,
@@ -158,6 +161,8 @@ class SqliteStore(Store):
         self._damage: str | None = None  # why the store was found damaged while running
         self._deliverer: Deliverer | None = None
         self._delivered: list[tuple[str, Intent]] = []  # the running batch's deliveries
+        self.daemon: DaemonInfo | None = None
+        self._remote: list[RemoteListener] = []
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -211,6 +216,9 @@ class SqliteStore(Store):
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
+
+    def add_remote_listener(self, listener: RemoteListener) -> None:
+        self._remote.append(listener)  # heard only by a shared store (postgres.py)
 
     def set_deliverer(self, deliverer: Deliverer) -> None:
         self._deliverer = deliverer
@@ -364,6 +372,7 @@ class SqliteStore(Store):
                     ids.update(changed)
             if scan and ids and self._deliverer is not None:
                 self._deliver_queued(tx, ids)
+            self._before_commit(tx, ids)
             self._exec("COMMIT")
         except Exception as exc:
             self._rollback()
@@ -386,6 +395,10 @@ class SqliteStore(Store):
         touched.update(ids)
         pushes.extend(delivered)
         return outcomes
+
+    def _before_commit(self, tx: Tx, ids: set[str]) -> None:
+        """The batch changed the intents `ids` and is about to commit: a store other daemons
+        share tells them here. One daemon per SQLite file: nothing to tell."""
 
     def _begin(self) -> None:
         """One writer at a time: a `*_for_update` read needs no lock of its own."""
@@ -421,13 +434,61 @@ class SqliteStore(Store):
         worker_id = self._deliverer.claim(intent.to_agent, intent.intent_id)
         if worker_id is None:
             return intent
-        leased = delivery.deliver_queued(tx, intent, worker_id, self._delivery_seq + 1, first_at)
+        leased = delivery.deliver_queued(tx, intent, self._holder(worker_id), first_at)
         if leased is None:
             self._deliverer.unclaim(worker_id, intent.intent_id)
             return intent
-        self._delivery_seq += 1
         self._delivered.append((worker_id, leased))
         return leased
+
+    def _holder(self, worker_id: str) -> delivery.Holder:
+        return delivery.Holder(worker_id, self.daemon_id, self._next_delivery_seq)
+
+    def _next_delivery_seq(self) -> int:
+        """The next delivery cursor: one writer per file, so a counter; a batch that
+        rolls back leaves a gap, which no stream minds."""
+        self._delivery_seq += 1
+        return self._delivery_seq
+
+    # -- daemons sharing the store -------------------------------------------------
+
+    def set_daemon(self, daemon: DaemonInfo) -> None:
+        self.daemon = daemon
+
+    @property
+    def daemon_id(self) -> str | None:
+        return None if self.daemon is None else self.daemon.daemon_id
+
+    @property
+    def _owner(self) -> str:
+        """Whose agents and projects this store's registry reads and writes: one daemon's
+        on a shared store, the file's (everything) on SQLite."""
+        return self.daemon.daemon_id if self.shared and self.daemon is not None else ""
+
+    def _daemon_fields(self) -> dict[str, Any]:
+        d = self.daemon
+        if d is None:
+            raise RuntimeError("the store has no daemon: call set_daemon first")
+        return {
+            "daemon_id": d.daemon_id,
+            "host": d.host,
+            "pid": d.pid,
+            "home": d.home,
+            "lease_grace": d.lease_grace,
+        }
+
+    async def register_daemon(self) -> None:
+        await self._write(partial(daemons.register, **self._daemon_fields(), adopt=self.shared))
+
+    async def heartbeat(self) -> list[tuple[Intent, Event]]:
+        return await self._write(partial(daemons.heartbeat, **self._daemon_fields()), queues=True)
+
+    async def unregister_daemon(self) -> None:
+        if self.daemon is not None:
+            await self._write(partial(daemons.unregister, daemon_id=self.daemon.daemon_id))
+
+    async def list_daemons(self) -> list[dict[str, Any]]:
+        return daemons.list_daemons(self._reads)
 
     # -- writes ----------------------------------------------------------------------
 
@@ -442,7 +503,7 @@ class SqliteStore(Store):
             if deliverer and worker_id and delivery.queued(tx, new.to_agent):
                 deliverer.unclaim(worker_id, intent_id)
                 worker_id = None
-            lease = None if worker_id is None else (worker_id, self._delivery_seq + 1)
+            lease = None if worker_id is None else self._holder(worker_id)
             try:
                 (intent, created), ids = work.create(tx, new, intent_id, lease)
             except BaseException:
@@ -451,7 +512,6 @@ class SqliteStore(Store):
                 raise
             if deliverer and worker_id:
                 if created:
-                    self._delivery_seq += 1
                     self._delivered.append((worker_id, intent))
                 else:  # an idempotent replay: the intent it answers with exists already
                     deliverer.unclaim(worker_id, intent_id)
@@ -494,14 +554,15 @@ class SqliteStore(Store):
     async def lease(
         self, address: str, worker_id: str, limit: int, reasons: dict[str, str]
     ) -> list[tuple[Intent, Event]]:
-        def op(tx: Tx) -> tuple[list[tuple[Intent, Event]], list[str]]:
-            leased, ids = delivery.lease(
-                tx, address, worker_id, limit, self._delivery_seq + 1, reasons
+        return await self._write(
+            partial(
+                delivery.lease,
+                address=address,
+                holder=self._holder(worker_id),
+                limit=limit,
+                reasons=reasons,
             )
-            self._delivery_seq += len(leased)
-            return leased, ids
-
-        return await self._write(op)
+        )
 
     async def release(
         self,
@@ -518,6 +579,8 @@ class SqliteStore(Store):
                 worker_id=worker_id,
                 reason=reason,
                 details=details,
+                # One daemon per SQLite file: a restart ends every lease, whoever's it was.
+                daemon_id=self.daemon_id if self.shared else None,
             ),
             queues=True,
         )
@@ -612,6 +675,7 @@ class SqliteStore(Store):
         return await self._write(
             partial(
                 registry.put_agents,
+                owner=self._owner,
                 source=source,
                 digest=digest,
                 specs=[sealer.seal(spec, AGENT_FIELDS) for spec in specs],
@@ -756,11 +820,11 @@ class SqliteStore(Store):
         return [row_to_task(r) for r in self._read(sql, args)]
 
     async def delete_agent(self, address: str) -> bool:
-        return await self._write(partial(registry.delete_agent, address=address))
+        return await self._write(partial(registry.delete_agent, owner=self._owner, address=address))
 
     async def set_agent_removed(self, address: str, removed: bool) -> bool:
         return await self._write(
-            partial(registry.set_agent_removed, address=address, removed=removed)
+            partial(registry.set_agent_removed, owner=self._owner, address=address, removed=removed)
         )
 
     async def put_api_key(self, name: str, key_hash: str, scopes: list[str]) -> dict[str, Any]:
@@ -920,7 +984,7 @@ class SqliteStore(Store):
                     load(r["hooks"]) or [], HOOK_FIELDS, f"{r['config_path']}: a hook"
                 ),
             }
-            for r in self._reads.all("list_projects")
+            for r in self._reads.all("list_projects", owner=self._owner)
         ]
 
     async def list_agents(self) -> list[dict[str, Any]]:
@@ -931,7 +995,7 @@ class SqliteStore(Store):
                 "created_at": r["created_at"],
                 "updated_at": r["updated_at"],
             }
-            for r in self._reads.all("list_agents")
+            for r in self._reads.all("list_agents", owner=self._owner)
         ]
         return self._unsealed(specs, AGENT_FIELDS, "agent")
 

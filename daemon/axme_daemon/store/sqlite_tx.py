@@ -67,11 +67,10 @@ class SqliteTx:
         cur.close()
         return changed
 
-    def insert(self, query: str, **params: Any) -> int:
+    def insert(self, query: str, **params: Any) -> int | None:
         cur = self._execute(query, params)
-        key = cur.lastrowid
+        key = cur.lastrowid if cur.rowcount else None
         cur.close()
-        assert key is not None
         return key
 
     def run_many(self, query: str, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -1,7 +1,7 @@
 """A 4-step agent for crash tests: logs every step start and end with the delivery attempt.
 
 Payload: `block_at` (a step that hangs on the first attempt, so a test can kill the process
-during it), `step_seconds` (how long each step takes).
+during it), `step_seconds` (how long each step takes), `steps` (how many, default 4).
 """
 
 import json
@@ -32,7 +32,7 @@ def work(n: int, intent_id: str, attempt: int, seconds: float, hang: bool) -> di
 def steps(ctx):
     block_at = ctx.payload.get("block_at")
     seconds = float(ctx.payload.get("step_seconds", 0))
-    for n in range(1, 5):
+    for n in range(1, int(ctx.payload.get("steps", 4)) + 1):
         hang = n == block_at and ctx.attempt == 1
         ctx.step(f"s{n}", work, n, ctx.intent_id, ctx.attempt, seconds, hang)
     return {"done": True, "attempt": ctx.attempt}

@@ -20,26 +20,31 @@ SELECT * FROM intents WHERE intent_id = :intent_id;
 SELECT * FROM intents WHERE idempotency_key = :idempotency_key;
 
 -- name: insert_intent
+-- Nothing when another writer took its idempotency key first (the rule reads that one).
 INSERT INTO intents (intent_id, intent_type, to_agent, from_agent, reply_to, correlation_id,
     payload, human_task, status, idempotency_key, request_hash, max_delivery_attempts,
-    deadline_at, last_seq, created_at, updated_at, delivery_attempt, delivery_seq, lease_worker)
+    deadline_at, last_seq, created_at, updated_at, delivery_attempt, delivery_seq, lease_worker,
+    lease_daemon)
 VALUES (:intent_id, :intent_type, :to_agent, :from_agent, :reply_to, :correlation_id,
     :payload, :human_task, :status, :idempotency_key, :request_hash, :max_delivery_attempts,
     :deadline_at, :last_seq, :created_at, :updated_at, :delivery_attempt, :delivery_seq,
-    :lease_worker);
+    :lease_worker, :lease_daemon)
+ON CONFLICT (idempotency_key) DO NOTHING;
 
 -- name: update_intent
 -- Only when nobody changed the intent since it was read (its last_seq is still the one read).
 UPDATE intents SET status = :status, last_seq = :last_seq, updated_at = :updated_at,
     waiting_reason = :waiting_reason, delivery_attempt = :delivery_attempt,
-    delivery_seq = :delivery_seq, lease_worker = :lease_worker
+    delivery_seq = :delivery_seq, lease_worker = :lease_worker,
+    lease_daemon = :lease_daemon
 WHERE pos = :pos AND last_seq = :expected_seq;
 
 -- name: update_intent_outcome
 -- update_intent, with the result and the error.
 UPDATE intents SET status = :status, last_seq = :last_seq, updated_at = :updated_at,
     waiting_reason = :waiting_reason, delivery_attempt = :delivery_attempt,
-    delivery_seq = :delivery_seq, lease_worker = :lease_worker, result = :result,
+    delivery_seq = :delivery_seq, lease_worker = :lease_worker,
+    lease_daemon = :lease_daemon, result = :result,
     error = :error
 WHERE pos = :pos AND last_seq = :expected_seq;
 
@@ -131,11 +136,29 @@ SELECT * FROM intents WHERE lease_worker = :worker_id;
 -- name: leased_by_anyone_for_update
 SELECT * FROM intents WHERE lease_worker IS NOT NULL;
 
+-- name: leased_by_daemon_for_update
+-- Held through daemon :daemon_id, or through none (leased before daemons registered).
+SELECT * FROM intents
+WHERE lease_worker IS NOT NULL AND (lease_daemon = :daemon_id OR lease_daemon IS NULL);
+
+-- name: lapsed_leases_for_update
+-- Held through another daemon whose heartbeat is older than its lease grace, or that is not
+-- registered (any more).
+SELECT i.* FROM intents i LEFT JOIN daemons d ON d.daemon_id = i.lease_daemon
+WHERE i.lease_worker IS NOT NULL AND i.lease_daemon IS NOT NULL
+    AND i.lease_daemon IS NOT :daemon_id
+    AND (d.daemon_id IS NULL OR d.heartbeat_at + d.lease_grace < :now)
+ORDER BY i.pos;
+
 -- name: leased_to_since
 -- Only deliveries already on disk (up to :durable).
 SELECT * FROM intents
 WHERE lease_worker = :worker_id AND delivery_seq > :after AND delivery_seq <= :durable
 ORDER BY delivery_seq;
+
+-- name: next_delivery_seq
+-- A dialect with several writers allocates from a sequence (SQLite counts in its one writer).
+SELECT coalesce(max(delivery_seq), 0) + 1 AS n FROM intents;
 
 -- name: last_delivery_seq
 SELECT coalesce(max(delivery_seq), 0) AS n FROM intents;
@@ -234,37 +257,38 @@ WHERE task_id = :task_id AND status = 'PENDING';
 UPDATE tasks SET status = 'TIMED_OUT' WHERE task_id = :task_id AND status = 'PENDING';
 
 -- name: project_digest
-SELECT digest FROM projects WHERE config_path = :source;
+SELECT digest FROM projects WHERE owner = :owner AND config_path = :source;
 
 -- name: agents_of_source
-SELECT address FROM agents WHERE source = :source;
+SELECT address FROM agents WHERE owner = :owner AND source = :source;
 
 -- name: upsert_agent
-INSERT INTO agents (address, spec, source, created_at, updated_at)
-VALUES (:address, :spec, :source, :now, :now)
-ON CONFLICT (address) DO UPDATE SET spec = excluded.spec, source = excluded.source,
+INSERT INTO agents (owner, address, spec, source, created_at, updated_at)
+VALUES (:owner, :address, :spec, :source, :now, :now)
+ON CONFLICT (owner, address) DO UPDATE SET spec = excluded.spec, source = excluded.source,
     updated_at = excluded.updated_at;
 
 -- name: upsert_project
-INSERT INTO projects (config_path, digest, applied_at, hooks)
-VALUES (:source, :digest, :now, :hooks)
-ON CONFLICT (config_path) DO UPDATE SET digest = excluded.digest,
+INSERT INTO projects (owner, config_path, digest, applied_at, hooks)
+VALUES (:owner, :source, :digest, :now, :hooks)
+ON CONFLICT (owner, config_path) DO UPDATE SET digest = excluded.digest,
     applied_at = excluded.applied_at, hooks = excluded.hooks;
 
 -- name: delete_agent
-DELETE FROM agents WHERE address = :address;
+DELETE FROM agents WHERE owner = :owner AND address = :address;
 
 -- name: agent_spec_for_update
-SELECT spec FROM agents WHERE address = :address;
+SELECT spec FROM agents WHERE owner = :owner AND address = :address;
 
 -- name: set_agent_spec
-UPDATE agents SET spec = :spec, updated_at = :now WHERE address = :address;
+UPDATE agents SET spec = :spec, updated_at = :now WHERE owner = :owner AND address = :address;
 
 -- name: list_agents
-SELECT spec, source, created_at, updated_at FROM agents ORDER BY address;
+SELECT spec, source, created_at, updated_at FROM agents WHERE owner = :owner ORDER BY address;
 
 -- name: list_projects
-SELECT config_path, digest, applied_at, hooks FROM projects ORDER BY config_path;
+SELECT config_path, digest, applied_at, hooks FROM projects WHERE owner = :owner
+ORDER BY config_path;
 
 -- name: api_key_exists
 SELECT 1 AS found FROM api_keys WHERE name = :name;
@@ -355,3 +379,33 @@ WHERE message_id = :message_id AND kind = 'reply' AND deleted_at IS NULL;
 -- name: inbox_owner
 -- A thread's owner now: its last entry's.
 SELECT owner FROM inbox_entries WHERE intent_pos = :intent_pos ORDER BY pos DESC LIMIT 1;
+
+-- name: clock
+-- Now, as unix time, by the database's clock: the one every daemon's heartbeat is read by.
+SELECT (julianday('now') - 2440587.5) * 86400.0 AS now;
+
+-- name: upsert_daemon
+INSERT INTO daemons (daemon_id, host, pid, home, started_at, heartbeat_at, lease_grace)
+VALUES (:daemon_id, :host, :pid, :home, :started_at, :now, :lease_grace)
+ON CONFLICT (daemon_id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+    home = excluded.home, started_at = excluded.started_at,
+    heartbeat_at = excluded.heartbeat_at, lease_grace = excluded.lease_grace;
+
+-- name: adopt_agents
+UPDATE agents SET owner = :owner WHERE owner = '' AND NOT EXISTS (
+    SELECT 1 FROM agents mine WHERE mine.owner = :owner AND mine.address = agents.address);
+
+-- name: adopt_projects
+UPDATE projects SET owner = :owner WHERE owner = '' AND NOT EXISTS (
+    SELECT 1 FROM projects mine
+    WHERE mine.owner = :owner AND mine.config_path = projects.config_path);
+
+-- name: daemon_heartbeat
+UPDATE daemons SET heartbeat_at = :now, lease_grace = :lease_grace WHERE daemon_id = :daemon_id;
+
+-- name: delete_daemon
+DELETE FROM daemons WHERE daemon_id = :daemon_id;
+
+-- name: list_daemons
+SELECT daemon_id, host, pid, home, started_at, heartbeat_at, lease_grace
+FROM daemons ORDER BY started_at, daemon_id;

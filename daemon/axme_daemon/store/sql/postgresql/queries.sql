@@ -10,13 +10,17 @@ SELECT * FROM intents WHERE intent_id = :intent_id FOR UPDATE;
 SELECT * FROM intents WHERE pos = :pos FOR UPDATE;
 
 -- name: insert_intent
+-- Nothing when another writer took its idempotency key first: at READ COMMITTED the insert
+-- waits for that writer's commit, then does nothing, and the rule reads the row it made.
 INSERT INTO intents (intent_id, intent_type, to_agent, from_agent, reply_to, correlation_id,
     payload, human_task, status, idempotency_key, request_hash, max_delivery_attempts,
-    deadline_at, last_seq, created_at, updated_at, delivery_attempt, delivery_seq, lease_worker)
+    deadline_at, last_seq, created_at, updated_at, delivery_attempt, delivery_seq, lease_worker,
+    lease_daemon)
 VALUES (:intent_id, :intent_type, :to_agent, :from_agent, :reply_to, :correlation_id,
     :payload, :human_task, :status, :idempotency_key, :request_hash, :max_delivery_attempts,
     :deadline_at, :last_seq, :created_at, :updated_at, :delivery_attempt, :delivery_seq,
-    :lease_worker) RETURNING pos;
+    :lease_worker, :lease_daemon)
+ON CONFLICT (idempotency_key) DO NOTHING RETURNING pos;
 
 -- name: queued_for_lease
 -- Oldest first, never a person's own intent (one with a human_task and no workflow).
@@ -26,13 +30,32 @@ WHERE to_agent = :address AND status = 'SUBMITTED' AND (human_task IS NULL
 ORDER BY pos LIMIT :limit FOR UPDATE SKIP LOCKED;
 
 -- name: agent_spec_for_update
-SELECT spec FROM agents WHERE address = :address FOR UPDATE;
+SELECT spec FROM agents WHERE owner = :owner AND address = :address FOR UPDATE;
 
 -- name: leased_by_worker_for_update
 SELECT * FROM intents WHERE lease_worker = :worker_id FOR UPDATE;
 
 -- name: leased_by_anyone_for_update
 SELECT * FROM intents WHERE lease_worker IS NOT NULL FOR UPDATE;
+
+-- name: leased_by_daemon_for_update
+SELECT * FROM intents
+WHERE lease_worker IS NOT NULL AND (lease_daemon = :daemon_id OR lease_daemon IS NULL)
+FOR UPDATE;
+
+-- name: lapsed_leases_for_update
+-- A lease another writer holds (its owner ending it, or a live daemon's report) is skipped.
+SELECT i.* FROM intents i LEFT JOIN daemons d ON d.daemon_id = i.lease_daemon
+WHERE i.lease_worker IS NOT NULL AND i.lease_daemon IS NOT NULL
+    AND i.lease_daemon IS DISTINCT FROM :daemon_id
+    AND (d.daemon_id IS NULL OR d.heartbeat_at + d.lease_grace < :now)
+ORDER BY i.pos FOR UPDATE OF i SKIP LOCKED;
+
+-- name: clock
+SELECT extract(epoch FROM clock_timestamp())::float8 AS now;
+
+-- name: next_delivery_seq
+SELECT nextval('delivery_seq') AS n;
 
 -- name: due_timers_for_update
 SELECT timer_id, intent_pos, kind, fire_at, task_id, ordinal FROM timers

@@ -24,7 +24,8 @@ CREATE TABLE intents (
     updated_at TEXT NOT NULL,
     delivery_seq BIGINT NOT NULL DEFAULT 0, -- cursor of the agent stream, new per delivery
     lease_worker TEXT,                       -- the worker holding the current delivery
-    saga TEXT                                -- JSON: undoing its steps (phase, ending), or NULL
+    saga TEXT,                               -- JSON: undoing its steps (phase, ending), or NULL
+    lease_daemon TEXT                        -- the daemon that worker is connected to
 );
 
 CREATE INDEX intents_status ON intents (status, pos);
@@ -33,6 +34,7 @@ CREATE INDEX intents_intent_type ON intents (intent_type, pos);
 CREATE INDEX intents_queue ON intents (to_agent, status, pos);
 CREATE INDEX intents_lease ON intents (lease_worker) WHERE lease_worker IS NOT NULL;
 CREATE INDEX intents_delivery_seq ON intents (delivery_seq);
+CREATE INDEX intents_lease_daemon ON intents (lease_daemon) WHERE lease_worker IS NOT NULL;
 
 CREATE TABLE events (
     intent_pos BIGINT NOT NULL REFERENCES intents (pos),
@@ -59,18 +61,22 @@ CREATE TABLE steps (
 );
 
 CREATE TABLE agents (
-    address TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
     spec TEXT NOT NULL,                      -- JSON: command, cwd, env, replicas, ...
     source TEXT NOT NULL,                    -- the axme.toml that declares it, or 'cli'
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT '',          -- the daemon that runs it ('' on SQLite)
+    PRIMARY KEY (owner, address)
 );
 
 CREATE TABLE projects (
-    config_path TEXT PRIMARY KEY,
+    config_path TEXT NOT NULL,
     digest TEXT NOT NULL,
     applied_at TEXT NOT NULL,
-    hooks TEXT NOT NULL DEFAULT '[]'         -- JSON array: command or webhook, secret, on, cwd
+    hooks TEXT NOT NULL DEFAULT '[]',        -- JSON array: command or webhook, secret, on, cwd
+    owner TEXT NOT NULL DEFAULT '',          -- the daemon that applied it ('' on SQLite)
+    PRIMARY KEY (owner, config_path)
 );
 CREATE TABLE tasks (
     task_id TEXT PRIMARY KEY,
@@ -164,3 +170,16 @@ CREATE TABLE inbox_entries (
 );
 CREATE INDEX inbox_entries_thread ON inbox_entries (intent_pos, pos);
 CREATE INDEX inbox_entries_owner ON inbox_entries (owner, pos);
+
+-- Daemons sharing the database: a lease lapses once its daemon's heartbeat is older than
+-- that daemon's lease grace.
+CREATE TABLE daemons (
+    daemon_id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid BIGINT NOT NULL,
+    home TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    heartbeat_at DOUBLE PRECISION NOT NULL,      -- unix time, the database's clock
+    lease_grace DOUBLE PRECISION NOT NULL        -- its leases lapse this long after its heartbeat
+);
+CREATE SEQUENCE delivery_seq; -- delivery cursors, unique across daemons

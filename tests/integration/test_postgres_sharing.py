@@ -1,0 +1,140 @@
+"""What only the PostgreSQL store does for daemons sharing it: tell the others of its
+commits (LISTEN/NOTIFY, only while another live daemon is registered), and keep a slow read
+off the connection the event loop reads on."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from axme_daemon.intents import NewIntent
+from axme_daemon.store import open_store
+from axme_daemon.store.base import DaemonInfo, RemoteChange
+from axme_daemon.store.postgres import PostgresStore
+
+AGENT = "agent://test/a"
+
+
+def _new(n: int) -> NewIntent:
+    return NewIntent(intent_type="intent.test.v1", to_agent=AGENT, payload={"n": n})
+
+
+def _id(n: int) -> str:
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+async def _daemon(url: str, home: Path, daemon_id: str) -> PostgresStore:
+    store = open_store(url, key_file=home / "secrets.key")
+    assert isinstance(store, PostgresStore)
+    store.set_daemon(DaemonInfo(daemon_id, "host", 1, f"/homes/{daemon_id}", 10.0))
+    await store.open()
+    await store.register_daemon()
+    return store
+
+
+@pytest.fixture
+async def opened(postgresql_url: str, axme_home: Path) -> AsyncIterator[list[PostgresStore]]:
+    stores: list[PostgresStore] = []
+    yield stores
+    for store in stores:
+        await store.close()
+
+
+async def _heard_within(seconds: float, got: Sequence[object]) -> bool:
+    deadline = time.monotonic() + seconds
+    while not got and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    return bool(got)
+
+
+async def test_another_daemons_commits_wake_this_one_only_while_both_are_live(
+    postgresql_url: str, axme_home: Path, opened: list[PostgresStore]
+) -> None:
+    a = await _daemon(postgresql_url, axme_home, "a")
+    opened.append(a)
+    await a.create_intent(_new(0), _id(0))  # alone: no NOTIFY (nobody to tell)
+    b = await _daemon(postgresql_url, axme_home, "b")  # b sees a live at once
+    opened.append(b)
+    ids: list[list[str]] = []
+    changes: list[RemoteChange] = []
+    a.add_commit_listener(lambda i: ids.append(list(i)))
+    a.add_remote_listener(changes.append)
+    await b.create_intent(_new(1), _id(1))
+    assert await _heard_within(5, changes), "a heard nothing of b's commit"
+    assert ids == [[_id(1)]] and changes == [RemoteChange(frozenset({AGENT}), False)]
+    # a learns of b at its next heartbeat; from then on b hears a's commits.
+    heard_by_b: list[list[str]] = []
+    b.add_commit_listener(lambda i: heard_by_b.append(list(i)))
+    await a.create_intent(_new(2), _id(2))
+    await asyncio.sleep(0.3)  # what b would hear comes within milliseconds; it must not come
+    assert [_id(2)] not in heard_by_b
+    await a.heartbeat()
+    await a.create_intent(_new(3), _id(3))
+    assert await _heard_within(5, heard_by_b) and [_id(3)] in heard_by_b
+    # Its own commits a hears once, from its own writer, not again through the database.
+    assert ids.count([_id(3)]) == 1
+
+
+async def test_a_slow_read_holds_neither_the_reader_nor_the_writer(
+    postgresql_url: str, axme_home: Path, opened: list[PostgresStore]
+) -> None:
+    a = await _daemon(postgresql_url, axme_home, "a")
+    opened.append(a)
+    slow = asyncio.create_task(asyncio.to_thread(a._read_apart, "SELECT pg_sleep(1.5)", []))
+    await asyncio.sleep(0.1)  # the slow read is running
+    started = time.monotonic()
+    await a.create_intent(_new(0), _id(0))
+    assert await a.get_intent(_id(0)) is not None
+    took = time.monotonic() - started
+    await slow
+    assert took < 0.75, f"a create and a read waited {took:.2f}s behind a slow read"
+
+
+async def test_a_batch_too_big_to_name_its_addresses_says_any(
+    postgresql_url: str, axme_home: Path, opened: list[PostgresStore]
+) -> None:
+    """A NOTIFY payload must stay under 8000 bytes: a batch that queued work for more
+    addresses than fit tells the others "any address", and still commits as one."""
+    a = await _daemon(postgresql_url, axme_home, "a")
+    b = await _daemon(postgresql_url, axme_home, "b")
+    opened += [a, b]
+    await a.heartbeat()  # a knows of b: it tells b of its commits
+    changes: list[RemoteChange] = []
+    b.add_remote_listener(changes.append)
+    commits = a.stats().commits
+    news = [
+        NewIntent(intent_type="t.v1", to_agent=f"agent://test/{'x' * 60}{n}", payload={})
+        for n in range(120)
+    ]
+    await asyncio.gather(*(a.create_intent(new, _id(n)) for n, new in enumerate(news)))
+    assert a.stats().commits == commits + 1, "one batch, one commit"
+    assert await _heard_within(5, changes)
+    assert changes == [RemoteChange(None, False)]
+
+
+async def test_a_lost_listener_listens_again_and_says_anything_may_have_changed(
+    postgresql_url: str, axme_home: Path, opened: list[PostgresStore]
+) -> None:
+    import psycopg
+
+    a = await _daemon(postgresql_url, axme_home, "a")
+    b = await _daemon(postgresql_url, axme_home, "b")
+    opened += [a, b]
+    changes: list[RemoteChange] = []
+    a.add_remote_listener(changes.append)
+    with psycopg.connect(postgresql_url, autocommit=True) as db:  # the server drops it
+        ended = db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE query = 'LISTEN axme' AND pid <> pg_backend_pid()"
+        ).fetchall()
+    assert len(ended) == 2  # a's and b's listeners
+    assert await _heard_within(10, changes), "a never listened again"
+    assert changes[0] == RemoteChange(None, True)  # what it missed meanwhile: anything
+    changes.clear()
+    await b.create_intent(_new(0), _id(0))
+    assert await _heard_within(5, changes)
+    assert changes == [RemoteChange(frozenset({AGENT}), False)]
