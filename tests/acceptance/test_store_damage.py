@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -100,8 +101,14 @@ def test_damage_found_while_running_refuses_writes_and_health_says_why(axme_home
         db = HomePaths(axme_home).database
         page = 4096
         pages = db.stat().st_size // page
-        with db.open("r+b") as f:  # zero the middle third of the pages, as a bad disk might
-            f.seek(pages // 3 * page)
+        # The schema's pages come first (made in one go): recovery reads the tables through
+        # it, so the damage starts past them (a store whose schema is lost is unreadable).
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as ro:
+            schema_end = ro.execute("SELECT max(rootpage) FROM sqlite_master").fetchone()[0]
+        first = max(pages // 3, schema_end + 1)
+        assert first + pages // 3 < pages, "fill more intents: the damage would reach the end"
+        with db.open("r+b") as f:  # zero a third of the pages, as a bad disk might
+            f.seek(first * page)
             f.write(bytes(page * (pages // 3)))
 
         with daemon.client() as client:

@@ -257,6 +257,9 @@ def _salvage(
     while True:
         try:
             for row in db.execute(f"{select}{where} ORDER BY {keys}", args):
+                if any(k is None for k in row[: len(key)]):  # a page read past a cut file's
+                    skips[0] += 1  # end: no row of ours has a NULL key
+                    continue
                 floor = max(floor, int(row[0]))
                 marks = ", ".join("?" * len(key))
                 where, args = f" WHERE ({keys}) > ({marks})", tuple(row[: len(key)])
