@@ -188,7 +188,8 @@ class TaskScreen(DecideMixin, Screen[None]):
         with VerticalScroll(id="body"):
             yield Static(self._summary(), id="summary")
             yield Static("Task details", classes="heading")
-            yield Static(json_view(self.task_data.get("details")), id="details")
+            details = self.task_data.get("details")
+            yield Static("none" if details is None else json_view(details), id="details")
             yield Static("Intent payload", classes="heading")
             yield Static("loading…", id="payload")
             yield Static("Steps done", classes="heading")

@@ -381,3 +381,19 @@ async def test_an_intents_screen_tells_its_saga(daemon: Daemon, axme_home: Path)
             assert client.post(f"/v1/intents/{intent_id}/retry", json={}).status_code == 200
             await until(pilot, lambda: "steps undone, FAILED" in text_of(pilot, "#fields"))
         assert wait_final(daemon, [intent_id])[intent_id]["compensated"] is True
+
+
+async def test_a_task_without_details_says_none(daemon: Daemon) -> None:
+    """A scenario's sign-off carries no details: the task screen says so in words, not
+    `null`."""
+    from tests.acceptance.test_scenarios_cli import SIGN_ONLY
+
+    with daemon.client() as client:
+        client.post("/v1/scenarios/apply", json=SIGN_ONLY).raise_for_status()
+        (task,) = _pending(client, 1)
+    app = app_for(daemon, actor="oncall")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: rows(pilot, "tasks") == [task["task_id"]], what="the inbox")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, TaskScreen), what="the task")
+        assert text_of(pilot, "#details").strip() == "none"
