@@ -126,7 +126,8 @@ def _tables(url: str) -> dict[str, int]:
             r[0]
             for r in db.execute(
                 "SELECT table_name FROM information_schema.tables"
-                " WHERE table_schema = current_schema() AND table_name != 'schema_migrations'"
+                " WHERE table_schema = current_schema()"
+                " AND table_name NOT IN ('schema_migrations', 'daemons')"
             )
         ]
         return {n: db.execute(f'SELECT count(*) FROM "{n}"'.encode()).fetchone()[0] for n in names}  # type: ignore[index]
@@ -179,6 +180,11 @@ def test_a_moved_home_shows_the_same_history_and_resumes_its_waits(
     assert report["tables"]["intents"]["target"] == 10_000
     assert report["sealed_secrets"] == 3  # the agent's env, the hook's URL and secret
     assert _tables(postgresql_url) == {t: c["target"] for t, c in report["tables"].items()}
+    with psycopg.connect(postgresql_url) as db:  # new delivery cursors go past the copied ones
+        row = db.execute(
+            "SELECT (SELECT last_value FROM delivery_seq), (SELECT max(delivery_seq) FROM intents)"
+        ).fetchone()
+        assert row is not None and row[1] > 0 and row[0] >= row[1], row
     rows = sum(c["source"] for c in report["tables"].values())
     assert copied.stderr.splitlines() == [
         f"copying: {n:,} of {rows:,} rows ({n * 100 // rows}%, {table})"

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 #: Tables other rows point at come first (foreign keys); the rest in name order.
 _FIRST = ("intents",)
-_NOT_COPIED = frozenset({"schema_migrations"})  # each database records its own
+#: Each database records its own migrations; daemons register themselves where they run.
+_NOT_COPIED = frozenset({"schema_migrations", "daemons"})
 #: Rows between two progress lines: a small home prints none.
 PROGRESS_ROWS = 50_000
 
@@ -298,6 +299,11 @@ def _move_sequences(target: psycopg.Connection[Any]) -> None:
                 table=sql.Identifier(table),
             )
         )
+    # Delivery cursors come from a sequence of their own (shared by every daemon): past the
+    # copied ones, or a worker's cursor would go back.
+    target.execute(
+        "SELECT setval('delivery_seq', greatest((SELECT max(delivery_seq) FROM intents), 1))"
+    )
 
 
 def _sealed(src: sqlite3.Connection) -> int:
