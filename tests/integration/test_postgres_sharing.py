@@ -138,3 +138,41 @@ async def test_a_lost_listener_listens_again_and_says_anything_may_have_changed(
     await b.create_intent(_new(0), _id(0))
     assert await _heard_within(5, changes)
     assert changes == [RemoteChange(frozenset({AGENT}), False)]
+
+
+def _heartbeat_at(url: str, daemon_id: str) -> float:
+    import psycopg
+
+    with psycopg.connect(url) as db:
+        row = db.execute(
+            "SELECT heartbeat_at FROM daemons WHERE daemon_id = %s", (daemon_id,)
+        ).fetchone()
+        assert row is not None
+        return float(row[0])
+
+
+async def test_a_busy_event_loop_keeps_its_heartbeat_and_a_wedged_one_loses_it(
+    postgresql_url: str, axme_home: Path, opened: list[PostgresStore]
+) -> None:
+    """Other daemons end the leases of a daemon whose heartbeat lapsed: a daemon whose loop
+    is busy for longer than its grace (a long write queue, a loaded machine) must not look
+    dead, and one whose loop no longer runs at all must."""
+    store = open_store(postgresql_url, key_file=axme_home / "secrets.key")
+    assert isinstance(store, PostgresStore)
+    store.set_daemon(DaemonInfo("busy", "host", 1, "/homes/busy", 0.4))  # renews every 0.1 s
+    await store.open()
+    opened.append(store)
+    await store.register_daemon()
+    before = _heartbeat_at(postgresql_url, "busy")
+    time.sleep(1.0)  # the event loop does nothing else for 2.5 graces
+    assert _heartbeat_at(postgresql_url, "busy") >= before + 0.5
+
+    assert store.keepalive is not None
+    store.keepalive.stall = 0.2  # the loop has not beaten since: it counts as wedged now
+    time.sleep(0.5)
+    wedged = _heartbeat_at(postgresql_url, "busy")
+    time.sleep(0.6)
+    assert _heartbeat_at(postgresql_url, "busy") == wedged
+    await store.heartbeat()  # the loop beats again: renewing goes on
+    time.sleep(0.5)
+    assert _heartbeat_at(postgresql_url, "busy") > wedged

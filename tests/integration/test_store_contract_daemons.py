@@ -91,6 +91,9 @@ async def test_a_daemon_whose_heartbeat_lapsed_has_its_leases_ended_by_another(
     a, b = stores["a"], stores["b"]
     await a.create_intent(_new(0), _id(0))
     await a.lease(AGENT, "wa", 1, {})
+    keepalive = getattr(a, "keepalive", None)  # a dies: no thread of it renews its row
+    if keepalive is not None:
+        keepalive.stop()
     deadline = asyncio.get_running_loop().time() + 5
     while not (ended := await b.heartbeat()):  # a's heartbeat lapses 0.3 s after its last
         assert asyncio.get_running_loop().time() < deadline, "a's lease never lapsed"

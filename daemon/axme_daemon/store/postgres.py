@@ -40,6 +40,7 @@ from axme_daemon.intents import Event, Intent, now_iso
 from axme_daemon.lifecycle.tx import Tx
 from axme_daemon.store.base import RemoteChange, StoreStats
 from axme_daemon.store.migrations import load_migrations, load_schema
+from axme_daemon.store.postgres_keepalive import Keepalive
 from axme_daemon.store.postgres_tx import PostgresTx
 from axme_daemon.store.sealing import Sealer
 from axme_daemon.store.sqlite import SqliteStore, _Batch
@@ -136,6 +137,7 @@ class PostgresStore(SqliteStore):
         #: Whether another live daemon shares the database (then commits are told of).
         self._peers = False
         self._told_at: float | None = None  # when every other daemon knows of this one
+        self.keepalive: Keepalive | None = None
 
     async def open(self) -> None:
         try:
@@ -170,8 +172,16 @@ class PostgresStore(SqliteStore):
     async def register_daemon(self) -> None:
         await super().register_daemon()
         self._told_at = asyncio.get_running_loop().time() + _PEERS_KNOW
+        if self.keepalive is None and self.daemon is not None:
+            grace = self.daemon.lease_grace
+            self.keepalive = Keepalive(
+                self.url, self.daemon, every=min(1.0, grace / 4), stall=max(3 * grace, 10.0)
+            )
+            self.keepalive.start()
 
     async def heartbeat(self) -> list[tuple[Intent, Event]]:
+        if self.keepalive is not None:
+            self.keepalive.loop_beat()
         released = await super().heartbeat()
         await self._look_for_peers()
         if self._told_at is not None and asyncio.get_running_loop().time() >= self._told_at:
@@ -179,7 +189,15 @@ class PostgresStore(SqliteStore):
             self._heard(None, None, True)
         return released
 
+    async def unregister_daemon(self) -> None:
+        if self.keepalive is not None:  # or it would beat for a row that is gone
+            self.keepalive.stop()
+        await super().unregister_daemon()
+
     async def close(self) -> None:
+        if self.keepalive is not None:
+            self.keepalive.stop()
+            self.keepalive = None
         if self._writer is not None:
             self._queue.put_nowait(None)
             await self._writer
