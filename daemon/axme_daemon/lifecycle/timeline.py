@@ -142,12 +142,12 @@ def apply_events(
             details={"intent_id": intent.intent_id},
         )
     if updated.saga != intent.saga:  # rare: written only when it changes
-        tx.run("set_saga", pos=pos, saga=dump(updated.saga))
+        tx.write("set_saga", pos=pos, saga=dump(updated.saga))
     if status in FINAL_STATUSES and not intent.status.is_final:
         # Nothing waits for an intent that has ended: close its open task, drop its timers.
-        tx.run("close_open_tasks", pos=pos)
-        tx.run("drop_waits", pos=pos)
-        tx.run("drop_timers", pos=pos)
+        tx.write("close_open_tasks", pos=pos)
+        tx.write("drop_waits", pos=pos)
+        tx.write("drop_timers", pos=pos)
         deliver_completion(tx, pos, updated)
     tx.run_many(
         "insert_event",

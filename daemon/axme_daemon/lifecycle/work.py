@@ -399,7 +399,7 @@ def insert_step(
     error: Any = None,
     undo: str | None = None,
 ) -> None:
-    tx.run(
+    tx.write(
         "insert_step",
         pos=pos,
         ordinal=ordinal,

@@ -118,6 +118,10 @@ class _WatchedTx(PostgresTx):
         self.timers = self.timers or query in _TIMER_WRITES
         return super().run(query, **params)
 
+    def write(self, query: str, **params: Any) -> None:
+        self.timers = self.timers or query in _TIMER_WRITES
+        super().write(query, **params)
+
     def run_many(self, query: str, rows: Sequence[Any]) -> None:
         self.timers = self.timers or query in _TIMER_WRITES
         super().run_many(query, rows)
@@ -136,6 +140,7 @@ class PostgresStore(SqliteStore):
         #: Whether another live daemon shares the database (then commits are told of).
         self._peers = False
         self._told_at: float | None = None  # when every other daemon knows of this one
+        self._piped: contextlib.ExitStack | None = None  # the running batch's pipeline mode
 
     async def open(self) -> None:
         try:
@@ -285,13 +290,35 @@ class PostgresStore(SqliteStore):
         self._settle(run)
 
     def _begin(self) -> None:
+        """The batch in pipeline mode (`postgres_tx.py`): BEGIN goes out with its first
+        statement that needs an answer, and COMMIT with nothing after it."""
+        assert self._pw is not None and isinstance(self._wtx, PostgresTx)
+        self._piped = contextlib.ExitStack()
+        self._wtx.pipeline = self._piped.enter_context(self._pw.pipeline())
         self._exec("BEGIN")
+
+    def _commit(self) -> None:
+        """COMMIT, and leave pipeline mode: one round trip, which returns once the server
+        has the batch durably (or raises what any statement of the batch raised)."""
+        self._exec("COMMIT")
+        self._end_pipeline()
+
+    def _end_pipeline(self) -> None:
+        piped, self._piped = self._piped, None
+        if isinstance(self._wtx, PostgresTx):
+            self._wtx.pipeline = None
+        if piped is not None:
+            piped.close()
 
     def _exec(self, statement: str) -> None:
         assert self._pw is not None
         self._pw.execute(statement.encode())
 
     def _rollback(self) -> None:
+        try:
+            self._end_pipeline()  # raises what failed (the batch is rolled back below)
+        except psycopg.Error:
+            pass
         db = self._pw
         if db is not None and db.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             try:
