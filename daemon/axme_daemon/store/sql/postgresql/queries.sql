@@ -6,6 +6,11 @@
 -- An intent a write is about to change.
 SELECT * FROM intents WHERE intent_id = :intent_id FOR UPDATE;
 
+-- name: intent_and_step_count_for_update
+SELECT *, (SELECT coalesce(max(ordinal), 0) FROM steps WHERE intent_pos = intents.pos)
+    AS step_count
+FROM intents WHERE intent_id = :intent_id FOR UPDATE;
+
 -- name: intent_at_for_update
 SELECT * FROM intents WHERE pos = :pos FOR UPDATE;
 
