@@ -159,9 +159,10 @@ SELECT * FROM intents
 WHERE lease_worker = :worker_id AND delivery_seq > :after AND delivery_seq <= :durable
 ORDER BY delivery_seq;
 
--- name: next_delivery_seq
--- A dialect with several writers allocates from a sequence (SQLite counts in its one writer).
-SELECT coalesce(max(delivery_seq), 0) + 1 AS n FROM intents;
+-- name: next_delivery_seqs
+-- The next :count delivery cursors, ascending. A dialect with several writers allocates
+-- them from a sequence (SQLite counts in its one writer and does not ask).
+SELECT coalesce(max(delivery_seq), 0) + 1 AS n FROM intents WHERE :count > 0;
 
 -- name: last_delivery_seq
 SELECT coalesce(max(delivery_seq), 0) AS n FROM intents;

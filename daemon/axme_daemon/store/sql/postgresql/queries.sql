@@ -59,8 +59,8 @@ ORDER BY i.pos FOR UPDATE OF i SKIP LOCKED;
 -- name: clock
 SELECT extract(epoch FROM clock_timestamp())::float8 AS now;
 
--- name: next_delivery_seq
-SELECT nextval('delivery_seq') AS n;
+-- name: next_delivery_seqs
+SELECT nextval('delivery_seq') AS n FROM generate_series(1, :count) ORDER BY n;
 
 -- name: due_timers_for_update
 SELECT timer_id, intent_pos, kind, fire_at, task_id, ordinal FROM timers
