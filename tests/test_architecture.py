@@ -281,7 +281,7 @@ def test_every_named_query_a_rule_asks_for_is_in_each_dialect() -> None:
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
-                and node.func.attr in {"one", "all", "run", "insert", "run_many"}
+                and node.func.attr in {"one", "all", "run", "write", "insert", "run_many"}
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
             ):

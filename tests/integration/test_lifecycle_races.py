@@ -61,6 +61,10 @@ class Interleaved:
         self._before(query)
         return self._tx.run(query, **params)
 
+    def write(self, query: str, **params: Any) -> None:
+        self._before(query)
+        self._tx.write(query, **params)
+
     def insert(self, query: str, **params: Any) -> int | None:
         self._before(query)
         return self._tx.insert(query, **params)

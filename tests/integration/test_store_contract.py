@@ -13,8 +13,10 @@ import pytest
 from axme_cli.errors import AlreadyFinal, BadInput, Conflict, IdempotencyConflict, NotFound
 from axme_cli.protocol import IntentStatus
 from axme_daemon.intents import Intent, NewIntent
+from axme_daemon.lifecycle.tx import Tx
 from axme_daemon.store import IntentFilter, Store, open_store
 from axme_daemon.store.base import WorkerReport
+from axme_daemon.store.sqlite import SqliteStore
 
 
 def _new(n: int = 0, **kw: object) -> NewIntent:
@@ -242,6 +244,34 @@ async def test_a_failing_write_does_not_fail_its_batch_mates(store: Store) -> No
     assert isinstance(outcomes[0], AlreadyFinal)
     assert all(isinstance(o, tuple) for o in outcomes[1:])
     assert len((await store.list_intents(IntentFilter(), 10, None)).intents) == 6
+
+
+async def test_a_write_refused_only_at_commit_fails_alone(
+    store: Store,
+) -> None:
+    """A write whose answer the rule does not wait for (`Tx.write`: on PostgreSQL it goes
+    out with the next statement) and that the database refuses: that write's op fails, its
+    earlier writes are undone, and the batch's other writes commit."""
+    assert isinstance(store, SqliteStore)  # the PostgreSQL store shares its batches
+    intent, _ = await store.create_intent(_new(), "00000000-0000-4000-8000-000000000001")
+
+    def refused(tx: Tx) -> tuple[None, list[str]]:
+        row = tx.one("intent_for_update", intent_id=intent.intent_id)
+        assert row is not None
+        step = {"ordinal": 1, "result": None, "attempt": 1, "at": "t", "error": None}
+        tx.write("insert_step", pos=row["pos"], step_key="kept?", undo=None, **step)
+        tx.write("insert_step", pos=10**9, step_key="orphan", undo=None, **step)  # no intent
+        return None, []  # the refusal comes with the COMMIT
+
+    outcomes = await asyncio.gather(
+        store._write(refused),
+        store.create_intent(_new(1), "00000000-0000-4000-8000-000000000002"),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], store.error_types)
+    assert isinstance(outcomes[1], tuple) and outcomes[1][1]
+    assert await store.list_steps(intent.intent_id) == []
+    assert len((await store.list_intents(IntentFilter(), 10, None)).intents) == 2
 
 
 async def test_data_survives_reopen(store: Store, store_url: str, axme_home: Path) -> None:

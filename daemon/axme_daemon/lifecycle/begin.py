@@ -95,6 +95,6 @@ def begin_wait(
         suspend(tx, pos, intent, "WAITING_FOR_AGENT", reason, child_intent_id=target)
     else:
         raise ValueError(f"unknown wait kind {kind!r}")
-    tx.run("insert_wait", pos=pos, ordinal=ordinal, step_key=key, kind=kind, target=target)
+    tx.write("insert_wait", pos=pos, ordinal=ordinal, step_key=key, kind=kind, target=target)
     effects.touched.add(intent_id)
     return ({"state": "waiting", "target": target}, effects), [intent_id]

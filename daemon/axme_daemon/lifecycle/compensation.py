@@ -197,9 +197,9 @@ def _reason(details: dict[str, Any] | None, error: Any) -> str | None:
 
 def _stop_waiting(tx: Tx, pos: int) -> None:
     """What the intent waited for no longer matters: its tasks close, its waits go."""
-    tx.run("close_open_tasks", pos=pos)
-    tx.run("drop_waits", pos=pos)
-    tx.run("drop_timers", pos=pos)
+    tx.write("close_open_tasks", pos=pos)
+    tx.write("drop_waits", pos=pos)
+    tx.write("drop_timers", pos=pos)
 
 
 def record(
@@ -254,7 +254,7 @@ def record(
 
 
 def _set_undone(tx: Tx, pos: int, row: Row, undone: dict[str, Any]) -> None:
-    tx.run("set_undone", pos=pos, ordinal=row["ordinal"], undone=dump(undone))
+    tx.write("set_undone", pos=pos, ordinal=row["ordinal"], undone=dump(undone))
 
 
 def _finish(tx: Tx, pos: int, intent: Intent, before: list[NewEvent]) -> Intent:

@@ -33,9 +33,9 @@ def register(
     takes the agents and projects nobody owns (written before daemons owned theirs, or
     copied in from a SQLite home), unless it has one of the same name."""
     if adopt:
-        tx.run("adopt_agents", owner=daemon_id)
-        tx.run("adopt_projects", owner=daemon_id)
-    tx.run(
+        tx.write("adopt_agents", owner=daemon_id)
+        tx.write("adopt_projects", owner=daemon_id)
+    tx.write(
         "upsert_daemon",
         daemon_id=daemon_id,
         host=host,
@@ -60,7 +60,7 @@ def heartbeat(
 
 
 def unregister(tx: Tx, daemon_id: str) -> tuple[None, list[str]]:
-    tx.run("delete_daemon", daemon_id=daemon_id)
+    tx.write("delete_daemon", daemon_id=daemon_id)
     return None, []
 
 

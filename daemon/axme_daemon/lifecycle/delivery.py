@@ -237,7 +237,7 @@ def add_timer(
     ordinal: int | None = None,
 ) -> None:
     """`armed_at` is now: a clock stepped back behind it brings the timer forward (timers.py)."""
-    tx.run(
+    tx.write(
         "insert_timer",
         pos=pos,
         kind=kind,

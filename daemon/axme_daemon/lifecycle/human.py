@@ -84,7 +84,7 @@ def create_task(
         waiting_reason="WAITING_FOR_HUMAN",
         lease_worker=None,
     )
-    tx.run(
+    tx.write(
         "insert_task",
         task_id=task_id,
         pos=pos,
@@ -178,7 +178,7 @@ def decide(
     if not tx.run("decide_task", task_id=task_id, decision=dump(decision), decided_at=decided_at):
         _, task = _task_row(tx, task_id)  # another decision landed first
         raise _refuse_decision(task)
-    tx.run("drop_task_timers", task_id=task_id)
+    tx.write("drop_task_timers", task_id=task_id)
     _, intent = load_intent(tx, task.intent_id)
     intent, _ = apply_change(
         tx,
@@ -308,8 +308,8 @@ def deadline_passed(tx: Tx, pos: int, task_id: str, effects: Effects) -> None:
     if not tx.run("time_out_task", task_id=task_id):
         return
     effects.notices.append({"event": "timeout", "task": task.to_wire()})
-    tx.run("drop_waits", pos=pos)
-    tx.run("drop_timers", pos=pos)
+    tx.write("drop_waits", pos=pos)
+    tx.write("drop_timers", pos=pos)
     _, intent = load_intent(tx, task.intent_id)
     error = {"message": f"no decision on {task.spec.get('title')!r} before the deadline"}
     from axme_daemon.lifecycle.scenarios import task_timed_out

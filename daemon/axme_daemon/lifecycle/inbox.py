@@ -124,7 +124,7 @@ def delete_messages(
         chosen = [e["message_id"] for e in replies[-(limit or 1) :]]
     at = now_iso()
     for message_id in chosen:
-        tx.run("delete_inbox_message", message_id=message_id, at=at)
+        tx.write("delete_inbox_message", message_id=message_id, at=at)
     if chosen:
         add_entry(tx, pos, "deleted", current, actor, at, {"message_ids": chosen, "mode": mode})
     return chosen, []

@@ -34,9 +34,9 @@ def put_agents(
         keep = {s["address"] for s in specs}
         for row in tx.all("agents_of_source", owner=owner, source=source):
             if row["address"] not in keep:
-                tx.run("delete_agent", owner=owner, address=row["address"])
+                tx.write("delete_agent", owner=owner, address=row["address"])
     for spec in specs:
-        tx.run(
+        tx.write(
             "upsert_agent",
             owner=owner,
             address=spec["address"],
@@ -45,7 +45,7 @@ def put_agents(
             now=now,
         )
     if digest is not None:
-        tx.run(
+        tx.write(
             "upsert_project",
             owner=owner,
             source=source,
@@ -70,7 +70,7 @@ def set_agent_removed(tx: Tx, owner: str, address: str, removed: bool) -> tuple[
         spec["removed"] = True
     else:
         spec.pop("removed", None)
-    tx.run("set_agent_spec", owner=owner, address=address, spec=dump(spec), now=now_iso())
+    tx.write("set_agent_spec", owner=owner, address=address, spec=dump(spec), now=now_iso())
     return True, []
 
 
@@ -83,7 +83,7 @@ def put_api_key(
             details={"name": name},
         )
     row = {"name": name, "scopes": scopes, "created_at": now_iso()}
-    tx.run(
+    tx.write(
         "insert_api_key",
         name=name,
         key_hash=key_hash,
@@ -99,7 +99,7 @@ def delete_api_key(tx: Tx, name: str) -> tuple[bool, list[str]]:
 
 def kill_agent(tx: Tx, address: str, actor: str) -> tuple[dict[str, Any], list[str]]:
     """Mark `address` killed (the first kill stands: a second changes nothing); its row."""
-    tx.run("kill_agent", address=address, killed_at=now_iso(), actor=actor)
+    tx.write("kill_agent", address=address, killed_at=now_iso(), actor=actor)
     row = tx.one("killed_agent", address=address)
     assert row is not None
     return dict(row), []

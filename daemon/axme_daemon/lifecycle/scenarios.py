@@ -154,7 +154,7 @@ def create_workflow_intent(
     pos, intent = load_intent(tx, intent_id)
     first = plan["steps"][plan["entry"]]
     implicit = bool(plan.get("implicit"))
-    tx.run(
+    tx.write(
         "insert_workflow",
         pos=pos,
         scenario_id=scenario_id,
@@ -188,7 +188,7 @@ def _enter(
     attempt: int = 1,
 ) -> Intent:
     """Start step `index` (None, or past the last: the workflow is done)."""
-    tx.run("drop_step_timers", pos=pos)
+    tx.write("drop_step_timers", pos=pos)
     if index is None or index >= len(wf.steps):
         return _complete(tx, pos, intent, wf, effects)
     if wf.entries >= MAX_ENTRIES:
@@ -203,7 +203,7 @@ def _enter(
         waiting, _ = create_task(tx, pos, intent, spec, None, effects, about=about)
         return waiting
     if intent.to_agent != step["address"]:
-        tx.run("set_intent_agent", pos=pos, to_agent=step["address"])
+        tx.write("set_intent_agent", pos=pos, to_agent=step["address"])
         intent = replace(intent, to_agent=step["address"])
     details = {**about, "tool_id": step.get("tool_id"), "pending_with": pending_with(step)}
     queued, _ = apply_change(
@@ -351,7 +351,7 @@ def _failed(
         delay = float(retry.get("retry_delay_seconds", 0))
         if delay <= 0:
             return _enter(tx, pos, intent, wf, wf.step, effects, attempt=wf.step_attempt + 1)
-        tx.run("drop_step_timers", pos=pos)
+        tx.write("drop_step_timers", pos=pos)
         wf = _save(tx, wf, step_attempt=wf.step_attempt + 1)
         waiting, _ = apply_change(
             tx,

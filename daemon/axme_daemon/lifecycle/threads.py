@@ -36,7 +36,7 @@ def add_entry(
         "at": at,
         "details": details,
     }
-    tx.run(
+    tx.write(
         "insert_inbox_entry",
         intent_pos=pos,
         **{**entry, "details": compact_json(details) if details is not None else None},

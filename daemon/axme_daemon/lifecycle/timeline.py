@@ -74,10 +74,17 @@ def row_to_event(intent_id: str, row: Row) -> Event:
 
 def load_intent(tx: Tx, intent_id: str) -> tuple[int, Intent]:
     """An intent this write is about to change, and its pos."""
-    row = tx.one("intent_for_update", intent_id=intent_id)
+    row = load_row(tx, intent_id)
+    return row["pos"], row_to_intent(row)
+
+
+def load_row(tx: Tx, intent_id: str, query: str = "intent_for_update") -> Row:
+    """The row of an intent this write is about to change (`query`: one that reads more
+    with it)."""
+    row = tx.one(query, intent_id=intent_id)
     if row is None:
         raise NotFound(f"no intent {intent_id}", details={"intent_id": intent_id})
-    return row["pos"], row_to_intent(row)
+    return row
 
 
 def load_intent_at(tx: Tx, pos: int) -> Intent | None:
@@ -142,12 +149,12 @@ def apply_events(
             details={"intent_id": intent.intent_id},
         )
     if updated.saga != intent.saga:  # rare: written only when it changes
-        tx.run("set_saga", pos=pos, saga=dump(updated.saga))
+        tx.write("set_saga", pos=pos, saga=dump(updated.saga))
     if status in FINAL_STATUSES and not intent.status.is_final:
         # Nothing waits for an intent that has ended: close its open task, drop its timers.
-        tx.run("close_open_tasks", pos=pos)
-        tx.run("drop_waits", pos=pos)
-        tx.run("drop_timers", pos=pos)
+        tx.write("close_open_tasks", pos=pos)
+        tx.write("drop_waits", pos=pos)
+        tx.write("drop_timers", pos=pos)
         deliver_completion(tx, pos, updated)
     tx.run_many(
         "insert_event",

@@ -21,7 +21,7 @@ def fire_timers(tx: Tx, now: float) -> tuple[Effects, list[str]]:
     # (and a task shows the deadline it will have).
     moved = tx.all("deadlines_armed_after", now=now)
     tx.run_many("move_task_deadline", moved)
-    tx.run("bring_timers_forward", now=now)
+    tx.write("bring_timers_forward", now=now)
     for timer in tx.all("due_timers_for_update", now=now):
         if not tx.run("delete_timer", timer_id=timer["timer_id"]):
             continue  # another writer fired it

@@ -31,6 +31,10 @@ class Tx(Protocol):
     def run(self, query: str, **params: Any) -> int:
         """Run a named write; how many rows it changed."""
 
+    def write(self, query: str, **params: Any) -> None:
+        """Run a named write whose row count the rule does not need: a backend may send it
+        with the next statement that needs an answer (its error, if any, comes then)."""
+
     def insert(self, query: str, **params: Any) -> int | None:
         """Run a named insert; the new row's integer key, or None when it inserted nothing
         (a unique key it holds was taken: the query says `ON CONFLICT ... DO NOTHING`)."""

@@ -33,7 +33,7 @@ def end_wait(tx: Tx, pos: int, ordinal: int, result: Any) -> Intent | None:
     intent = load_intent_at(tx, pos)
     if wait is None or intent is None or tx.run("delete_wait", pos=pos, ordinal=ordinal) != 1:
         return None
-    tx.run("drop_wait_timers", pos=pos, ordinal=ordinal)
+    tx.write("drop_wait_timers", pos=pos, ordinal=ordinal)
     record_result(tx, pos, intent, ordinal, wait["step_key"], result)
     return None if intent.status.is_final else intent
 
@@ -116,7 +116,7 @@ def send_signal(
         details={"name": name, **({"data": data} if data is not None else {})},
     )
     taken_by = waiting["ordinal"] if waiting else None
-    tx.run("insert_signal", pos=pos, name=name, data=dump(data), taken_by=taken_by, at=at)
+    tx.write("insert_signal", pos=pos, name=name, data=dump(data), taken_by=taken_by, at=at)
     effects.touched.add(intent_id)
     if waiting is not None:
         result = {"name": name, "data": data, "at": at}

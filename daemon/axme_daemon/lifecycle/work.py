@@ -33,6 +33,7 @@ from axme_daemon.lifecycle.timeline import (
     dump,
     load,
     load_intent,
+    load_row,
     row_to_event,
     row_to_intent,
 )
@@ -250,10 +251,10 @@ def _steps_then_transition(
     by_agent: bool,
 ) -> tuple[tuple[Intent, Event], list[str]]:
     """The steps and the change in one write of the intent (one load, one update)."""
-    pos, intent, started = start_work(tx, intent_id, worker_id)
+    pos, intent, started, count = _start_steps(tx, intent_id, worker_id)
     if by_agent:
         check_agent_outcome(intent)
-    _, stepped = _insert_steps(tx, pos, intent, steps)
+    _, stepped = _insert_steps(tx, pos, intent, steps, count)
     current = S.IN_PROGRESS if started or stepped else intent.status
     check_transition(current, status)
     changes = _ending(status, result, error)
@@ -315,9 +316,22 @@ def start_work(
     """Load an intent a worker reports on; its first report moves it to IN_PROGRESS (the
     event returned, for the caller to append with its own). While its steps are being
     undone, only a compensation's report (`undoing`) is taken."""
+    pos, intent = load_intent(tx, intent_id)
+    return pos, intent, _started(intent, worker_id, undoing)
+
+
+def _start_steps(
+    tx: Tx, intent_id: str, worker_id: str | None
+) -> tuple[int, Intent, list[NewEvent], int]:
+    """`start_work` and how many steps the intent has recorded, in one read."""
+    row = load_row(tx, intent_id, "intent_and_step_count_for_update")
+    intent = row_to_intent(row)
+    return row["pos"], intent, _started(intent, worker_id, False), int(row["step_count"])
+
+
+def _started(intent: Intent, worker_id: str | None, undoing: bool) -> list[NewEvent]:
     from axme_daemon.lifecycle import compensation  # it builds on this module
 
-    pos, intent = load_intent(tx, intent_id)
     if intent.status.is_final:
         raise AlreadyFinal(f"intent is already {intent.status.value}")
     if worker_id is not None:
@@ -328,17 +342,15 @@ def start_work(
     if intent.status in (S.DELIVERED, S.ACKNOWLEDGED, S.SUBMITTED):
         details = {"worker": worker_id} if worker_id else None
         events.append((STATUS_EVENT[S.IN_PROGRESS], S.IN_PROGRESS, None, details))
-    return pos, intent, events
+    return events
 
 
 def _insert_steps(
-    tx: Tx, pos: int, intent: Intent, steps: Sequence[StepInput]
+    tx: Tx, pos: int, intent: Intent, steps: Sequence[StepInput], count: int
 ) -> tuple[list[Step], list[NewEvent]]:
-    """Record `steps` in ordinal order; one already recorded under the same key is kept
-    (a worker that sent it twice), under another key it is refused. A result that is a
-    `StepFailure` records what the step raised."""
-    row = tx.one("step_count", pos=pos)
-    count = row["n"] if row else 0
+    """Record `steps` in ordinal order after the `count` recorded; one already recorded
+    under the same key is kept (a worker that sent it twice), under another key it is
+    refused. A result that is a `StepFailure` records what the step raised."""
     now = now_iso()
     attempt = intent.delivery_attempt
     recorded: list[Step] = []
@@ -399,7 +411,7 @@ def insert_step(
     error: Any = None,
     undo: str | None = None,
 ) -> None:
-    tx.run(
+    tx.write(
         "insert_step",
         pos=pos,
         ordinal=ordinal,
@@ -420,8 +432,8 @@ def record_step(
     result: Any,
     worker_id: str | None,
 ) -> tuple[tuple[Step, list[Event]], list[str]]:
-    pos, intent, started = start_work(tx, intent_id, worker_id)
-    (step,), stepped = _insert_steps(tx, pos, intent, [(ordinal, key, result)])
+    pos, intent, started, count = _start_steps(tx, intent_id, worker_id)
+    (step,), stepped = _insert_steps(tx, pos, intent, [(ordinal, key, result)], count)
     if not stepped:  # sent again: already recorded
         return (step, []), []
     _, events = apply_events(tx, pos, intent, S.IN_PROGRESS, [*started, *stepped])
@@ -433,8 +445,8 @@ def record_steps(
 ) -> tuple[list[Step], list[str]]:
     """Several step records of one intent, in ordinal order (not atomic by itself: see
     `atomically`)."""
-    pos, intent, started = start_work(tx, intent_id, worker_id)
-    recorded, stepped = _insert_steps(tx, pos, intent, steps)
+    pos, intent, started, count = _start_steps(tx, intent_id, worker_id)
+    recorded, stepped = _insert_steps(tx, pos, intent, steps, count)
     if not stepped and not started:  # sent again, or only "started" of one in progress
         return recorded, []
     apply_events(tx, pos, intent, S.IN_PROGRESS, [*started, *stepped])

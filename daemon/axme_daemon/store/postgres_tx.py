@@ -1,5 +1,11 @@
 """The PostgreSQL dialect of `lifecycle.tx.Tx`: the named queries of
-`sql/postgresql/queries.sql` over one psycopg connection, rows as dicts."""
+`sql/postgresql/queries.sql` over one psycopg connection, rows as dicts.
+
+In the writer's batch the connection is in pipeline mode (`pipeline` set): statements go
+out without waiting, and a round trip happens only where a rule needs an answer: a read's
+rows, a conditional write's row count. `write`, `run_many` and savepoints ride along with
+the next one (the server runs them in order, and an error among them is raised there).
+"""
 
 from __future__ import annotations
 
@@ -34,6 +40,8 @@ class PostgresTx:
     def __init__(self, db: psycopg.Connection[dict[str, Any]]) -> None:
         self.db = db
         self._sql = _queries()
+        #: The writer's pipeline while a batch runs; None: each statement waits for its answer.
+        self.pipeline: psycopg.Pipeline | None = None
 
     def one(self, query: str, **params: Any) -> Row | None:
         return self.db.execute(self._sql[query], params).fetchone()
@@ -42,7 +50,13 @@ class PostgresTx:
         return list(self.db.execute(self._sql[query], params).fetchall())
 
     def run(self, query: str, **params: Any) -> int:
-        return self.db.execute(self._sql[query], params).rowcount
+        cur = self.db.execute(self._sql[query], params)
+        if self.pipeline is not None:
+            self.pipeline.sync()  # the count, with what was sent before it
+        return cur.rowcount
+
+    def write(self, query: str, **params: Any) -> None:
+        self.db.execute(self._sql[query], params)
 
     def insert(self, query: str, **params: Any) -> int | None:
         row = self.db.execute(self._sql[query], params).fetchone()

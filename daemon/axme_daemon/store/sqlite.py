@@ -373,7 +373,7 @@ class SqliteStore(Store):
             if scan and ids and self._deliverer is not None:
                 self._deliver_queued(tx, ids)
             self._before_commit(tx, ids)
-            self._exec("COMMIT")
+            self._commit()
         except Exception as exc:
             self._rollback()
             for worker_id, intent in delivered:
@@ -403,6 +403,9 @@ class SqliteStore(Store):
     def _begin(self) -> None:
         """One writer at a time: a `*_for_update` read needs no lock of its own."""
         self._exec("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self._exec("COMMIT")
 
     def _exec(self, statement: str) -> None:
         assert self._wdb is not None

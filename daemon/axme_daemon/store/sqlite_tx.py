@@ -67,6 +67,9 @@ class SqliteTx:
         cur.close()
         return changed
 
+    def write(self, query: str, **params: Any) -> None:
+        self._execute(query, params).close()
+
     def insert(self, query: str, **params: Any) -> int | None:
         cur = self._execute(query, params)
         key = cur.lastrowid if cur.rowcount else None

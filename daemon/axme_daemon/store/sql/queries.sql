@@ -10,6 +10,14 @@
 -- An intent a write is about to change.
 SELECT * FROM intents WHERE intent_id = :intent_id;
 
+-- name: intent_and_step_count_for_update
+-- An intent a worker reports steps on, and how many it has recorded: ordinals run 1..n
+-- without gaps, so the last one is the count, read from the key's end (a count(*) reads
+-- every step, and a handler with hundreds records them one by one).
+SELECT *, (SELECT coalesce(max(ordinal), 0) FROM steps WHERE intent_pos = intents.pos)
+    AS step_count
+FROM intents WHERE intent_id = :intent_id;
+
 -- name: intent_at_for_update
 SELECT * FROM intents WHERE pos = :pos;
 
@@ -69,11 +77,6 @@ DELETE FROM waits WHERE intent_pos = :pos;
 
 -- name: drop_timers
 DELETE FROM timers WHERE intent_pos = :pos;
-
--- name: step_count
--- Ordinals run 1..n without gaps: the last one is the count, read from the key's end (a
--- count(*) reads every step, and a handler with hundreds records them one by one).
-SELECT coalesce(max(ordinal), 0) AS n FROM steps WHERE intent_pos = :pos;
 
 -- name: step_at
 SELECT step_key, result, attempt, at, error, undo, undone FROM steps
@@ -156,9 +159,10 @@ SELECT * FROM intents
 WHERE lease_worker = :worker_id AND delivery_seq > :after AND delivery_seq <= :durable
 ORDER BY delivery_seq;
 
--- name: next_delivery_seq
--- A dialect with several writers allocates from a sequence (SQLite counts in its one writer).
-SELECT coalesce(max(delivery_seq), 0) + 1 AS n FROM intents;
+-- name: next_delivery_seqs
+-- The next :count delivery cursors, ascending. A dialect with several writers allocates
+-- them from a sequence (SQLite counts in its one writer and does not ask).
+SELECT coalesce(max(delivery_seq), 0) + 1 AS n FROM intents WHERE :count > 0;
 
 -- name: last_delivery_seq
 SELECT coalesce(max(delivery_seq), 0) AS n FROM intents;

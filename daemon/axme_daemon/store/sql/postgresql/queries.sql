@@ -6,6 +6,11 @@
 -- An intent a write is about to change.
 SELECT * FROM intents WHERE intent_id = :intent_id FOR UPDATE;
 
+-- name: intent_and_step_count_for_update
+SELECT *, (SELECT coalesce(max(ordinal), 0) FROM steps WHERE intent_pos = intents.pos)
+    AS step_count
+FROM intents WHERE intent_id = :intent_id FOR UPDATE;
+
 -- name: intent_at_for_update
 SELECT * FROM intents WHERE pos = :pos FOR UPDATE;
 
@@ -54,8 +59,8 @@ ORDER BY i.pos FOR UPDATE OF i SKIP LOCKED;
 -- name: clock
 SELECT extract(epoch FROM clock_timestamp())::float8 AS now;
 
--- name: next_delivery_seq
-SELECT nextval('delivery_seq') AS n;
+-- name: next_delivery_seqs
+SELECT nextval('delivery_seq') AS n FROM generate_series(1, :count) ORDER BY n;
 
 -- name: due_timers_for_update
 SELECT timer_id, intent_pos, kind, fire_at, task_id, ordinal FROM timers
