@@ -259,6 +259,75 @@ class _Watcher:
         return item
 
 
+def completed_times(api: DaemonClient, ids: list[str]) -> tuple[list[float], list[float]]:
+    """Wait until every intent is final; when each was created and completed (event
+    times). One that ended otherwise than COMPLETED stops the bench."""
+    timeout = 60.0 + len(ids) * 0.1
+    for intent_id in reversed(ids):  # the last one first: the rest are done by then
+        _wait(f"intent {intent_id} to finish", partial(_is_final, api, intent_id), timeout)
+    created: list[float] = []
+    completed: list[float] = []
+    for intent_id in ids:
+        kinds = {e["event_type"]: e for e in api.list_events(intent_id)}
+        if "intent.completed" not in kinds:
+            final = api.get_intent(intent_id)
+            raise AxmeError(f"axme bench: intent {intent_id} ended {final['status']}")
+        created.append(_at(kinds["intent.created"]))
+        completed.append(_at(kinds["intent.completed"]))
+    return created, completed
+
+
+def submit(sockets: list[Path], intents: int, body: dict[str, Any]) -> tuple[float, list[str]]:
+    """One client per socket in `sockets` (a daemon's may be named more than once), each
+    creating its share of `intents` back to back, all starting at once: how long the
+    creates took (s), and the ids."""
+    per_client = max(1, intents // len(sockets))
+    barrier = threading.Barrier(len(sockets) + 1)
+    errors: list[BaseException] = []
+    ids: list[str] = []
+
+    def work(socket: Path) -> None:
+        try:
+            with DaemonClient(socket, timeout=60.0) as client:
+                client.health()
+                barrier.wait()
+                for n in range(per_client):
+                    created = client.create_intent({**body, "payload": {**body["payload"], "n": n}})
+                    ids.append(str(created["intent_id"]))
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=work, args=(s,), daemon=True) for s in sockets]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    began = time.perf_counter()
+    for t in threads:
+        t.join()
+    took = time.perf_counter() - began
+    if errors:
+        raise errors[0]
+    return took, ids
+
+
+def ran(workdir: Path, intent_id: str, step: str) -> list[int]:
+    """The attempts in which the bench agent in `workdir` really ran `step` of the intent."""
+    try:
+        text = (workdir / RUNS_FILE).read_text()
+    except FileNotFoundError:
+        return []
+    attempts = []
+    for line in text.splitlines():
+        try:
+            run = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by the kill
+        if run.get("intent_id") == intent_id and run.get("step") == step:
+            attempts.append(int(run["attempt"]))
+    return attempts
+
+
 class Bench:
     """One run: the temp home, its daemon, the agents; `close()` removes all of it."""
 
@@ -269,14 +338,16 @@ class Bench:
         *,
         store: str | None = None,
         home: Path | None = None,
+        lease_grace: float | None = None,
     ) -> None:
         """A daemon on `home` (default: a new temp dir), on the store at `store` (default:
-        the home's SQLite file)."""
+        the home's SQLite file), with `lease_grace` (default: the daemon's)."""
         import tempfile
 
         self.plan = plan
         self.tick = tick  # (what is running, units done) for the progress bar
         self.store = store
+        self.lease_grace = lease_grace
         if home is not None:
             home.mkdir(mode=0o700)
         self.home = home or Path(tempfile.mkdtemp(prefix="axme-bench-"))
@@ -293,12 +364,24 @@ class Bench:
     def start(self) -> None:
         from axme_cli import daemonctl
 
-        started = daemonctl.start(self.paths, store=self.store)
+        started = daemonctl.start(self.paths, store=self.store, lease_grace=self.lease_grace)
         self.daemon_pid = started.pid
+        if self.client is not None:  # started again (`stop`, or the daemon was killed)
+            self.client.close()
         self.client = DaemonClient(self.paths.socket, timeout=60.0)
-        for _ in range(self.plan.busy):  # spin loops: the machine is busy, as under load
+        # Spin loops: the machine is busy, as under load (once, however often it starts).
+        for _ in range(0 if self._busy else self.plan.busy):
             spin = [sys.executable, "-c", "while True: pass", str(self.home)]  # (named: ps)
             self._busy.append(subprocess.Popen(spin, stdin=subprocess.DEVNULL))
+
+    def stop(self) -> None:
+        """Stop the daemon (its agents with it), keeping the home: `start` runs it again."""
+        from axme_cli import daemonctl
+
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        daemonctl.stop(self.paths)
 
     def close(self) -> None:
         import shutil
@@ -341,6 +424,9 @@ class Bench:
                 "max_delivery_attempts": 5,
             }
         )
+        self.wait_running(address, replicas)
+
+    def wait_running(self, address: str, replicas: int) -> None:
         _wait(f"{address} to run", lambda: self.running_pids(address, replicas))
 
     def running_pids(self, address: str, replicas: int = 1) -> list[int]:
@@ -412,24 +498,8 @@ class Bench:
         }
         before = api.health()["store"]
         ids = [str(api.create_intent(body)["intent_id"]) for _ in range(self.plan.intents)]
-        timeout = 60.0 + self.plan.intents * 0.1
-        for intent_id in reversed(ids):  # the last one first: the rest are done by then
-            _wait(
-                f"intent {intent_id} to finish",
-                partial(_is_final, api, intent_id),
-                timeout,
-            )
+        created, completed = completed_times(api, ids)
         after = api.health()["store"]
-        created: list[float] = []
-        completed: list[float] = []
-        for intent_id in ids:
-            events = api.list_events(intent_id)
-            kinds = {e["event_type"]: e for e in events}
-            if "intent.completed" not in kinds:
-                final = api.get_intent(intent_id)
-                raise AxmeError(f"axme bench: intent {intent_id} ended {final['status']}")
-            created.append(_at(kinds["intent.created"]))
-            completed.append(_at(kinds["intent.completed"]))
         took = max(completed) - min(created)
         label = f"{steps}-step"
         n = len(ids)
@@ -460,34 +530,9 @@ class Bench:
         self.results.add("W1", f"syncs ({who})", "per create", syncs)
 
     def _create_run(self, clients: int) -> tuple[float, int]:
-        per_client = max(1, self.plan.intents // clients)
-        barrier = threading.Barrier(clients + 1)
-        errors: list[BaseException] = []
-
-        def work() -> None:
-            try:
-                with DaemonClient(self.paths.socket, timeout=60.0) as client:
-                    body = {"intent_type": PIPELINE_TYPE, "to_agent": NOBODY, "payload": {}}
-                    client.health()
-                    barrier.wait()
-                    for n in range(per_client):
-                        body["payload"] = {"n": n}
-                        client.create_intent(body)
-            except BaseException as exc:
-                errors.append(exc)
-                barrier.abort()
-
-        threads = [threading.Thread(target=work, daemon=True) for _ in range(clients)]
-        for t in threads:
-            t.start()
-        barrier.wait()
-        began = time.perf_counter()
-        for t in threads:
-            t.join()
-        took = time.perf_counter() - began
-        if errors:
-            raise errors[0]
-        return per_client * clients / took, per_client * clients
+        body = {"intent_type": PIPELINE_TYPE, "to_agent": NOBODY, "payload": {}}
+        took, ids = submit([self.paths.socket] * clients, self.plan.intents, body)
+        return len(ids) / took, len(ids)
 
     # -- W1-seq: one at a time ---------------------------------------------------------------
 
@@ -600,19 +645,7 @@ class Bench:
             raise AxmeError(f"axme bench: step 1 ran again after a crash ({step1_reruns} times)")
 
     def _ran(self, intent_id: str, step: str) -> list[int]:
-        try:
-            text = (self.workdir / RUNS_FILE).read_text()
-        except FileNotFoundError:
-            return []
-        attempts = []
-        for line in text.splitlines():
-            try:
-                run = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by the kill
-            if run.get("intent_id") == intent_id and run.get("step") == step:
-                attempts.append(int(run["attempt"]))
-        return attempts
+        return ran(self.workdir, intent_id, step)
 
     # -- W5: hundreds of steps ---------------------------------------------------------------
 
@@ -825,6 +858,8 @@ class Bench:
         """Progress units per selected workload."""
         per_rep = {"W0": 1, "W1": 4, "W1-seq": 1, "W2": 1, "W3": 1, "W5": 1, "CLI": 1, "PG": 2}
         units = {w: per_rep[w] * self.plan.repeat for w in per_rep if w in self.plan.only}
+        if "PG" in units:
+            units["PG"] += 1  # W2 with a daemon killed
         if "W4" in self.plan.only and self.plan.scale:
             from axme_cli.bench.growth import sizes
 

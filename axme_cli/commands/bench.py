@@ -167,8 +167,9 @@ def bench(
         typer.Option(
             "--store",
             metavar="URL",
-            help="Also run PG: W1 and W1-seq with a daemon on this PostgreSQL database (an"
-            " empty one of its own: the bench leaves its intents there).",
+            help="Also run PG: W1 and W1-seq with a daemon on this PostgreSQL database, W1"
+            " with two, W2 with a daemon killed (an empty database of its own: the bench"
+            " leaves its intents there).",
         ),
     ] = None,
     scale: Annotated[
@@ -205,7 +206,8 @@ def bench(
     W5      500 steps, killed at step 499: kill to completed, replay per step (50 vs 500)
     CLI     wall time of `axme --version` and `axme send`
     PG      (with --store URL) W1 3-step intents and W1-seq with one daemon on
-            PostgreSQL, beside SQLite's of the same run
+            PostgreSQL, beside SQLite's of the same run; W1 with two daemons on the
+            database beside one; W2 with a daemon SIGKILLed: kill to completed
     W4      growth (with --scale N): list, inbox, show, create, RSS, bytes per intent
             at 10^4, 10^5, ... N intents in the store
     TUI     (with --only TUI) axme tui headless with 10,000 intents and 200 pending
@@ -265,6 +267,9 @@ def bench(
         return
     console = render.out()
     _table(console, report)
+    for name, value in bench.results.checks.items():
+        if name.startswith("PG "):  # what bounds and qualifies the PG figures
+            console.print(f"[dim]{name}: {value}[/]")
     console.print(
         f"[dim]{plan.intents} intents per W1 run, {plan.clients} clients, "
         f"{plan.replicas} W1 agent process(es) x {plan.concurrency} at once, "

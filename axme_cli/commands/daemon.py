@@ -185,11 +185,26 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             f"  socket   {health['socket']}\n"
             + _tcp_lines(health)
             + f"  database {health['database']}\n"
-            f"  log      {paths.daemon_log}"
+            + _daemon_line(health)
+            + f"  log      {paths.daemon_log}"
             + (f"\n  problem  {health['problem']}" if health.get("problem") else "")
         )
     if health is None:
         raise typer.Exit(EXIT_UNREACHABLE)
+
+
+def _daemon_line(health: dict[str, Any]) -> str:
+    """Its id and, on a store daemons share, how many of them are live."""
+    if not health.get("daemon_id"):
+        return ""
+    line = f"  daemon   {health['daemon_id']}"
+    sharing = health.get("daemons")
+    if sharing:
+        line += (
+            f", {sharing['live']} live of {sharing['registered']} registered on this store"
+            f" (lease grace {health['lease_grace']:g}s)"
+        )
+    return line + "\n"
 
 
 def _tcp_lines(health: dict[str, Any]) -> str:

@@ -226,6 +226,23 @@ def create_app(
 
     ring = keys if keys is not None else KeyRing(engine.store)
 
+    async def _daemons() -> dict[str, Any]:
+        """This daemon's id and lease grace; on a store daemons share, how many of them are
+        registered and how many heartbeat within their grace (this one included)."""
+        store = engine.store
+        out: dict[str, Any] = {
+            "daemon_id": store.daemon.daemon_id if store.daemon else None,
+            "lease_grace": settings.lease_grace,
+        }
+        if store.shared:
+            try:
+                found = await store.list_daemons()
+            except store.error_types:  # the server is away: /health still answers
+                return out
+            live = sum(1 for d in found if d["live"])
+            out["daemons"] = {"live": live, "registered": len(found)}
+        return out
+
     @app.get("/health", tags=["daemon"])
     async def health(request: Request) -> dict[str, Any]:
         stats = engine.store.stats()
@@ -244,6 +261,7 @@ def create_app(
             "tcp": tcp,
             **({"api_key": ring.local_key} if local else {}),
             "database": shown_url(settings.database_url),
+            **(await _daemons()),
             "uptime_seconds": round(time.time() - started, 3),
             "store": {"commits": stats.commits, "writes": stats.writes, "syncs": stats.syncs},
             "streams": engine.hub.subscribers,

@@ -81,6 +81,30 @@ def _client(daemon: Daemon) -> httpx.Client:
     )
 
 
+def _health(daemon: Daemon) -> dict[str, Any]:
+    with daemon.client() as client:
+        body: dict[str, Any] = client.get("/health").json()
+    return body
+
+
+def test_health_names_each_daemon_and_counts_the_live_ones(
+    pair: tuple[Daemon, Daemon],
+) -> None:
+    a, b = pair
+    for d in pair:
+        seen = _health(d)
+        assert seen["daemon_id"] == (d.home / "daemon.id").read_text().strip()
+        assert seen["lease_grace"] == GRACE
+        assert seen["daemons"] == {"live": 2, "registered": 2}
+    assert _health(a)["daemon_id"] != _health(b)["daemon_id"]
+    a.kill()  # its row stays, its heartbeat lapses
+    wait_for(
+        lambda: _health(b)["daemons"] == {"live": 1, "registered": 2},
+        timeout=GRACE + 5,
+        what="B to see A's heartbeat lapse",
+    )
+
+
 # Clients that connect to the dead daemon get refused; httpcore leaves those sockets to the
 # garbage collector, which warns. That is the clients' business, not the daemons'.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

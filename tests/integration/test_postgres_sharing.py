@@ -15,6 +15,7 @@ from axme_daemon.intents import NewIntent
 from axme_daemon.store import open_store
 from axme_daemon.store.base import DaemonInfo, RemoteChange
 from axme_daemon.store.postgres import PostgresStore
+from axme_daemon.store.postgres_tx import PostgresTx
 
 AGENT = "agent://test/a"
 
@@ -176,3 +177,50 @@ async def test_a_busy_event_loop_keeps_its_heartbeat_and_a_wedged_one_loses_it(
     await store.heartbeat()  # the loop beats again: renewing goes on
     time.sleep(0.5)
     assert _heartbeat_at(postgresql_url, "busy") > wedged
+
+async def test_a_batch_the_server_rolls_back_for_a_deadlock_runs_again(
+    postgresql_url: str, axme_home: Path, opened: list[PostgresStore]
+) -> None:
+    """Two daemons' transactions can each wait for a row the other holds; the server then
+    rolls one back. That batch did nothing: it runs again, and its callers never see it
+    (they once got "the PostgreSQL store failed: deadlock detected", and an agent whose
+    report it refused failed its intent)."""
+    import threading
+
+    import psycopg
+
+    store = await _daemon(postgresql_url, axme_home, "a")
+    opened.append(store)
+    attempts: list[int] = []
+    holding = threading.Event()
+
+    def rival() -> None:
+        """Another daemon's transaction: holds lock 2, then wants lock 1, which the store's
+        holds while it waits for 2. It never gives up first: the store's is the victim."""
+        with psycopg.connect(postgresql_url) as db:
+            db.execute("SET deadlock_timeout = '60s'")
+            db.execute("SELECT pg_advisory_xact_lock(2)")
+            holding.set()
+            waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            deadline = time.monotonic() + 10
+            while db.execute(waiting).fetchone() == (0,) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            db.execute("SELECT pg_advisory_xact_lock(1)")
+            db.commit()
+
+    def both_locks(tx: PostgresTx) -> tuple[str, list[str]]:
+        attempts.append(1)
+        tx.db.execute("SELECT pg_advisory_xact_lock(1)")
+        tx.db.execute("SELECT pg_advisory_xact_lock(2)")
+        return "done", []
+
+    thread = threading.Thread(target=rival)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        assert await store._write(both_locks) == "done"  # type: ignore[arg-type]
+    finally:
+        thread.join(15)
+    assert len(attempts) == 2  # rolled back once (the deadlock), then committed
+    created, _ = await store.create_intent(_new(1), _id(1))  # the store writes on
+    assert created.intent_id == _id(1)

@@ -49,7 +49,24 @@ def test_a_daemon_started_with_store_keeps_intents_in_postgresql(
     assert shown_url(url) in status.stdout and "postgresql://" in status.stdout
     as_json = run_cli(cli_home, "daemon", "status", "--json")
     assert SECRET not in status.stdout + as_json.stdout + status.stderr
-    assert json.loads(as_json.stdout)["database"] == shown_url(url)
+    health = json.loads(as_json.stdout)
+    assert health["database"] == shown_url(url)
+    # Which daemon this is, and how many share the store: itself alone, live.
+    daemon_id = (cli_home / "daemon.id").read_text().strip()
+    assert (health["daemon_id"], health["lease_grace"]) == (daemon_id, 3.0)
+    assert health["daemons"] == {"live": 1, "registered": 1}
+    assert f"daemon   {daemon_id}, 1 live of 1 registered" in status.stdout
+
+
+def test_status_names_the_daemon_of_a_sqlite_home(cli_home: Path) -> None:
+    started = run_cli(cli_home, "daemon", "start")
+    assert started.returncode == 0, started.stderr
+    status = run_cli(cli_home, "daemon", "status")
+    health = json.loads(run_cli(cli_home, "daemon", "status", "--json").stdout)
+    daemon_id = (cli_home / "daemon.id").read_text().strip()
+    assert health["daemon_id"] == daemon_id
+    assert "daemons" not in health  # one daemon per file: nobody to share it with
+    assert f"  daemon   {daemon_id}\n" in status.stdout
 
 
 @pytest.mark.parametrize(

@@ -228,6 +228,11 @@ class PostgresStore(SqliteStore):
     def problem(self) -> str | None:
         return None
 
+    def _conflict(self, exc: Exception) -> bool:
+        return isinstance(
+            exc, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure
+        )
+
     def translate_error(self, exc: Exception) -> AxmeError | None:
         if isinstance(exc, psycopg.OperationalError):
             return StoreUnavailable(f"the PostgreSQL store failed: {exc}")

@@ -82,6 +82,8 @@ from axme_daemon.store.sqlite_sync import WalSyncer
 from axme_daemon.store.sqlite_tx import SqliteTx, dict_rows
 
 log = logging.getLogger(__name__)
+#: Times a batch the server rolled back for a conflict with another daemon's runs again.
+_CONFLICT_RETRIES = 5
 
 T = TypeVar("T")
 
@@ -347,6 +349,7 @@ class SqliteStore(Store):
         touched: set[str],
         pushes: list[tuple[str, Intent]],
         scan: bool,
+        conflicts: int = 0,
     ) -> list[tuple[bool, Any]]:
         """Run `ops` in one transaction, on the loop's thread; one outcome per op.
 
@@ -379,6 +382,11 @@ class SqliteStore(Store):
             for worker_id, intent in delivered:
                 assert self._deliverer is not None
                 self._deliverer.unclaim(worker_id, intent.intent_id)
+            if self._conflict(exc) and conflicts < _CONFLICT_RETRIES:
+                # Another daemon's transaction and this one each waited for the other: the
+                # server rolled this one back. Nothing of it happened; run it again.
+                log.warning("batch of %d rolled back (%s); running it again", len(ops), exc)
+                return self._run_batch(ops, touched, pushes, scan, conflicts + 1)
             problem = self.translate_error(exc)
             if problem is not None:  # the store's, not one op's: each would fail the same
                 log.error("batch of %d failed: %s", len(ops), problem.message)
@@ -395,6 +403,11 @@ class SqliteStore(Store):
         touched.update(ids)
         pushes.extend(delivered)
         return outcomes
+
+    def _conflict(self, exc: Exception) -> bool:
+        """Whether the server rolled the transaction back for a conflict with another
+        writer's (a deadlock): run again, it commits. One writer per SQLite file: never."""
+        return False
 
     def _before_commit(self, tx: Tx, ids: set[str]) -> None:
         """The batch changed the intents `ids` and is about to commit: a store other daemons
