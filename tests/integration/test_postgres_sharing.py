@@ -178,6 +178,7 @@ async def test_a_busy_event_loop_keeps_its_heartbeat_and_a_wedged_one_loses_it(
     time.sleep(0.5)
     assert _heartbeat_at(postgresql_url, "busy") > wedged
 
+
 async def test_a_batch_the_server_rolls_back_for_a_deadlock_runs_again(
     postgresql_url: str, axme_home: Path, opened: list[PostgresStore]
 ) -> None:
