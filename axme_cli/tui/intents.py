@@ -12,6 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
@@ -230,7 +231,10 @@ class IntentsScreen(IntentActions, Screen[None]):
         except AxmeError as exc:
             self.query_one("#count", Static).update(f"[red]{escape(str(exc))}[/]")
             return
-        self._render_rows(intents)
+        try:
+            self._render_rows(intents)
+        except NoMatches:  # the screen was left (or torn down) while the page loaded
+            return
 
     def _render_rows(self, intents: list[dict[str, Any]], force: bool = False) -> None:
         listing = self.listing
