@@ -274,6 +274,49 @@ async def test_a_write_refused_only_at_commit_fails_alone(
     assert len((await store.list_intents(IntentFilter(), 10, None)).intents) == 2
 
 
+async def test_a_savepoint_undoes_the_events_its_block_appended(store: Store) -> None:
+    """A block that appended events and then refused: its events are undone with it, what
+    came before it is kept."""
+    assert isinstance(store, SqliteStore)
+    intent, _ = await store.create_intent(_new(), "00000000-0000-4000-8000-000000000001")
+    seq = intent.last_seq
+
+    def event(tx: Tx, pos: int, n: int) -> None:
+        row = {"intent_pos": pos, "seq": seq + n, "event_type": "intent.progress"}
+        tx.run_many(
+            "insert_event",
+            [{**row, "status": "SUBMITTED", "at": "t", "actor": None, "details": None}],
+        )
+
+    def refused(tx: Tx) -> tuple[None, list[str]]:
+        row = tx.one("intent_for_update", intent_id=intent.intent_id)
+        assert row is not None
+        event(tx, row["pos"], 1)  # kept
+        try:
+            with tx.savepoint():
+                event(tx, row["pos"], 2)
+                raise Conflict("refused after writing")
+        except Conflict:
+            pass
+        return None, []
+
+    await store._write(refused)
+    events = await store.list_events(intent.intent_id)
+    assert [e.seq for e in events][-1] == seq + 1
+
+    def broken(tx: Tx) -> tuple[None, list[str]]:
+        row = tx.one("intent_for_update", intent_id=intent.intent_id)
+        assert row is not None
+        event(tx, row["pos"], 2)
+        raise RuntimeError("a rule's bug, right after it appended an event")
+
+    with pytest.raises(RuntimeError):
+        await store._write(broken)
+    await store.create_intent(_new(1), "00000000-0000-4000-8000-000000000002")  # the next batch
+    events = await store.list_events(intent.intent_id)
+    assert [e.seq for e in events][-1] == seq + 1  # nothing of the failed batch
+
+
 async def test_data_survives_reopen(store: Store, store_url: str, axme_home: Path) -> None:
     intent, _ = await store.create_intent(_new(), "00000000-0000-4000-8000-000000000001")
     await store.close()

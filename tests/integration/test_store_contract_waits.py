@@ -297,6 +297,35 @@ async def test_step_records_are_all_or_none(store: Store) -> None:
     assert [s.ordinal for s in await store.list_steps(intent_id)] == [1, 2, 3]
 
 
+async def test_a_refusal_after_writing_undoes_only_its_own_writes_in_a_batch(
+    store: Store,
+) -> None:
+    """Writes sent at once share one transaction; one that refuses after it wrote (step 1
+    recorded, then 3 out of order) has its writes undone, and its batch mates commit."""
+    a, b, c = [await _leased(store, n, worker=f"w{n}") for n in (1, 2, 3)]
+    before = {i: (await store.get_intent(i)) for i in (a, b, c)}
+    outcomes = await asyncio.gather(
+        store.record_steps(a, [(1, "x", 1), (3, "z", 3)], "w1"),
+        store.record_steps(b, [(1, "x", 1), (2, "y", 2)], "w2"),
+        store.report([WorkerReport(c, [(1, "x", 1), (3, "z", 3)])], "w3"),
+        store.report([WorkerReport(b, [(3, "z", 3)], completed=True, result="ok")], "w2"),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], BadInput)
+    assert [s.key for s in outcomes[1]] == ["x", "y"]  # type: ignore[union-attr]
+    (refused,) = outcomes[2]  # type: ignore[misc]
+    assert isinstance(refused, BadInput)
+    (done,) = outcomes[3]  # type: ignore[misc]
+    assert isinstance(done, Intent) and done.status is S.COMPLETED
+    for undone in (a, c):  # neither a step nor an event of the refused writes is kept
+        assert await store.list_steps(undone) == []
+        now = await store.get_intent(undone)
+        assert now is not None and now.last_seq == before[undone].last_seq  # type: ignore[union-attr]
+        assert len(await store.list_events(undone)) == now.last_seq
+    assert [s.key for s in await store.list_steps(b)] == ["x", "y", "z"]
+    assert [e.event_type for e in await store.list_events(b)][-1] == "intent.completed"
+
+
 async def test_a_report_applies_each_intent_or_says_why_not(store: Store) -> None:
     ok = await _leased(store, 1)
     other = await _leased(store, 2, worker="w2")

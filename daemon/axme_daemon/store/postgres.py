@@ -6,7 +6,8 @@ once the server made it durable (`synchronous_commit`), so its callers are answe
 with no sync of the daemon's own. The rules lock what they change (`*_for_update`
 queries) and write conditionally (`lifecycle/tx.py`), so other daemons' writers on the
 same database stay correct. The driver is psycopg 3's synchronous connection: the rules are
-plain functions over a `Tx`, run on the event loop's thread like SQLite's.
+plain functions over a `Tx`, as on SQLite, but a batch runs on a writer thread of its own,
+where it waits for the server's answers while the event loop goes on serving requests.
 
 Connections: the writer; a reader for the short indexed reads on the loop's thread; a
 listener (`LISTEN axme`); and a connection of its own, in a thread, for each slow read
@@ -30,6 +31,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +44,9 @@ from axme_daemon.lifecycle.tx import Tx
 from axme_daemon.store.base import RemoteChange, StoreStats
 from axme_daemon.store.migrations import load_migrations, load_schema
 from axme_daemon.store.postgres_keepalive import Keepalive
-from axme_daemon.store.postgres_tx import PostgresTx
+from axme_daemon.store.postgres_tx import PostgresTx, UndoBatch
 from axme_daemon.store.sealing import Sealer
-from axme_daemon.store.sqlite import SqliteStore, _Batch
+from axme_daemon.store.sqlite import SqliteStore, WriteOp, _Batch
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +149,8 @@ class PostgresStore(SqliteStore):
         self.keepalive: Keepalive | None = None
         self._piped: contextlib.ExitStack | None = None  # the running batch's pipeline mode
         self._seqs: deque[int] = deque()  # delivery cursors taken from the sequence, unused
+        #: The writer's thread: a batch waits there for the server's answers, not on the loop.
+        self._batches: ThreadPoolExecutor | None = None
 
     async def open(self) -> None:
         try:
@@ -172,6 +176,7 @@ class PostgresStore(SqliteStore):
             self._listen_forever(listener), name="postgres-listener"
         )
         await self._look_for_peers()
+        self._batches = ThreadPoolExecutor(1, thread_name_prefix="postgres-writer")
         self._writer = asyncio.create_task(self._write_loop(), name="postgres-writer")
 
     async def _look_for_peers(self) -> None:
@@ -211,6 +216,9 @@ class PostgresStore(SqliteStore):
             self._queue.put_nowait(None)
             await self._writer
             self._writer = None
+        if self._batches is not None:
+            self._batches.shutdown()
+            self._batches = None
         if self._listening is not None:
             self._listening.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -313,15 +321,36 @@ class PostgresStore(SqliteStore):
         self._delivery_seq = max(self._delivery_seq, self._seqs.popleft())
         return self._delivery_seq
 
+    async def _run_batch_for_loop(
+        self,
+        ops: list[WriteOp[Any]],
+        touched: set[str],
+        pushes: list[tuple[str, Intent]],
+        scan: bool,
+    ) -> list[tuple[bool, Any]]:
+        """On the writer's thread: each of the batch's round trips and its COMMIT wait for the
+        server (and its fsync) there, with the interpreter lock let go, while the loop serves
+        requests and queues their writes for the next batch. Only the Deliverer's claims
+        reach the loop's state from there (`Dispatcher.claim`)."""
+        assert self._batches is not None
+        return await asyncio.get_running_loop().run_in_executor(
+            self._batches, self._run_batch, ops, touched, pushes, scan
+        )
+
     def _committed(self, run: _Batch) -> None:
         """The COMMIT returned: the server has it durably."""
         self._durable_delivery_seq = run.delivery_seq
         self._settle(run)
 
-    def _begin(self) -> None:
+    def _refused(self, exc: Exception) -> bool:
+        return isinstance(exc, UndoBatch)
+
+    def _begin(self, *, alone: bool) -> None:
         """The batch in pipeline mode (`postgres_tx.py`): BEGIN goes out with its first
-        statement that needs an answer, and COMMIT with nothing after it."""
+        statement that needs an answer, and COMMIT with nothing after it. Savepoints only
+        when the batch is one write (see `postgres_tx`)."""
         assert self._pw is not None and isinstance(self._wtx, PostgresTx)
+        self._wtx.optimistic = not alone
         self._piped = contextlib.ExitStack()
         self._wtx.pipeline = self._piped.enter_context(self._pw.pipeline())
         self._exec("BEGIN")
@@ -329,6 +358,8 @@ class PostgresStore(SqliteStore):
     def _commit(self) -> None:
         """COMMIT, and leave pipeline mode: one round trip, which returns once the server
         has the batch durably (or raises what any statement of the batch raised)."""
+        assert isinstance(self._wtx, PostgresTx)
+        self._wtx.flush()
         self._exec("COMMIT")
         self._end_pipeline()
 
@@ -344,6 +375,8 @@ class PostgresStore(SqliteStore):
         self._pw.execute(statement.encode())
 
     def _rollback(self) -> None:
+        if isinstance(self._wtx, PostgresTx):
+            self._wtx.discard()
         try:
             self._end_pipeline()  # raises what failed (the batch is rolled back below)
         except psycopg.Error:

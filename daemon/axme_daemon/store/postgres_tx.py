@@ -3,25 +3,53 @@
 
 In the writer's batch the connection is in pipeline mode (`pipeline` set): statements go
 out without waiting, and a round trip happens only where a rule needs an answer: a read's
-rows, a conditional write's row count. `write`, `run_many` and savepoints ride along with
-the next one (the server runs them in order, and an error among them is raised there).
+rows, a conditional write's row count. `write` and `run_many` ride along with the next one
+(the server runs them in order, and an error among them is raised there).
+
+Each statement costs CPU in the driver and on the server whatever it does, so the writer
+sends fewer of them than the rules ask for:
+
+- events: in a batch, the rows the rules append are kept until the next statement (or the
+  COMMIT) and go as one `INSERT ... SELECT FROM unnest(...)`, in order;
+- savepoints: in a batch of several writes, `savepoint()` sends none. A block that raises
+  an `AxmeError` after it wrote raises `UndoBatch` instead: the batch rolls back and runs
+  its writes one at a time (`_run_batch`), where each savepoint is a real one. Blocks that
+  refuse before writing (most refusals: the rules check, then write) cost nothing.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from functools import cache
 from typing import Any
 
 import psycopg
 from psycopg import sql as pgsql
 
+from axme_cli.errors import AxmeError
 from axme_daemon.lifecycle.tx import Row
-from axme_daemon.store.queries import load_queries, savepoint
+from axme_daemon.store.queries import load_queries
 
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+#: The events the rules append, in one statement (the columns of `insert_event`).
+_EVENT_COLUMNS = ("intent_pos", "seq", "event_type", "status", "at", "actor", "details")
+_INSERT_EVENTS = pgsql.SQL(
+    "INSERT INTO events (intent_pos, seq, event_type, status, at, actor, details)"
+    " SELECT * FROM unnest(%(intent_pos)s::bigint[], %(seq)s::bigint[],"
+    " %(event_type)s::text[], %(status)s::text[], %(at)s::text[], %(actor)s::text[],"
+    " %(details)s::text[])"
+)
+
+
+class UndoBatch(Exception):
+    """A block of writes refused after it wrote, with no savepoint sent to undo just it:
+    the batch rolls back and runs its writes one at a time (then with savepoints)."""
+
+    def __init__(self, error: AxmeError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 def to_pyformat(sql: str) -> str:
@@ -42,29 +70,82 @@ class PostgresTx:
         self._sql = _queries()
         #: The writer's pipeline while a batch runs; None: each statement waits for its answer.
         self.pipeline: psycopg.Pipeline | None = None
+        #: Whether savepoints are left out (a batch of several writes: see the module's doc).
+        self.optimistic = False
+        self._events: list[Mapping[str, Any]] = []  # appended, not sent yet
+        self._writes = 0  # writes asked for in this transaction (sent or kept)
+
+    def flush(self) -> None:
+        """Send the events kept so far (before any other statement, and the COMMIT)."""
+        if self._events:
+            rows, self._events = self._events, []
+            self.db.execute(_INSERT_EVENTS, {c: [r[c] for r in rows] for c in _EVENT_COLUMNS})
+
+    def discard(self) -> None:
+        """The transaction rolled back: forget what it kept."""
+        self._events.clear()
 
     def one(self, query: str, **params: Any) -> Row | None:
+        self.flush()
         return self.db.execute(self._sql[query], params).fetchone()
 
     def all(self, query: str, **params: Any) -> list[Row]:
+        self.flush()
         return list(self.db.execute(self._sql[query], params).fetchall())
 
     def run(self, query: str, **params: Any) -> int:
+        self.flush()
+        self._writes += 1
         cur = self.db.execute(self._sql[query], params)
         if self.pipeline is not None:
             self.pipeline.sync()  # the count, with what was sent before it
         return cur.rowcount
 
     def write(self, query: str, **params: Any) -> None:
+        self._writes += 1
+        if query == "insert_event" and self.pipeline is not None:
+            self._events.append(params)
+            return
+        self.flush()
         self.db.execute(self._sql[query], params)
 
     def insert(self, query: str, **params: Any) -> int | None:
+        self.flush()
+        self._writes += 1
         row = self.db.execute(self._sql[query], params).fetchone()
         return None if row is None else int(next(iter(row.values())))
 
     def run_many(self, query: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        self._writes += 1
+        if query == "insert_event" and self.pipeline is not None:
+            self._events.extend(rows)
+            return
+        self.flush()
         with self.db.cursor() as cur:
             cur.executemany(self._sql[query], rows)
 
     def savepoint(self) -> AbstractContextManager[None]:
-        return savepoint(self.db.execute)
+        return self._no_savepoint() if self.optimistic else self._savepoint()
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        self.flush()  # what came before is not the block's to undo
+        self.db.execute(b"SAVEPOINT composite")
+        try:
+            yield
+        except AxmeError:
+            self._events.clear()  # the block's own, undone with it
+            self.db.execute(b"ROLLBACK TO SAVEPOINT composite")
+            raise
+        finally:
+            self.db.execute(b"RELEASE SAVEPOINT composite")
+
+    @contextmanager
+    def _no_savepoint(self) -> Iterator[None]:
+        before = self._writes
+        try:
+            yield
+        except AxmeError as exc:
+            if self._writes == before:
+                raise  # it refused before writing: nothing to undo
+            raise UndoBatch(exc) from exc

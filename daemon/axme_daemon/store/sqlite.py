@@ -288,7 +288,7 @@ class SqliteStore(Store):
             run = _Batch(batch)
             before = self._commits
             scan = any(queues for _, _, queues in batch)
-            run.outcomes = self._run_batch(
+            run.outcomes = await self._run_batch_for_loop(
                 [op for op, _, _ in batch], run.touched, run.pushes, scan
             )
             if self._commits == before:  # nothing committed: nothing to wait for
@@ -299,6 +299,17 @@ class SqliteStore(Store):
             await asyncio.sleep(0)  # let the requests that wait for the loop go first
             if closing:
                 return
+
+    async def _run_batch_for_loop(
+        self,
+        ops: list[WriteOp[Any]],
+        touched: set[str],
+        pushes: list[tuple[str, Intent]],
+        scan: bool,
+    ) -> list[tuple[bool, Any]]:
+        """`_run_batch`, as the writer loop runs it: here on the loop's own thread (see
+        there why); a store whose writes wait for a server runs it on a thread instead."""
+        return self._run_batch(ops, touched, pushes, scan)
 
     def _committed(self, run: _Batch) -> None:
         """`run` is committed to the WAL: its callers are answered once it is synced."""
@@ -364,7 +375,7 @@ class SqliteStore(Store):
         delivered: list[tuple[str, Intent]] = []
         self._delivered = delivered  # what ops deliver themselves (a create) lands here too
         try:
-            self._begin()
+            self._begin(alone=len(ops) == 1)
             for op in ops:
                 try:
                     result, changed = op(tx)
@@ -393,8 +404,9 @@ class SqliteStore(Store):
                 return [(False, problem)] * len(ops)
             if len(ops) > 1:
                 # One op broke the shared transaction: retry each alone so that only the
-                # faulty one fails.
-                log.warning("batch of %d failed (%s); retrying one by one", len(ops), exc)
+                # faulty one fails (or, `UndoBatch`, refuses: a refusal, not a failure).
+                level = logging.INFO if self._refused(exc) else logging.WARNING
+                log.log(level, "batch of %d failed (%s); retrying one by one", len(ops), exc)
                 return [o for op in ops for o in self._run_batch([op], touched, pushes, scan)]
             log.exception("write failed", extra={"action": "write"})
             return [(False, exc)]
@@ -409,12 +421,18 @@ class SqliteStore(Store):
         writer's (a deadlock): run again, it commits. One writer per SQLite file: never."""
         return False
 
+    def _refused(self, exc: Exception) -> bool:
+        """Whether a write of the batch refused after writing, with no savepoint to undo
+        just it (`postgres_tx.UndoBatch`): SQLite's savepoints are real."""
+        return False
+
     def _before_commit(self, tx: Tx, ids: set[str]) -> None:
         """The batch changed the intents `ids` and is about to commit: a store other daemons
         share tells them here. One daemon per SQLite file: nothing to tell."""
 
-    def _begin(self) -> None:
-        """One writer at a time: a `*_for_update` read needs no lock of its own."""
+    def _begin(self, *, alone: bool) -> None:
+        """One writer at a time: a `*_for_update` read needs no lock of its own. (`alone`:
+        the batch is one write.)"""
         self._exec("BEGIN IMMEDIATE")
 
     def _commit(self) -> None:
