@@ -324,6 +324,14 @@ async def test_a_refusal_after_writing_undoes_only_its_own_writes_in_a_batch(
         assert len(await store.list_events(undone)) == now.last_seq
     assert [s.key for s in await store.list_steps(b)] == ["x", "y", "z"]
     assert [e.event_type for e in await store.list_events(b)][-1] == "intent.completed"
+    # Alone in its batch: a report of two intents, one refused after writing, one applied.
+    d = await _leased(store, 4, worker="w3")
+    answers = await store.report(
+        [WorkerReport(c, [(1, "x", 1), (3, "z", 3)]), WorkerReport(d, [(1, "x", 1)])], "w3"
+    )
+    assert isinstance(answers[0], BadInput) and answers[1] is None
+    assert await store.list_steps(c) == []
+    assert [s.key for s in await store.list_steps(d)] == ["x"]
 
 
 async def test_a_report_applies_each_intent_or_says_why_not(store: Store) -> None:

@@ -345,12 +345,12 @@ class PostgresStore(SqliteStore):
     def _refused(self, exc: Exception) -> bool:
         return isinstance(exc, UndoBatch)
 
-    def _begin(self, *, alone: bool) -> None:
+    def _begin(self, *, savepoints: bool) -> None:
         """The batch in pipeline mode (`postgres_tx.py`): BEGIN goes out with its first
         statement that needs an answer, and COMMIT with nothing after it. Savepoints only
-        when the batch is one write (see `postgres_tx`)."""
+        when a write refused after writing without them (see `postgres_tx`)."""
         assert self._pw is not None and isinstance(self._wtx, PostgresTx)
-        self._wtx.optimistic = not alone
+        self._wtx.optimistic = not savepoints
         self._piped = contextlib.ExitStack()
         self._wtx.pipeline = self._piped.enter_context(self._pw.pipeline())
         self._exec("BEGIN")

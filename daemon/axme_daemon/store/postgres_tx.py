@@ -11,10 +11,11 @@ sends fewer of them than the rules ask for:
 
 - events: in a batch, the rows the rules append are kept until the next statement (or the
   COMMIT) and go as one `INSERT ... SELECT FROM unnest(...)`, in order;
-- savepoints: in a batch of several writes, `savepoint()` sends none. A block that raises
-  an `AxmeError` after it wrote raises `UndoBatch` instead: the batch rolls back and runs
-  its writes one at a time (`_run_batch`), where each savepoint is a real one. Blocks that
-  refuse before writing (most refusals: the rules check, then write) cost nothing.
+- savepoints: `savepoint()` sends none at first. A block that raises an `AxmeError` after
+  it wrote raises `UndoBatch` instead: the batch rolls back and runs its writes one at a
+  time (`_run_batch`), and a write that refuses alone runs once more, with savepoints, so
+  that only its refused block is undone. Blocks that refuse before writing (most
+  refusals: the rules check, then write) cost nothing.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ _INSERT_EVENTS = pgsql.SQL(
 
 class UndoBatch(Exception):
     """A block of writes refused after it wrote, with no savepoint sent to undo just it:
-    the batch rolls back and runs its writes one at a time (then with savepoints)."""
+    the batch rolls back and runs again (one write at a time, then with savepoints)."""
 
     def __init__(self, error: AxmeError) -> None:
         super().__init__(error.message)
@@ -70,7 +71,7 @@ class PostgresTx:
         self._sql = _queries()
         #: The writer's pipeline while a batch runs; None: each statement waits for its answer.
         self.pipeline: psycopg.Pipeline | None = None
-        #: Whether savepoints are left out (a batch of several writes: see the module's doc).
+        #: Whether savepoints are left out (see the module's doc).
         self.optimistic = False
         self._events: list[Mapping[str, Any]] = []  # appended, not sent yet
         self._writes = 0  # writes asked for in this transaction (sent or kept)

@@ -361,8 +361,10 @@ class SqliteStore(Store):
         pushes: list[tuple[str, Intent]],
         scan: bool,
         conflicts: int = 0,
+        savepoints: bool = False,
     ) -> list[tuple[bool, Any]]:
         """Run `ops` in one transaction, on the loop's thread; one outcome per op.
+        (`savepoints`: a store that leaves them out, see `_refused`, sends them this time.)
 
         They are short indexed writes, and the COMMIT only writes the WAL: the wait for the
         disk is the syncer's. (Running batches in a writer thread cost more in handing the
@@ -375,7 +377,7 @@ class SqliteStore(Store):
         delivered: list[tuple[str, Intent]] = []
         self._delivered = delivered  # what ops deliver themselves (a create) lands here too
         try:
-            self._begin(alone=len(ops) == 1)
+            self._begin(savepoints=savepoints)
             for op in ops:
                 try:
                     result, changed = op(tx)
@@ -402,10 +404,13 @@ class SqliteStore(Store):
             if problem is not None:  # the store's, not one op's: each would fail the same
                 log.error("batch of %d failed: %s", len(ops), problem.message)
                 return [(False, problem)] * len(ops)
+            refused = self._refused(exc)
+            if refused and len(ops) == 1:  # it refused: again, undoing just its own writes
+                return self._run_batch(ops, touched, pushes, scan, conflicts, savepoints=True)
             if len(ops) > 1:
                 # One op broke the shared transaction: retry each alone so that only the
-                # faulty one fails (or, `UndoBatch`, refuses: a refusal, not a failure).
-                level = logging.INFO if self._refused(exc) else logging.WARNING
+                # faulty one fails (or refuses: not a failure).
+                level = logging.INFO if refused else logging.WARNING
                 log.log(level, "batch of %d failed (%s); retrying one by one", len(ops), exc)
                 return [o for op in ops for o in self._run_batch([op], touched, pushes, scan)]
             log.exception("write failed", extra={"action": "write"})
@@ -422,17 +427,18 @@ class SqliteStore(Store):
         return False
 
     def _refused(self, exc: Exception) -> bool:
-        """Whether a write of the batch refused after writing, with no savepoint to undo
-        just it (`postgres_tx.UndoBatch`): SQLite's savepoints are real."""
+        """Whether a write of the batch refused after writing, with no savepoint sent to
+        undo just its writes (`postgres_tx.UndoBatch`): the batch runs again, one by one,
+        then with savepoints. SQLite always sends them."""
         return False
 
     def _before_commit(self, tx: Tx, ids: set[str]) -> None:
         """The batch changed the intents `ids` and is about to commit: a store other daemons
         share tells them here. One daemon per SQLite file: nothing to tell."""
 
-    def _begin(self, *, alone: bool) -> None:
-        """One writer at a time: a `*_for_update` read needs no lock of its own. (`alone`:
-        the batch is one write.)"""
+    def _begin(self, *, savepoints: bool) -> None:
+        """One writer at a time: a `*_for_update` read needs no lock of its own. (SQLite's
+        savepoints cost next to nothing: always sent.)"""
         self._exec("BEGIN IMMEDIATE")
 
     def _commit(self) -> None:
