@@ -20,6 +20,9 @@ SELECT 'index', tablename, indexname, indexdef FROM pg_indexes WHERE schemaname 
 UNION ALL
 SELECT 'constraint', conrelid::regclass::text, conname, pg_get_constraintdef(oid)
   FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+UNION ALL
+SELECT 'function', proname, proname, pg_get_functiondef(oid)
+  FROM pg_proc WHERE pronamespace = 'public'::regnamespace
 ORDER BY 1, 2, 3
 """
 

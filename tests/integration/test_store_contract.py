@@ -6,6 +6,7 @@ writers racing are in `test_store_contract_waits.py`."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -315,6 +316,41 @@ async def test_a_savepoint_undoes_the_events_its_block_appended(store: Store) ->
     await store.create_intent(_new(1), "00000000-0000-4000-8000-000000000002")  # the next batch
     events = await store.list_events(intent.intent_id)
     assert [e.seq for e in events][-1] == seq + 1  # nothing of the failed batch
+
+
+async def test_a_write_on_a_stale_read_is_refused_and_its_batch_mates_commit(
+    store: Store,
+) -> None:
+    """A write that decided on a read of an intent that changed since (its conditional
+    update changes no row) is refused with StaleWrite and leaves no trace; the writes sent
+    with it commit (on PostgreSQL the update is not waited for: the server fails the batch,
+    which runs again)."""
+    from axme_daemon.lifecycle.timeline import apply_events
+    from axme_daemon.lifecycle.tx import StaleWrite
+
+    assert isinstance(store, SqliteStore)
+    intent, _ = await store.create_intent(_new(), "00000000-0000-4000-8000-000000000001")
+    older = replace(intent, last_seq=intent.last_seq - 1)  # as read before its last event
+
+    def stale(tx: Tx) -> tuple[None, list[str]]:
+        row = tx.one("intent_for_update", intent_id=intent.intent_id)
+        assert row is not None
+        event = ("intent.progress", IntentStatus.SUBMITTED, None, {"message": "late"})
+        apply_events(tx, row["pos"], older, IntentStatus.SUBMITTED, [event])
+        return None, [intent.intent_id]
+
+    outcomes = await asyncio.gather(
+        store._write(stale),
+        store.create_intent(_new(1), "00000000-0000-4000-8000-000000000002"),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], StaleWrite)
+    assert isinstance(outcomes[1], tuple) and outcomes[1][1]
+    now = await store.get_intent(intent.intent_id)
+    assert now is not None and now.last_seq == intent.last_seq
+    assert len(await store.list_events(intent.intent_id)) == intent.last_seq
+    with pytest.raises(StaleWrite):  # alone in its batch: the same
+        await store._write(stale)
 
 
 async def test_data_survives_reopen(store: Store, store_url: str, axme_home: Path) -> None:

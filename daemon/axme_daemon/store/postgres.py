@@ -44,7 +44,7 @@ from axme_daemon.lifecycle.tx import Tx
 from axme_daemon.store.base import RemoteChange, StoreStats
 from axme_daemon.store.migrations import load_migrations, load_schema
 from axme_daemon.store.postgres_keepalive import Keepalive
-from axme_daemon.store.postgres_tx import PostgresTx, UndoBatch
+from axme_daemon.store.postgres_tx import CHANGED_NONE, PostgresTx, UndoBatch
 from axme_daemon.store.sealing import Sealer
 from axme_daemon.store.sqlite import SqliteStore, WriteOp, _Batch
 
@@ -343,7 +343,9 @@ class PostgresStore(SqliteStore):
         self._settle(run)
 
     def _refused(self, exc: Exception) -> bool:
-        return isinstance(exc, UndoBatch)
+        return isinstance(exc, UndoBatch) or (
+            isinstance(exc, psycopg.Error) and exc.sqlstate == CHANGED_NONE
+        )
 
     def _begin(self, *, savepoints: bool) -> None:
         """The batch in pipeline mode (`postgres_tx.py`): BEGIN goes out with its first

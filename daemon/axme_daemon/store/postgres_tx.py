@@ -11,6 +11,11 @@ sends fewer of them than the rules ask for:
 
 - events: in a batch, the rows the rules append are kept until the next statement (or the
   COMMIT) and go as one `INSERT ... SELECT FROM unnest(...)`, in order;
+- row counts: a conditional write whose every caller refuses unless it changed one row
+  (`update_intent`: "nobody changed the intent since I read it") goes out without waiting
+  for its count, wrapped so that the server fails it when it changed none (SQLSTATE
+  `AXST0`, migration 0006): the batch then rolls back and runs again as below, reading
+  the count this time. Under `FOR UPDATE` it always changes one, so no round trip is lost.
 - savepoints: `savepoint()` sends none at first. A block that raises an `AxmeError` after
   it wrote raises `UndoBatch` instead: the batch rolls back and runs its writes one at a
   time (`_run_batch`), and a write that refuses alone runs once more, with savepoints, so
@@ -44,6 +49,20 @@ _INSERT_EVENTS = pgsql.SQL(
 )
 
 
+#: Conditional writes every caller refuses unless they changed exactly one row.
+_MUST_CHANGE_ONE = ("update_intent", "update_intent_outcome")
+#: The SQLSTATE of such a write that changed none (`axme_changed_one`).
+CHANGED_NONE = "AXST0"
+
+
+def _changed_one(update: str) -> pgsql.SQL:
+    """`update` failing in the server unless it changed exactly one row."""
+    body = to_pyformat(update).rstrip().rstrip(";")
+    return pgsql.SQL(
+        f"WITH changed AS ({body} RETURNING 1) SELECT axme_changed_one(count(*)) FROM changed"
+    )
+
+
 class UndoBatch(Exception):
     """A block of writes refused after it wrote, with no savepoint sent to undo just it:
     the batch rolls back and runs again (one write at a time, then with savepoints)."""
@@ -61,6 +80,12 @@ def to_pyformat(sql: str) -> str:
 @cache
 def _queries() -> dict[str, pgsql.SQL]:
     return {name: pgsql.SQL(to_pyformat(text)) for name, text in load_queries("postgresql").items()}
+
+
+@cache
+def _unwaited() -> dict[str, pgsql.SQL]:
+    queries = load_queries("postgresql")
+    return {name: _changed_one(queries[name]) for name in _MUST_CHANGE_ONE}
 
 
 class PostgresTx:
@@ -97,6 +122,9 @@ class PostgresTx:
     def run(self, query: str, **params: Any) -> int:
         self.flush()
         self._writes += 1
+        if self.optimistic and self.pipeline is not None and query in _MUST_CHANGE_ONE:
+            self.db.execute(_unwaited()[query], params)
+            return 1  # or the server fails the batch (see the module's doc)
         cur = self.db.execute(self._sql[query], params)
         if self.pipeline is not None:
             self.pipeline.sync()  # the count, with what was sent before it

@@ -183,3 +183,12 @@ CREATE TABLE daemons (
     lease_grace DOUBLE PRECISION NOT NULL        -- its leases lapse this long after its heartbeat
 );
 CREATE SEQUENCE delivery_seq; -- delivery cursors, unique across daemons
+
+-- A conditional write sent without waiting for its row count fails when it changed no row.
+CREATE FUNCTION axme_changed_one(n BIGINT) RETURNS INTEGER LANGUAGE plpgsql AS $$
+BEGIN
+    IF n <> 1 THEN
+        RAISE EXCEPTION 'a conditional write changed % rows, not 1', n USING ERRCODE = 'AXST0';
+    END IF;
+    RETURN 1;
+END $$;
