@@ -213,9 +213,7 @@ class Dispatcher:
         if self.blocked(address):
             return None
         best: Worker | None = None
-        # A store may call this from its writer thread (PostgreSQL): the workers as a list
-        # taken at once (one step under the interpreter lock), as the loop may add one.
-        for worker in list(self.workers.values()):
+        for worker in self.workers.values():
             if worker.address != address or worker.streams == 0:
                 continue
             free = worker.limit - len(worker.held)

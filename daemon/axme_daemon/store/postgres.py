@@ -6,8 +6,11 @@ once the server made it durable (`synchronous_commit`), so its callers are answe
 with no sync of the daemon's own. The rules lock what they change (`*_for_update`
 queries) and write conditionally (`lifecycle/tx.py`), so other daemons' writers on the
 same database stay correct. The driver is psycopg 3's synchronous connection: the rules are
-plain functions over a `Tx`, as on SQLite, but a batch runs on a writer thread of its own,
-where it waits for the server's answers while the event loop goes on serving requests.
+plain functions over a `Tx`, run on the event loop's thread like SQLite's. (A writer thread
+of its own, waiting for the server while the loop serves requests, was measured: a fifth
+fewer 3-step intents/s and more of the daemon's CPU per intent, spent handing the
+interpreter lock back and forth.) So a batch sends few statements and waits for few
+answers (`postgres_tx.py`).
 
 Connections: the writer; a reader for the short indexed reads on the loop's thread; a
 listener (`LISTEN axme`); and a connection of its own, in a thread, for each slow read
@@ -31,7 +34,6 @@ import json
 import logging
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,7 @@ from axme_daemon.store.migrations import load_migrations, load_schema
 from axme_daemon.store.postgres_keepalive import Keepalive
 from axme_daemon.store.postgres_tx import CHANGED_NONE, PostgresTx, UndoBatch
 from axme_daemon.store.sealing import Sealer
-from axme_daemon.store.sqlite import SqliteStore, WriteOp, _Batch
+from axme_daemon.store.sqlite import SqliteStore, _Batch
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +151,6 @@ class PostgresStore(SqliteStore):
         self.keepalive: Keepalive | None = None
         self._piped: contextlib.ExitStack | None = None  # the running batch's pipeline mode
         self._seqs: deque[int] = deque()  # delivery cursors taken from the sequence, unused
-        #: The writer's thread: a batch waits there for the server's answers, not on the loop.
-        self._batches: ThreadPoolExecutor | None = None
 
     async def open(self) -> None:
         try:
@@ -176,7 +176,6 @@ class PostgresStore(SqliteStore):
             self._listen_forever(listener), name="postgres-listener"
         )
         await self._look_for_peers()
-        self._batches = ThreadPoolExecutor(1, thread_name_prefix="postgres-writer")
         self._writer = asyncio.create_task(self._write_loop(), name="postgres-writer")
 
     async def _look_for_peers(self) -> None:
@@ -216,9 +215,6 @@ class PostgresStore(SqliteStore):
             self._queue.put_nowait(None)
             await self._writer
             self._writer = None
-        if self._batches is not None:
-            self._batches.shutdown()
-            self._batches = None
         if self._listening is not None:
             self._listening.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -320,22 +316,6 @@ class PostgresStore(SqliteStore):
             self._seqs.extend(int(r["n"]) for r in self._wtx.all("next_delivery_seqs", count=_SEQS))
         self._delivery_seq = max(self._delivery_seq, self._seqs.popleft())
         return self._delivery_seq
-
-    async def _run_batch_for_loop(
-        self,
-        ops: list[WriteOp[Any]],
-        touched: set[str],
-        pushes: list[tuple[str, Intent]],
-        scan: bool,
-    ) -> list[tuple[bool, Any]]:
-        """On the writer's thread: each of the batch's round trips and its COMMIT wait for the
-        server (and its fsync) there, with the interpreter lock let go, while the loop serves
-        requests and queues their writes for the next batch. Only the Deliverer's claims
-        reach the loop's state from there (`Dispatcher.claim`)."""
-        assert self._batches is not None
-        return await asyncio.get_running_loop().run_in_executor(
-            self._batches, self._run_batch, ops, touched, pushes, scan
-        )
 
     def _committed(self, run: _Batch) -> None:
         """The COMMIT returned: the server has it durably."""

@@ -288,7 +288,7 @@ class SqliteStore(Store):
             run = _Batch(batch)
             before = self._commits
             scan = any(queues for _, _, queues in batch)
-            run.outcomes = await self._run_batch_for_loop(
+            run.outcomes = self._run_batch(
                 [op for op, _, _ in batch], run.touched, run.pushes, scan
             )
             if self._commits == before:  # nothing committed: nothing to wait for
@@ -299,17 +299,6 @@ class SqliteStore(Store):
             await asyncio.sleep(0)  # let the requests that wait for the loop go first
             if closing:
                 return
-
-    async def _run_batch_for_loop(
-        self,
-        ops: list[WriteOp[Any]],
-        touched: set[str],
-        pushes: list[tuple[str, Intent]],
-        scan: bool,
-    ) -> list[tuple[bool, Any]]:
-        """`_run_batch`, as the writer loop runs it: here on the loop's own thread (see
-        there why); a store whose writes wait for a server runs it on a thread instead."""
-        return self._run_batch(ops, touched, pushes, scan)
 
     def _committed(self, run: _Batch) -> None:
         """`run` is committed to the WAL: its callers are answered once it is synced."""
