@@ -14,7 +14,7 @@ sends fewer of them than the rules ask for:
 - row counts: a conditional write whose every caller refuses unless it changed one row
   (`update_intent`: "nobody changed the intent since I read it") goes out without waiting
   for its count, wrapped so that the server fails it when it changed none (SQLSTATE
-  `AXST0`, migration 0006): the batch then rolls back and runs again as below, reading
+  `AXST0`, migration 0007): the batch then rolls back and runs again as below, reading
   the count this time. Under `FOR UPDATE` it always changes one, so no round trip is lost.
 - savepoints: `savepoint()` sends none at first. A block that raises an `AxmeError` after
   it wrote raises `UndoBatch` instead: the batch rolls back and runs its writes one at a
