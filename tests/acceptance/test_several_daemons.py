@@ -2,7 +2,8 @@
 
 Each daemon supervises its own agents; an intent for an address goes to a listening worker
 of that address on either daemon; a daemon SIGKILLed mid-load loses nothing acknowledged,
-and its in-flight work finishes on the other within the lease grace plus a little.
+and its in-flight work finishes on the other within the lease grace plus a little; a cancel
+asked on one daemon stops a handler running under the other.
 """
 
 from __future__ import annotations
@@ -16,8 +17,17 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.agents import add_agent, events, intent, running_pids, send, step_log, wait_final
-from tests.daemon import Daemon, wait_for
+from tests.agents import (
+    add_agent,
+    agent_status,
+    events,
+    intent,
+    running_pids,
+    send,
+    step_log,
+    wait_final,
+)
+from tests.daemon import Daemon, run_cli, wait_for
 
 #: A short lease grace, so a test sees a dead daemon's leases lapse in seconds.
 GRACE = 3.0
@@ -300,3 +310,74 @@ def test_a_decision_on_one_daemon_wakes_a_handler_served_by_the_other(
     assert took < 5, f"the decision reached B's worker after {took:.1f}s"
     runs = [e["step"] for e in step_log(log) if e["intent"] == intent_id]
     assert sorted(runs) == ["apply", "validate"]
+
+
+def _cancel_on(daemon: Daemon, intent_id: str) -> str:
+    """`axme cancel` on `daemon`'s home: what it printed."""
+    canceled = run_cli(daemon.home, "cancel", intent_id, "--reason", "not needed")
+    assert canceled.returncode == 0, canceled.stderr
+    return canceled.stdout
+
+
+def test_a_cancel_asked_on_one_daemon_stops_a_handler_running_on_the_other(
+    pair: tuple[Daemon, Daemon], axme_home: Path
+) -> None:
+    a, b = pair
+    log = axme_home / "steps.log"
+    _serve(b, STEPS, "steps_agent.py", log)  # only B runs it
+    with a.client() as client:
+        intent_id = send(client, STEPS, "intent.test.long.v1", {"ticks": 1200})  # a minute
+        wait_for(
+            lambda: any(e["intent"] == intent_id for e in step_log(log)),
+            timeout=20,
+            what="B's handler to start",
+        )
+    asked_at = time.monotonic()
+    said = _cancel_on(a, intent_id)
+    stopped = wait_for(
+        lambda: [e for e in step_log(log) if e.get("event") == "stopped"],
+        timeout=10,
+        what="the handler on B to stop",
+    )
+    final = wait_final(a, [intent_id], timeout=10)[intent_id]
+    took = time.monotonic() - asked_at
+    assert "cancel asked" in said, said
+    assert final["status"] == "CANCELED"
+    assert took < 5, f"the handler on B stopped {took:.1f}s after the cancel on A"
+    assert [e["intent"] for e in stopped] == [intent_id]
+    mine = [e for e in step_log(log) if e["intent"] == intent_id]
+    assert mine[-1]["event"] == "stopped", "a step started after the handler stopped"
+    with b.client() as client:
+        kinds = [e["event_type"] for e in events(client, intent_id)]
+        assert kinds.index("intent.cancel_requested") < kinds.index("intent.canceled")
+        assert events(client, intent_id)[-1]["details"]["reason"] == "not needed"
+
+
+def test_a_cancel_on_one_daemon_frees_the_slot_of_a_worker_on_the_other_at_once(
+    pair: tuple[Daemon, Daemon], axme_home: Path
+) -> None:
+    """An AXME SDK agent hears no cancel: its intent ends at once, and the daemon it runs
+    under, told by the other, frees its slot without waiting for its report."""
+    a, b = pair
+    address = "agent://test/shared/platform"
+    with b.client() as client:
+        add_agent(client, address, "axme_sdk_agent.py", axme_home)
+        wait_for(lambda: running_pids(client, address), timeout=30, what="the agent")
+        log_path = Path(agent_status(client, address)["log_path"])
+    with a.client() as client:
+        intent_id = send(client, address, "intent.test.echo.v1", {"hang": True})
+    wait_for(
+        lambda: log_path.exists() and f"hanging on {intent_id}" in log_path.read_text(),
+        timeout=20,
+        what="B's worker to hang in its delivery",
+    )
+    with b.client() as client:
+        assert agent_status(client, address)["in_flight"] == 1
+        said = _cancel_on(a, intent_id)
+        assert "CANCELED" in said and "cancel asked" not in said, said
+        assert intent(client, intent_id)["status"] == "CANCELED"
+        wait_for(
+            lambda: agent_status(client, address)["in_flight"] == 0,
+            timeout=5,
+            what="B to free its worker's slot",
+        )

@@ -66,7 +66,8 @@ async def test_another_daemons_commits_wake_this_one_only_while_both_are_live(
     a.add_remote_listener(changes.append)
     await b.create_intent(_new(1), _id(1))
     assert await _heard_within(5, changes), "a heard nothing of b's commit"
-    assert ids == [[_id(1)]] and changes == [RemoteChange(frozenset({AGENT}), False)]
+    assert ids == [[_id(1)]]
+    assert changes == [RemoteChange(frozenset({AGENT}), False, frozenset({_id(1)}))]
     # a learns of b at its next heartbeat; from then on b hears a's commits.
     heard_by_b: list[list[str]] = []
     b.add_commit_listener(lambda i: heard_by_b.append(list(i)))
@@ -114,7 +115,7 @@ async def test_a_batch_too_big_to_name_its_addresses_says_any(
     await asyncio.gather(*(a.create_intent(new, _id(n)) for n, new in enumerate(news)))
     assert a.stats().commits == commits + 1, "one batch, one commit"
     assert await _heard_within(5, changes)
-    assert changes == [RemoteChange(None, False)]
+    assert changes == [RemoteChange(None, False, frozenset(_id(n) for n in range(120)))]
 
 
 async def test_a_lost_listener_listens_again_and_says_anything_may_have_changed(
@@ -134,11 +135,11 @@ async def test_a_lost_listener_listens_again_and_says_anything_may_have_changed(
         ).fetchall()
     assert len(ended) == 2  # a's and b's listeners
     assert await _heard_within(10, changes), "a never listened again"
-    assert changes[0] == RemoteChange(None, True)  # what it missed meanwhile: anything
+    assert changes[0] == RemoteChange(None, True, None)  # what it missed meanwhile: anything
     changes.clear()
     await b.create_intent(_new(0), _id(0))
     assert await _heard_within(5, changes)
-    assert changes == [RemoteChange(frozenset({AGENT}), False)]
+    assert changes == [RemoteChange(frozenset({AGENT}), False, frozenset({_id(0)}))]
 
 
 def _heartbeat_at(url: str, daemon_id: str) -> float:

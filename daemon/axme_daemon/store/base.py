@@ -29,10 +29,12 @@ CommitListener = Callable[[Iterable[str]], None]
 class RemoteChange:
     """What another daemon's commit changed, as a shared store hears of it: intents put in
     the queue for these addresses (None: anything may have changed, e.g. the store missed
-    news while reconnecting), and whether timers were armed or moved."""
+    news while reconnecting), whether timers were armed or moved, and which intents it
+    changed (None: any; this daemon's workers may hold some, a cancel asked of them)."""
 
     queued: frozenset[str] | None
     timers: bool
+    intents: frozenset[str] | None = frozenset()
 
 
 RemoteListener = Callable[[RemoteChange], None]
