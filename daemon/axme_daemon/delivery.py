@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from axme_cli.errors import BadInput
+from axme_cli.errors import AxmeError, BadInput
 from axme_cli.protocol import IntentStatus
 from axme_daemon.events import EventHub, KeepAlive, StreamTimeout
 from axme_daemon.intents import Event, Intent
@@ -137,6 +137,7 @@ class Dispatcher:
         #: that hears no cancels: it ends the intent, as a cancel asked here would have.
         self.end_canceled: Callable[[str], Coroutine[Any, Any, None]] | None = None
         self._ending: set[str] = set()  # intents end_canceled is ending now
+        self._listening: frozenset[str] | None = frozenset()  # as the store last heard it
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -233,6 +234,7 @@ class Dispatcher:
         if worker is None:
             worker = Worker(worker_id, address, supervised, limit, pid)
             self.workers[worker_id] = worker
+            self._tell_listening()
         elif worker.address != address:
             raise BadInput(
                 f"worker {worker_id} serves {worker.address}, not {address}",
@@ -273,6 +275,24 @@ class Dispatcher:
         worker.held.discard(intent_id)
         return True
 
+    def _tell_listening(self) -> None:
+        """On a shared store, record which addresses this daemon's workers listen for, so
+        that the other daemons know those agents too (`Store.known_addresses`)."""
+        if not self.store.shared or self.store.daemon is None:
+            return
+        now = frozenset(w.address for w in self.workers.values())
+        if now != self._listening:
+            self._listening = now
+            self._background(self._write_listening(now))  # written in the order told
+
+    async def _write_listening(self, addresses: frozenset[str]) -> None:
+        failures: tuple[type[Exception], ...] = (AxmeError, *self.store.error_types)
+        try:
+            await self.store.set_listening(addresses)
+        except failures as exc:  # the next tick says it again
+            log.warning("could not record the addresses this daemon listens for: %s", exc)
+            self._listening = None
+
     def workers_for(self, address: str) -> list[Worker]:
         return [w for w in self.workers.values() if w.address == address]
 
@@ -289,6 +309,7 @@ class Dispatcher:
         """Release everything the worker held: a failed attempt of each of its intents,
         redelivered to the next worker (see `redelivery_delay`)."""
         worker = self.workers.pop(worker_id, None)
+        self._tell_listening()
         released = await self.store.release(worker_id=worker_id, reason=reason, details=details)
         await self.requeued(released)
         if released:
@@ -385,6 +406,7 @@ class Dispatcher:
             await asyncio.sleep(delay)
             delay = tick
             if self.store.shared:
+                self._tell_listening()
                 try:
                     await self._heartbeat()
                     delay = min(tick, await self._next_lapse())

@@ -393,7 +393,7 @@ INSERT INTO daemons (daemon_id, host, pid, home, started_at, heartbeat_at, lease
 VALUES (:daemon_id, :host, :pid, :home, :started_at, :now, :lease_grace)
 ON CONFLICT (daemon_id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
     home = excluded.home, started_at = excluded.started_at,
-    heartbeat_at = excluded.heartbeat_at, lease_grace = excluded.lease_grace;
+    heartbeat_at = excluded.heartbeat_at, lease_grace = excluded.lease_grace, listening = '[]';
 
 -- name: adopt_agents
 UPDATE agents SET owner = :owner WHERE owner = '' AND NOT EXISTS (
@@ -411,5 +411,17 @@ UPDATE daemons SET heartbeat_at = :now, lease_grace = :lease_grace WHERE daemon_
 DELETE FROM daemons WHERE daemon_id = :daemon_id;
 
 -- name: list_daemons
-SELECT daemon_id, host, pid, home, started_at, heartbeat_at, lease_grace
+SELECT daemon_id, host, pid, home, started_at, heartbeat_at, lease_grace, listening
 FROM daemons ORDER BY started_at, daemon_id;
+
+-- name: leases_by_daemon
+-- How many deliveries each daemon's workers hold now.
+SELECT lease_daemon, count(*) AS n FROM intents WHERE lease_worker IS NOT NULL
+GROUP BY lease_daemon;
+
+-- name: set_daemon_listening
+UPDATE daemons SET listening = :listening WHERE daemon_id = :daemon_id;
+
+-- name: agents_of_daemons
+-- Every registered agent, by owner ('' on SQLite; removed or not: `spec` says).
+SELECT owner, address, spec FROM agents;
