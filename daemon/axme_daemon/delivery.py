@@ -193,9 +193,11 @@ class Dispatcher:
         if addresses is None:
             addresses = frozenset(w.address for w in self.workers.values())
         self.hub.notify(agent_topic(a) for a in addresses)
-        held = {i: w for w in self.workers.values() for i in w.held}
-        if change.intents is not None:
-            held = {i: held[i] for i in change.intents if i in held}
+        workers = self.workers.values()
+        if change.intents is None:
+            held = {i: w for w in workers for i in w.held}
+        else:
+            held = {i: w for i in change.intents for w in workers if i in w.held}
         if held:
             self._background(self._changed_elsewhere(held))
 

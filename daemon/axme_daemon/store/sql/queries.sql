@@ -185,9 +185,13 @@ UPDATE tasks SET deadline_at = :deadline_at WHERE task_id = :task_id;
 UPDATE timers SET fire_at = fire_at - (armed_at - :now), armed_at = :now
 WHERE armed_at > :now;
 
--- name: due_timers_for_update
+-- name: due_timers
 SELECT timer_id, intent_pos, kind, fire_at, task_id, ordinal FROM timers
 WHERE fire_at <= :now ORDER BY fire_at LIMIT 200;
+
+-- name: intent_at_unless_held
+-- The intent at :pos, locked, or nothing while another writer holds it.
+SELECT pos FROM intents WHERE pos = :pos;
 
 -- name: delete_timer
 -- A timer fires by deleting its row: of two that try, one deletes it.
