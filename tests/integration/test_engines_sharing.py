@@ -40,8 +40,19 @@ async def engines(postgresql_url: str, axme_home: Path) -> AsyncIterator[tuple[E
         await engine.store.close()
 
 
-async def _running_on(b: Engine, *, hears_cancels: bool) -> tuple[Worker, Intent]:
-    """An intent a worker of `b` took and started (its first progress report)."""
+async def _created_on(engine: Engine) -> Intent:
+    made, _ = await engine.create(
+        NewIntent(intent_type="intent.test.v1", to_agent=ADDRESS, payload={})
+    )
+    return made
+
+
+async def _running_on(
+    b: Engine, *, hears_cancels: bool, sent_from: Engine
+) -> tuple[Worker, Intent]:
+    """An intent sent through `sent_from` that a worker of `b` took and started (its first
+    progress report)."""
+    await _created_on(sent_from)
     worker = b.dispatcher.register("wb", ADDRESS, supervised=True, limit=4, pid=None)
     worker.hears_cancels = hears_cancels
     (leased, _), *_ = await b.store.lease(ADDRESS, "wb", 1, {})
@@ -65,8 +76,7 @@ async def test_a_cancel_asked_on_one_daemon_is_told_to_a_worker_of_the_other(
     engines: tuple[Engine, Engine],
 ) -> None:
     a, b = engines
-    made, _ = await a.create(NewIntent(intent_type="intent.test.v1", to_agent=ADDRESS, payload={}))
-    worker, _ = await _running_on(b, hears_cancels=True)
+    worker, made = await _running_on(b, hears_cancels=True, sent_from=a)
     _, event = await a.resolve(made.intent_id, IntentStatus.CANCELED, actor="ann")
     assert event.event_type == "intent.cancel_requested"  # asked, as on one daemon
     await _within(5, lambda: made.intent_id in worker.cancels, "b's worker told")
@@ -80,8 +90,7 @@ async def test_a_worker_of_the_other_daemon_that_hears_no_cancels_has_its_intent
     engines: tuple[Engine, Engine],
 ) -> None:
     a, b = engines
-    made, _ = await a.create(NewIntent(intent_type="intent.test.v1", to_agent=ADDRESS, payload={}))
-    worker, _ = await _running_on(b, hears_cancels=False)
+    worker, made = await _running_on(b, hears_cancels=False, sent_from=a)
     await a.resolve(made.intent_id, IntentStatus.CANCELED, actor="ann", reason="no longer")
     await _within(5, lambda: not worker.held, "b ending the intent")
     ended = await a.get(made.intent_id)
@@ -95,7 +104,7 @@ async def test_an_intent_the_other_daemon_ended_frees_its_worker_slot_here(
     engines: tuple[Engine, Engine],
 ) -> None:
     a, b = engines
-    made, _ = await a.create(NewIntent(intent_type="intent.test.v1", to_agent=ADDRESS, payload={}))
+    made = await _created_on(a)
     worker = b.dispatcher.register("wb", ADDRESS, supervised=True, limit=1, pid=None)
     (leased, _), *_ = await b.store.lease(ADDRESS, "wb", 1, {})
     worker.held.add(leased.intent_id)
