@@ -230,6 +230,10 @@ class DaemonClient:
     def health(self) -> dict[str, Any]:
         return self._request("GET", "/health")
 
+    def list_daemons(self) -> list[dict[str, Any]]:
+        """The daemons registered on this daemon's store (`GET /v1/daemons`)."""
+        return self._request("GET", "/v1/daemons")["daemons"]  # type: ignore[no-any-return]
+
     # -- intents -------------------------------------------------------------------
 
     def create_intent(

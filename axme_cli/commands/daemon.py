@@ -1,4 +1,4 @@
-"""`axme daemon start | stop | status | logs`."""
+"""`axme daemon start | stop | status | list | logs`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from axme_cli.commands.common import JsonOpt
+from axme_cli.commands.common import JsonOpt, connect
 from axme_cli.errors import EXIT_CONFLICT, EXIT_UNREACHABLE, BadInput, Conflict
 from axme_cli.logtail import print_log
 from axme_cli.paths import HomePaths
@@ -191,6 +191,54 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         )
     if health is None:
         raise typer.Exit(EXIT_UNREACHABLE)
+
+
+@app.command("list")
+def list_daemons(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """The daemons sharing this home's store, oldest first.
+
+    Several daemons (one per home, on one machine or many) can share one PostgreSQL
+    database: start each with the same --store postgresql://... (or AXME_STORE). Each
+    supervises its own agents; an intent goes to a listening worker on any of them.
+
+    Columns: DAEMON (its id, kept in HOME/daemon.id; "this" marks the one answering),
+    HOST and PID, STARTED (how long ago), HEARTBEAT (how long since its last, by the
+    database's clock), STATE (live while that is within its lease grace; lapsed after, when
+    another daemon redelivers the work its workers held), LEASES (deliveries its workers
+    hold now) and LISTENING (the agents its workers listen for).
+
+    On SQLite the store is one daemon's: it lists that one, with no heartbeat. A daemon
+    that stops cleanly leaves the list; one that died stays, lapsed, until its home
+    starts again (same id).
+
+    --json prints one JSON object per daemon, per line, e.g. the hosts of the live ones:
+    axme daemon list --json | jq -r 'select(.live) | .host'
+    """
+    from axme_cli import render
+
+    with connect(ctx) as client:
+        daemons = client.list_daemons()
+    if render.listed_plainly(daemons, as_json, "no daemon is registered on this store"):
+        return
+    table = render.plain_table()
+    for column in ("DAEMON", "HOST", "PID", "STARTED", "HEARTBEAT", "STATE", "LEASES"):
+        table.add_column(column, no_wrap=column != "DAEMON")
+    table.add_column("LISTENING", overflow="fold")
+    for d in daemons:
+        age = d.get("heartbeat_age")
+        table.add_row(
+            d["daemon_id"] + (" (this)" if d["this"] else ""),
+            d["host"],
+            str(d["pid"]),
+            render.age(d["started_at"]),
+            "-" if age is None else f"{max(0.0, age):.1f}s ago",
+            "[green]live[/]" if d["live"] else "[red]lapsed[/]",
+            str(d["leases"]),
+            ", ".join(a.removeprefix("agent://") for a in d["listening"]) or "-",
+        )
+    render.out().print(table)
+    live = sum(1 for d in daemons if d["live"])
+    render.note(f"{live} live of {len(daemons)} registered on this store")
 
 
 def _daemon_line(health: dict[str, Any]) -> str:

@@ -37,6 +37,7 @@ from axme_daemon.api_body import (
     json_answer,
     read_body,
 )
+from axme_daemon.api_daemons import add_daemon_routes
 from axme_daemon.api_direct import DirectRoutes, Endpoint
 from axme_daemon.api_inbox import add_inbox_routes, completion_delivery
 from axme_daemon.api_keys import add_key_routes
@@ -319,7 +320,7 @@ def create_app(
         agent_first = new.human_task is not None and (
             asked_first
             if asked_first is not None
-            else new.to_agent in known_agents(request, engine)
+            else new.to_agent in await known_agents(request, engine, new.to_agent)
         )
         intent, created = await engine.create(new, agent_first=agent_first)
         return json_answer(
@@ -447,6 +448,7 @@ def create_app(
     add_watch_routes(app, engine)
     app.state.keys = ring
     add_key_routes(app, ring)
+    add_daemon_routes(app, engine)
     add_platform_routes(app, engine.mesh, ring)
     add_scenario_routes(app, engine, settings)
     if registry is not None:

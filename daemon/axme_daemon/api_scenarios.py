@@ -35,9 +35,9 @@ class NotSupportedLocally(ValidationFailed):
     code = "not_supported_locally"
 
 
-def known_agents(request: Request, engine: Engine) -> set[str]:
-    """Addresses with an agent here: registered (supervised), holding an agent key, or with
-    a worker that listened since the daemon started."""
+def _agents_here(request: Request, engine: Engine) -> set[str]:
+    """Addresses with an agent on this daemon: registered (supervised), holding an agent
+    key, or with a worker that listened since the daemon started."""
     known = set(getattr(request.app.state.registry, "specs", None) or ())
     keys: KeyRing | None = getattr(request.app.state, "keys", None)
     if keys is not None:
@@ -46,9 +46,19 @@ def known_agents(request: Request, engine: Engine) -> set[str]:
     return known
 
 
-def _check(request: Request, engine: Engine, bundle: Any) -> Checked:
+async def known_agents(request: Request, engine: Engine, *wanted: str) -> set[str]:
+    """Addresses with an agent: on this daemon, or, on a store daemons share, on any live
+    daemon (`Store.known_addresses`). With `wanted`, the store is read only when one of
+    them is not known here."""
+    known = _agents_here(request, engine)
+    if engine.store.shared and (not wanted or not known.issuperset(wanted)):
+        known |= await engine.store.known_addresses()
+    return known
+
+
+async def _check(request: Request, engine: Engine, bundle: Any) -> Checked:
     checked = check_bundle(bundle)
-    known = known_agents(request, engine)
+    known = await known_agents(request, engine, *(a for a, _, _ in checked.agents.values()))
     for address, create, n in checked.agents.values():
         if address not in known and not create:
             checked.errors.append(
@@ -92,7 +102,7 @@ def add_scenario_routes(app: FastAPI, engine: Engine, settings: DaemonSettings) 
     async def validate(request: Request, bundle: Annotated[Any, Body()]) -> dict[str, Any]:
         """Every problem of a ScenarioBundle at once (`errors`, `warnings`); nothing is
         created. `valid` is true when `errors` is empty."""
-        checked = _check(request, engine, bundle)
+        checked = await _check(request, engine, bundle)
         out: dict[str, Any] = {
             "ok": True,
             "valid": not checked.errors,
@@ -109,7 +119,7 @@ def add_scenario_routes(app: FastAPI, engine: Engine, settings: DaemonSettings) 
         """Provision the agents (`create_if_missing`), create the intent and start its
         workflow, in one write. A bad bundle is a 422 listing every error
         (`error.details.errors`) and creates nothing."""
-        checked = _check(request, engine, bundle)
+        checked = await _check(request, engine, bundle)
         if checked.errors:
             raise ValidationFailed(
                 "; ".join(checked.errors),
@@ -119,7 +129,7 @@ def add_scenario_routes(app: FastAPI, engine: Engine, settings: DaemonSettings) 
         key = request.headers.get("idempotency-key") or bundle.get("idempotency_key")
         if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
             raise ValidationFailed("idempotency_key: must be a string of 1 to 200 characters")
-        known = known_agents(request, engine)
+        known = await known_agents(request, engine, *(a for a, _, _ in checked.agents.values()))
         ensure_tcp = getattr(request.app.state, "ensure_tcp", None)
         base_url = await ensure_tcp() if ensure_tcp else getattr(app.state, "tcp_url", None)
         roles: dict[str, str] = {}

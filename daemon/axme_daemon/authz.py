@@ -98,6 +98,7 @@ RULES: tuple[tuple[str, str, Rule], ...] = (
     ("POST", "/v1/inbox/{thread_id}/delegate", Rule(DECIDE, agent="inbox")),
     ("POST", "/v1/inbox/{thread_id}/messages/delete", Rule(DECIDE, agent="inbox")),
     ("GET", "/v1/agents", Rule((*ADMIN, *READ))),
+    ("GET", "/v1/daemons", Rule((*ADMIN, *READ))),
     ("POST", "/v1/agents", Rule(ADMIN)),
     ("POST", "/v1/projects/apply", Rule(ADMIN)),
     ("POST", "/v1/agents/{address:path}/restart", Rule(ADMIN)),

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from axme_cli.errors import BadInput
+from axme_cli.errors import AxmeError, BadInput
 from axme_cli.protocol import IntentStatus
 from axme_daemon.events import EventHub, KeepAlive, StreamTimeout
 from axme_daemon.intents import Event, Intent
@@ -133,6 +133,11 @@ class Dispatcher:
         self._pending: set[asyncio.Task[None]] = set()
         #: Whether an address takes no new work now (the mesh's kill switch).
         self.blocked: Callable[[str], bool] = lambda address: False
+        #: Called with an intent whose cancel another daemon asked of a worker of this one
+        #: that hears no cancels: it ends the intent, as a cancel asked here would have.
+        self.end_canceled: Callable[[str], Coroutine[Any, Any, None]] | None = None
+        self._ending: set[str] = set()  # intents end_canceled is ending now
+        self._listening: frozenset[str] | None = frozenset()  # as the store last heard it
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -188,6 +193,39 @@ class Dispatcher:
         if addresses is None:
             addresses = frozenset(w.address for w in self.workers.values())
         self.hub.notify(agent_topic(a) for a in addresses)
+        workers = self.workers.values()
+        if change.intents is None:
+            held = {i: w for w in workers for i in w.held}
+        else:
+            held = {i: w for i in change.intents for w in workers if i in w.held}
+        if held:
+            self._background(self._changed_elsewhere(held))
+
+    async def _changed_elsewhere(self, held: dict[str, Worker]) -> None:
+        """Another daemon changed intents this one's workers hold: a cancel it asked is told
+        to the worker (or, one that hears none, ends the intent here); one it ended frees
+        the worker's slot. Only what is settled is acted on: a lease this daemon's writer
+        is making now is not in the store yet."""
+        for intent_id, worker in held.items():
+            intent = await self.store.get_intent(intent_id)
+            if intent is None:
+                continue
+            if intent.status.is_final:
+                self.finished(intent)
+            elif intent.saga_phase == "canceling" and intent.lease_worker == worker.worker_id:
+                if worker.hears_cancels:
+                    self.cancel_requested(intent)
+                elif self.end_canceled is not None and intent_id not in self._ending:
+                    self._ending.add(intent_id)
+                    try:
+                        await self.end_canceled(intent_id)
+                    finally:
+                        self._ending.discard(intent_id)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     # -- workers ---------------------------------------------------------------------
 
@@ -198,6 +236,7 @@ class Dispatcher:
         if worker is None:
             worker = Worker(worker_id, address, supervised, limit, pid)
             self.workers[worker_id] = worker
+            self._tell_listening()
         elif worker.address != address:
             raise BadInput(
                 f"worker {worker_id} serves {worker.address}, not {address}",
@@ -238,6 +277,24 @@ class Dispatcher:
         worker.held.discard(intent_id)
         return True
 
+    def _tell_listening(self) -> None:
+        """On a shared store, record which addresses this daemon's workers listen for, so
+        that the other daemons know those agents too (`Store.known_addresses`)."""
+        if not self.store.shared or self.store.daemon is None:
+            return
+        now = frozenset(w.address for w in self.workers.values())
+        if now != self._listening:
+            self._listening = now
+            self._background(self._write_listening(now))  # written in the order told
+
+    async def _write_listening(self, addresses: frozenset[str]) -> None:
+        failures: tuple[type[Exception], ...] = (AxmeError, *self.store.error_types)
+        try:
+            await self.store.set_listening(addresses)
+        except failures as exc:  # the next tick says it again
+            log.warning("could not record the addresses this daemon listens for: %s", exc)
+            self._listening = None
+
     def workers_for(self, address: str) -> list[Worker]:
         return [w for w in self.workers.values() if w.address == address]
 
@@ -254,6 +311,7 @@ class Dispatcher:
         """Release everything the worker held: a failed attempt of each of its intents,
         redelivered to the next worker (see `redelivery_delay`)."""
         worker = self.workers.pop(worker_id, None)
+        self._tell_listening()
         released = await self.store.release(worker_id=worker_id, reason=reason, details=details)
         await self.requeued(released)
         if released:
@@ -284,9 +342,7 @@ class Dispatcher:
                 self._reasons[intent.intent_id] = str((event.details or {}).get("reason", ""))
                 addresses.add(intent.to_agent)
             elif intent.status.is_final and self.on_final is not None:
-                task = asyncio.create_task(self.on_final(intent))
-                self._pending.add(task)
-                task.add_done_callback(self._pending.discard)
+                self._background(self.on_final(intent))
             elif intent.status is IntentStatus.WAITING and self.on_timer is not None:
                 self.on_timer()  # its backoff's timer
         self.hub.notify(agent_topic(a) for a in addresses)
@@ -311,11 +367,20 @@ class Dispatcher:
                 worker.held.discard(intent.intent_id)
         self.hub.notify([agent_topic(intent.to_agent)])
 
-    def hears_cancels(self, worker_id: str | None) -> bool:
-        """Whether the worker is told of cancels (its handler then stops at its next ctx
-        call); one that is not (an AXME SDK agent) has its intent canceled at once."""
-        worker = self.workers.get(worker_id or "")
-        return worker is not None and worker.hears_cancels
+    def hears_cancels(self, intent: Intent) -> bool:
+        """Whether the worker that runs `intent` is told of cancels (its handler then stops
+        at its next ctx call); one that is not (an AXME SDK agent) has its intent canceled
+        at once. A worker of another daemon sharing the store is asked: that daemon tells
+        it, or ends the intent when it hears none (`remote_change`), or its leases lapse."""
+        worker = self.workers.get(intent.lease_worker or "")
+        if worker is not None:
+            return worker.hears_cancels
+        me = self.store.daemon.daemon_id if self.store.daemon else None
+        return (
+            self.store.shared
+            and intent.lease_worker is not None
+            and intent.lease_daemon not in (None, me)
+        )
 
     def cancel_requested(self, intent: Intent) -> None:
         """Tell the worker that runs `intent` (on its streams) that a cancel was asked."""
@@ -343,6 +408,7 @@ class Dispatcher:
             await asyncio.sleep(delay)
             delay = tick
             if self.store.shared:
+                self._tell_listening()
                 try:
                     await self._heartbeat()
                     delay = min(tick, await self._next_lapse())

@@ -59,6 +59,7 @@ class Engine:
         self._background: set[asyncio.Task[Any]] = set()
         self.mesh = Mesh(store, wake=lambda address: self.hub.notify([agent_topic(address)]))
         self.dispatcher.blocked = self.mesh.is_killed
+        self.dispatcher.end_canceled = self._end_canceled
 
     def _remote_change(self, change: RemoteChange) -> None:
         """Another daemon committed: wake this one's agent streams and timer loop for it."""
@@ -67,6 +68,14 @@ class Engine:
             self.hub.wake_all()
         if change.timers or change.queued is None:
             self._timer_wake.set()
+
+    async def _end_canceled(self, intent_id: str) -> None:
+        """End an intent whose cancel another daemon asked of a worker here that hears
+        none: CANCELED as asked (the saga keeps who asked and why)."""
+        try:
+            await self.resolve(intent_id, IntentStatus.CANCELED, actor=None)
+        except AxmeError as exc:  # ended meanwhile (its worker's report, the other daemon)
+            log.info("%s: the cancel asked elsewhere: %s", intent_id, exc.message)
 
     async def start(self) -> None:
         await self.mesh.load()
@@ -276,7 +285,7 @@ class Engine:
         ask = False
         if status is IntentStatus.CANCELED:  # a worker that hears cancels stops the handler
             current = await self.get(intent_id)
-            ask = self.dispatcher.hears_cancels(current.lease_worker)
+            ask = self.dispatcher.hears_cancels(current)
         intent, event = await self.store.transition(
             intent_id,
             status,

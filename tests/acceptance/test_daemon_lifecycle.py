@@ -1,4 +1,4 @@
-"""`axme daemon start | stop | status | logs` on a real home, as a user runs them."""
+"""`axme daemon start | stop | status | list | logs` on a real home, as a user runs them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
-from axme_cli.errors import EXIT_UNREACHABLE
+from axme_cli.errors import EXIT_BAD_INPUT, EXIT_UNREACHABLE
 from axme_cli.paths import HomePaths
 from tests.daemon import Daemon, env_for, run_cli, wait_for
 
@@ -188,3 +188,49 @@ def test_logs_prints_and_follows(cli_home: Path) -> None:
         reader.join(10)
         if follower.stdout:
             follower.stdout.close()
+
+
+def test_daemon_list_on_sqlite_shows_the_one_daemon_and_what_its_workers_hold(
+    daemon: Daemon,
+) -> None:
+    home = daemon.home
+    address = "agent://test/list/worker"
+    with daemon.client() as client:  # an agent's worker listens, and holds one delivery
+        sent = client.post("/v1/intents", json={"intent_type": "t.v1", "to_agent": address})
+        assert sent.status_code == 200, sent.text
+        stream = f"/v1/agents/{address[8:]}/intents/stream"
+        held = client.get(stream, params={"wait_seconds": 0}, headers={"X-Axme-Worker": "w1"})
+        assert sent.json()["intent_id"] in held.text
+    listed = run_cli(home, "daemon", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert row["daemon_id"] == (home / "daemon.id").read_text().strip()
+    assert row["this"] is True and row["live"] is True and row["pid"] == daemon.proc.pid
+    assert row["home"] == str(home) and row["started_at"].endswith("Z")
+    assert row["heartbeat_at"] is None and row["heartbeat_age"] is None  # one daemon: none
+    assert row["leases"] == 1 and row["listening"] == [address]
+
+    text = run_cli(home, "daemon", "list")
+    assert text.returncode == 0, text.stderr
+    header, line = text.stdout.splitlines()
+    assert header.split() == [
+        "DAEMON", "HOST", "PID", "STARTED", "HEARTBEAT", "STATE", "LEASES", "LISTENING"
+    ]  # fmt: skip
+    assert line.split() == [
+        row["daemon_id"], "(this)", row["host"], str(row["pid"]), line.split()[4], "-",
+        "live", "1", "test/list/worker",
+    ]  # fmt: skip
+    assert "1 live of 1 registered on this store" in text.stderr
+
+    for bad, says in (
+        (["list", "now"], "unexpected extra argument"),
+        (["list", "--live"], "no such option: --live"),
+    ):
+        refused = run_cli(home, "daemon", *bad)
+        assert refused.returncode == EXIT_BAD_INPUT
+        assert refused.stdout == ""
+        assert len(refused.stderr.strip().splitlines()) == 1 and says in refused.stderr
+    helped = run_cli(home, "daemon", "list", "--help")
+    assert helped.returncode == 0
+    for teaches in ("--store postgresql://", "lease grace", "LISTENING", "--json", "jq"):
+        assert teaches in " ".join(helped.stdout.split()), teaches

@@ -2,11 +2,14 @@
 
 Each daemon supervises its own agents; an intent for an address goes to a listening worker
 of that address on either daemon; a daemon SIGKILLed mid-load loses nothing acknowledged,
-and its in-flight work finishes on the other within the lease grace plus a little.
+and its in-flight work finishes on the other within the lease grace plus a little; a cancel
+asked on one daemon stops a handler running under the other; an agent one daemon serves is
+known to the other; `axme daemon list` shows them all.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +19,17 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.agents import add_agent, events, intent, running_pids, send, step_log, wait_final
-from tests.daemon import Daemon, wait_for
+from tests.agents import (
+    add_agent,
+    agent_status,
+    events,
+    intent,
+    running_pids,
+    send,
+    step_log,
+    wait_final,
+)
+from tests.daemon import Daemon, run_cli, wait_for
 
 #: A short lease grace, so a test sees a dead daemon's leases lapse in seconds.
 GRACE = 3.0
@@ -300,3 +312,180 @@ def test_a_decision_on_one_daemon_wakes_a_handler_served_by_the_other(
     assert took < 5, f"the decision reached B's worker after {took:.1f}s"
     runs = [e["step"] for e in step_log(log) if e["intent"] == intent_id]
     assert sorted(runs) == ["apply", "validate"]
+
+
+def _cancel_on(daemon: Daemon, intent_id: str) -> str:
+    """`axme cancel` on `daemon`'s home: what it printed."""
+    canceled = run_cli(daemon.home, "cancel", intent_id, "--reason", "not needed")
+    assert canceled.returncode == 0, canceled.stderr
+    return canceled.stdout
+
+
+def test_a_cancel_asked_on_one_daemon_stops_a_handler_running_on_the_other(
+    pair: tuple[Daemon, Daemon], axme_home: Path
+) -> None:
+    a, b = pair
+    log = axme_home / "steps.log"
+    _serve(b, STEPS, "steps_agent.py", log)  # only B runs it
+    with a.client() as client:
+        intent_id = send(client, STEPS, "intent.test.long.v1", {"ticks": 1200})  # a minute
+        wait_for(
+            lambda: any(e["intent"] == intent_id for e in step_log(log)),
+            timeout=20,
+            what="B's handler to start",
+        )
+    asked_at = time.monotonic()
+    said = _cancel_on(a, intent_id)
+    stopped = wait_for(
+        lambda: [e for e in step_log(log) if e.get("event") == "stopped"],
+        timeout=10,
+        what="the handler on B to stop",
+    )
+    final = wait_final(a, [intent_id], timeout=10)[intent_id]
+    took = time.monotonic() - asked_at
+    assert "cancel asked" in said, said
+    assert final["status"] == "CANCELED"
+    assert took < 5, f"the handler on B stopped {took:.1f}s after the cancel on A"
+    assert [e["intent"] for e in stopped] == [intent_id]
+    mine = [e for e in step_log(log) if e["intent"] == intent_id]
+    assert mine[-1]["event"] == "stopped", "a step started after the handler stopped"
+    with b.client() as client:
+        kinds = [e["event_type"] for e in events(client, intent_id)]
+        assert kinds.index("intent.cancel_requested") < kinds.index("intent.canceled")
+        assert events(client, intent_id)[-1]["details"]["reason"] == "not needed"
+
+
+def test_a_cancel_on_one_daemon_frees_the_slot_of_a_worker_on_the_other_at_once(
+    pair: tuple[Daemon, Daemon], axme_home: Path
+) -> None:
+    """An AXME SDK agent hears no cancel: its intent ends at once, and the daemon it runs
+    under, told by the other, frees its slot without waiting for its report."""
+    a, b = pair
+    address = "agent://test/shared/platform"
+    with b.client() as client:
+        add_agent(client, address, "axme_sdk_agent.py", axme_home)
+        wait_for(lambda: running_pids(client, address), timeout=30, what="the agent")
+        log_path = Path(agent_status(client, address)["log_path"])
+    with a.client() as client:
+        intent_id = send(client, address, "intent.test.echo.v1", {"hang": True})
+    wait_for(
+        lambda: log_path.exists() and f"hanging on {intent_id}" in log_path.read_text(),
+        timeout=20,
+        what="B's worker to hang in its delivery",
+    )
+    with b.client() as client:
+        assert agent_status(client, address)["in_flight"] == 1
+        said = _cancel_on(a, intent_id)
+        assert "CANCELED" in said and "cancel asked" not in said, said
+        assert intent(client, intent_id)["status"] == "CANCELED"
+        wait_for(
+            lambda: agent_status(client, address)["in_flight"] == 0,
+            timeout=5,
+            what="B to free its worker's slot",
+        )
+
+
+def _daemon_id(daemon: Daemon) -> str:
+    return (daemon.home / "daemon.id").read_text().strip()
+
+
+def _listed(daemon: Daemon) -> dict[str, dict[str, Any]]:
+    """`axme daemon list --json` on `daemon`'s home, by daemon id."""
+    listed = run_cli(daemon.home, "daemon", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    return {r["daemon_id"]: r for r in rows}
+
+
+def test_daemon_list_shows_both_daemons_what_they_hold_and_one_that_lapsed(
+    pair: tuple[Daemon, Daemon], axme_home: Path
+) -> None:
+    a, b = pair
+    _serve(b, STEPS, "steps_agent.py", axme_home / "steps.log")
+    with a.client() as client:  # B's worker takes it and holds it a minute
+        send(client, STEPS, "intent.test.long.v1", {"ticks": 1200})
+    rows = wait_for(
+        lambda: (r := _listed(a))[_daemon_id(b)]["leases"] == 1 and r,
+        timeout=20,
+        what="B's worker to hold the intent",
+    )
+    mine, theirs = rows[_daemon_id(a)], rows[_daemon_id(b)]
+    assert list(rows) == [_daemon_id(a), _daemon_id(b)]  # oldest first
+    assert mine["this"] and not theirs["this"]
+    assert mine["live"] and theirs["live"]
+    assert mine["leases"] == 0 and mine["listening"] == []
+    assert theirs["listening"] == [STEPS] and theirs["pid"] == b.proc.pid  # type: ignore[union-attr]
+    assert theirs["home"] == str(b.home) and theirs["lease_grace"] == GRACE
+    assert 0 <= theirs["heartbeat_age"] < GRACE and theirs["heartbeat_at"].endswith("Z")
+
+    b.kill()
+    wait_for(
+        lambda: not _listed(a)[_daemon_id(b)]["live"],
+        timeout=GRACE + 5,
+        what="A to list B as lapsed",
+    )
+    text = run_cli(a.home, "daemon", "list")
+    assert text.returncode == 0, text.stderr
+    lines = {line.split()[0]: line for line in text.stdout.splitlines()[1:]}
+    assert "(this)" in lines[_daemon_id(a)] and " live " in lines[_daemon_id(a)]
+    assert " lapsed " in lines[_daemon_id(b)]
+    assert "1 live of 2 registered on this store" in text.stderr
+
+
+def test_an_agent_only_the_other_daemon_serves_is_known_here(
+    pair: tuple[Daemon, Daemon], axme_home: Path
+) -> None:
+    """An intent with a human task goes to a known agent first (AXME's order), else to the
+    person at once; a scenario may name a known agent without provisioning one."""
+    a, b = pair
+    _serve(b, WAITS, "waiting_agent.py", axme_home / "steps.log")  # registered on B only
+    free = "agent://test/shared/free"  # registered nowhere: a worker listens on B's API
+    stop = threading.Event()
+
+    def listen() -> None:
+        with b.client(timeout=30) as client:
+            while not stop.is_set():
+                client.get(
+                    f"/v1/agents/{free[8:]}/intents/stream",
+                    params={"wait_seconds": 1},
+                    headers={"X-Axme-Worker": "free-1"},
+                )
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    try:
+        wait_for(
+            lambda: free in _listed(a)[_daemon_id(b)]["listening"],
+            timeout=10,
+            what="B to say its worker listens",
+        )
+        with a.client() as client:
+            for address, first in ((WAITS, "SUBMITTED"), (free, "SUBMITTED"), (STEPS, "WAITING")):
+                body = {
+                    "intent_type": "intent.test.quick.v1",
+                    "to_agent": address,
+                    "payload": {},
+                    "human_task": {"title": "Fine?"},
+                }
+                created = client.post("/v1/intents", json=body)
+                assert created.status_code == 200, created.text
+                assert created.json()["status"] == first, address
+            bundle = {
+                "scenario_id": "shared.check.v1",
+                "agents": [{"role": "checker", "address": WAITS}],
+                "workflow": {
+                    "steps": [
+                        {
+                            "step_id": "check",
+                            "tool_id": "tool.agent.task.v1",
+                            "assigned_to": "checker",
+                        }
+                    ]
+                },
+                "intent": {"type": "intent.test.quick.v1", "payload": {}},
+            }
+            checked = client.post("/v1/scenarios/validate", json=bundle).json()
+            assert checked["valid"], checked["errors"]
+    finally:
+        stop.set()
+        listener.join(30)

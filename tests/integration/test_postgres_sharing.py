@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from axme_daemon.intents import NewIntent
+from axme_cli.protocol import IntentStatus
+from axme_daemon.intents import Intent, NewIntent
 from axme_daemon.store import open_store
-from axme_daemon.store.base import DaemonInfo, RemoteChange
+from axme_daemon.store.base import DaemonInfo, RemoteChange, WorkerReport
 from axme_daemon.store.postgres import PostgresStore
 from axme_daemon.store.postgres_tx import PostgresTx
 
@@ -66,7 +67,8 @@ async def test_another_daemons_commits_wake_this_one_only_while_both_are_live(
     a.add_remote_listener(changes.append)
     await b.create_intent(_new(1), _id(1))
     assert await _heard_within(5, changes), "a heard nothing of b's commit"
-    assert ids == [[_id(1)]] and changes == [RemoteChange(frozenset({AGENT}), False)]
+    assert ids == [[_id(1)]]
+    assert changes == [RemoteChange(frozenset({AGENT}), False, frozenset({_id(1)}))]
     # a learns of b at its next heartbeat; from then on b hears a's commits.
     heard_by_b: list[list[str]] = []
     b.add_commit_listener(lambda i: heard_by_b.append(list(i)))
@@ -114,7 +116,7 @@ async def test_a_batch_too_big_to_name_its_addresses_says_any(
     await asyncio.gather(*(a.create_intent(new, _id(n)) for n, new in enumerate(news)))
     assert a.stats().commits == commits + 1, "one batch, one commit"
     assert await _heard_within(5, changes)
-    assert changes == [RemoteChange(None, False)]
+    assert changes == [RemoteChange(None, False, frozenset(_id(n) for n in range(120)))]
 
 
 async def test_a_lost_listener_listens_again_and_says_anything_may_have_changed(
@@ -134,11 +136,11 @@ async def test_a_lost_listener_listens_again_and_says_anything_may_have_changed(
         ).fetchall()
     assert len(ended) == 2  # a's and b's listeners
     assert await _heard_within(10, changes), "a never listened again"
-    assert changes[0] == RemoteChange(None, True)  # what it missed meanwhile: anything
+    assert changes[0] == RemoteChange(None, True, None)  # what it missed meanwhile: anything
     changes.clear()
     await b.create_intent(_new(0), _id(0))
     assert await _heard_within(5, changes)
-    assert changes == [RemoteChange(frozenset({AGENT}), False)]
+    assert changes == [RemoteChange(frozenset({AGENT}), False, frozenset({_id(0)}))]
 
 
 def _heartbeat_at(url: str, daemon_id: str) -> float:
@@ -227,3 +229,117 @@ async def test_a_batch_the_server_rolls_back_for_a_deadlock_runs_again(
     assert len(attempts) == 2  # rolled back once (the deadlock), then committed
     created, _ = await store.create_intent(_new(1), _id(1))  # the store writes on
     assert created.intent_id == _id(1)
+
+
+async def test_a_timer_sweep_never_waits_for_an_intent_another_daemon_holds(
+    postgresql_url: str, axme_home: Path, opened: list[PostgresStore]
+) -> None:
+    """Another daemon's rule locks an intent, then drops its timers: a sweep that locked a
+    timer and then waited for its intent made the two wait for each other (a deadlock,
+    one batch rolled back). The sweep takes the intent with the timer, or skips both."""
+    import threading
+
+    import psycopg
+
+    store = await _daemon(postgresql_url, axme_home, "a")
+    opened.append(store)
+    made, _ = await store.create_intent(_new(0), _id(0))
+    await store.lease(AGENT, "w", 1, {})
+    state, _ = await store.begin_wait(made.intent_id, "w", 1, "nap", "time", {"seconds": 0})
+    assert state["state"] == "waiting"
+    holding, release = threading.Event(), threading.Event()
+
+    def rival() -> None:
+        """Another daemon's rule on the intent: it holds the row, then drops its timers."""
+        with psycopg.connect(postgresql_url) as db:
+            db.execute("SELECT 1 FROM intents WHERE intent_id = %s FOR UPDATE", (made.intent_id,))
+            holding.set()
+            release.wait(10)
+            db.execute(
+                "DELETE FROM timers WHERE intent_pos = (SELECT pos FROM intents"
+                " WHERE intent_id = %s)",
+                (made.intent_id,),
+            )
+            db.rollback()  # it changed its mind: the timer stays
+
+    thread = threading.Thread(target=rival)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        threading.Timer(1.5, release.set).start()  # the rival goes on after 1.5 s
+        started = time.monotonic()
+        effects = await store.fire_timers(time.time())
+        took = time.monotonic() - started
+    finally:
+        release.set()
+        thread.join(15)
+    assert took < 0.75, f"the sweep waited {took:.2f}s for the rival's intent"
+    assert not effects.touched  # skipped: it fires at the next sweep
+    effects = await store.fire_timers(time.time())
+    assert effects.touched == {made.intent_id}
+
+
+class _OneWorker:
+    """A deliverer with one listening worker "w" that always has room (the dispatcher's
+    part in a write that frees a slot)."""
+
+    def __init__(self) -> None:
+        self.pushed: list[str] = []
+
+    def claim(self, address: str, intent_id: str) -> str | None:
+        return "w"
+
+    def unclaim(self, worker_id: str, intent_id: str) -> None:
+        pass
+
+    def free(self, worker_id: str, intent_id: str) -> bool:
+        return True
+
+    def pushed(self, worker_id: str, intent: Intent) -> None:
+        self.pushed.append(intent.intent_id)
+
+
+async def test_a_freed_slot_takes_the_oldest_queued_intent_no_other_daemon_holds(
+    postgresql_url: str, axme_home: Path, opened: list[PostgresStore]
+) -> None:
+    """A completion gives its worker's slot to the next queued intent in the same write.
+    Another daemon's writer may hold the oldest (delivering it): waiting for it, holding
+    the intents the batch changed before, made two daemons' writers deadlock. The write
+    takes the oldest queued intent nobody holds instead."""
+    import threading
+
+    import psycopg
+
+    store = await _daemon(postgresql_url, axme_home, "a")
+    opened.append(store)
+    for n in range(3):
+        await store.create_intent(_new(n), _id(n))
+    (running, _), *_ = await store.lease(AGENT, "w", 1, {})
+    assert running.intent_id == _id(0)
+    store.set_deliverer(_OneWorker())
+    holding, release = threading.Event(), threading.Event()
+
+    def rival() -> None:
+        """Another daemon's writer, delivering the oldest queued intent."""
+        with psycopg.connect(postgresql_url) as db:
+            db.execute("SELECT 1 FROM intents WHERE intent_id = %s FOR UPDATE", (_id(1),))
+            holding.set()
+            release.wait(10)
+            db.rollback()
+
+    thread = threading.Thread(target=rival)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        threading.Timer(1.5, release.set).start()
+        started = time.monotonic()
+        [done] = await store.report([WorkerReport(_id(0), completed=True)], "w")
+        took = time.monotonic() - started
+    finally:
+        release.set()
+        thread.join(15)
+    assert isinstance(done, Intent) and done.status is IntentStatus.COMPLETED
+    assert took < 0.75, f"the completion waited {took:.2f}s for the rival's intent"
+    held, other = await store.get_intent(_id(1)), await store.get_intent(_id(2))
+    assert held is not None and held.status is IntentStatus.SUBMITTED
+    assert other is not None and other.lease_worker == "w"

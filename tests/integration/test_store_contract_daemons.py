@@ -188,3 +188,54 @@ async def test_delivery_cursors_are_unique_across_daemons_and_grow_per_worker(
         assert [i.delivery_seq for i in again] == mine[2:]
     if a.shared:  # one sequence for all daemons (SQLite: one daemon per file counts its own)
         assert len({i.delivery_seq for i in leased}) == len(leased)
+
+
+async def _lapse(a: Store, b: Store) -> None:
+    """`a` dies (no thread of it renews its row): wait until `b` sees its heartbeat lapse."""
+    keepalive = getattr(a, "keepalive", None)
+    if keepalive is not None:
+        keepalive.stop()
+    deadline = asyncio.get_running_loop().time() + 5
+    while any(d["live"] for d in await b.list_daemons() if d["daemon_id"] == "a"):
+        assert asyncio.get_running_loop().time() < deadline, "a's heartbeat never lapsed"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_daemon_says_what_its_workers_listen_for_and_a_restart_forgets_it(
+    stores: dict[str, Store],
+) -> None:
+    a, b = stores["a"], stores["b"]
+    assert {d["daemon_id"]: d["listening"] for d in await b.list_daemons()} == {"a": [], "b": []}
+    await a.set_listening(["agent://test/z", AGENT])
+    listening = {d["daemon_id"]: d["listening"] for d in await b.list_daemons()}
+    assert listening == {"a": [AGENT, "agent://test/z"], "b": []}
+    await a.register_daemon()  # its home's next run: the workers went with the last one
+    assert [d["listening"] for d in await b.list_daemons() if d["daemon_id"] == "a"] == [[]]
+
+
+async def test_leases_are_counted_by_the_daemon_whose_worker_holds_them(
+    stores: dict[str, Store],
+) -> None:
+    a, b = stores["a"], stores["b"]
+    for n in range(3):
+        await a.create_intent(_new(n), _id(n))
+    assert await b.leases_by_daemon() == {}
+    await a.lease(AGENT, "wa", 2, {})
+    await b.lease(AGENT, "wb", 1, {})
+    assert await a.leases_by_daemon() == {"a": 2, "b": 1}
+
+
+async def test_an_agent_is_known_while_a_live_daemon_registers_it_or_listens_for_it(
+    stores: dict[str, Store],
+) -> None:
+    a, b = stores["a"], stores["b"]
+    assert await b.known_addresses() == set()
+    gone = {"address": "agent://test/gone", "command": ["run"], "cwd": "/a"}
+    spec = {"address": AGENT, "command": ["run"], "cwd": "/a"}
+    await a.put_agents("/a/axme.toml", "d1", [spec, gone], replace_source=True, hooks=[])
+    assert await a.set_agent_removed("agent://test/gone", True)
+    await a.set_listening(["agent://test/listener"])
+    assert await b.known_addresses() == {AGENT, "agent://test/listener"}
+    await _lapse(a, b)
+    # A dead daemon serves nothing; on SQLite the file's agents stay known (one daemon).
+    assert await b.known_addresses() == (set() if b.shared else {AGENT})

@@ -7,6 +7,8 @@ still agree on whose heartbeat lapsed.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from typing import Any
 
 from axme_daemon.intents import Event, Intent, now_iso
@@ -64,12 +66,36 @@ def unregister(tx: Tx, daemon_id: str) -> tuple[None, list[str]]:
     return None, []
 
 
+def set_listening(tx: Tx, daemon_id: str, addresses: Iterable[str]) -> tuple[None, list[str]]:
+    """The addresses the daemon's workers listen for now."""
+    tx.write("set_daemon_listening", daemon_id=daemon_id, listening=json.dumps(sorted(addresses)))
+    return None, []
+
+
 def list_daemons(tx: Tx) -> list[dict[str, Any]]:
-    """Every registered daemon; whether its heartbeat is live now, and in how many seconds
-    it lapses (negative: it has)."""
+    """Every registered daemon; whether its heartbeat is live now, in how many seconds it
+    lapses (negative: it has), and the addresses its workers listen for."""
     now = clock(tx)
     out = []
     for row in tx.all("list_daemons"):
         lapses_in = float(row["heartbeat_at"]) + float(row["lease_grace"]) - now
-        out.append({**row, "live": lapses_in >= 0, "lapses_in": lapses_in})
+        listening = json.loads(row["listening"] or "[]")
+        out.append({**row, "listening": listening, "live": lapses_in >= 0, "lapses_in": lapses_in})
     return out
+
+
+def leases_by_daemon(tx: Tx) -> dict[str, int]:
+    """How many deliveries each daemon's workers hold now, by daemon id."""
+    return {str(r["lease_daemon"]): int(r["n"]) for r in tx.all("leases_by_daemon")}
+
+
+def known_addresses(tx: Tx) -> set[str]:
+    """The addresses some live daemon serves: an agent registered there (not removed), or
+    one its workers listen for. Agents nobody owns (SQLite's) count as served."""
+    live = {d["daemon_id"]: d for d in list_daemons(tx) if d["live"]}
+    known = {a for d in live.values() for a in d["listening"]}
+    for row in tx.all("agents_of_daemons"):
+        owned = row["owner"] == "" or row["owner"] in live
+        if owned and not json.loads(row["spec"]).get("removed"):
+            known.add(row["address"])
+    return known

@@ -22,7 +22,12 @@ def fire_timers(tx: Tx, now: float) -> tuple[Effects, list[str]]:
     moved = tx.all("deadlines_armed_after", now=now)
     tx.run_many("move_task_deadline", moved)
     tx.write("bring_timers_forward", now=now)
-    for timer in tx.all("due_timers_for_update", now=now):
+    for timer in tx.all("due_timers", now=now):
+        # Its intent first, as every rule locks (intent, then its timers): a sweep that
+        # held the timer while it waited for the intent deadlocked with another daemon's
+        # rule holding the intent and dropping its timers. One held now fires next sweep.
+        if tx.one("intent_at_unless_held", pos=timer["intent_pos"]) is None:
+            continue
         if not tx.run("delete_timer", timer_id=timer["timer_id"]):
             continue  # another writer fired it
         pos, kind, fire_at = timer["intent_pos"], timer["kind"], timer["fire_at"]

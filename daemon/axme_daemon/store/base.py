@@ -29,10 +29,12 @@ CommitListener = Callable[[Iterable[str]], None]
 class RemoteChange:
     """What another daemon's commit changed, as a shared store hears of it: intents put in
     the queue for these addresses (None: anything may have changed, e.g. the store missed
-    news while reconnecting), and whether timers were armed or moved."""
+    news while reconnecting), whether timers were armed or moved, and which intents it
+    changed (None: any; this daemon's workers may hold some, a cancel asked of them)."""
 
     queued: frozenset[str] | None
     timers: bool
+    intents: frozenset[str] | None = frozenset()
 
 
 RemoteListener = Callable[[RemoteChange], None]
@@ -224,7 +226,23 @@ class Store(ABC):
     @abstractmethod
     async def list_daemons(self) -> list[dict[str, Any]]:
         """Registered daemons, each with `live` (its heartbeat within its lease grace) and
-        `lapses_in` (seconds until it is not, negative once it is not), by the store's clock."""
+        `lapses_in` (seconds until it is not, negative once it is not), by the store's clock,
+        and `listening` (the addresses its workers listen for, as it last said)."""
+
+    @abstractmethod
+    async def leases_by_daemon(self) -> dict[str, int]:
+        """How many deliveries each daemon's workers hold now, by daemon id (a daemon that
+        holds none is absent)."""
+
+    @abstractmethod
+    async def set_listening(self, addresses: Iterable[str]) -> None:
+        """The addresses this daemon's workers listen for now (`list_daemons`); registering
+        the daemon again clears them (its workers went with its last run)."""
+
+    @abstractmethod
+    async def known_addresses(self) -> set[str]:
+        """The addresses some live daemon serves: an agent registered there and not
+        removed, or one its workers listen for. On a store one daemon uses, its agents."""
 
     @abstractmethod
     async def lease(

@@ -297,8 +297,8 @@ class PostgresStore(SqliteStore):
         if ids:
             for listener in self._listeners:
                 listener(ids)
-        if addresses is None or addresses or timers:
-            change = RemoteChange(addresses, timers)
+        if addresses is None or addresses or timers or ids:
+            change = RemoteChange(addresses, timers, None if ids is None else frozenset(ids))
             for remote in self._remote:
                 try:
                     remote(change)

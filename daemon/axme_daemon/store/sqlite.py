@@ -519,6 +519,17 @@ class SqliteStore(Store):
     async def list_daemons(self) -> list[dict[str, Any]]:
         return daemons.list_daemons(self._reads)
 
+    async def leases_by_daemon(self) -> dict[str, int]:
+        return daemons.leases_by_daemon(self._reads)
+
+    async def set_listening(self, addresses: Iterable[str]) -> None:
+        if self.daemon is not None:
+            me, told = self.daemon.daemon_id, list(addresses)
+            await self._write(partial(daemons.set_listening, daemon_id=me, addresses=told))
+
+    async def known_addresses(self) -> set[str]:
+        return daemons.known_addresses(self._reads)
+
     # -- writes ----------------------------------------------------------------------
 
     async def create_intent(self, new: NewIntent, intent_id: str) -> tuple[Intent, bool]:

@@ -2,13 +2,15 @@
 
 Payload: `block_at` (a step that hangs on the first attempt, so a test can kill the process
 during it), `step_seconds` (how long each step takes), `steps` (how many, default 4).
+`intent.test.long.v1` works through `ticks` short steps and logs "stopped" when a cancel
+stops it.
 """
 
 import json
 import os
 import time
 
-from axme_cli.agent import Agent
+from axme_cli.agent import Agent, IntentCanceled
 
 agent = Agent(os.environ["AXME_AGENT"])
 LOG = os.environ["STEP_LOG"]
@@ -36,6 +38,18 @@ def steps(ctx):
         hang = n == block_at and ctx.attempt == 1
         ctx.step(f"s{n}", work, n, ctx.intent_id, ctx.attempt, seconds, hang)
     return {"done": True, "attempt": ctx.attempt}
+
+
+@agent.handler("intent.test.long.v1")
+def long_work(ctx):
+    ticks = int(ctx.payload["ticks"])
+    try:
+        for n in range(1, ticks + 1):
+            ctx.step(f"t{n}", work, n, ctx.intent_id, ctx.attempt, 0.05, False)
+    except IntentCanceled:
+        note(intent=ctx.intent_id, event="stopped", attempt=ctx.attempt)
+        raise
+    return {"ticks": ticks}
 
 
 agent.run()

@@ -185,9 +185,13 @@ UPDATE tasks SET deadline_at = :deadline_at WHERE task_id = :task_id;
 UPDATE timers SET fire_at = fire_at - (armed_at - :now), armed_at = :now
 WHERE armed_at > :now;
 
--- name: due_timers_for_update
+-- name: due_timers
 SELECT timer_id, intent_pos, kind, fire_at, task_id, ordinal FROM timers
 WHERE fire_at <= :now ORDER BY fire_at LIMIT 200;
+
+-- name: intent_at_unless_held
+-- The intent at :pos, locked, or nothing while another writer holds it.
+SELECT pos FROM intents WHERE pos = :pos;
 
 -- name: delete_timer
 -- A timer fires by deleting its row: of two that try, one deletes it.
@@ -393,7 +397,7 @@ INSERT INTO daemons (daemon_id, host, pid, home, started_at, heartbeat_at, lease
 VALUES (:daemon_id, :host, :pid, :home, :started_at, :now, :lease_grace)
 ON CONFLICT (daemon_id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
     home = excluded.home, started_at = excluded.started_at,
-    heartbeat_at = excluded.heartbeat_at, lease_grace = excluded.lease_grace;
+    heartbeat_at = excluded.heartbeat_at, lease_grace = excluded.lease_grace, listening = '[]';
 
 -- name: adopt_agents
 UPDATE agents SET owner = :owner WHERE owner = '' AND NOT EXISTS (
@@ -411,5 +415,17 @@ UPDATE daemons SET heartbeat_at = :now, lease_grace = :lease_grace WHERE daemon_
 DELETE FROM daemons WHERE daemon_id = :daemon_id;
 
 -- name: list_daemons
-SELECT daemon_id, host, pid, home, started_at, heartbeat_at, lease_grace
+SELECT daemon_id, host, pid, home, started_at, heartbeat_at, lease_grace, listening
 FROM daemons ORDER BY started_at, daemon_id;
+
+-- name: leases_by_daemon
+-- How many deliveries each daemon's workers hold now.
+SELECT lease_daemon, count(*) AS n FROM intents WHERE lease_worker IS NOT NULL
+GROUP BY lease_daemon;
+
+-- name: set_daemon_listening
+UPDATE daemons SET listening = :listening WHERE daemon_id = :daemon_id;
+
+-- name: agents_of_daemons
+-- Every registered agent, by owner ('' on SQLite; removed or not: `spec` says).
+SELECT owner, address, spec FROM agents;

@@ -34,6 +34,15 @@ WHERE to_agent = :address AND status = 'SUBMITTED' AND (human_task IS NULL
     OR EXISTS (SELECT 1 FROM workflows w WHERE w.intent_pos = intents.pos))
 ORDER BY pos LIMIT :limit FOR UPDATE SKIP LOCKED;
 
+-- name: oldest_queued
+-- The oldest queued intent no other writer holds, locked: one held is being delivered or
+-- changed by it. Waiting for it, while holding what the batch changed before, made two
+-- daemons' writers deadlock (each completion hands its slot to the next queued intent).
+SELECT intents.*,
+    EXISTS (SELECT 1 FROM workflows w WHERE w.intent_pos = intents.pos) AS in_workflow
+FROM intents WHERE to_agent = :address AND status = 'SUBMITTED'
+ORDER BY pos LIMIT 1 FOR UPDATE SKIP LOCKED;
+
 -- name: agent_spec_for_update
 SELECT spec FROM agents WHERE owner = :owner AND address = :address FOR UPDATE;
 
@@ -62,9 +71,15 @@ SELECT extract(epoch FROM clock_timestamp())::float8 AS now;
 -- name: next_delivery_seqs
 SELECT nextval('delivery_seq') AS n FROM generate_series(1, :count) ORDER BY n;
 
--- name: due_timers_for_update
-SELECT timer_id, intent_pos, kind, fire_at, task_id, ordinal FROM timers
-WHERE fire_at <= :now ORDER BY fire_at LIMIT 200 FOR UPDATE SKIP LOCKED;
+-- name: intent_at_unless_held
+-- A timer sweep locks each due timer's intent before the timer, as every rule does (intent,
+-- then its timers), and skips one another writer holds: it never waits holding a timer.
+SELECT pos FROM intents WHERE pos = :pos FOR UPDATE SKIP LOCKED;
+
+-- name: bring_timers_forward
+-- Those another writer holds are skipped (the next sweep brings them forward).
+UPDATE timers SET fire_at = fire_at - (armed_at - :now), armed_at = :now
+WHERE timer_id IN (SELECT timer_id FROM timers WHERE armed_at > :now FOR UPDATE SKIP LOCKED);
 
 -- name: workflow_for_update
 SELECT scenario_id, plan, step, step_attempt, entries, results FROM workflows

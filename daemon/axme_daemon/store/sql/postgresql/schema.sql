@@ -180,7 +180,8 @@ CREATE TABLE daemons (
     home TEXT NOT NULL,
     started_at TEXT NOT NULL,
     heartbeat_at DOUBLE PRECISION NOT NULL,      -- unix time, the database's clock
-    lease_grace DOUBLE PRECISION NOT NULL        -- its leases lapse this long after its heartbeat
+    lease_grace DOUBLE PRECISION NOT NULL,       -- its leases lapse this long after its heartbeat
+    listening TEXT NOT NULL DEFAULT '[]'         -- JSON array: addresses its workers listen for
 );
 CREATE SEQUENCE delivery_seq; -- delivery cursors, unique across daemons
 

@@ -180,5 +180,6 @@ CREATE TABLE daemons (
     home TEXT NOT NULL,
     started_at TEXT NOT NULL,
     heartbeat_at REAL NOT NULL,                  -- unix time, the database's clock
-    lease_grace REAL NOT NULL                    -- its leases lapse this long after its heartbeat
+    lease_grace REAL NOT NULL,                   -- its leases lapse this long after its heartbeat
+    listening TEXT NOT NULL DEFAULT '[]'         -- JSON array: addresses its workers listen for
 );
