@@ -11,11 +11,15 @@ sends fewer of them than the rules ask for:
 
 - events: in a batch, the rows the rules append are kept until the next statement (or the
   COMMIT) and go as one `INSERT ... SELECT FROM json_populate_recordset(...)`, in order;
-- row counts: a conditional write whose every caller refuses unless it changed one row
-  (`update_intent`: "nobody changed the intent since I read it") goes out without waiting
-  for its count, wrapped so that the server fails it when it changed none (SQLSTATE
-  `AXST0`, migration 0007): the batch then rolls back and runs again as below, reading
-  the count this time. Under `FOR UPDATE` it always changes one, so no round trip is lost.
+- answers known in advance: a conditional write whose every caller refuses unless it
+  changed one row (`update_intent`: "nobody changed the intent since I read it") goes out
+  without waiting for its count, and so does the look a create takes at its address's
+  queue ("is anything older waiting?", `any_queued`: nothing, when a worker has a free
+  slot), each wrapped so that the server fails the statement when the answer is not the
+  one assumed (SQLSTATE `AXST0`, migration 0007): the batch then rolls back and runs
+  again as below, reading the answer this time. Under `FOR UPDATE` the update always
+  changes its row, and a free slot seldom meets a queue, so the round trips saved are
+  seldom paid back.
 - savepoints: `savepoint()` sends none at first. A block that raises an `AxmeError` after
   it wrote raises `UndoBatch` instead: the batch rolls back and runs its writes one at a
   time (`_run_batch`), and a write that refuses alone runs once more, with savepoints, so
@@ -51,7 +55,9 @@ _INSERT_EVENTS = pgsql.SQL(
 
 #: Conditional writes every caller refuses unless they changed exactly one row.
 _MUST_CHANGE_ONE = ("update_intent", "update_intent_outcome")
-#: The SQLSTATE of such a write that changed none (`axme_changed_one`).
+#: Reads a writer's rule expects to find nothing (`axme_none_queued` checks it).
+_ASSUMED_NONE = ("any_queued",)
+#: The SQLSTATE of an answer that was not the one assumed (`axme_changed_one`, ...).
 CHANGED_NONE = "AXST0"
 
 
@@ -85,7 +91,11 @@ def _queries() -> dict[str, pgsql.SQL]:
 @cache
 def _unwaited() -> dict[str, pgsql.SQL]:
     queries = load_queries("postgresql")
-    return {name: _changed_one(queries[name]) for name in _MUST_CHANGE_ONE}
+    unwaited = {name: _changed_one(queries[name]) for name in _MUST_CHANGE_ONE}
+    for name in _ASSUMED_NONE:
+        body = to_pyformat(queries[name]).rstrip().rstrip(";")
+        unwaited[name] = pgsql.SQL(f"SELECT axme_none_queued(count(*)) FROM ({body}) AS found")
+    return unwaited
 
 
 class PostgresTx:
@@ -113,6 +123,9 @@ class PostgresTx:
 
     def one(self, query: str, **params: Any) -> Row | None:
         self.flush()
+        if self.optimistic and self.pipeline is not None and query in _ASSUMED_NONE:
+            self.db.execute(_unwaited()[query], params)
+            return None  # or the server fails the batch (see the module's doc)
         return self.db.execute(self._sql[query], params).fetchone()
 
     def all(self, query: str, **params: Any) -> list[Row]:

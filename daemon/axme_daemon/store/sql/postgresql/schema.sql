@@ -185,11 +185,18 @@ CREATE TABLE daemons (
 );
 CREATE SEQUENCE delivery_seq; -- delivery cursors, unique across daemons
 
--- A conditional write sent without waiting for its row count fails when it changed no row.
+-- What the writer assumes without waiting for an answer, checked by the server (0007).
 CREATE FUNCTION axme_changed_one(n BIGINT) RETURNS INTEGER LANGUAGE plpgsql AS $$
 BEGIN
     IF n <> 1 THEN
         RAISE EXCEPTION 'a conditional write changed % rows, not 1', n USING ERRCODE = 'AXST0';
     END IF;
     RETURN 1;
+END $$;
+CREATE FUNCTION axme_none_queued(n BIGINT) RETURNS INTEGER LANGUAGE plpgsql AS $$
+BEGIN
+    IF n <> 0 THEN
+        RAISE EXCEPTION 'intents wait in the queue' USING ERRCODE = 'AXST0';
+    END IF;
+    RETURN 0;
 END $$;

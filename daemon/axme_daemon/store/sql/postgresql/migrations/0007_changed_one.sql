@@ -1,10 +1,17 @@
--- A conditional write the daemon sends without waiting for its row count (pipelined): the
--- statement itself fails, and with it the transaction, when it changed no row (SQLSTATE
--- AXST0: the daemon runs the batch again, then reading the count).
+-- What the daemon's writer assumes without waiting for an answer (pipelined), checked by the
+-- server: the statement fails, and with it the transaction, when the assumption is wrong
+-- (SQLSTATE AXST0: the daemon runs the batch again, then reading the answer).
 CREATE FUNCTION axme_changed_one(n BIGINT) RETURNS INTEGER LANGUAGE plpgsql AS $$
 BEGIN
     IF n <> 1 THEN
         RAISE EXCEPTION 'a conditional write changed % rows, not 1', n USING ERRCODE = 'AXST0';
     END IF;
     RETURN 1;
+END $$;
+CREATE FUNCTION axme_none_queued(n BIGINT) RETURNS INTEGER LANGUAGE plpgsql AS $$
+BEGIN
+    IF n <> 0 THEN
+        RAISE EXCEPTION 'intents wait in the queue' USING ERRCODE = 'AXST0';
+    END IF;
+    RETURN 0;
 END $$;
