@@ -295,6 +295,12 @@ class Dispatcher:
             log.warning("could not record the addresses this daemon listens for: %s", exc)
             self._listening = None
 
+    def unfree(self, worker_id: str, intent_id: str) -> None:
+        """The write that freed the slot rolled back: the intent is the worker's again."""
+        worker = self.workers.get(worker_id)
+        if worker is not None:
+            worker.held.add(intent_id)
+
     def workers_for(self, address: str) -> list[Worker]:
         return [w for w in self.workers.values() if w.address == address]
 

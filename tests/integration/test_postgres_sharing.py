@@ -295,6 +295,9 @@ class _OneWorker:
     def free(self, worker_id: str, intent_id: str) -> bool:
         return True
 
+    def unfree(self, worker_id: str, intent_id: str) -> None:
+        pass
+
     def pushed(self, worker_id: str, intent: Intent) -> None:
         self.pushed.append(intent.intent_id)
 

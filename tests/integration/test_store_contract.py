@@ -97,6 +97,9 @@ class Taker:
         self.claimed.remove(intent_id)
         return True
 
+    def unfree(self, worker_id: str, intent_id: str) -> None:
+        self.claimed.append(intent_id)
+
     def pushed(self, worker_id: str, intent: object) -> None:
         self.deliveries.append((worker_id, intent.intent_id))  # type: ignore[attr-defined]
 

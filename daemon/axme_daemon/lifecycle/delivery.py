@@ -86,8 +86,9 @@ def _deliver(
 
 
 def oldest_queued(tx: Tx, address: str) -> tuple[int, Intent] | None:
-    """The intent of `address` first in the queue (its pos too), unless a person's own."""
-    row = tx.one("oldest_queued", address=address)
+    """The intent of `address` first in the queue (its pos too), unless a person's own:
+    what a slot just freed takes next."""
+    row = tx.one("next_queued", address=address)
     if row is None or (row["human_task"] is not None and not row["in_workflow"]):
         return None
     return row["pos"], row_to_intent(row)

@@ -54,6 +54,10 @@ class Deliverer(Protocol):
         """The write ends `intent_id`'s delivery to the worker: its slot is free (for the
         next queued intent, in the same write). Whether the worker held it."""
 
+    def unfree(self, worker_id: str, intent_id: str) -> None:
+        """The write that freed the slot rolled back (it runs again): the worker holds
+        `intent_id` again."""
+
     def pushed(self, worker_id: str, intent: Intent) -> None:
         """`intent` was delivered to the worker, durably: wake its stream."""
 

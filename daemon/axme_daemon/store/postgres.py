@@ -359,6 +359,7 @@ class PostgresStore(SqliteStore):
     def _rollback(self) -> None:
         if isinstance(self._wtx, PostgresTx):
             self._wtx.discard()
+            self._wtx.empty.clear()  # an assumption may have failed it: look again first
         try:
             self._end_pipeline()  # raises what failed (the batch is rolled back below)
         except psycopg.Error:

@@ -13,13 +13,15 @@ sends fewer of them than the rules ask for:
   COMMIT) and go as one `INSERT ... SELECT FROM json_populate_recordset(...)`, in order;
 - answers known in advance: a conditional write whose every caller refuses unless it
   changed one row (`update_intent`: "nobody changed the intent since I read it") goes out
-  without waiting for its count, and so does the look a create takes at its address's
-  queue ("is anything older waiting?", `any_queued`: nothing, when a worker has a free
-  slot), each wrapped so that the server fails the statement when the answer is not the
-  one assumed (SQLSTATE `AXST0`, migration 0007): the batch then rolls back and runs
-  again as below, reading the answer this time. Under `FOR UPDATE` the update always
-  changes its row, and a free slot seldom meets a queue, so the round trips saved are
-  seldom paid back.
+  without waiting for its count, and so do the looks at an address's queue that a create
+  with a free slot takes ("is anything older waiting?", `any_queued`) and a freed slot
+  takes ("what is next?", `next_queued`), assumed empty while the last real look at that
+  address found it so; each is wrapped so that the server fails the statement when the
+  answer is not the one assumed (SQLSTATE `AXST0`, migration 0007): the batch then rolls
+  back and runs again as below, reading the answer this time (and the queues are looked
+  at again before anything more is assumed of them). Under `FOR UPDATE` the update always
+  changes its row, and a queue seen empty mostly stays so while slots free up, so the
+  round trips saved are seldom paid back.
 - savepoints: `savepoint()` sends none at first. A block that raises an `AxmeError` after
   it wrote raises `UndoBatch` instead: the batch rolls back and runs its writes one at a
   time (`_run_batch`), and a write that refuses alone runs once more, with savepoints, so
@@ -56,7 +58,7 @@ _INSERT_EVENTS = pgsql.SQL(
 #: Conditional writes every caller refuses unless they changed exactly one row.
 _MUST_CHANGE_ONE = ("update_intent", "update_intent_outcome")
 #: Reads a writer's rule expects to find nothing (`axme_none_queued` checks it).
-_ASSUMED_NONE = ("any_queued",)
+_ASSUMED_NONE = ("any_queued", "next_queued")
 #: The SQLSTATE of an answer that was not the one assumed (`axme_changed_one`, ...).
 CHANGED_NONE = "AXST0"
 
@@ -110,6 +112,8 @@ class PostgresTx:
         self.optimistic = False
         self._events: list[Mapping[str, Any]] = []  # appended, not sent yet
         self._writes = 0  # writes asked for in this transaction (sent or kept)
+        #: Addresses whose queue the last real look found empty (see the module's doc).
+        self.empty: set[str] = set()
 
     def flush(self) -> None:
         """Send the events kept so far (before any other statement, and the COMMIT)."""
@@ -123,9 +127,17 @@ class PostgresTx:
 
     def one(self, query: str, **params: Any) -> Row | None:
         self.flush()
-        if self.optimistic and self.pipeline is not None and query in _ASSUMED_NONE:
-            self.db.execute(_unwaited()[query], params)
-            return None  # or the server fails the batch (see the module's doc)
+        if query in _ASSUMED_NONE and self.pipeline is not None:
+            address = params["address"]
+            if self.optimistic and address in self.empty:
+                self.db.execute(_unwaited()[query], params)
+                return None  # or the server fails the batch (see the module's doc)
+            row = self.db.execute(self._sql[query], params).fetchone()
+            if row is None:
+                self.empty.add(address)
+            else:
+                self.empty.discard(address)
+            return row
         return self.db.execute(self._sql[query], params).fetchone()
 
     def all(self, query: str, **params: Any) -> list[Row]:

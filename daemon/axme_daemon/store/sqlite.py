@@ -163,6 +163,7 @@ class SqliteStore(Store):
         self._damage: str | None = None  # why the store was found damaged while running
         self._deliverer: Deliverer | None = None
         self._delivered: list[tuple[str, Intent]] = []  # the running batch's deliveries
+        self._freed: list[tuple[str, str]] = []  # the slots it freed: (worker id, intent id)
         self.daemon: DaemonInfo | None = None
         self._remote: list[RemoteListener] = []
 
@@ -365,6 +366,8 @@ class SqliteStore(Store):
         ids: set[str] = set()
         delivered: list[tuple[str, Intent]] = []
         self._delivered = delivered  # what ops deliver themselves (a create) lands here too
+        freed: list[tuple[str, str]] = []
+        self._freed = freed
         try:
             self._begin(savepoints=savepoints)
             for op in ops:
@@ -384,6 +387,9 @@ class SqliteStore(Store):
             for worker_id, intent in delivered:
                 assert self._deliverer is not None
                 self._deliverer.unclaim(worker_id, intent.intent_id)
+            for worker_id, intent_id in freed:  # the slots are taken until it runs again
+                assert self._deliverer is not None
+                self._deliverer.unfree(worker_id, intent_id)
             if self._conflict(exc) and conflicts < _CONFLICT_RETRIES:
                 # Another daemon's transaction and this one each waited for the other: the
                 # server rolled this one back. Nothing of it happened; run it again.
@@ -656,6 +662,7 @@ class SqliteStore(Store):
                     if isinstance(answer, Intent) and self._deliverer.free(
                         worker_id, answer.intent_id
                     ):
+                        self._freed.append((worker_id, answer.intent_id))
                         first = delivery.oldest_queued(tx, answer.to_agent)
                         if first is not None:
                             pos, queued = first

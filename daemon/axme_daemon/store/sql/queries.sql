@@ -120,6 +120,14 @@ SELECT intents.*,
 FROM intents WHERE to_agent = :address AND status = 'SUBMITTED'
 ORDER BY pos LIMIT 1;
 
+-- name: next_queued
+-- oldest_queued, for the slot a completion frees: most often nothing waits then, and a
+-- backend may assume so (postgres_tx.py), where oldest_queued's own caller expects a row.
+SELECT intents.*,
+    EXISTS (SELECT 1 FROM workflows w WHERE w.intent_pos = intents.pos) AS in_workflow
+FROM intents WHERE to_agent = :address AND status = 'SUBMITTED'
+ORDER BY pos LIMIT 1;
+
 -- name: any_queued
 SELECT 1 AS found FROM intents
 WHERE to_agent = :address AND status = 'SUBMITTED' AND (human_task IS NULL

@@ -43,6 +43,13 @@ SELECT intents.*,
 FROM intents WHERE to_agent = :address AND status = 'SUBMITTED'
 ORDER BY pos LIMIT 1 FOR UPDATE SKIP LOCKED;
 
+-- name: next_queued
+-- oldest_queued, for the slot a completion frees (see there, and postgres_tx.py).
+SELECT intents.*,
+    EXISTS (SELECT 1 FROM workflows w WHERE w.intent_pos = intents.pos) AS in_workflow
+FROM intents WHERE to_agent = :address AND status = 'SUBMITTED'
+ORDER BY pos LIMIT 1 FOR UPDATE SKIP LOCKED;
+
 -- name: agent_spec_for_update
 SELECT spec FROM agents WHERE owner = :owner AND address = :address FOR UPDATE;
 
