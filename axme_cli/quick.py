@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from axme_cli.launch import QUICK_COMMANDS, command_word
 from axme_cli.session import Session, given_options
 from axme_cli.views import CANCEL_REASON, LIST_LIMIT
 
@@ -199,13 +200,6 @@ def _nouns(commands: argparse._SubParsersAction[_Parser], wanted: Callable[[str]
         )
 
 
-#: The commands the quick parsers take (their first word).
-COMMANDS = frozenset(
-    {"send", "list", "show", "wait", "tail", "retry", "cancel", "approve", "reject", "inbox"}
-    | {"agents", "tasks", "intents"}
-)
-
-
 def parser(command: str | None = None) -> argparse.ArgumentParser:
     """`axme [--home H] [--config C] [--no-config] COMMAND ...` for the quick commands: all
     of them, or only `command` (building the two dozen parsers takes longer than parsing)."""
@@ -254,22 +248,6 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     return root
 
 
-def command_word(argv: list[str]) -> str | None:
-    """The command `argv` names after the global options, or None when an option the quick
-    parsers do not know comes first."""
-    words = iter(argv)
-    for word in words:
-        if word in ("--home", "--config"):
-            next(words, None)
-        elif word == "--no-config" or word.startswith(("--home=", "--config=")):
-            continue
-        elif word.startswith("-"):
-            return None
-        else:
-            return word
-    return None
-
-
 class Quick:
     """A command line the quick path runs: where, with which arguments, and what."""
 
@@ -289,7 +267,7 @@ def parse(argv: list[str]) -> Quick | None:
     if any(_SHORT_WITH_EQUALS.match(arg) for arg in options):
         return None
     command = command_word(options)
-    if command not in COMMANDS:
+    if command not in QUICK_COMMANDS:
         return None
     try:
         args = parser(command).parse_args(argv)
