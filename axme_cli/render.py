@@ -2,7 +2,8 @@
 
 Data goes to stdout, diagnostics to stderr. Status words are always printed, so nothing
 depends on colour. In a terminal, tables fit its width (long cells end in `…`, ids are
-shortened); piped, nothing is cut or wrapped: a row is one line with whole ids and addresses.
+shortened); piped, nothing is cut or wrapped: a row is one line with whole ids and addresses,
+written without importing Rich (`output.py`; the commands the quick parsers run use it).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.table import Table
 
     from axme_cli.output import Cell, Piece
 
@@ -204,13 +204,6 @@ def listed_plainly(rows: list[dict[str, Any]], as_json: bool, empty: str) -> boo
 SAGA_EVENTS = frozenset(
     {"intent.compensating", "intent.compensation", "intent.compensated", "intent.cancel_requested"}
 )
-
-
-def plain_table() -> Table:
-    """The CLI's tables: no box, a bold header, two spaces between columns."""
-    from rich.table import Table
-
-    return Table(box=None, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
 
 
 def intents_table(intents: list[dict[str, Any]]) -> None:
