@@ -103,16 +103,19 @@ def _diagnostic(label: str, style: str, message: str) -> None:
     from axme_cli.output import drawn
 
     if not drawn(sys.stderr):
-        sys.stderr.write(f"{label}{message}\n")
+        sys.stderr.write(f"{label} {message}\n" if label else f"{message}\n")
         sys.stderr.flush()
         return
     from rich.text import Text
 
-    err().print(Text.assemble((label, style), (message, "" if label else style)))
+    if label:
+        err().print(Text.assemble((label, style), " ", message))
+    else:
+        err().print(Text(message, style=style))
 
 
 def error_line(message: str) -> None:
-    _diagnostic("error: ", "bold red", message)
+    _diagnostic("error:", "bold red", message)
 
 
 def note(message: str) -> None:
@@ -121,7 +124,7 @@ def note(message: str) -> None:
 
 def warning(message: str) -> None:
     """Something is wrong, and the command goes on regardless (one line on stderr)."""
-    _diagnostic("warning: ", "yellow", message)
+    _diagnostic("warning:", "yellow", message)
 
 
 def daemon_lost(message: str) -> None:
