@@ -1,8 +1,8 @@
 """Lines, tables and JSON for a command's output: drawn by Rich where it would draw in colour
 (a terminal, or `FORCE_COLOR`), written as plain text everywhere else.
 
-Rich's tables and consoles take some 40 ms to import, a third of a short command; a pipe or a
-log gets nothing from them (Rich prints no colour there), so the plain writer below prints
+Rich's console and tables take about 35 ms to import, a third of a short command; a pipe or
+a log gets nothing from them (Rich prints no colour there), so the plain writer below prints
 the same rows without importing Rich: whole cells, columns padded to their widest cell, one
 row a line. Text is given as pieces, `(text, style)` pairs or plain strings, never as markup,
 so nothing needs escaping either way.
