@@ -13,9 +13,8 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from axme_cli.client import DaemonClient, socket_accepts
 from axme_cli.errors import DaemonUnreachable
@@ -33,8 +32,7 @@ STOP_TIMEOUT = 10.0
 _spawned: list[subprocess.Popen[bytes]] = []
 
 
-@dataclass(frozen=True)
-class Started:
+class Started(NamedTuple):
     pid: int
     socket: str
     already_running: bool
@@ -205,8 +203,7 @@ def _lock_held(paths: HomePaths) -> bool:
     return False
 
 
-@dataclass(frozen=True)
-class Stopped:
+class Stopped(NamedTuple):
     pid: int | None
     was_running: bool
     killed: bool

@@ -185,8 +185,9 @@ def report(task: dict[str, Any], as_json: bool) -> None:
         render.print_json(task)
         return
     outcome = (task.get("decision") or {}).get("outcome", "decided")
-    line = f"{outcome} {task['task_id']} (intent {task['intent_id']})"
-    render.out().print(line, markup=False, soft_wrap=True)
+    from axme_cli.output import line
+
+    line(f"{outcome} {task['task_id']} (intent {task['intent_id']})", soft_wrap=True)
 
 
 def decide_and_report(

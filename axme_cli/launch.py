@@ -15,6 +15,28 @@ import sys
 #: Set while a shell asks for completions: Typer's to answer.
 COMPLETE_VAR = "_AXME_COMPLETE"
 
+#: The first words of the command lines the quick parsers may take.
+QUICK_COMMANDS = frozenset(
+    {"send", "list", "show", "wait", "tail", "retry", "cancel", "approve", "reject", "inbox"}
+    | {"agents", "tasks", "intents"}
+)
+
+
+def command_word(argv: list[str]) -> str | None:
+    """The command `argv` names after the global options (`--home H`, `--config C`,
+    `--no-config`), or None when it names none or another option comes first."""
+    words = iter(argv)
+    for word in words:
+        if word in ("--home", "--config"):
+            next(words, None)
+        elif word == "--no-config" or word.startswith(("--home=", "--config=")):
+            continue
+        elif word.startswith("-"):
+            return None
+        else:
+            return word
+    return None
+
 
 def main() -> None:
     argv = sys.argv[1:]
@@ -24,7 +46,11 @@ def main() -> None:
         print(f"axme {__version__}")
         return
     quick = None
-    if COMPLETE_VAR not in os.environ and not {"-h", "--help"} & set(argv):
+    if (
+        COMPLETE_VAR not in os.environ
+        and not {"-h", "--help"} & set(argv)
+        and command_word(argv) in QUICK_COMMANDS
+    ):
         from axme_cli.quick import parse
 
         quick = parse(argv)

@@ -7,8 +7,27 @@ without a handshake. `AXME_HOME` wins; otherwise the platform's user data direct
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
+
+#: A project's config file, looked for in the working directory and its parents.
+CONFIG_NAME = "axme.toml"
+
+
+def find_config(start: Path) -> Path | None:
+    """`axme.toml` in `start` or its nearest parent, like pyproject.toml discovery (here, not
+    in `project`, so that a command run outside any project never imports the validator)."""
+    here = Path(start).absolute()
+    if not here.is_dir():
+        here = here.parent
+    for directory in (here, *here.parents):
+        candidate = directory / CONFIG_NAME
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError:  # an unreadable directory on the way up: keep looking above it
+            continue
+    return None
 
 
 def axme_home() -> Path:
@@ -20,9 +39,9 @@ def axme_home() -> Path:
     return platformdirs.user_data_path("axme")
 
 
-@dataclass(frozen=True)
-class HomePaths:
-    """The files of one axme home."""
+class HomePaths(NamedTuple):
+    """The files of one axme home (a named tuple, not a dataclass: `dataclasses` imports
+    `inspect`, a tenth of a short command's imports)."""
 
     home: Path
 

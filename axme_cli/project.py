@@ -18,8 +18,9 @@ the key path) and what was expected, because the user fixes one thing and runs a
 values in `env` and a hook's `secret` are secrets: no message and no repr ever shows them
 (nor a webhook URL's path, which often holds a token).
 
-The CLI imports this module on every command, so the modules only a load or an error needs
-(tomllib, hashlib, shutil, shlex, difflib, json) are imported where they are used.
+The CLI imports this module when it finds an axme.toml (`paths.find_config`, lighter, finds
+it), so the modules only a load or an error needs (tomllib, hashlib, shutil, shlex, difflib,
+json) are imported where they are used.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from axme_cli.errors import BadInput
+from axme_cli.paths import CONFIG_NAME as CONFIG_NAME
+from axme_cli.paths import find_config as find_config
 from axme_cli.protocol import AGENT_ADDRESS_RE, DEFAULT_MAX_DELIVERY_ATTEMPTS
-
-CONFIG_NAME = "axme.toml"
 
 #: Integer settings and their upper bound (None: no bound); all of them are at least 1.
 _INT_LIMITS: dict[str, int | None] = {
@@ -158,21 +159,6 @@ def redact_url(url: str) -> str:
         return "(an invalid URL)"
     rest = "/…" if (parts.path not in ("", "/") or parts.query or parts.fragment) else "/"
     return f"{parts.scheme}://{host}{rest}"
-
-
-def find_config(start: Path) -> Path | None:
-    """`axme.toml` in `start` or its nearest parent, like pyproject.toml discovery."""
-    here = Path(start).absolute()
-    if not here.is_dir():
-        here = here.parent
-    for directory in (here, *here.parents):
-        candidate = directory / CONFIG_NAME
-        try:
-            if candidate.is_file():
-                return candidate
-        except OSError:  # an unreadable directory on the way up: keep looking above it
-            continue
-    return None
 
 
 def load_config(path: Path) -> ProjectConfig:

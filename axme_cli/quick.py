@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from axme_cli.launch import QUICK_COMMANDS, command_word
 from axme_cli.session import Session, given_options
 from axme_cli.views import CANCEL_REASON, LIST_LIMIT
 
@@ -174,53 +175,76 @@ def _decision(
     return decision
 
 
-def _nouns(commands: argparse._SubParsersAction[_Parser]) -> None:
+def _nouns(commands: argparse._SubParsersAction[_Parser], wanted: Callable[[str], bool]) -> None:
     """AXME's command shapes: `axme tasks list|approve|...`, `axme intents get|list|...`."""
-    from axme_cli.decisions import VERB_OUTCOMES
+    if wanted("tasks"):
+        from axme_cli.decisions import VERB_OUTCOMES
 
-    tasks = commands.add_parser("tasks").add_subparsers(dest="tasks_command", required=True)
-    _command(tasks, "list", _inbox).add_argument("--all", "-a", dest="all_", action="store_true")
-    for verb, outcome in VERB_OUTCOMES.items():
-        _decision(tasks, verb, outcome)
-    intents = commands.add_parser("intents").add_subparsers(dest="intents_command", required=True)
-    _command(intents, "get", _show, "intent")
-    _list_options(_command(intents, "list", _list))
-    _command(intents, "watch", _tail, "intent").add_argument("--since", type=_count(0), default=0)
-    _command(intents, "cancel", _cancel, "intent").add_argument(
-        "--reason", "-r", default=CANCEL_REASON
-    )
+        tasks = commands.add_parser("tasks").add_subparsers(dest="tasks_command", required=True)
+        _command(tasks, "list", _inbox).add_argument(
+            "--all", "-a", dest="all_", action="store_true"
+        )
+        for verb, outcome in VERB_OUTCOMES.items():
+            _decision(tasks, verb, outcome)
+    if wanted("intents"):
+        intents = commands.add_parser("intents").add_subparsers(
+            dest="intents_command", required=True
+        )
+        _command(intents, "get", _show, "intent")
+        _list_options(_command(intents, "list", _list))
+        _command(intents, "watch", _tail, "intent").add_argument(
+            "--since", type=_count(0), default=0
+        )
+        _command(intents, "cancel", _cancel, "intent").add_argument(
+            "--reason", "-r", default=CANCEL_REASON
+        )
 
 
-def parser() -> argparse.ArgumentParser:
-    """`axme [--home H] [--config C] [--no-config] COMMAND ...` for the quick commands."""
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """`axme [--home H] [--config C] [--no-config] COMMAND ...` for the quick commands: all
+    of them, or only `command` (building the two dozen parsers takes longer than parsing)."""
+
+    def wanted(name: str) -> bool:
+        return command is None or name == command
+
     root = _Parser(prog="axme")
     root.add_argument("--home")
     root.add_argument("--config")
     root.add_argument("--no-config", action="store_true")
     commands = root.add_subparsers(dest="command", required=True)
 
-    send = _command(commands, "send", _send, "intent_type")
-    send.add_argument("--to", required=True)
-    send.add_argument("--payload", "-p")
-    send.add_argument("--idempotency-key", "-k")
-
-    _list_options(_command(commands, "list", _list))
-
-    _command(commands, "show", _show, "intent")
-    _command(commands, "wait", _wait, "intent").add_argument("--timeout")
-    _command(commands, "tail", _tail, "intent").add_argument("--since", type=_count(0), default=0)
-    _command(commands, "retry", _retry, "intent")
-    _command(commands, "cancel", _cancel, "intent").add_argument(
-        "--reason", "-r", default=CANCEL_REASON
-    )
+    if wanted("send"):
+        send = _command(commands, "send", _send, "intent_type")
+        send.add_argument("--to", required=True)
+        send.add_argument("--payload", "-p")
+        send.add_argument("--idempotency-key", "-k")
+    if wanted("list"):
+        _list_options(_command(commands, "list", _list))
+    if wanted("show"):
+        _command(commands, "show", _show, "intent")
+    if wanted("wait"):
+        _command(commands, "wait", _wait, "intent").add_argument("--timeout")
+    if wanted("tail"):
+        _command(commands, "tail", _tail, "intent").add_argument(
+            "--since", type=_count(0), default=0
+        )
+    if wanted("retry"):
+        _command(commands, "retry", _retry, "intent")
+    if wanted("cancel"):
+        _command(commands, "cancel", _cancel, "intent").add_argument(
+            "--reason", "-r", default=CANCEL_REASON
+        )
     for name, outcome in (("approve", "approved"), ("reject", "rejected")):
-        _decision(commands, name, outcome)
-    _command(commands, "inbox", _inbox).add_argument(
-        "--all", "-a", dest="all_", action="store_true"
-    )
-    agents = commands.add_parser("agents").add_subparsers(dest="agents_command", required=True)
-    _command(agents, "list", _agents_list)
-    _nouns(commands)
+        if wanted(name):
+            _decision(commands, name, outcome)
+    if wanted("inbox"):
+        _command(commands, "inbox", _inbox).add_argument(
+            "--all", "-a", dest="all_", action="store_true"
+        )
+    if wanted("agents"):
+        agents = commands.add_parser("agents").add_subparsers(dest="agents_command", required=True)
+        _command(agents, "list", _agents_list)
+    _nouns(commands, wanted)
     return root
 
 
@@ -242,8 +266,11 @@ def parse(argv: list[str]) -> Quick | None:
     options = argv[: argv.index("--")] if "--" in argv else argv
     if any(_SHORT_WITH_EQUALS.match(arg) for arg in options):
         return None
+    command = command_word(options)
+    if command not in QUICK_COMMANDS:
+        return None
     try:
-        args = parser().parse_args(argv)
+        args = parser(command).parse_args(argv)
     except NotQuick:
         return None
     positional = [getattr(args, name, None) for name in ("intent_type", "intent", "ref")]

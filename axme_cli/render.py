@@ -2,7 +2,8 @@
 
 Data goes to stdout, diagnostics to stderr. Status words are always printed, so nothing
 depends on colour. In a terminal, tables fit its width (long cells end in `…`, ids are
-shortened); piped, nothing is cut or wrapped: a row is one line with whole ids and addresses.
+shortened); piped, nothing is cut or wrapped: a row is one line with whole ids and addresses,
+written without importing Rich (`output.py`; the commands the quick parsers run use it).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.table import Table
+
+    from axme_cli.output import Cell, Piece
 
 STATUS_STYLE = {
     "CREATED": "dim",
@@ -96,23 +98,33 @@ def sent(created: dict[str, Any], as_json: bool) -> None:
         note(f"{intent_id} (existing intent for this idempotency key)")
 
 
-def error_line(message: str) -> None:
-    from rich.markup import escape
+def _diagnostic(label: str, style: str, message: str) -> None:
+    """One line on stderr, in colour where Rich would draw it, else as plain text."""
+    from axme_cli.output import drawn
 
-    err().print(f"[bold red]error:[/] {escape(message)}")
+    if not drawn(sys.stderr):
+        sys.stderr.write(f"{label} {message}\n" if label else f"{message}\n")
+        sys.stderr.flush()
+        return
+    from rich.text import Text
+
+    if label:
+        err().print(Text.assemble((label, style), " ", message))
+    else:
+        err().print(Text(message, style=style))
+
+
+def error_line(message: str) -> None:
+    _diagnostic("error:", "bold red", message)
 
 
 def note(message: str) -> None:
-    from rich.markup import escape
-
-    err().print(f"[dim]{escape(message)}[/]")
+    _diagnostic("", "dim", message)
 
 
 def warning(message: str) -> None:
     """Something is wrong, and the command goes on regardless (one line on stderr)."""
-    from rich.markup import escape
-
-    err().print(f"[yellow]warning:[/] {escape(message)}")
+    _diagnostic("warning:", "yellow", message)
 
 
 def daemon_lost(message: str) -> None:
@@ -127,9 +139,19 @@ def status_text(status: str | None) -> str:
     return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
 
+def status_piece(status: str | None) -> Piece:
+    status = status or "?"
+    return status, STATUS_STYLE.get(status, "white")
+
+
 def agent_state_text(state: str | None) -> str:
     state = state or "?"
     return f"[{AGENT_STATE_STYLE.get(state, 'white')}]{state}[/]"
+
+
+def agent_state_piece(state: str | None) -> Piece:
+    state = state or "?"
+    return state, AGENT_STATE_STYLE.get(state, "white")
 
 
 def replica_summary(agent: dict[str, Any]) -> tuple[str, str, str]:
@@ -187,65 +209,67 @@ SAGA_EVENTS = frozenset(
 )
 
 
-def plain_table() -> Table:
-    """The CLI's tables: no box, a bold header, two spaces between columns."""
-    from rich.table import Table
-
-    return Table(box=None, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
-
-
 def intents_table(intents: list[dict[str, Any]]) -> None:
     """ID, status, type, agent (without `agent://`), age; ATTEMPT only once any was retried."""
+    from axme_cli.output import Column, table
+
     show_attempt = any((i.get("delivery_attempt") or 0) > 1 for i in intents)
-    table = plain_table()
-    table.add_column("ID", no_wrap=True, min_width=8)
-    table.add_column("STATUS", no_wrap=True)
-    table.add_column("TYPE", overflow="ellipsis", min_width=12)
-    table.add_column("AGENT", overflow="ellipsis", min_width=12)
+    columns = [
+        Column("ID", no_wrap=True, min_width=8),
+        Column("STATUS", no_wrap=True),
+        Column("TYPE", overflow="ellipsis", min_width=12),
+        Column("AGENT", overflow="ellipsis", min_width=12),
+    ]
     if show_attempt:
-        table.add_column("ATTEMPT", justify="right", no_wrap=True)
-    table.add_column("AGE", justify="right", no_wrap=True, min_width=3)
+        columns.append(Column("ATTEMPT", justify="right", no_wrap=True))
+    columns.append(Column("AGE", justify="right", no_wrap=True, min_width=3))
+    rows: list[list[Cell]] = []
     for intent in intents:
-        row = [
+        row: list[Cell] = [
             short_id(intent["intent_id"]),
-            status_text(intent["status"]),
+            status_piece(intent["status"]),
             intent["intent_type"],
             intent["to_agent"].removeprefix("agent://"),
         ]
         if show_attempt:
             row.append(str(intent.get("delivery_attempt") or 0))
         row.append(age(intent.get("created_at")))
-        table.add_row(*row)
-    out().print(table)
+        rows.append(row)
+    table(columns, rows)
 
 
-def event_line(event: dict[str, Any], *, full: bool = False) -> str:
+def event_pieces(event: dict[str, Any], *, full: bool = False) -> list[Piece]:
     """One timeline row: `#3 04:20:48.276 intent.canceled CANCELED by alice reason=...`.
 
     Long values are cut to 120 characters and task ids to 8, unless `full` (piped output).
     """
-    from rich.markup import escape
-
     at = parse_time(event.get("at"))
     clock = at.astimezone().strftime("%H:%M:%S.%f")[:-3] if at else "?"
-    parts = [
-        f"[dim]#{event.get('seq')}[/]",
-        f"[dim]{clock}[/]",
-        escape(str(event.get("event_type"))),
-        status_text(event.get("status")),
+    parts: list[list[Piece]] = [
+        [(f"#{event.get('seq')}", "dim")],
+        [(clock, "dim")],
+        [(str(event.get("event_type")), "")],
+        [status_piece(event.get("status"))],
     ]
     if event.get("actor") not in (None, "", "system"):
-        parts.append(f"by {escape(str(event['actor']))}")
+        parts.append([(f"by {event['actor']}", "")])
     details = dict(event.get("details") or {})
     summary = _summary(str(event.get("event_type")), details, full=full)
     if summary:
-        parts.append(escape(summary))
+        parts.append([(summary, "")])
     for key, value in details.items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         if len(text) > 120 and not full:
             text = text[:117] + "..."
-        parts.append(f"[dim]{escape(key)}=[/]{escape(text)}")
-    return " ".join(parts)
+        parts.append([(f"{key}=", "dim"), (text, "")])
+    return [piece for i, part in enumerate(parts) for piece in ([(" ", "")] if i else []) + part]
+
+
+def event_line(event: dict[str, Any], *, full: bool = False) -> str:
+    """`event_pieces` as Rich markup."""
+    from axme_cli.output import markup
+
+    return markup(event_pieces(event, full=full))
 
 
 def scenario_line(scenario: dict[str, Any], status: str | None = None) -> str:
@@ -365,66 +389,58 @@ def error_parts(error: Any) -> tuple[str, str | None, dict[str, Any]] | None:
 def print_error(error: Any) -> None:
     """An intent's error: its headline, then its traceback as the lines Python printed (not
     one escaped JSON string), then any other fields as JSON."""
-    from rich.text import Text
+    from axme_cli.output import json_block, text_block
 
-    console = out()
     parts = error_parts(error)
     if parts is None:
         if isinstance(error, str):
-            console.print(Text(error, style="red"), soft_wrap=True)
+            text_block(error, "red")
         else:
-            console.print_json(data=error)
+            json_block(error)
         return
     headline, trace, rest = parts
-    console.print(Text(headline, style="bold red"), soft_wrap=True)
+    text_block(headline, "bold red")
     if trace:
-        console.print(Text(trace, style="dim"), soft_wrap=True)
+        text_block(trace, "dim")
     if rest:
-        console.print_json(data=rest)
+        json_block(rest)
 
 
 def intent_panel(intent: dict[str, Any], events: list[dict[str, Any]]) -> None:
-    from rich.markup import escape
-    from rich.table import Table
+    from axme_cli.output import grid, json_block, line
 
-    console = out()
-    fields = Table.grid(padding=(0, 2))
-    fields.add_column(style="bold", no_wrap=True)
-    fields.add_column(overflow="fold")
-    rows: list[tuple[str, str]] = [
-        ("id", escape(intent["intent_id"])),
-        ("status", status_text(intent["status"])),
-        ("type", escape(intent["intent_type"])),
-        ("to", escape(intent["to_agent"])),
+    rows: list[tuple[str, Cell]] = [
+        ("id", intent["intent_id"]),
+        ("status", status_piece(intent["status"])),
+        ("type", intent["intent_type"]),
+        ("to", intent["to_agent"]),
     ]
     for key in ("from_agent", "correlation_id", "idempotency_key", "deadline_at"):
         if intent.get(key):
-            rows.append((key.replace("_", " "), escape(str(intent[key]))))
+            rows.append((key.replace("_", " "), str(intent[key])))
     rows.append(
         ("attempt", f"{intent.get('delivery_attempt', 0)} of {intent['max_delivery_attempts']}")
     )
     rows.append(("created", f"{intent['created_at']} ({age(intent['created_at'])} ago)"))
     rows.append(("updated", intent["updated_at"]))
     if intent.get("scenario"):
-        rows.append(("scenario", escape(scenario_line(intent["scenario"], intent["status"]))))
+        rows.append(("scenario", scenario_line(intent["scenario"], intent["status"])))
     if intent.get("pending_reason"):
-        rows.append(("waiting", f"[yellow]{escape(intent['pending_reason'])}[/]"))
+        rows.append(("waiting", (intent["pending_reason"], "yellow")))
     if intent.get("compensation"):
-        rows.append(("saga", escape(saga_text(intent["compensation"]))))
-    for key, value in rows:
-        fields.add_row(key, value)
-    console.print(fields)
+        rows.append(("saga", saga_text(intent["compensation"])))
+    grid(rows)
     for key in ("payload", "result"):
         if intent.get(key) is not None:
-            console.print(f"[bold]{key}[/]")
-            console.print_json(data=intent[key])
+            line((key, "bold"))
+            json_block(intent[key])
     if intent.get("error") is not None:
-        console.print("[bold]error[/]")
+        line(("error", "bold"))
         print_error(intent["error"])
-    console.print("[bold]timeline[/]")
+    line(("timeline", "bold"))
     full = not in_terminal()
     for event in events:
-        console.print("  " + event_line(event, full=full), soft_wrap=True)
+        line([("  ", ""), *event_pieces(event, full=full)], soft_wrap=True)
 
 
 TASK_STATUS_STYLE = {"PENDING": "magenta", "DECIDED": "green", "TIMED_OUT": "red"}
@@ -450,11 +466,15 @@ def task_status_text(status: str | None) -> str:
     return f"[{TASK_STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
 
+def task_status_piece(status: str | None) -> Piece:
+    status = status or "?"
+    return status, TASK_STATUS_STYLE.get(status, "white")
+
+
 def tasks_table(tasks: list[dict[str, Any]], *, with_status: bool = False) -> None:
     """The inbox: task, title, intent, agent, task type, age, time to the deadline (`in 4m`,
     `overdue`) and reminders sent."""
-    from rich.markup import escape
-    from rich.table import Table
+    from axme_cli.output import Column, table
 
     rows: list[list[str]] = []
     for task in tasks:
@@ -472,25 +492,26 @@ def tasks_table(tasks: list[dict[str, Any]], *, with_status: bool = False) -> No
                 str(task.get("reminders_sent") or 0),
             ]
         )
-    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 1, 0, 0))
     title_width, agent_width = _inbox_widths(rows, with_status) if in_terminal() else (None, None)
-    table.add_column("TASK", no_wrap=True)
-    if with_status:
-        table.add_column("STATUS", no_wrap=True)
-    table.add_column("TITLE", overflow="ellipsis", no_wrap=True, max_width=title_width)
-    table.add_column("INTENT", no_wrap=True)
-    table.add_column("AGENT", overflow="ellipsis", no_wrap=True, max_width=agent_width)
-    table.add_column("TYPE", no_wrap=True)
-    table.add_column("AGE", justify="right", no_wrap=True)
-    table.add_column("DUE", no_wrap=True)
-    table.add_column("REMINDERS", justify="right", no_wrap=True)
+    columns = [
+        Column("TASK", no_wrap=True),
+        Column("STATUS", no_wrap=True),
+        Column("TITLE", overflow="ellipsis", no_wrap=True, max_width=title_width),
+        Column("INTENT", no_wrap=True),
+        Column("AGENT", overflow="ellipsis", no_wrap=True, max_width=agent_width),
+        Column("TYPE", no_wrap=True),
+        Column("AGE", justify="right", no_wrap=True),
+        Column("DUE", no_wrap=True),
+        Column("REMINDERS", justify="right", no_wrap=True),
+    ]
+    cells: list[list[Cell]] = []
     for row in rows:
-        cells = [escape(cell) for cell in row]
-        cells[1] = task_status_text(row[1])
+        cell: list[Cell] = list(row)
+        cell[1] = task_status_piece(row[1])
         if row[7] == "overdue":
-            cells[7] = "[red]overdue[/]"
-        table.add_row(*(cells if with_status else cells[:1] + cells[2:]))
-    out().print(table)
+            cell[7] = ("overdue", "red")
+        cells.append(cell if with_status else cell[:1] + cell[2:])
+    table(columns if with_status else columns[:1] + columns[2:], cells, gap=1)
 
 
 _TASK_HEADERS = ("TASK", "STATUS", "TITLE", "INTENT", "AGENT", "TYPE", "AGE", "DUE", "REMINDERS")
@@ -500,7 +521,7 @@ def _inbox_widths(rows: list[list[str]], with_status: bool) -> tuple[int, int]:
     """Title and agent widths that keep each task on one line of the terminal (80 columns
     too): the title gets what the other columns leave but an agent's share (up to 32, and
     2/5 when space is short), both cut with `…` rather than wrapped mid-word."""
-    from rich.cells import cell_len
+    from axme_cli.output import cell_width as cell_len
 
     widest = [
         max(cell_len(h), *(cell_len(r[i]) for r in rows)) for i, h in enumerate(_TASK_HEADERS)

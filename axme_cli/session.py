@@ -12,9 +12,8 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from axme_cli.errors import BadInput
 from axme_cli.paths import HomePaths
@@ -79,8 +78,7 @@ def given_options(home: str | None, config: str | None, no_config: bool) -> tupl
     return (*words, "--no-config") if no_config else tuple(words)
 
 
-@dataclass(frozen=True)
-class Session:
+class Session(NamedTuple):
     """What a command runs against: this home's daemon, and the project config to send it.
 
     `config` is the file `--config` names (None: the nearest axme.toml, if any);
@@ -133,13 +131,14 @@ def _apply_project(config_path: Path | None, client: DaemonClient, *, required: 
     need it: the others say so once on stderr and go on, so that a typo in a parent
     directory's axme.toml never blocks an `axme approve`.
     """
-    from axme_cli.project import find_config, load_config
+    from axme_cli.paths import find_config
 
     path = config_path or find_config(Path.cwd())
     if path is None:
         return
     if not path.is_file():
         raise BadInput(f"--config: no such file: {path}")
+    from axme_cli.project import load_config
     from axme_cli.render import note
 
     try:

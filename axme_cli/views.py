@@ -25,14 +25,14 @@ LIST_LIMIT = 20
 def finish(intent: dict[str, Any], as_json: bool) -> int:
     """Print where a followed intent ended; its outcome's exit code."""
     from axme_cli import render
+    from axme_cli.output import json_block, line
 
     if as_json:
         render.print_json(intent)
     else:
-        line = f"{intent['intent_id']} {render.status_text(intent['status'])}"
-        render.out().print(line)
+        line(intent["intent_id"], render.status_piece(intent["status"]))
         if intent.get("result") is not None:
-            render.out().print_json(data=intent["result"])
+            json_block(intent["result"])
         if intent.get("error") is not None:
             render.print_error(intent["error"])
     return STATUS_EXIT.get(IntentStatus(intent["status"]), 1)
@@ -165,22 +165,27 @@ def list_agents(session: Session, *, as_json: bool) -> None:
     empty = "no agents registered (declare them in axme.toml, or: axme agents add)"
     if render.listed_plainly(agents, as_json, empty):
         return
-    table = render.plain_table()
-    table.add_column("AGENT", overflow="ellipsis", min_width=12)
-    for column in ("STATE", "PID", "RESTARTS", "IN FLIGHT"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("LAST EXIT", overflow="fold")
+    from axme_cli.output import Cell, Column, table
+
+    columns = [
+        Column("AGENT", overflow="ellipsis", min_width=12),
+        *(Column(name, no_wrap=True) for name in ("STATE", "PID", "RESTARTS", "IN FLIGHT")),
+        Column("LAST EXIT", overflow="fold"),
+    ]
+    rows: list[list[Cell]] = []
     for agent in agents:
         pids, restarts, last = render.replica_summary(agent)
-        table.add_row(
-            agent["address"].removeprefix("agent://"),
-            render.agent_state_text(agent["state"]),
-            pids,
-            restarts,
-            str(agent.get("in_flight", 0)),
-            last,
+        rows.append(
+            [
+                agent["address"].removeprefix("agent://"),
+                render.agent_state_piece(agent["state"]),
+                pids,
+                restarts,
+                str(agent.get("in_flight", 0)),
+                last,
+            ]
         )
-    render.out().print(table)
+    table(columns, rows)
 
 
 def cancel(session: Session, intent: str, reason: str, as_json: bool) -> None:
@@ -193,14 +198,16 @@ def cancel(session: Session, intent: str, reason: str, as_json: bool) -> None:
     if as_json:
         render.print_json(answer["intent"])
         return
+    from axme_cli.output import line
+
     current = answer["intent"]
     phase = (current.get("compensation") or {}).get("phase")
-    line = f"{intent_id} {render.status_text(current['status'])}"
+    said = ""
     if phase == "canceling":
-        line += ": cancel asked; its handler stops at its next ctx call, then it is undone"
+        said = ": cancel asked; its handler stops at its next ctx call, then it is undone"
     elif phase == "compensating":
-        line += ": undoing its steps, then CANCELED"
-    render.out().print(line)
+        said = ": undoing its steps, then CANCELED"
+    line([(intent_id + " ", ""), render.status_piece(current["status"]), (said, "")])
 
 
 def retry(session: Session, intent: str, as_json: bool) -> None:
@@ -213,12 +220,15 @@ def retry(session: Session, intent: str, as_json: bool) -> None:
     if as_json:
         render.print_json(answer["intent"])
     else:
-        render.out().print(f"{intent_id} {render.status_text(answer['intent']['status'])}")
+        from axme_cli.output import line
+
+        line(intent_id, render.status_piece(answer["intent"]["status"]))
 
 
 def tail(session: Session, intent: str, since: int, as_json: bool) -> int:
     """Print an intent's events until it is final; its outcome's exit code (130: Ctrl-C)."""
     from axme_cli import render
+    from axme_cli.output import line
 
     with session.connect() as client:
         intent_id = client.resolve_id(intent)
@@ -232,7 +242,7 @@ def tail(session: Session, intent: str, since: int, as_json: bool) -> int:
                 if as_json:
                     render.print_json_line(event)
                 else:
-                    render.out().print(render.event_line(event, full=full), soft_wrap=True)
+                    line(render.event_pieces(event, full=full), soft_wrap=True)
         except KeyboardInterrupt:
             return 130
         if last is None:  # `since` was already past a final event

@@ -204,7 +204,8 @@ def bench(
     W2      crash recovery: SIGKILL mid-step to redelivery and completion
     W3      a person in the loop: decision to completed
     W5      500 steps, killed at step 499: kill to completed, replay per step (50 vs 500)
-    CLI     wall time of `axme --version` and `axme send`
+    CLI     wall time of `axme --version`, `send`, `list`, `show`, `inbox`, `wait`,
+            `agents list`, `--help`, `daemon status` and `keys list`
     PG      (with --store URL) W1 3-step intents and W1-seq with one daemon on
             PostgreSQL, beside SQLite's of the same run; W1 with two daemons on the
             database beside one; W2 with a daemon SIGKILLed: kill to completed

@@ -11,6 +11,8 @@ import typer
 from axme_cli.commands.common import JsonOpt, connect
 from axme_cli.errors import EXIT_CONFLICT, EXIT_UNREACHABLE, BadInput, Conflict
 from axme_cli.logtail import print_log
+from axme_cli.output import line as line_out
+from axme_cli.output import text_block
 from axme_cli.paths import HomePaths
 
 app = typer.Typer(
@@ -99,7 +101,7 @@ def start(
     line = f"{said}: pid {started.pid}, socket {started.socket}"
     if started.tcp:
         line += f", base url {started.tcp} (its key: axme daemon status)"
-    render.out().print(line, soft_wrap=True)
+    line_out(line, soft_wrap=True)
 
 
 def _listen_url(listen: str) -> str:
@@ -151,13 +153,13 @@ def stop(
             }
         )
     elif stopped.not_ours:
-        render.out().print(f"not running: {stopped.not_ours}", soft_wrap=True)
+        line_out(f"not running: {stopped.not_ours}", soft_wrap=True)
     elif not stopped.was_running:
-        render.out().print("not running")
+        line_out("not running")
     elif stopped.killed:
-        render.out().print(f"killed pid {stopped.pid} (it did not stop within {timeout:g}s)")
+        line_out(f"killed pid {stopped.pid} (it did not stop within {timeout:g}s)")
     else:
-        render.out().print(f"stopped pid {stopped.pid}")
+        line_out(f"stopped pid {stopped.pid}")
 
 
 @app.command()
@@ -177,10 +179,10 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             {"running": True, **health} if health else {"running": False, "home": str(paths.home)}
         )
     elif health is None:
-        render.out().print(f"not running (home {paths.home})")
+        line_out(f"not running (home {paths.home})")
     else:
         uptime = int(health["uptime_seconds"])
-        render.out().print(
+        text_block(
             f"running: pid {health['pid']}, up {uptime}s, version {health['version']}\n"
             f"  socket   {health['socket']}\n"
             + _tcp_lines(health)

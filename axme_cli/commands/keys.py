@@ -52,12 +52,10 @@ def list_keys(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         keys = client.list_keys()
     if render.listed_plainly(keys, as_json, "no keys (axme keys create NAME --scope ...)"):
         return
-    table = render.plain_table()
-    for column in ("NAME", "SCOPES", "CREATED"):
-        table.add_column(column, overflow="fold")
-    for key in keys:
-        table.add_row(key["name"], " ".join(key["scopes"]), key["created_at"])
-    render.out().print(table)
+    from axme_cli.output import Column, table
+
+    columns = [Column(name, overflow="fold") for name in ("NAME", "SCOPES", "CREATED")]
+    table(columns, [[k["name"], " ".join(k["scopes"]), k["created_at"]] for k in keys])
 
 
 @app.command()
@@ -70,4 +68,6 @@ def revoke(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
     if as_json:
         render.print_json({"revoked": name})
     else:
-        render.out().print(f"revoked {name}")
+        from axme_cli.output import line
+
+        line(f"revoked {name}")

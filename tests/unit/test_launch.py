@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from axme_cli.main import app
+from axme_cli.launch import command_word
+from axme_cli.main import COMMAND_MODULES, app, make_app
 from axme_cli.paths import home_paths
 from axme_cli.quick import parse, parser
 from axme_cli.session import Session
@@ -231,3 +232,38 @@ def test_both_paths_know_the_global_options_given_on_the_command_line(
     assert quick is not None and quick.session.given == given
     ctx = typer.main.get_command(app).make_context("axme", list(argv))
     assert session(ctx).given == given
+
+
+@pytest.mark.parametrize("module", sorted(COMMAND_MODULES))
+def test_each_command_module_adds_the_commands_it_is_listed_for(module: str) -> None:
+    """`make_app(word)` holds only the module listed for `word`: the list must be true."""
+    add, names = COMMAND_MODULES[module]
+    alone = typer.Typer()
+    add(alone)
+    assert set(typer.main.get_group(alone).commands) == names
+    for name in names:
+        made = typer.main.get_group(make_app(name))
+        assert set(made.commands) == names, name
+
+
+def test_the_whole_app_is_every_module_s_commands() -> None:
+    every = set().union(*(names for _, names in COMMAND_MODULES.values()))
+    assert set(typer.main.get_group(app).commands) == every
+    for word in (None, "bogus", "--help"):
+        assert set(typer.main.get_group(make_app(word)).commands) == every
+
+
+@pytest.mark.parametrize(
+    ("argv", "word"),
+    [
+        (["list", "-n", "1"], "list"),
+        (["--home", "/h", "--no-config", "daemon", "status"], "daemon"),
+        (["--home=/h", "--config", "x.toml", "keys", "list"], "keys"),
+        (["--version"], None),
+        (["-v", "list"], None),
+        ([], None),
+        (["--home"], None),
+    ],
+)
+def test_command_word_skips_the_global_options(argv: list[str], word: str | None) -> None:
+    assert command_word(argv) == word
