@@ -222,23 +222,29 @@ def list_daemons(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         daemons = client.list_daemons()
     if render.listed_plainly(daemons, as_json, "no daemon is registered on this store"):
         return
-    table = render.plain_table()
-    for column in ("DAEMON", "HOST", "PID", "STARTED", "HEARTBEAT", "STATE", "LEASES"):
-        table.add_column(column, no_wrap=column != "DAEMON")
-    table.add_column("LISTENING", overflow="fold")
+    from axme_cli.output import Column, table
+
+    columns = [
+        Column(name, no_wrap=name != "DAEMON")
+        for name in ("DAEMON", "HOST", "PID", "STARTED", "HEARTBEAT", "STATE", "LEASES")
+    ]
+    columns.append(Column("LISTENING", overflow="fold"))
+    rows = []
     for d in daemons:
         age = d.get("heartbeat_age")
-        table.add_row(
-            d["daemon_id"] + (" (this)" if d["this"] else ""),
-            d["host"],
-            str(d["pid"]),
-            render.age(d["started_at"]),
-            "-" if age is None else f"{max(0.0, age):.1f}s ago",
-            "[green]live[/]" if d["live"] else "[red]lapsed[/]",
-            str(d["leases"]),
-            ", ".join(a.removeprefix("agent://") for a in d["listening"]) or "-",
+        rows.append(
+            [
+                d["daemon_id"] + (" (this)" if d["this"] else ""),
+                d["host"],
+                str(d["pid"]),
+                render.age(d["started_at"]),
+                "-" if age is None else f"{max(0.0, age):.1f}s ago",
+                ("live", "green") if d["live"] else ("lapsed", "red"),
+                str(d["leases"]),
+                ", ".join(a.removeprefix("agent://") for a in d["listening"]) or "-",
+            ]
         )
-    render.out().print(table)
+    table(columns, rows)
     live = sum(1 for d in daemons if d["live"])
     render.note(f"{live} live of {len(daemons)} registered on this store")
 
