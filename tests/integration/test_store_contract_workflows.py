@@ -230,3 +230,20 @@ async def test_on_success_jumps_past_the_steps_between(store: Store) -> None:
     done = await _agent_done(store, FIXER, value={"ok": 2})
     assert done.status is S.COMPLETED and list(done.result["steps"]) == ["check", "fix"]
     assert await store.list_tasks(intent_id=intent_id, status=None) == []
+
+
+async def test_an_agent_outcome_moves_its_workflow_after_plain_intents_ended(
+    store: Store,
+) -> None:
+    """Outcomes of plain intents first, then of one that runs a workflow: the workflow
+    moves on (on PostgreSQL the look for a workflow, found empty before, is assumed empty;
+    the server refuses the assumption and the write runs again, reading it)."""
+    for n in (1, 2):
+        await store.create_intent(_new(n, to_agent=FIXER), _id(n))
+        plain = await _agent_done(store, FIXER, value=n)
+        assert plain.status is S.COMPLETED and plain.result == n
+    intent_id = await _start(store, _plan(CHECK, SIGN), 3)
+    waiting = await _agent_done(store, CHECKER, value={"ready": True})
+    assert waiting.intent_id == intent_id
+    assert (waiting.status, waiting.waiting_reason) == (S.WAITING, "WAITING_FOR_HUMAN")
+    assert (await store.get_workflow(intent_id) or {})["current_step"] == "sign"

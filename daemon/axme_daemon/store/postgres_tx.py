@@ -13,15 +13,16 @@ sends fewer of them than the rules ask for:
   COMMIT) and go as one `INSERT ... SELECT FROM json_populate_recordset(...)`, in order;
 - answers known in advance: a conditional write whose every caller refuses unless it
   changed one row (`update_intent`: "nobody changed the intent since I read it") goes out
-  without waiting for its count, and so do the looks at an address's queue that a create
-  with a free slot takes ("is anything older waiting?", `any_queued`) and a freed slot
-  takes ("what is next?", `next_queued`), assumed empty while the last real look at that
-  address found it so; each is wrapped so that the server fails the statement when the
-  answer is not the one assumed (SQLSTATE `AXST0`, migration 0007): the batch then rolls
-  back and runs again as below, reading the answer this time (and the queues are looked
-  at again before anything more is assumed of them). Under `FOR UPDATE` the update always
-  changes its row, and a queue seen empty mostly stays so while slots free up, so the
-  round trips saved are seldom paid back.
+  without waiting for its count, and so do reads that mostly find nothing: the looks at
+  an address's queue that a create with a free slot takes ("is anything older waiting?",
+  `any_queued`) and a freed slot takes ("what is next?", `next_queued`), and an agent's
+  outcome's look for a workflow its intent runs (`workflow_of`), each assumed empty while
+  the last real look of its kind (at that address) found nothing. Each is wrapped so that
+  the server fails the statement when the answer is not the one assumed (SQLSTATE
+  `AXST0`, migration 0007): the batch then rolls back and runs again as below, reading
+  the answer this time (and nothing more is assumed until real looks find nothing again).
+  Under `FOR UPDATE` the update always changes its row, and a queue or a kind of intent
+  seen empty mostly stays so, so the round trips saved are seldom paid back.
 - savepoints: `savepoint()` sends none at first. A block that raises an `AxmeError` after
   it wrote raises `UndoBatch` instead: the batch rolls back and runs its writes one at a
   time (`_run_batch`), and a write that refuses alone runs once more, with savepoints, so
@@ -57,8 +58,8 @@ _INSERT_EVENTS = pgsql.SQL(
 
 #: Conditional writes every caller refuses unless they changed exactly one row.
 _MUST_CHANGE_ONE = ("update_intent", "update_intent_outcome")
-#: Reads a writer's rule expects to find nothing (`axme_none_queued` checks it).
-_ASSUMED_NONE = ("any_queued", "next_queued")
+#: Reads that mostly find nothing, assumed to (`axme_found_none` checks it).
+_ASSUMED_NONE = ("any_queued", "next_queued", "workflow_of")
 #: The SQLSTATE of an answer that was not the one assumed (`axme_changed_one`, ...).
 CHANGED_NONE = "AXST0"
 
@@ -96,7 +97,7 @@ def _unwaited() -> dict[str, pgsql.SQL]:
     unwaited = {name: _changed_one(queries[name]) for name in _MUST_CHANGE_ONE}
     for name in _ASSUMED_NONE:
         body = to_pyformat(queries[name]).rstrip().rstrip(";")
-        unwaited[name] = pgsql.SQL(f"SELECT axme_none_queued(count(*)) FROM ({body}) AS found")
+        unwaited[name] = pgsql.SQL(f"SELECT axme_found_none(count(*)) FROM ({body}) AS found")
     return unwaited
 
 
@@ -112,8 +113,8 @@ class PostgresTx:
         self.optimistic = False
         self._events: list[Mapping[str, Any]] = []  # appended, not sent yet
         self._writes = 0  # writes asked for in this transaction (sent or kept)
-        #: Addresses whose queue the last real look found empty (see the module's doc).
-        self.empty: set[str] = set()
+        #: Reads (and their address) whose last real look found nothing (module's doc).
+        self.empty: set[tuple[str, str | None]] = set()
 
     def flush(self) -> None:
         """Send the events kept so far (before any other statement, and the COMMIT)."""
@@ -128,15 +129,15 @@ class PostgresTx:
     def one(self, query: str, **params: Any) -> Row | None:
         self.flush()
         if query in _ASSUMED_NONE and self.pipeline is not None:
-            address = params["address"]
-            if self.optimistic and address in self.empty:
+            kind = (query, params.get("address"))
+            if self.optimistic and kind in self.empty:
                 self.db.execute(_unwaited()[query], params)
                 return None  # or the server fails the batch (see the module's doc)
             row = self.db.execute(self._sql[query], params).fetchone()
             if row is None:
-                self.empty.add(address)
+                self.empty.add(kind)
             else:
-                self.empty.discard(address)
+                self.empty.discard(kind)
             return row
         return self.db.execute(self._sql[query], params).fetchone()
 

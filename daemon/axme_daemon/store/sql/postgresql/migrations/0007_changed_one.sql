@@ -8,10 +8,10 @@ BEGIN
     END IF;
     RETURN 1;
 END $$;
-CREATE FUNCTION axme_none_queued(n BIGINT) RETURNS INTEGER LANGUAGE plpgsql AS $$
+CREATE FUNCTION axme_found_none(n BIGINT) RETURNS INTEGER LANGUAGE plpgsql AS $$
 BEGIN
     IF n <> 0 THEN
-        RAISE EXCEPTION 'intents wait in the queue' USING ERRCODE = 'AXST0';
+        RAISE EXCEPTION 'a read assumed to find nothing found % rows', n USING ERRCODE = 'AXST0';
     END IF;
     RETURN 0;
 END $$;
