@@ -1,7 +1,8 @@
 """The `axme` entry point: answers `axme --version` and the quick commands (`quick.py`: a
 plain `send`, `list`, `show`, `wait`, `tail`, `cancel`, `retry`, `approve`, `reject`, `inbox`,
-`agents list`, and AXME's `tasks list|approve|reject|confirm|complete` and `intents
-get|list|watch|cancel`) before the Typer app is loaded.
+`agents list`, `keys list`, `daemon status`, and AXME's `tasks
+list|approve|reject|confirm|complete` and `intents get|list|watch|cancel`) before the Typer
+app is loaded.
 
 Anything else, and anything the quick parsers do not take whole, goes to the Typer app, which
 owns the CLI: its help, its completion and its usage errors.
@@ -18,7 +19,7 @@ COMPLETE_VAR = "_AXME_COMPLETE"
 #: The first words of the command lines the quick parsers may take.
 QUICK_COMMANDS = frozenset(
     {"send", "list", "show", "wait", "tail", "retry", "cancel", "approve", "reject", "inbox"}
-    | {"agents", "tasks", "intents"}
+    | {"agents", "tasks", "intents", "keys", "daemon"}
 )
 
 

@@ -142,6 +142,18 @@ def _agents_list(session: Session, a: argparse.Namespace) -> None:
     views.list_agents(session, as_json=a.as_json)
 
 
+def _keys_list(session: Session, a: argparse.Namespace) -> None:
+    from axme_cli import views
+
+    views.list_keys(session, as_json=a.as_json)
+
+
+def _daemon_status(session: Session, a: argparse.Namespace) -> int | None:
+    from axme_cli import views
+
+    return views.daemon_status(session.paths, as_json=a.as_json)
+
+
 def _command(
     commands: argparse._SubParsersAction[_Parser],
     name: str,
@@ -244,6 +256,12 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     if wanted("agents"):
         agents = commands.add_parser("agents").add_subparsers(dest="agents_command", required=True)
         _command(agents, "list", _agents_list)
+    if wanted("keys"):
+        keys = commands.add_parser("keys").add_subparsers(dest="keys_command", required=True)
+        _command(keys, "list", _keys_list)
+    if wanted("daemon"):
+        daemon = commands.add_parser("daemon").add_subparsers(dest="daemon_command", required=True)
+        _command(daemon, "status", _daemon_status)
     _nouns(commands, wanted)
     return root
 

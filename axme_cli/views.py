@@ -1,5 +1,5 @@
-"""What `axme list`, `show`, `wait`, `tail`, `cancel`, `retry`, `inbox` and `agents list` do,
-without Typer.
+"""What `axme list`, `show`, `wait`, `tail`, `cancel`, `retry`, `inbox`, `agents list`, `keys
+list` and `daemon status` do, without Typer.
 
 The Typer commands and the launcher's quick paths (`quick.py`) both run these, so that a
 command behaves the same whichever parsed it. Exit codes are returned, not raised: Typer
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from axme_cli.errors import STATUS_EXIT, BadInput
+from axme_cli.errors import EXIT_UNREACHABLE, STATUS_EXIT, BadInput
+from axme_cli.paths import HomePaths
 from axme_cli.protocol import IntentStatus
 from axme_cli.session import Session
 
@@ -250,3 +251,69 @@ def tail(session: Session, intent: str, since: int, as_json: bool) -> int:
         else:
             status = last["status"]
     return STATUS_EXIT.get(IntentStatus(status), 0)
+
+
+def list_keys(session: Session, *, as_json: bool) -> None:
+    from axme_cli import render
+
+    with session.connect() as client:
+        keys = client.list_keys()
+    if render.listed_plainly(keys, as_json, "no keys (axme keys create NAME --scope ...)"):
+        return
+    from axme_cli.output import Column, table
+
+    columns = [Column(name, overflow="fold") for name in ("NAME", "SCOPES", "CREATED")]
+    table(columns, [[k["name"], " ".join(k["scopes"]), k["created_at"]] for k in keys])
+
+
+def daemon_status(paths: HomePaths, *, as_json: bool) -> int | None:
+    """Whether this home's daemon runs, and where: None, or `EXIT_UNREACHABLE` if not."""
+    from axme_cli import daemonctl, render
+    from axme_cli.output import line, text_block
+
+    health = daemonctl.probe(paths)
+    if as_json:
+        render.print_json(
+            {"running": True, **health} if health else {"running": False, "home": str(paths.home)}
+        )
+    elif health is None:
+        line(f"not running (home {paths.home})")
+    else:
+        uptime = int(health["uptime_seconds"])
+        text_block(
+            f"running: pid {health['pid']}, up {uptime}s, version {health['version']}\n"
+            f"  socket   {health['socket']}\n"
+            + _tcp_lines(health)
+            + f"  database {health['database']}\n"
+            + _daemon_line(health)
+            + f"  log      {paths.daemon_log}"
+            + (f"\n  problem  {health['problem']}" if health.get("problem") else "")
+        )
+    return EXIT_UNREACHABLE if health is None else None
+
+
+def _daemon_line(health: dict[str, Any]) -> str:
+    """Its id and, on a store daemons share, how many of them are live."""
+    if not health.get("daemon_id"):
+        return ""
+    line = f"  daemon   {health['daemon_id']}"
+    sharing = health.get("daemons")
+    if sharing:
+        line += (
+            f", {sharing['live']} live of {sharing['registered']} registered on this store"
+            f" (lease grace {health['lease_grace']:g}s)"
+        )
+    return line + "\n"
+
+
+def _tcp_lines(health: dict[str, Any]) -> str:
+    """The base URL and key an AXME SDK program needs, or how to get them."""
+    if not health.get("tcp"):
+        return (
+            "  tcp      not listening (for AXME SDK programs: axme daemon stop, then"
+            " axme daemon start --listen 127.0.0.1:8765)\n"
+        )
+    lines = f"  base url {health['tcp']} (API key required)\n"
+    if health.get("api_key"):
+        lines += f"  api key  {health['api_key']} (the owner's; changes when the daemon restarts)\n"
+    return lines

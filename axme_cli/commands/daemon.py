@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -12,7 +12,6 @@ from axme_cli.commands.common import JsonOpt, connect
 from axme_cli.errors import EXIT_CONFLICT, EXIT_UNREACHABLE, BadInput, Conflict
 from axme_cli.logtail import print_log
 from axme_cli.output import line as line_out
-from axme_cli.output import text_block
 from axme_cli.paths import HomePaths
 
 app = typer.Typer(
@@ -170,28 +169,9 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     (the owner's, until the daemon stops) for programs written for AXME:
     AxmeClient(AxmeClientConfig(base_url=URL, api_key=KEY)).
     """
-    from axme_cli import daemonctl, render
+    from axme_cli import views
 
-    paths: HomePaths = ctx.obj
-    health = daemonctl.probe(paths)
-    if as_json:
-        render.print_json(
-            {"running": True, **health} if health else {"running": False, "home": str(paths.home)}
-        )
-    elif health is None:
-        line_out(f"not running (home {paths.home})")
-    else:
-        uptime = int(health["uptime_seconds"])
-        text_block(
-            f"running: pid {health['pid']}, up {uptime}s, version {health['version']}\n"
-            f"  socket   {health['socket']}\n"
-            + _tcp_lines(health)
-            + f"  database {health['database']}\n"
-            + _daemon_line(health)
-            + f"  log      {paths.daemon_log}"
-            + (f"\n  problem  {health['problem']}" if health.get("problem") else "")
-        )
-    if health is None:
+    if views.daemon_status(ctx.obj, as_json=as_json) is not None:
         raise typer.Exit(EXIT_UNREACHABLE)
 
 
@@ -247,33 +227,6 @@ def list_daemons(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     table(columns, rows)
     live = sum(1 for d in daemons if d["live"])
     render.note(f"{live} live of {len(daemons)} registered on this store")
-
-
-def _daemon_line(health: dict[str, Any]) -> str:
-    """Its id and, on a store daemons share, how many of them are live."""
-    if not health.get("daemon_id"):
-        return ""
-    line = f"  daemon   {health['daemon_id']}"
-    sharing = health.get("daemons")
-    if sharing:
-        line += (
-            f", {sharing['live']} live of {sharing['registered']} registered on this store"
-            f" (lease grace {health['lease_grace']:g}s)"
-        )
-    return line + "\n"
-
-
-def _tcp_lines(health: dict[str, Any]) -> str:
-    """The base URL and key an AXME SDK program needs, or how to get them."""
-    if not health.get("tcp"):
-        return (
-            "  tcp      not listening (for AXME SDK programs: axme daemon stop, then"
-            " axme daemon start --listen 127.0.0.1:8765)\n"
-        )
-    lines = f"  base url {health['tcp']} (API key required)\n"
-    if health.get("api_key"):
-        lines += f"  api key  {health['api_key']} (the owner's; changes when the daemon restarts)\n"
-    return lines
 
 
 def _maintain(paths: HomePaths, action: str) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from axme_cli.commands.common import JsonOpt, connect
+from axme_cli.commands.common import JsonOpt, connect, session
 
 app = typer.Typer(
     help="API keys for the loopback TCP listener, each with its scopes. The Unix socket "
@@ -46,16 +46,9 @@ def create(ctx: typer.Context, name: NameArg, scope: ScopeOpt, as_json: JsonOpt 
 @app.command("list")
 def list_keys(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Every key's name, scopes and creation time (never the key)."""
-    from axme_cli import render
+    from axme_cli import views
 
-    with connect(ctx) as client:
-        keys = client.list_keys()
-    if render.listed_plainly(keys, as_json, "no keys (axme keys create NAME --scope ...)"):
-        return
-    from axme_cli.output import Column, table
-
-    columns = [Column(name, overflow="fold") for name in ("NAME", "SCOPES", "CREATED")]
-    table(columns, [[k["name"], " ".join(k["scopes"]), k["created_at"]] for k in keys])
+    views.list_keys(session(ctx), as_json=as_json)
 
 
 @app.command()
