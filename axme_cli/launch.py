@@ -39,12 +39,30 @@ def command_word(argv: list[str]) -> str | None:
     return None
 
 
+def _columns() -> int:
+    """The width Click would format help for, as `shutil.get_terminal_size` reads it."""
+    try:
+        return int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
 def main() -> None:
     argv = sys.argv[1:]
     if argv == ["--version"]:
         from axme_cli import __version__
 
         print(f"axme {__version__}")
+        return
+    if argv in (["--help"], ["-h"]) and COMPLETE_VAR not in os.environ and _columns() >= 80:
+        # The whole app's help, written out (scripts/gen_root_help.py): making every
+        # command to list them took longer than the rest of `axme --help`.
+        with open(os.path.join(os.path.dirname(__file__), "root_help.txt")) as text:
+            sys.stdout.write(text.read())
         return
     quick = None
     if (

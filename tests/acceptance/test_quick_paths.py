@@ -236,16 +236,27 @@ def test_typer_parsed_commands_load_only_their_own_command_module(
 
 
 def test_the_root_help_lists_every_command(daemon: Daemon, tmp_path: Path) -> None:
-    """`axme --help` and an unknown command get the whole app: its help and usage error."""
+    """`axme --help` prints the whole app's help, written out (scripts/gen_root_help.py),
+    without making the app; a terminal narrower than Click's 80 columns, and an unknown
+    command, get the whole app: its help at that width, and its usage error."""
     from axme_cli.main import COMMAND_MODULES
 
     code, loaded = _loaded(daemon.home, tmp_path, ["--help"])
     assert code == 0
-    assert {f"axme_cli.commands.{m}" for m in COMMAND_MODULES} <= loaded
+    assert _hits(loaded, ("typer", "axme_cli.main", "axme_cli.commands")) == []
     result = _run(daemon.home, ["-m", "axme_cli"], ["--help"])
+    assert result.stdout == _run(daemon.home, ["-c", TYPER], ["--help"]).stdout
     for names in (names for _, names in COMMAND_MODULES.values()):
         for name in names - {"task"}:  # hidden: the name `tasks` had first
             assert re.search(rf"^\s+{name}\s", result.stdout, re.M), (name, result.stdout)
+    narrow = {**env_for(daemon.home), "COLUMNS": "60"}
+    helps = [
+        subprocess.run(
+            [sys.executable, *program, "--help"], env=narrow, capture_output=True, text=True
+        ).stdout
+        for program in (["-m", "axme_cli"], ["-c", TYPER])
+    ]
+    assert helps[0] == helps[1] != result.stdout  # wrapped to 58 columns, by the app
     result = _run(daemon.home, ["-m", "axme_cli"], ["daemonz", "status"])
     said = "no such command 'daemonz'. Did you mean 'daemon', 'demo'?"  # among them all
     assert (result.returncode, result.stderr) == (2, f"error: axme: {said} (see: axme --help)\n")
@@ -253,7 +264,7 @@ def test_the_root_help_lists_every_command(daemon: Daemon, tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     "args",
-    [["daemon", "list"], ["keys", "list", "--help"], ["show", "--help"], ["--help"]],
+    [["daemon", "list"], ["keys", "list", "--help"], ["show", "--help"], ["--no-config", "-h"]],
 )
 def test_typer_parsed_commands_do_not_import_pydantic(
     daemon: Daemon, tmp_path: Path, args: list[str]
