@@ -208,13 +208,14 @@ def endpoints(w: World) -> dict[str, tuple[str, str, Any, str | None]]:
         ),
         "restart": ("POST", f"/v1/agents/{b}/restart", None, "agents:admin"),
         "remove": ("DELETE", f"/v1/agents/{b}", None, "agents:admin"),
+        "daemons": ("GET", "/v1/daemons", None, "intents:read"),
         "keys": ("GET", "/v1/keys", None, None),
         "make_key": ("POST", "/v1/keys", {"name": "mine", "scopes": ["agents:admin"]}, None),
         "revoke_key": ("DELETE", "/v1/keys/admin", None, None),
     }
 
 
-_READS = {"list", "get", "events", "follow", "steps", "watch", "agents", "agent"}
+_READS = {"list", "get", "events", "follow", "steps", "watch", "agents", "agent", "daemons"}
 _TASK_READS = {"tasks", "task", "my_tasks", "inbox", "thread"}
 _DECISIONS = {"decide", "approval", "inbox_approve", "inbox_reject", "resume_decision"}
 #: What each principal may use of `endpoints` (all aimed at another agent's work).
@@ -223,7 +224,7 @@ MAY = {
     "reader": _READS | _TASK_READS,
     "writer": {"create", "resolve", "retry", "signal"},
     "decider": _TASK_READS | _DECISIONS,
-    "admin": {"agents", "agent", "add_agent", "apply", "restart", "remove"},
+    "admin": {"agents", "agent", "add_agent", "apply", "restart", "remove", "daemons"},
 }
 
 
@@ -333,6 +334,9 @@ def test_reader_writer_and_admin_keys_do_what_their_scopes_say(world: World) -> 
     i = world.ids
     assert world.call("reader", "GET", f"/v1/intents/{i['iB']}").status_code == 200
     assert world.call("reader", "GET", "/v1/tasks").status_code == 200
+    for who in ("reader", "admin"):  # the daemons sharing the store: a read, or an admin's
+        listed = world.call(who, "GET", "/v1/daemons")
+        assert listed.status_code == 200 and len(listed.json()["daemons"]) == 1, listed.text
     canceled = world.call(
         "writer", "POST", f"/v1/intents/{i['iB']}/resolve", {"status": "CANCELED"}
     )

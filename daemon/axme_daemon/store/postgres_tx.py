@@ -44,7 +44,7 @@ from psycopg import sql as pgsql
 
 from axme_cli.errors import AxmeError
 from axme_daemon.lifecycle.tx import Row
-from axme_daemon.store.queries import load_queries
+from axme_daemon.store.queries import load_queries, savepoint
 
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 #: The events the rules append, in one statement: their rows as one JSON text (psycopg
@@ -62,14 +62,6 @@ _MUST_CHANGE_ONE = ("update_intent", "update_intent_outcome")
 _ASSUMED_NONE = ("any_queued", "next_queued", "workflow_of")
 #: The SQLSTATE of an answer that was not the one assumed (`axme_changed_one`, ...).
 CHANGED_NONE = "AXST0"
-
-
-def _changed_one(update: str) -> pgsql.SQL:
-    """`update` failing in the server unless it changed exactly one row."""
-    body = to_pyformat(update).rstrip().rstrip(";")
-    return pgsql.SQL(
-        f"WITH changed AS ({body} RETURNING 1) SELECT axme_changed_one(count(*)) FROM changed"
-    )
 
 
 class UndoBatch(Exception):
@@ -93,12 +85,18 @@ def _queries() -> dict[str, pgsql.SQL]:
 
 @cache
 def _unwaited() -> dict[str, pgsql.SQL]:
-    queries = load_queries("postgresql")
-    unwaited = {name: _changed_one(queries[name]) for name in _MUST_CHANGE_ONE}
-    for name in _ASSUMED_NONE:
-        body = to_pyformat(queries[name]).rstrip().rstrip(";")
-        unwaited[name] = pgsql.SQL(f"SELECT axme_found_none(count(*)) FROM ({body}) AS found")
-    return unwaited
+    """The queries sent without waiting for their answer, wrapped so that the server fails
+    them when it is not the one assumed (see the module's doc)."""
+    body = {
+        name: to_pyformat(text).rstrip().rstrip(";")
+        for name, text in load_queries("postgresql").items()
+    }
+    changed = "WITH changed AS ({} RETURNING 1) SELECT axme_changed_one(count(*)) FROM changed"
+    found = "SELECT axme_found_none(count(*)) FROM ({}) AS found"
+    return {
+        **{name: pgsql.SQL(changed.format(body[name])) for name in _MUST_CHANGE_ONE},
+        **{name: pgsql.SQL(found.format(body[name])) for name in _ASSUMED_NONE},
+    }
 
 
 class PostgresTx:
@@ -180,20 +178,10 @@ class PostgresTx:
             cur.executemany(self._sql[query], rows)
 
     def savepoint(self) -> AbstractContextManager[None]:
-        return self._no_savepoint() if self.optimistic else self._savepoint()
-
-    @contextmanager
-    def _savepoint(self) -> Iterator[None]:
-        self.flush()  # what came before is not the block's to undo
-        self.db.execute(b"SAVEPOINT composite")
-        try:
-            yield
-        except AxmeError:
-            self._events.clear()  # the block's own, undone with it
-            self.db.execute(b"ROLLBACK TO SAVEPOINT composite")
-            raise
-        finally:
-            self.db.execute(b"RELEASE SAVEPOINT composite")
+        if self.optimistic:
+            return self._no_savepoint()
+        self.flush()  # the events kept so far are not the block's to undo; later ones are
+        return savepoint(self.db.execute, undone=self._events.clear)
 
     @contextmanager
     def _no_savepoint(self) -> Iterator[None]:

@@ -47,12 +47,16 @@ def load_queries(dialect: str) -> dict[str, str]:
 
 
 @contextmanager
-def savepoint(execute: Callable[[str], object]) -> Iterator[None]:
-    """Writes inside undone together when the block raises an `AxmeError`."""
+def savepoint(
+    execute: Callable[[str], object], undone: Callable[[], object] = lambda: None
+) -> Iterator[None]:
+    """Writes inside undone together when the block raises an `AxmeError` (`undone`: what
+    the backend forgets with them, e.g. writes it kept to send later)."""
     execute("SAVEPOINT composite")
     try:
         yield
     except AxmeError:
+        undone()
         execute("ROLLBACK TO SAVEPOINT composite")
         raise
     finally:
