@@ -204,13 +204,19 @@ def _other_connection(store_url: str) -> Callable[[Callable[[Tx], Any]], Any]:
     if not store_url.startswith("postgresql://"):
         pytest.skip("one writer at a time on SQLite: no other connection can commit meanwhile")
     import psycopg
-    from psycopg.rows import dict_row
 
+    from axme_daemon.store.postgres_session import Session
     from axme_daemon.store.postgres_tx import PostgresTx
 
     def run(write: Callable[[Tx], Any]) -> Any:
-        with psycopg.connect(store_url, row_factory=dict_row) as db:  # commits on leaving
-            return write(PostgresTx(db))
+        with psycopg.connect(store_url, autocommit=True) as db:
+            session = Session(db)
+            session.begin()
+            tx = PostgresTx(session)
+            result = write(tx)
+            tx.flush()  # the events it kept to send with the COMMIT
+            session.commit()
+            return result
 
     return run
 

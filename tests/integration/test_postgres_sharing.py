@@ -215,8 +215,8 @@ async def test_a_batch_the_server_rolls_back_for_a_deadlock_runs_again(
 
     def both_locks(tx: PostgresTx) -> tuple[str, list[str]]:
         attempts.append(1)
-        tx.db.execute("SELECT pg_advisory_xact_lock(1)")
-        tx.db.execute("SELECT pg_advisory_xact_lock(2)")
+        tx.execute(b"SELECT pg_advisory_xact_lock(1)")
+        tx.execute(b"SELECT pg_advisory_xact_lock(2)")
         return "done", []
 
     thread = threading.Thread(target=rival)

@@ -5,8 +5,9 @@ A batch is one READ COMMITTED transaction on the writer connection; its COMMIT r
 once the server made it durable (`synchronous_commit`), so its callers are answered then,
 with no sync of the daemon's own. The rules lock what they change (`*_for_update`
 queries) and write conditionally (`lifecycle/tx.py`), so other daemons' writers on the
-same database stay correct. The driver is psycopg 3's synchronous connection: the rules are
-plain functions over a `Tx`, run on the event loop's thread like SQLite's. (A writer thread
+same database stay correct. The driver is psycopg 3, below its cursor (`postgres_session.py`,
+measured: a sixth of the CPU per statement): the rules are plain functions over a `Tx`, run
+on the event loop's thread like SQLite's. (A writer thread
 of its own, waiting for the server while the loop serves requests, was measured: a fifth
 fewer 3-step intents/s and more of the daemon's CPU per intent, spent handing the
 interpreter lock back and forth.) So a batch sends few statements and waits for few
@@ -46,7 +47,8 @@ from axme_daemon.lifecycle.tx import Tx
 from axme_daemon.store.base import RemoteChange, StoreStats
 from axme_daemon.store.migrations import load_migrations, load_schema
 from axme_daemon.store.postgres_keepalive import Keepalive
-from axme_daemon.store.postgres_tx import CHANGED_NONE, PostgresTx, UndoBatch
+from axme_daemon.store.postgres_session import Session
+from axme_daemon.store.postgres_tx import CHANGED_NONE, PostgresTx, UndoBatch, numbered
 from axme_daemon.store.sealing import Sealer
 from axme_daemon.store.sqlite import SqliteStore, _Batch
 
@@ -107,14 +109,14 @@ _IDS_PER_NOTIFY = 150
 _TIMER_WRITES = frozenset({"insert_timer", "bring_timers_forward", "move_task_deadline"})
 #: One round trip: which of the batch's intents wait in a queue now, and the news with them.
 #: Addresses too many for a payload (under 8000 bytes) are sent as null: "any".
-_NOTIFY = b"""SELECT pg_notify(%(channel)s, CASE WHEN length(news) < 7900 THEN news
-    ELSE json_build_object('i', %(ids)s::text[], 'a', NULL, 't', %(timers)s::boolean)::text
+_NOTIFY = numbered("""SELECT pg_notify(:channel, CASE WHEN length(news) < 7900 THEN news
+    ELSE json_build_object('i', :ids::text[], 'a', NULL, 't', :timers::boolean)::text
     END) FROM (SELECT json_build_object(
-        'i', %(ids)s::text[],
+        'i', :ids::text[],
         'a', (SELECT coalesce(json_agg(DISTINCT to_agent), '[]') FROM intents
-              WHERE intent_id = ANY(%(ids)s::text[]) AND status = 'SUBMITTED'
+              WHERE intent_id = ANY(:ids::text[]) AND status = 'SUBMITTED'
               AND human_task IS NULL),
-        't', %(timers)s::boolean)::text AS news) AS told"""
+        't', :timers::boolean)::text AS news) AS told""")
 
 
 class _WatchedTx(PostgresTx):
@@ -149,7 +151,6 @@ class PostgresStore(SqliteStore):
         self._peers = False
         self._told_at: float | None = None  # when every other daemon knows of this one
         self.keepalive: Keepalive | None = None
-        self._piped: contextlib.ExitStack | None = None  # the running batch's pipeline mode
         self._seqs: deque[int] = deque()  # delivery cursors taken from the sequence, unused
 
     async def open(self) -> None:
@@ -162,8 +163,8 @@ class PostgresStore(SqliteStore):
         if applied := migrate(self._pw):
             log.info("schema migrated", extra={"action": "migrate", "versions": applied})
         self._sealer = Sealer(self._key_file)
-        self._wtx = _WatchedTx(self._pw)
-        self._rtx = reads = PostgresTx(self._pr)
+        self._wtx = _WatchedTx(Session(self._pw))
+        self._rtx = reads = PostgresTx(Session(self._pr))
         row = reads.one("last_delivery_seq")
         self._delivery_seq = int(row["n"]) if row else 0
         self._durable_delivery_seq = self._delivery_seq
@@ -253,7 +254,9 @@ class PostgresStore(SqliteStore):
         listed = sorted(ids)
         chunks = [listed[n : n + _IDS_PER_NOTIFY] for n in range(0, len(listed), _IDS_PER_NOTIFY)]
         for chunk in chunks or [[]]:
-            self._pw.execute(_NOTIFY, {"channel": CHANNEL, "ids": chunk, "timers": timers})
+            tx.session.send(
+                _NOTIFY.sql, _NOTIFY.args({"channel": CHANNEL, "ids": chunk, "timers": timers})
+            )
 
     async def _listen(self) -> psycopg.AsyncConnection[Any]:
         conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
@@ -328,52 +331,34 @@ class PostgresStore(SqliteStore):
         )
 
     def _begin(self, *, savepoints: bool) -> None:
-        """The batch in pipeline mode (`postgres_tx.py`): BEGIN goes out with its first
-        statement that needs an answer, and COMMIT with nothing after it. Savepoints only
-        when a write refused after writing without them (see `postgres_tx`)."""
-        assert self._pw is not None and isinstance(self._wtx, PostgresTx)
+        """BEGIN goes out with the batch's first statement that needs an answer, and
+        COMMIT with nothing after it (`postgres_tx.py`). Savepoints only when a write
+        refused after writing without them (see `postgres_tx`)."""
+        assert isinstance(self._wtx, PostgresTx)
         self._wtx.optimistic = not savepoints
-        self._piped = contextlib.ExitStack()
-        self._wtx.pipeline = self._piped.enter_context(self._pw.pipeline())
-        self._exec("BEGIN")
+        self._wtx.session.begin()
 
     def _commit(self) -> None:
-        """COMMIT, and leave pipeline mode: one round trip, which returns once the server
-        has the batch durably (or raises what any statement of the batch raised)."""
+        """COMMIT: one round trip, which returns once the server has the batch durably (or
+        raises what any statement of the batch raised)."""
         assert isinstance(self._wtx, PostgresTx)
         self._wtx.flush()
-        self._exec("COMMIT")
-        self._end_pipeline()
-
-    def _end_pipeline(self) -> None:
-        piped, self._piped = self._piped, None
-        if isinstance(self._wtx, PostgresTx):
-            self._wtx.pipeline = None
-        if piped is not None:
-            piped.close()
-
-    def _exec(self, statement: str) -> None:
-        assert self._pw is not None
-        self._pw.execute(statement.encode())
+        self._wtx.session.commit()
 
     def _rollback(self) -> None:
-        if isinstance(self._wtx, PostgresTx):
-            self._wtx.discard()
-            self._wtx.empty.clear()  # an assumption may have failed it: look again first
+        tx = self._wtx
+        if not isinstance(tx, PostgresTx):
+            return
+        tx.discard()
+        tx.empty.clear()  # an assumption may have failed it: look again first
         try:
-            self._end_pipeline()  # raises what failed (the batch is rolled back below)
+            tx.session.recover()
         except psycopg.Error:
-            pass
-        db = self._pw
-        if db is not None and db.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            try:
-                db.execute(b"ROLLBACK")
-            except psycopg.Error:
-                log.exception("rollback failed")
+            log.exception("rollback failed")
 
     def _read(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
-        assert self._pr is not None
-        return list(self._pr.execute(_qmarks(sql), args).fetchall())
+        assert isinstance(self._rtx, PostgresTx)
+        return self._rtx.execute(_numbered_marks(sql), args, prepare=False)  # type: ignore[return-value]
 
     def _read_apart(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
         """A slow read on a connection of its own (this runs in a thread): on the reader it
@@ -386,3 +371,11 @@ class PostgresStore(SqliteStore):
 def _qmarks(sql: str) -> bytes:
     """A read put together with `?` for each parameter, in psycopg's style."""
     return sql.replace("%", "%%").replace("?", "%s").encode()
+
+
+def _numbered_marks(sql: str) -> bytes:
+    """A read put together with `?` for each parameter, numbered as the server takes them."""
+    parts = sql.split("?")
+    return (
+        "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], 1)).encode() + parts[-1].encode()
+    )

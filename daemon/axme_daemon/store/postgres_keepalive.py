@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 
 from axme_daemon.lifecycle.daemons import clock
 from axme_daemon.store.base import DaemonInfo
+from axme_daemon.store.postgres_session import Session
 from axme_daemon.store.postgres_tx import PostgresTx
 
 log = logging.getLogger(__name__)
@@ -51,16 +52,17 @@ class Keepalive:
 
     def _run(self) -> None:
         db: psycopg.Connection[dict[str, Any]] | None = None
+        tx: PostgresTx | None = None
         try:
             while not self._stop.wait(self.every):
                 if time.monotonic() - self._loop_at > self.stall:
                     continue  # the loop is wedged: let the leases lapse
                 try:
-                    if db is None or db.closed:
+                    if db is None or tx is None or db.closed:
                         db = psycopg.connect(
                             self.url, autocommit=True, row_factory=dict_row, connect_timeout=5
                         )
-                    tx = PostgresTx(db)
+                        tx = PostgresTx(Session(db))
                     tx.run(
                         "daemon_heartbeat",
                         daemon_id=self.daemon.daemon_id,
@@ -72,7 +74,7 @@ class Keepalive:
                     log.debug("keepalive heartbeat failed: %s", exc)
                     if db is not None:
                         db.close()
-                    db = None
+                    db = tx = None
         finally:
             if db is not None:
                 db.close()

@@ -1,10 +1,12 @@
 """The PostgreSQL dialect of `lifecycle.tx.Tx`: the named queries of
-`sql/postgresql/queries.sql` over one psycopg connection, rows as dicts.
+`sql/postgresql/queries.sql` over one connection's `Session` (`postgres_session.py`), rows
+as dicts.
 
-In the writer's batch the connection is in pipeline mode (`pipeline` set): statements go
-out without waiting, and a round trip happens only where a rule needs an answer: a read's
-rows, a conditional write's row count. `write` and `run_many` ride along with the next one
-(the server runs them in order, and an error among them is raised there).
+In the writer's batch (the session inside BEGIN) statements go out without waiting, and a
+round trip happens only where a rule needs an answer: a read's rows, a conditional write's
+row count. `write` and `run_many` ride along with the next one (the server runs them in
+order, and an error among them is raised there). Outside a batch (the reader), each
+statement is its own transaction, waited for.
 
 Each statement costs CPU in the driver and on the server whatever it does, so the writer
 sends fewer of them than the rules ask for:
@@ -37,22 +39,44 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from functools import cache
-from typing import Any
-
-import psycopg
-from psycopg import sql as pgsql
+from typing import Any, NamedTuple
 
 from axme_cli.errors import AxmeError
 from axme_daemon.lifecycle.tx import Row
+from axme_daemon.store.postgres_session import Session
 from axme_daemon.store.queries import load_queries, savepoint
 
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+
+class Statement(NamedTuple):
+    """A named query as the server takes it: `$1`, `$2`... and the names they stand for."""
+
+    sql: bytes
+    names: tuple[str, ...]
+
+    def args(self, params: Mapping[str, Any]) -> list[Any]:
+        return [params[name] for name in self.names]
+
+
+def numbered(sql: str) -> Statement:
+    """`:name` parameters as `$1`, `$2`... (one number per name, however often it comes)."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    return Statement(_PARAM.sub(number, sql).encode(), tuple(names))
+
+
 #: The events the rules append, in one statement: their rows as one JSON text (psycopg
 #: adapts a list of Python values per array in Python, several times slower per event).
-_INSERT_EVENTS = pgsql.SQL(
-    "INSERT INTO events (intent_pos, seq, event_type, status, at, actor, details)"
-    " SELECT intent_pos, seq, event_type, status, at, actor, details"
-    " FROM json_populate_recordset(NULL::events, %(rows)s::json)"
+_INSERT_EVENTS = (
+    b"INSERT INTO events (intent_pos, seq, event_type, status, at, actor, details)"
+    b" SELECT intent_pos, seq, event_type, status, at, actor, details"
+    b" FROM json_populate_recordset(NULL::events, $1::json)"
 )
 
 
@@ -73,40 +97,31 @@ class UndoBatch(Exception):
         self.error = error
 
 
-def to_pyformat(sql: str) -> str:
-    """`:name` parameters as psycopg's `%(name)s`."""
-    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+@cache
+def _queries() -> dict[str, Statement]:
+    return {name: numbered(text) for name, text in load_queries("postgresql").items()}
 
 
 @cache
-def _queries() -> dict[str, pgsql.SQL]:
-    return {name: pgsql.SQL(to_pyformat(text)) for name, text in load_queries("postgresql").items()}
-
-
-@cache
-def _unwaited() -> dict[str, pgsql.SQL]:
+def _unwaited() -> dict[str, Statement]:
     """The queries sent without waiting for their answer, wrapped so that the server fails
     them when it is not the one assumed (see the module's doc)."""
-    body = {
-        name: to_pyformat(text).rstrip().rstrip(";")
-        for name, text in load_queries("postgresql").items()
-    }
+    body = {name: text.rstrip().rstrip(";") for name, text in load_queries("postgresql").items()}
     changed = "WITH changed AS ({} RETURNING 1) SELECT axme_changed_one(count(*)) FROM changed"
     found = "SELECT axme_found_none(count(*)) FROM ({}) AS found"
     return {
-        **{name: pgsql.SQL(changed.format(body[name])) for name in _MUST_CHANGE_ONE},
-        **{name: pgsql.SQL(found.format(body[name])) for name in _ASSUMED_NONE},
+        **{name: numbered(changed.format(body[name])) for name in _MUST_CHANGE_ONE},
+        **{name: numbered(found.format(body[name])) for name in _ASSUMED_NONE},
     }
 
 
 class PostgresTx:
-    """Runs inside the writer's transaction; its `*_for_update` reads lock their rows."""
+    """Runs inside the writer's transaction; its `*_for_update` reads lock their rows.
+    Outside one (the reader's connection), each statement is its own transaction."""
 
-    def __init__(self, db: psycopg.Connection[dict[str, Any]]) -> None:
-        self.db = db
+    def __init__(self, session: Session) -> None:
+        self.session = session
         self._sql = _queries()
-        #: The writer's pipeline while a batch runs; None: each statement waits for its answer.
-        self.pipeline: psycopg.Pipeline | None = None
         #: Whether savepoints are left out (see the module's doc).
         self.optimistic = False
         self._events: list[Mapping[str, Any]] = []  # appended, not sent yet
@@ -114,74 +129,101 @@ class PostgresTx:
         #: Reads (and their address) whose last real look found nothing (module's doc).
         self.empty: set[tuple[str, str | None]] = set()
 
+    @property
+    def batching(self) -> bool:
+        """Inside the writer's batch: statements go out without waiting (module's doc)."""
+        return self.session.in_transaction
+
+    def execute(self, sql: bytes, params: Sequence[Any] = (), *, prepare: bool = True) -> list[Row]:
+        """A statement of the caller's own (`$1`, `$2`...): its rows, waited for."""
+        self.flush()
+        return list(self.session.rows(self.session.send(sql, params, prepare=prepare)))
+
     def flush(self) -> None:
         """Send the events kept so far (before any other statement, and the COMMIT)."""
         if self._events:
             rows, self._events = self._events, []
-            self.db.execute(_INSERT_EVENTS, {"rows": json.dumps(rows)})
+            self.session.send(_INSERT_EVENTS, [json.dumps(rows)])
 
     def discard(self) -> None:
         """The transaction rolled back: forget what it kept."""
         self._events.clear()
 
+    def _send(self, query: str, params: Mapping[str, Any]) -> Any:
+        statement = self._sql[query]
+        return self.session.send(statement.sql, statement.args(params))
+
+    def _first(self, query: str, params: Mapping[str, Any]) -> Row | None:
+        rows = self.session.rows(self._send(query, params))
+        return rows[0] if rows else None
+
     def one(self, query: str, **params: Any) -> Row | None:
         self.flush()
-        if query in _ASSUMED_NONE and self.pipeline is not None:
+        if query in _ASSUMED_NONE and self.batching:
             kind = (query, params.get("address"))
             if self.optimistic and kind in self.empty:
-                self.db.execute(_unwaited()[query], params)
+                unwaited = _unwaited()[query]
+                self.session.send(unwaited.sql, unwaited.args(params))
                 return None  # or the server fails the batch (see the module's doc)
-            row = self.db.execute(self._sql[query], params).fetchone()
+            row = self._first(query, params)
             if row is None:
                 self.empty.add(kind)
             else:
                 self.empty.discard(kind)
             return row
-        return self.db.execute(self._sql[query], params).fetchone()
+        return self._first(query, params)
 
     def all(self, query: str, **params: Any) -> list[Row]:
         self.flush()
-        return list(self.db.execute(self._sql[query], params).fetchall())
+        return list(self.session.rows(self._send(query, params)))
 
     def run(self, query: str, **params: Any) -> int:
         self.flush()
         self._writes += 1
-        if self.optimistic and self.pipeline is not None and query in _MUST_CHANGE_ONE:
-            self.db.execute(_unwaited()[query], params)
+        if self.optimistic and self.batching and query in _MUST_CHANGE_ONE:
+            unwaited = _unwaited()[query]
+            self.session.send(unwaited.sql, unwaited.args(params))
             return 1  # or the server fails the batch (see the module's doc)
-        cur = self.db.execute(self._sql[query], params)
-        if self.pipeline is not None:
-            self.pipeline.sync()  # the count, with what was sent before it
-        return cur.rowcount
+        return self.session.rowcount(self._send(query, params))
 
     def write(self, query: str, **params: Any) -> None:
         self._writes += 1
-        if query == "insert_event" and self.pipeline is not None:
+        if query == "insert_event" and self.batching:
             self._events.append(params)
             return
         self.flush()
-        self.db.execute(self._sql[query], params)
+        self._sent(self._send(query, params))
 
     def insert(self, query: str, **params: Any) -> int | None:
         self.flush()
         self._writes += 1
-        row = self.db.execute(self._sql[query], params).fetchone()
+        row = self._first(query, params)
         return None if row is None else int(next(iter(row.values())))
 
     def run_many(self, query: str, rows: Sequence[Mapping[str, Any]]) -> None:
         self._writes += 1
-        if query == "insert_event" and self.pipeline is not None:
+        if query == "insert_event" and self.batching:
             self._events.extend(rows)
             return
         self.flush()
-        with self.db.cursor() as cur:
-            cur.executemany(self._sql[query], rows)
+        answers = [self._send(query, row) for row in rows]
+        if answers:
+            self._sent(answers[-1])
+
+    def _sent(self, answer: Any) -> None:
+        """A write sent: in a batch its error comes with the next answer waited for;
+        alone, it is its own transaction, waited for now."""
+        if not self.batching:
+            self.session.wait(answer)
 
     def savepoint(self) -> AbstractContextManager[None]:
         if self.optimistic:
             return self._no_savepoint()
         self.flush()  # the events kept so far are not the block's to undo; later ones are
-        return savepoint(self.db.execute, undone=self._events.clear)
+        return savepoint(self._statement, undone=self._events.clear)
+
+    def _statement(self, sql: str) -> None:
+        self.session.send(sql.encode(), prepare=False)
 
     @contextmanager
     def _no_savepoint(self) -> Iterator[None]:
