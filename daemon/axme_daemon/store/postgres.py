@@ -338,12 +338,13 @@ class PostgresStore(SqliteStore):
         self._wtx.optimistic = not savepoints
         self._wtx.session.begin()
 
-    def _commit(self) -> None:
+    async def _commit(self) -> None:
         """COMMIT: one round trip, which returns once the server has the batch durably (or
-        raises what any statement of the batch raised)."""
+        raises what any statement of the batch raised). The loop serves requests while the
+        server writes its log; nothing else uses the writer's connection meanwhile."""
         assert isinstance(self._wtx, PostgresTx)
         self._wtx.flush()
-        self._wtx.session.commit()
+        await self._wtx.session.commit_async()
 
     def _rollback(self) -> None:
         tx = self._wtx

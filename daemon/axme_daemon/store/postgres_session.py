@@ -26,11 +26,15 @@ from typing import Any
 
 import psycopg
 from psycopg import errors, pq
+from psycopg.abc import PQGen
 from psycopg.adapt import PyFormat, Transformer
 from psycopg.generators import fetch_many, send
+from psycopg.waiting import wait_async
 
 _OK = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
 _TEXT = PyFormat.TEXT
+#: How often an asynchronous wait looks up from the socket (psycopg's own checks).
+_INTERVAL = 1.0
 
 
 class Answer:
@@ -113,6 +117,17 @@ class Session:
         self.send(b"COMMIT", prepare=False)
         self.sync()
 
+    async def commit_async(self) -> None:
+        """`commit`, the event loop running meanwhile (the server's wait for its disk)."""
+        self.send(b"COMMIT", prepare=False)
+        self._sync_sent()
+        try:
+            await wait_async(self._reading(_SYNC), self._pg.socket, interval=_INTERVAL)
+        finally:
+            failed = self._synced()
+        if failed is not None:
+            raise failed
+
     # -- answers ------------------------------------------------------------------------
 
     def rows(self, answer: Answer) -> list[dict[str, Any]]:
@@ -155,17 +170,25 @@ class Session:
     def sync(self, *, raising: bool = True) -> None:
         """Wait for every answer sent; raise the first error among them. A sync ends the
         implicit transaction (outside BEGIN) and an aborted stretch of the pipeline."""
-        self._pg.pipeline_sync()
-        self._asked = True
-        self._unread.append(_SYNC)
+        self._sync_sent()
         try:
             self._read_until(_SYNC)
         finally:
-            if self._pg.transaction_status == pq.TransactionStatus.IDLE:
-                self.in_transaction = False
-        failed, self._closed_failed = self._closed_failed, None
+            failed = self._synced()
         if raising and failed is not None:
             raise failed
+
+    def _sync_sent(self) -> None:
+        self._pg.pipeline_sync()
+        self._asked = True
+        self._unread.append(_SYNC)
+
+    def _synced(self) -> psycopg.Error | None:
+        """A sync was read (or reading it failed): the first error of the stretch it ended."""
+        if self._pg.transaction_status == pq.TransactionStatus.IDLE:
+            self.in_transaction = False
+        failed, self._closed_failed = self._closed_failed, None
+        return failed
 
     def recover(self) -> None:
         """After an error: read what is left, and roll back the transaction if one is open."""
@@ -176,10 +199,15 @@ class Session:
         self.in_transaction = False
 
     def _read_until(self, target: Answer) -> None:
-        conn, pg, unread = self.conn, self._pg, self._unread
-        conn.wait(send(pg))
+        self.conn.wait(self._reading(target))
+
+    def _reading(self, target: Answer) -> PQGen[None]:
+        """Send what is buffered, then read answers up to `target`'s (psycopg's waits drive
+        it: blocking in `_read_until`, on the event loop in `commit_async`)."""
+        pg, unread = self._pg, self._unread
+        yield from send(pg)
         while unread:
-            results = conn.wait(fetch_many(pg))
+            results = yield from fetch_many(pg)
             answer = unread.popleft()
             self._take(answer, results)
             if answer is target:

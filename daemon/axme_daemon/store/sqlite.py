@@ -289,7 +289,7 @@ class SqliteStore(Store):
             run = _Batch(batch)
             before = self._commits
             scan = any(queues for _, _, queues in batch)
-            run.outcomes = self._run_batch(
+            run.outcomes = await self._run_batch(
                 [op for op, _, _ in batch], run.touched, run.pushes, scan
             )
             if self._commits == before:  # nothing committed: nothing to wait for
@@ -344,7 +344,7 @@ class SqliteStore(Store):
                 if not fut.done():
                     fut.set_exception(StoreBroken(error))
 
-    def _run_batch(
+    async def _run_batch(
         self,
         ops: list[WriteOp[Any]],
         touched: set[str],
@@ -381,7 +381,7 @@ class SqliteStore(Store):
             if scan and ids and self._deliverer is not None:
                 self._deliver_queued(tx, ids)
             self._before_commit(tx, ids)
-            self._commit()
+            await self._commit()
         except Exception as exc:
             self._rollback()
             for worker_id, intent in delivered:
@@ -394,20 +394,21 @@ class SqliteStore(Store):
                 # Another daemon's transaction and this one each waited for the other: the
                 # server rolled this one back. Nothing of it happened; run it again.
                 log.warning("batch of %d rolled back (%s); running it again", len(ops), exc)
-                return self._run_batch(ops, touched, pushes, scan, conflicts + 1)
+                return await self._run_batch(ops, touched, pushes, scan, conflicts + 1)
             problem = self.translate_error(exc)
             if problem is not None:  # the store's, not one op's: each would fail the same
                 log.error("batch of %d failed: %s", len(ops), problem.message)
                 return [(False, problem)] * len(ops)
             refused = self._refused(exc)
             if refused and len(ops) == 1:  # it refused: again, undoing just its own writes
-                return self._run_batch(ops, touched, pushes, scan, conflicts, savepoints=True)
+                return await self._run_batch(ops, touched, pushes, scan, conflicts, savepoints=True)
             if len(ops) > 1:
                 # One op broke the shared transaction: retry each alone so that only the
                 # faulty one fails (or refuses: not a failure).
                 level = logging.INFO if refused else logging.WARNING
                 log.log(level, "batch of %d failed (%s); retrying one by one", len(ops), exc)
-                return [o for op in ops for o in self._run_batch([op], touched, pushes, scan)]
+                alone = [await self._run_batch([op], touched, pushes, scan) for op in ops]
+                return [o for outcomes in alone for o in outcomes]
             log.exception("write failed", extra={"action": "write"})
             return [(False, exc)]
         self._commits += 1
@@ -436,7 +437,8 @@ class SqliteStore(Store):
         savepoints cost next to nothing: always sent.)"""
         self._exec("BEGIN IMMEDIATE")
 
-    def _commit(self) -> None:
+    async def _commit(self) -> None:
+        """Awaited: a store whose COMMIT waits for a server lets the loop serve meanwhile."""
         self._exec("COMMIT")
 
     def _exec(self, statement: str) -> None:
