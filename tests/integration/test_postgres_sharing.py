@@ -346,3 +346,38 @@ async def test_a_freed_slot_takes_the_oldest_queued_intent_no_other_daemon_holds
     held, other = await store.get_intent(_id(1)), await store.get_intent(_id(2))
     assert held is not None and held.status is IntentStatus.SUBMITTED
     assert other is not None and other.lease_worker == "w"
+
+
+async def test_a_create_without_a_key_waits_for_the_server_only_at_its_commit(
+    postgresql_url: str, axme_home: Path, opened: list[PostgresStore]
+) -> None:
+    """Round trips of the writer, counted: a create inserts at a position taken ahead (with
+    an earlier COMMIT), so it waits once, for its COMMIT; one with an idempotency key also
+    waits for the look at its key and its insert's answer (it may insert nothing)."""
+    store = await _daemon(postgresql_url, axme_home, "a")
+    opened.append(store)
+    tx = store._wtx
+    assert isinstance(tx, PostgresTx)
+    session = tx.session
+    waits: list[int] = []
+    reading = session._reading
+
+    def counted(target: object) -> object:
+        waits.append(1)
+        return reading(target)  # type: ignore[arg-type]
+
+    session._reading = counted  # type: ignore[method-assign]
+    await store.create_intent(_new(0), _id(0))  # takes the first block of positions
+    waits.clear()
+    await store.create_intent(_new(1), _id(1))
+    assert len(waits) == 1
+    waits.clear()
+    keyed = NewIntent(
+        intent_type="intent.test.v1",
+        to_agent=AGENT,
+        payload={},
+        idempotency_key="k",
+        request_hash="h",
+    )
+    await store.create_intent(keyed, _id(2))
+    assert len(waits) == 3

@@ -188,6 +188,46 @@ async def test_idempotency_key_replays_or_conflicts(store: Store) -> None:
     assert [i.intent_id for i in page.intents] == [first.intent_id]
 
 
+async def test_intents_list_in_the_order_they_were_created_keys_or_not(store: Store) -> None:
+    """Creates with and without an idempotency key, one batch and one at a time: newest
+    first, whatever path each insert took (PostgreSQL inserts at positions it took ahead)."""
+    ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(1, 9)]
+    for n, intent_id in enumerate(ids[:4]):
+        keyed = {"idempotency_key": f"k{n}", "request_hash": "h"} if n % 2 else {}
+        await store.create_intent(_new(n, **keyed), intent_id)
+    await asyncio.gather(  # one batch
+        *(
+            store.create_intent(_new(n, **({"idempotency_key": f"k{n}"} if n % 2 else {})), i)
+            for n, i in enumerate(ids[4:], 4)
+        )
+    )
+    page = await store.list_intents(IntentFilter(), 20, None)
+    assert [i.intent_id for i in page.intents] == ids[::-1]
+
+
+async def test_a_create_the_store_refuses_fails_alone_and_keeps_nothing(store: Store) -> None:
+    """An intent id taken already: that create fails (on PostgreSQL its insert is not waited
+    for, the refusal comes with the COMMIT), the batch's other creates are kept."""
+    taken = "00000000-0000-4000-8000-000000000001"
+    await store.create_intent(_new(0), taken)
+    outcomes = await asyncio.gather(
+        store.create_intent(_new(1), "00000000-0000-4000-8000-000000000002"),
+        store.create_intent(_new(2), taken),
+        store.create_intent(_new(3), "00000000-0000-4000-8000-000000000003"),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], store.error_types)
+    assert all(isinstance(o, tuple) and o[1] for o in (outcomes[0], outcomes[2]))
+    kept = await store.get_intent(taken)
+    assert kept is not None and kept.payload == {"n": 0}
+    page = await store.list_intents(IntentFilter(), 10, None)
+    assert len(page.intents) == 3
+    assert [e.event_type for e in await store.list_events(taken)] == [
+        "intent.created",
+        "intent.submitted",
+    ]
+
+
 async def test_transition_appends_one_event_and_final_is_final(store: Store) -> None:
     intent, _ = await store.create_intent(_new(), "00000000-0000-4000-8000-000000000001")
     done, event = await store.transition(

@@ -343,8 +343,7 @@ class PostgresStore(SqliteStore):
         raises what any statement of the batch raised). The loop serves requests while the
         server writes its log; nothing else uses the writer's connection meanwhile."""
         assert isinstance(self._wtx, PostgresTx)
-        self._wtx.flush()
-        await self._wtx.session.commit_async()
+        await self._wtx.commit()
 
     def _rollback(self) -> None:
         tx = self._wtx

@@ -25,6 +25,11 @@ sends fewer of them than the rules ask for:
   the answer this time (and nothing more is assumed until real looks find nothing again).
   Under `FOR UPDATE` the update always changes its row, and a queue or a kind of intent
   seen empty mostly stays so, so the round trips saved are seldom paid back.
+- an intent's insert: its pos comes from a block the writer took from the sequence before
+  (`next_positions`, asked with an earlier COMMIT), not from the insert's answer, so a
+  create without an idempotency key waits for nothing before its COMMIT. Within a daemon
+  positions still grow with each create; across daemons they interleave by up to a block,
+  as concurrent inserts' positions already do against their commit order.
 - savepoints: `savepoint()` sends none at first. A block that raises an `AxmeError` after
   it wrote raises `UndoBatch` instead: the batch rolls back and runs its writes one at a
   time (`_run_batch`), and a write that refuses alone runs once more, with savepoints, so
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from functools import cache
@@ -80,6 +86,8 @@ _INSERT_EVENTS = (
 )
 
 
+#: Intent positions taken from the sequence at a time (`insert_intent`).
+POSITIONS = 64
 #: Conditional writes every caller refuses unless they changed exactly one row.
 _MUST_CHANGE_ONE = ("update_intent", "update_intent_outcome")
 #: Reads that mostly find nothing, assumed to (`axme_found_none` checks it).
@@ -128,6 +136,8 @@ class PostgresTx:
         self._writes = 0  # writes asked for in this transaction (sent or kept)
         #: Reads (and their address) whose last real look found nothing (module's doc).
         self.empty: set[tuple[str, str | None]] = set()
+        #: Positions taken from the sequence for the next intents this writer inserts.
+        self.positions: deque[int] = deque()
 
     @property
     def batching(self) -> bool:
@@ -197,8 +207,33 @@ class PostgresTx:
     def insert(self, query: str, **params: Any) -> int | None:
         self.flush()
         self._writes += 1
+        if query == "insert_intent":
+            return self._insert_intent(params)
         row = self._first(query, params)
         return None if row is None else int(next(iter(row.values())))
+
+    def _insert_intent(self, params: Mapping[str, Any]) -> int | None:
+        """An intent at a pos taken beforehand (module's doc): without an idempotency key
+        nothing can make it insert nothing, so in a batch it is not waited for."""
+        if not self.positions:
+            self.positions.extend(int(r["n"]) for r in self.all("next_positions", count=POSITIONS))
+        pos = self.positions.popleft()
+        answer = self._send("insert_intent", {**params, "pos": pos})
+        if params.get("idempotency_key") is None and self.batching:
+            return pos  # its error, if any, comes with the next answer waited for
+        rows = self.session.rows(answer)
+        return int(rows[0]["pos"]) if rows else None
+
+    async def commit(self) -> None:
+        """COMMIT the batch, waited for on the event loop; positions for the next batches'
+        inserts come back with it when few are left (no round trip of their own)."""
+        self.flush()
+        refill = None
+        if len(self.positions) < POSITIONS // 2:
+            refill = self._send("next_positions", {"count": POSITIONS})
+        await self.session.commit_async()
+        if refill is not None:
+            self.positions.extend(int(r["n"]) for r in self.session.rows(refill))
 
     def run_many(self, query: str, rows: Sequence[Mapping[str, Any]]) -> None:
         self._writes += 1

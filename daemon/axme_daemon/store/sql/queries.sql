@@ -172,6 +172,12 @@ ORDER BY delivery_seq;
 -- them from a sequence (SQLite counts in its one writer and does not ask).
 SELECT coalesce(max(delivery_seq), 0) + 1 AS n FROM intents WHERE :count > 0;
 
+-- name: next_positions
+-- Positions for the next :count intents a writer inserts. A dialect with several writers
+-- takes them from the identity's sequence ahead of the inserts (SQLite's insert assigns
+-- them, and nothing asks).
+SELECT coalesce(max(pos), 0) + 1 AS n FROM intents WHERE :count > 0;
+
 -- name: last_delivery_seq
 SELECT coalesce(max(delivery_seq), 0) AS n FROM intents;
 

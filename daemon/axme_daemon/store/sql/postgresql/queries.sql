@@ -17,11 +17,13 @@ SELECT * FROM intents WHERE pos = :pos FOR UPDATE;
 -- name: insert_intent
 -- Nothing when another writer took its idempotency key first: at READ COMMITTED the insert
 -- waits for that writer's commit, then does nothing, and the rule reads the row it made.
-INSERT INTO intents (intent_id, intent_type, to_agent, from_agent, reply_to, correlation_id,
-    payload, human_task, status, idempotency_key, request_hash, max_delivery_attempts,
-    deadline_at, last_seq, created_at, updated_at, delivery_attempt, delivery_seq, lease_worker,
-    lease_daemon)
-VALUES (:intent_id, :intent_type, :to_agent, :from_agent, :reply_to, :correlation_id,
+-- Its pos is one the writer took from the sequence beforehand (`next_positions`), so that
+-- the insert need not be waited for (postgres_tx.py).
+INSERT INTO intents (pos, intent_id, intent_type, to_agent, from_agent, reply_to,
+    correlation_id, payload, human_task, status, idempotency_key, request_hash,
+    max_delivery_attempts, deadline_at, last_seq, created_at, updated_at, delivery_attempt,
+    delivery_seq, lease_worker, lease_daemon)
+VALUES (:pos, :intent_id, :intent_type, :to_agent, :from_agent, :reply_to, :correlation_id,
     :payload, :human_task, :status, :idempotency_key, :request_hash, :max_delivery_attempts,
     :deadline_at, :last_seq, :created_at, :updated_at, :delivery_attempt, :delivery_seq,
     :lease_worker, :lease_daemon)
@@ -74,6 +76,12 @@ ORDER BY i.pos FOR UPDATE OF i SKIP LOCKED;
 
 -- name: clock
 SELECT extract(epoch FROM clock_timestamp())::float8 AS now;
+
+-- name: next_positions
+-- Positions for intents this writer is about to insert, in order, from the identity's own
+-- sequence (the values a writer never uses are gaps, as a rolled-back insert leaves).
+SELECT nextval(pg_get_serial_sequence('intents', 'pos')) AS n
+FROM generate_series(1, :count) ORDER BY n;
 
 -- name: next_delivery_seqs
 SELECT nextval('delivery_seq') AS n FROM generate_series(1, :count) ORDER BY n;
