@@ -57,6 +57,9 @@ class Worker:
     streams: int = 0
     last_seen: float = field(default_factory=time.monotonic)
     held: set[str] = field(default_factory=set)
+    #: Of `held`, those a write claimed and has not settled yet (its COMMIT may still be on
+    #: its way to a server): a read of the store does not show them yet.
+    claiming: set[str] = field(default_factory=set)
     #: Deliveries made to this worker by the writes that queued them (counted, and kept
     #: here, once on disk, until a stream of the worker sends them: no read of the store).
     pushes: int = 0
@@ -261,6 +264,7 @@ class Dispatcher:
         if best is None:
             return None
         best.held.add(intent_id)
+        best.claiming.add(intent_id)
         return best.worker_id
 
     def unclaim(self, worker_id: str, intent_id: str) -> None:
@@ -268,6 +272,7 @@ class Dispatcher:
         worker = self.workers.get(worker_id)
         if worker is not None:
             worker.held.discard(intent_id)
+            worker.claiming.discard(intent_id)
 
     def free(self, worker_id: str, intent_id: str) -> bool:
         """A write completes `intent_id`: its slot takes the next queued intent in that write."""
@@ -337,7 +342,7 @@ class Dispatcher:
             if intent.status is IntentStatus.SUBMITTED:
                 # The write that put it back may have delivered it to another worker already.
                 now = await self.store.get_intent(intent.intent_id)
-                holder = now.lease_worker if now is not None else None
+                holder = self._holder(intent.intent_id, now)
             for worker in self.workers.values():
                 worker.cancels.discard(intent.intent_id)
                 if worker.worker_id != holder:
@@ -357,12 +362,20 @@ class Dispatcher:
         """These intents' deliveries ended without ending them (a workflow moved on): free
         the slots of the workers that held them, unless the write delivered one again."""
         for intent in intents:
-            now = await self.store.get_intent(intent.intent_id)
-            holder = now.lease_worker if now is not None else None
+            holder = self._holder(intent.intent_id, await self.store.get_intent(intent.intent_id))
             for worker in self.workers.values():
                 if worker.worker_id != holder:
                     worker.held.discard(intent.intent_id)
         self.hub.notify(agent_topic(i.to_agent) for i in intents)
+
+    def _holder(self, intent_id: str, stored: Intent | None) -> str | None:
+        """The worker that holds `intent_id`: one a write delivered it to and has not
+        settled (its COMMIT may still be on its way: the store does not show it yet), else
+        the store's lease."""
+        for worker in self.workers.values():
+            if intent_id in worker.claiming:
+                return worker.worker_id
+        return stored.lease_worker if stored is not None else None
 
     def finished(self, intent: Intent) -> None:
         """A worker reported an outcome: free its slot and wake its streams."""
@@ -403,6 +416,7 @@ class Dispatcher:
         self._reasons.pop(intent.intent_id, None)
         worker = self.workers.get(worker_id)
         if worker is not None:
+            worker.claiming.discard(intent.intent_id)
             worker.pushes += 1
             worker.inbox.append(intent)
         self.hub.notify([agent_topic(intent.to_agent)])

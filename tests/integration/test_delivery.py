@@ -237,3 +237,20 @@ async def test_a_wait_ended_before_it_was_acknowledged_keeps_its_new_delivery(
     assert again.intent.delivery_seq > first.intent.delivery_seq
     assert engine.dispatcher.workers["w"].held == {waiting.intent_id}
     await stream.aclose()
+
+
+async def test_a_delivery_not_settled_yet_survives_a_look_at_the_store(engine: Engine) -> None:
+    """A write delivered an intent to a worker and waits for its COMMIT (on PostgreSQL the
+    loop serves other work meanwhile); the dispatcher, freeing slots after another write,
+    reads the store, which does not show that delivery yet: the worker keeps its slot, and
+    nobody is woken to lease the intent again."""
+    dispatcher = engine.dispatcher
+    queued, _ = await engine.create(_new(0))  # nobody listens: it waits in the queue
+    worker = dispatcher.register("w", ADDRESS, supervised=True, limit=1, pid=None)
+    worker.streams = 1
+    assert dispatcher.claim(ADDRESS, queued.intent_id) == "w"  # the write, not committed
+    await dispatcher.let_go([queued])
+    await dispatcher.requeued([(queued, (await engine.store.list_events(queued.intent_id))[-1])])
+    assert worker.held == {queued.intent_id}
+    dispatcher.pushed("w", queued)  # the write settled: the store shows it from now on
+    assert worker.claiming == set() and worker.held == {queued.intent_id}
