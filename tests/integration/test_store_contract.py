@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from axme_cli.errors import AlreadyFinal, BadInput, Conflict, IdempotencyConflict, NotFound
+from axme_cli.errors import (
+    AlreadyFinal,
+    BadInput,
+    Conflict,
+    IdempotencyConflict,
+    NotFound,
+    StoreUnavailable,
+)
 from axme_cli.protocol import IntentStatus
 from axme_daemon.intents import Intent, NewIntent
 from axme_daemon.lifecycle.tx import Tx
@@ -517,3 +524,27 @@ async def test_agent_registry_applies_a_source_only_when_it_changed(store: Store
     await store.set_agent_removed("agent://p/b", True)
     assert await store.put_agents("/p/axme.toml", "d3", [other], replace_source=True)
     assert "removed" not in (await store.list_agents())[0]
+
+
+async def test_a_writer_that_fails_in_its_own_error_handling_says_so(store: Store) -> None:
+    """A defect in the writer's handling of a failed batch (here: its rollback raises) stops
+    the writer: that write, and every write after, is refused with the reason at once, and
+    `/health`'s problem says it, instead of each waiting forever for a writer that is gone."""
+    assert isinstance(store, SqliteStore)
+    await store.create_intent(_new(0), "00000000-0000-4000-8000-000000000001")
+
+    def rollback() -> None:
+        raise RuntimeError("rollback broke")
+
+    def broken(tx: Tx) -> tuple[None, list[str]]:
+        raise ValueError("an op's own defect")
+
+    store._rollback = rollback  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailable, match=r"writer failed \(RuntimeError: rollback broke\)"):
+        await asyncio.wait_for(store._write(broken), 10)
+    with pytest.raises(StoreUnavailable, match="restart the daemon"):
+        await asyncio.wait_for(
+            store.create_intent(_new(1), "00000000-0000-4000-8000-000000000002"), 10
+        )
+    assert "writer failed" in (store.problem() or "")
+    assert await store.get_intent("00000000-0000-4000-8000-000000000001") is not None  # reads go on

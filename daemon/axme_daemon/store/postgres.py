@@ -231,7 +231,7 @@ class PostgresStore(SqliteStore):
         return StoreStats(commits=self._commits, writes=self._writes, syncs=self._commits)
 
     def problem(self) -> str | None:
-        return None
+        return self._writer_failed
 
     def _conflict(self, exc: Exception) -> bool:
         return isinstance(

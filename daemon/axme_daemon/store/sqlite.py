@@ -160,6 +160,7 @@ class SqliteStore(Store):
         self._unsynced: deque[_Batch] = deque()
         self._durable_delivery_seq = 0  # deliveries up to this cursor are on disk
         self._sync_failed: OSError | None = None
+        self._writer_failed: str | None = None  # why the writer stopped (`_stop_writing`)
         self._damage: str | None = None  # why the store was found damaged while running
         self._deliverer: Deliverer | None = None
         self._delivered: list[tuple[str, Intent]] = []  # the running batch's deliveries
@@ -245,6 +246,8 @@ class SqliteStore(Store):
     # -- group commit ----------------------------------------------------------------
 
     def problem(self) -> str | None:
+        if self._writer_failed is not None:
+            return self._writer_failed
         if self._damage is not None:
             return self._damage
         if self._sync_failed is not None:
@@ -265,6 +268,8 @@ class SqliteStore(Store):
         return None
 
     async def _write(self, op: WriteOp[T], *, queues: bool = False) -> T:
+        if self._writer_failed is not None:
+            raise StoreUnavailable(self._writer_failed)
         if self._sync_failed is not None:
             raise StoreBroken(self._sync_failed)
         if self._damage is not None:
@@ -289,9 +294,13 @@ class SqliteStore(Store):
             run = _Batch(batch)
             before = self._commits
             scan = any(queues for _, _, queues in batch)
-            run.outcomes = await self._run_batch(
-                [op for op, _, _ in batch], run.touched, run.pushes, scan
-            )
+            try:
+                run.outcomes = await self._run_batch(
+                    [op for op, _, _ in batch], run.touched, run.pushes, scan
+                )
+            except Exception as exc:
+                self._stop_writing(batch, exc)
+                return
             if self._commits == before:  # nothing committed: nothing to wait for
                 self._settle(run)
             else:
@@ -300,6 +309,23 @@ class SqliteStore(Store):
             await asyncio.sleep(0)  # let the requests that wait for the loop go first
             if closing:
                 return
+
+    def _stop_writing(self, batch: list[_Item], exc: Exception) -> None:
+        """A batch failed in a way the writer does not know how to handle (a defect): what
+        its ops did is unknown, so the writer stops, and this batch, the writes queued
+        behind it and every write after are refused with the reason (`/health` says it
+        too) instead of waiting forever. Restarting the daemon recovers from the store."""
+        self._writer_failed = (
+            f"the store's writer failed ({type(exc).__name__}: {exc}); restart the daemon"
+        )
+        log.critical("%s", self._writer_failed, exc_info=exc, extra={"action": "write"})
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None:
+                batch.append(item)
+        for _, fut, _ in batch:
+            if not fut.done():
+                fut.set_exception(StoreUnavailable(self._writer_failed))
 
     def _committed(self, run: _Batch) -> None:
         """`run` is committed to the WAL: its callers are answered once it is synced."""
