@@ -36,6 +36,13 @@ def _count(db: psycopg.Connection[tuple[object, ...]]) -> int:
     return int(str(row[0]))
 
 
+def _two_rows_of_one_id(session: Session) -> None:
+    """A transaction whose second insert the server refuses, neither waited for."""
+    session.begin()
+    session.send(_INSERT, [1, "a", None, 1])
+    session.send(_INSERT, [1, "b", None, 1])
+
+
 def test_rows_come_by_column_name_with_their_types(session: Session) -> None:
     session.wait(session.send(_INSERT, [1, "ünï", '{"a": [1, 2]}', 2**40]))
     session.wait(session.send(_INSERT, [2, "two", None, 5]))  # same text, other types
@@ -96,9 +103,7 @@ def test_a_failed_write_nobody_waited_for_fails_the_next_answer_and_the_commit(
 def test_an_error_only_the_commit_hears_of_is_raised_there(
     session: Session, other: psycopg.Connection[tuple[object, ...]]
 ) -> None:
-    session.begin()
-    session.send(_INSERT, [1, "a", None, 1])
-    session.send(_INSERT, [1, "b", None, 1])
+    _two_rows_of_one_id(session)
     with pytest.raises(psycopg.errors.UniqueViolation):
         session.commit()
     session.recover()
@@ -134,9 +139,7 @@ def test_after_an_error_a_read_raised_recover_rolls_back(
     session: Session, other: psycopg.Connection[tuple[object, ...]]
 ) -> None:
     """The writer's path when a rule's read raises: straight to `recover`, no COMMIT."""
-    session.begin()
-    session.send(_INSERT, [1, "a", None, 1])
-    session.send(_INSERT, [1, "b", None, 1])
+    _two_rows_of_one_id(session)
     with pytest.raises(psycopg.errors.UniqueViolation):
         session.rows(session.send(b"SELECT count(*) AS n FROM t"))
     session.recover()

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
+import re
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -358,24 +360,17 @@ class PostgresStore(SqliteStore):
 
     def _read(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
         assert isinstance(self._rtx, PostgresTx)
-        return self._rtx.execute(_numbered_marks(sql), args, prepare=False)  # type: ignore[return-value]
+        return self._rtx.execute(_numbered_marks(sql), args, prepare=False)
 
     def _read_apart(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
         """A slow read on a connection of its own (this runs in a thread): on the reader it
         would hold the reader's lock, and with it the event loop's next read and every
         write behind that, until it ends."""
-        with psycopg.connect(self.url, autocommit=True, row_factory=dict_row) as db:
-            return list(db.execute(_qmarks(sql), args).fetchall())
-
-
-def _qmarks(sql: str) -> bytes:
-    """A read put together with `?` for each parameter, in psycopg's style."""
-    return sql.replace("%", "%%").replace("?", "%s").encode()
+        with psycopg.connect(self.url, autocommit=True) as db:
+            return PostgresTx(Session(db)).execute(_numbered_marks(sql), args, prepare=False)
 
 
 def _numbered_marks(sql: str) -> bytes:
     """A read put together with `?` for each parameter, numbered as the server takes them."""
-    parts = sql.split("?")
-    return (
-        "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], 1)).encode() + parts[-1].encode()
-    )
+    numbers = itertools.count(1)
+    return re.sub(r"\?", lambda _: f"${next(numbers)}", sql).encode()

@@ -49,7 +49,7 @@ from typing import Any, NamedTuple
 
 from axme_cli.errors import AxmeError
 from axme_daemon.lifecycle.tx import Row
-from axme_daemon.store.postgres_session import Session
+from axme_daemon.store.postgres_session import Answer, Session
 from axme_daemon.store.queries import load_queries, savepoint
 
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
@@ -144,10 +144,12 @@ class PostgresTx:
         """Inside the writer's batch: statements go out without waiting (module's doc)."""
         return self.session.in_transaction
 
-    def execute(self, sql: bytes, params: Sequence[Any] = (), *, prepare: bool = True) -> list[Row]:
+    def execute(
+        self, sql: bytes, params: Sequence[Any] = (), *, prepare: bool = True
+    ) -> list[dict[str, Any]]:
         """A statement of the caller's own (`$1`, `$2`...): its rows, waited for."""
         self.flush()
-        return list(self.session.rows(self.session.send(sql, params, prepare=prepare)))
+        return self.session.rows(self.session.send(sql, params, prepare=prepare))
 
     def flush(self) -> None:
         """Send the events kept so far (before any other statement, and the COMMIT)."""
@@ -159,7 +161,7 @@ class PostgresTx:
         """The transaction rolled back: forget what it kept."""
         self._events.clear()
 
-    def _send(self, query: str, params: Mapping[str, Any]) -> Any:
+    def _send(self, query: str, params: Mapping[str, Any]) -> Answer:
         statement = self._sql[query]
         return self.session.send(statement.sql, statement.args(params))
 
@@ -245,7 +247,7 @@ class PostgresTx:
         if answers:
             self._sent(answers[-1])
 
-    def _sent(self, answer: Any) -> None:
+    def _sent(self, answer: Answer) -> None:
         """A write sent: in a batch its error comes with the next answer waited for;
         alone, it is its own transaction, waited for now."""
         if not self.batching:
